@@ -1,0 +1,149 @@
+"""The topic catalog: the single source of truth for every topic, its partitions, key, producers,
+consumers and message types. Nothing else spells a topic name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .artifacts import ArtifactPromoted, ArtifactRegistered, ArtifactRejected, ArtifactSubmitted
+from .datasets import DatasetVersionCreated
+from .deployments import Deploy, DeploymentFailed, DeploymentReady, DeploymentRemoved, Undeploy
+from .diagnostics import Ping
+from .messages import Message
+from .training import (
+    CancelTraining,
+    StartTraining,
+    TrainingCancelled,
+    TrainingCheckpointed,
+    TrainingCompleted,
+    TrainingFailed,
+    TrainingProgressed,
+    TrainingStarted,
+)
+
+DLQ_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    partitions: int
+    key: str
+    producers: tuple[str, ...]
+    consumers: tuple[str, ...]
+    messages: tuple[type[Message], ...]
+    description: str
+
+    @property
+    def dlq(self) -> str:
+        """Where consumers park messages they could not handle (one partition, operators read it)."""
+        return self.name + DLQ_SUFFIX
+
+
+TRAINING_COMMANDS = Topic(
+    name="training.commands.v1",
+    partitions=6,
+    key="job_id",
+    producers=("gateway",),
+    consumers=("trainer",),
+    messages=(StartTraining, CancelTraining),
+    description="Commands to start or cancel fine-tuning jobs.",
+)
+TRAINING_EVENTS = Topic(
+    name="training.events.v1",
+    partitions=6,
+    key="job_id",
+    producers=("trainer",),
+    consumers=("registry", "gateway"),
+    messages=(
+        TrainingStarted,
+        TrainingProgressed,
+        TrainingCheckpointed,
+        TrainingCompleted,
+        TrainingFailed,
+        TrainingCancelled,
+    ),
+    description="What happened to a fine-tuning job, in order per job.",
+)
+DATASET_EVENTS = Topic(
+    name="datasets.events.v1",
+    partitions=3,
+    key="dataset name",
+    producers=("gateway",),
+    consumers=("registry",),
+    messages=(DatasetVersionCreated,),
+    description="New validated versions of Delta Lake datasets.",
+)
+ARTIFACT_SUBMISSIONS = Topic(
+    name="artifacts.submissions.v1",
+    partitions=6,
+    key="artifact_id",
+    producers=("gateway", "trainer"),
+    consumers=("registry",),
+    messages=(ArtifactSubmitted,),
+    description="Stored artifacts waiting for the registry to verify and sign them.",
+)
+REGISTRY_ARTIFACTS = Topic(
+    name="registry.artifacts.v1",
+    partitions=6,
+    key="artifact_id",
+    producers=("registry",),
+    consumers=("inference", "gateway"),
+    messages=(ArtifactRegistered, ArtifactRejected, ArtifactPromoted),
+    description="Signed artifact state: registered, rejected, promoted (revocation included).",
+)
+DEPLOYMENT_COMMANDS = Topic(
+    name="deployments.commands.v1",
+    partitions=3,
+    key="deployment name",
+    producers=("gateway",),
+    consumers=("inference",),
+    messages=(Deploy, Undeploy),
+    description="Commands to serve or stop serving a base model with adapters.",
+)
+DEPLOYMENT_EVENTS = Topic(
+    name="deployments.events.v1",
+    partitions=3,
+    key="deployment name",
+    producers=("inference",),
+    consumers=("registry", "gateway"),
+    messages=(DeploymentReady, DeploymentFailed, DeploymentRemoved),
+    description="What happened to a deployment.",
+)
+DIAGNOSTICS_PINGS = Topic(
+    name="diagnostics.pings.v1",
+    partitions=1,
+    key="ping_id",
+    producers=("any",),
+    consumers=("any",),
+    messages=(Ping,),
+    description="End-to-end bus probes used by the smoke flow and the bus benchmark.",
+)
+
+TOPICS: tuple[Topic, ...] = (
+    TRAINING_COMMANDS,
+    TRAINING_EVENTS,
+    DATASET_EVENTS,
+    ARTIFACT_SUBMISSIONS,
+    REGISTRY_ARTIFACTS,
+    DEPLOYMENT_COMMANDS,
+    DEPLOYMENT_EVENTS,
+    DIAGNOSTICS_PINGS,
+)
+
+
+def topic_of(message: type[Message] | Message) -> Topic:
+    """The one topic a message type travels on."""
+    message_type = message.type
+    for topic in TOPICS:
+        if any(m.type == message_type for m in topic.messages):
+            return topic
+    raise LookupError(f"no topic carries {message_type!r}")
+
+
+def all_topic_names() -> Iterator[tuple[str, int]]:
+    """Every topic with its partition count, dead-letter topics included."""
+    for topic in TOPICS:
+        yield topic.name, topic.partitions
+        yield topic.dlq, 1

@@ -1,0 +1,126 @@
+"""Training commands (gateway → trainer) and training events (trainer → registry, gateway)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from .messages import Message
+
+
+class AdapterSpec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    r: int = Field(16, ge=1, le=512)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | Literal["all-linear"] = "all-linear"
+
+
+class Hyperparameters(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_steps: int | None = Field(None, ge=1)
+    epochs: float | None = Field(None, gt=0)
+    learning_rate: float = Field(2e-4, gt=0, le=1)
+    batch_size: int = Field(8, ge=1, le=1024)
+    seq_len: int = Field(256, ge=8, le=131072)
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _one_budget(self) -> Hyperparameters:
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of max_steps or epochs")
+        return self
+
+
+class StartTraining(Message):
+    """Command: fine-tune an adapter of `base_model` on one exact dataset version."""
+
+    type: ClassVar[str] = "modelops.training.start.v1"
+    subject_field: ClassVar[str] = "job_id"
+
+    job_id: str
+    submitted_by: str
+    base_model: str = Field(description="Artifact id of the base model")
+    dataset: str
+    dataset_version: int = Field(ge=0)
+    method: Literal["sft", "dpo"] = "sft"
+    adapter: AdapterSpec = AdapterSpec()
+    quantization: Literal["none", "nf4"] = "none"
+    hyperparameters: Hyperparameters
+    eval_split: float = Field(0.1, ge=0.0, lt=1.0)
+    suffix: str | None = None
+
+
+class CancelTraining(Message):
+    """Command: stop a queued or running job."""
+
+    type: ClassVar[str] = "modelops.training.cancel.v1"
+    subject_field: ClassVar[str] = "job_id"
+
+    job_id: str
+    requested_by: str
+    reason: str = ""
+
+
+class TrainingStarted(Message):
+    type: ClassVar[str] = "modelops.training.started.v1"
+    subject_field: ClassVar[str] = "job_id"
+
+    job_id: str
+    worker: str
+    total_steps: int = Field(ge=0)
+    resumed_from_step: int = Field(0, ge=0)
+
+
+class TrainingProgressed(Message):
+    type: ClassVar[str] = "modelops.training.progressed.v1"
+    subject_field: ClassVar[str] = "job_id"
+
+    job_id: str
+    step: int = Field(ge=0)
+    total_steps: int = Field(ge=0)
+    loss: float
+    learning_rate: float
+    tokens_per_second: float = Field(ge=0)
+    eta_seconds: float = Field(ge=0)
+
+
+class TrainingCheckpointed(Message):
+    type: ClassVar[str] = "modelops.training.checkpointed.v1"
+    subject_field: ClassVar[str] = "job_id"
+
+    job_id: str
+    step: int = Field(ge=0)
+    uri: str
+
+
+class TrainingCompleted(Message):
+    type: ClassVar[str] = "modelops.training.completed.v1"
+    subject_field: ClassVar[str] = "job_id"
+
+    job_id: str
+    adapter_artifact_id: str
+    steps: int = Field(ge=0)
+    duration_seconds: float = Field(ge=0)
+    metrics: dict[str, float] = {}
+
+
+class TrainingFailed(Message):
+    type: ClassVar[str] = "modelops.training.failed.v1"
+    subject_field: ClassVar[str] = "job_id"
+
+    job_id: str
+    reason: str
+    error_type: str = "error"
+
+
+class TrainingCancelled(Message):
+    type: ClassVar[str] = "modelops.training.cancelled.v1"
+    subject_field: ClassVar[str] = "job_id"
+
+    job_id: str
+    at_step: int = Field(0, ge=0)
+    reason: str = ""

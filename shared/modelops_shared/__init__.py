@@ -1,0 +1,1 @@
+"""ModelOps shared runtime: what every service stands on."""

@@ -1,0 +1,28 @@
+"""Create every catalog topic (and its dead-letter topic) with its partition count."""
+
+from __future__ import annotations
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from modelops_contracts import all_topic_names
+
+
+async def ensure_topics(bootstrap: str, replication_factor: int = 1) -> list[str]:
+    """Create missing topics; returns the names created. Existing topics are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(name, num_partitions=partitions, replication_factor=replication_factor)
+            for name, partitions in all_topic_names()
+            if name not in existing
+        ]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another starter won the race; the topics exist, which is all we need
+        return [topic.name for topic in missing]
+    finally:
+        await admin.close()

@@ -1,0 +1,64 @@
+"""Runtime settings from `MODELOPS_*` environment variables: the same names embedded, in compose and in k8s."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("gateway", "registry", "trainer", "quantizer", "inference", "rag", "marketplace")
+
+
+def _default_state_dir() -> Path:
+    return Path.cwd() / ".modelops"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MODELOPS_", extra="ignore")
+
+    service_name: str = Field("modelops", description="Name in logs, traces, metrics and `ce_source`")
+    state_dir: Path = Field(default_factory=_default_state_dir, description="Embedded stack state (git-ignored)")
+    log_level: str = "INFO"
+
+    kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_session_timeout_ms: int = Field(6000, description="Short sessions make group joins fast on tansu")
+    consumer_max_retries: int = Field(3, ge=0, description="Attempts after the first before a message is dead-lettered")
+    consumer_retry_backoff_s: float = Field(0.2, gt=0, description="First retry delay; doubles each attempt")
+
+    database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5433/postgres")
+    database_pool_max: int = 10
+
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6380/0")
+
+    object_store_url: str = Field("", description="file:///abs/path or s3://bucket/prefix; default <state_dir>/objects")
+    s3_endpoint: str = "127.0.0.1:9000"
+    s3_access_key: SecretStr = SecretStr("minioadmin")
+    s3_secret_key: SecretStr = SecretStr("minioadmin")
+    s3_region: str = "us-east-1"
+    s3_secure: bool = False
+
+    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset = no export")
+
+    gateway_port: int = 8000
+    registry_port: int = 8001
+    trainer_port: int = 8002
+    quantizer_port: int = 8003
+    inference_port: int = 8004
+    rag_port: int = 8005
+    marketplace_port: int = 8006
+    http_host: str = "127.0.0.1"
+
+    def port_of(self, service: str) -> int:
+        port: int = getattr(self, f"{service}_port")
+        return port
+
+    @property
+    def store_url(self) -> str:
+        return self.object_store_url or (self.state_dir / "objects").resolve().as_uri()
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
