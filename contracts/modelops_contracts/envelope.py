@@ -87,14 +87,15 @@ def encode(message: Message, envelope: Envelope, trace_headers: dict[str, str] |
         "time": envelope.time.isoformat(),
         "datacontenttype": envelope.datacontenttype,
     }
-    event = CloudEvent(attributes, message.model_dump_json().encode())
+    body = message.model_dump_json().encode()
+    event = CloudEvent(attributes, body)
     wire = to_binary(event, data_marshaller=lambda data: data, key_mapper=lambda _: envelope.subject)
     headers = {name: value.decode() for name, value in wire.headers.items()}
     headers[CORRELATION_ID] = envelope.correlation_id
     if envelope.causation_id:
         headers[CAUSATION_ID] = envelope.causation_id
     headers.update(trace_headers or {})
-    return KafkaRecord(key=envelope.subject.encode(), value=wire.value, headers=headers)
+    return KafkaRecord(key=envelope.subject.encode(), value=body, headers=headers)
 
 
 def decode(key: bytes | None, value: bytes, headers: dict[str, str]) -> tuple[Envelope, Message]:
@@ -109,8 +110,10 @@ def decode(key: bytes | None, value: bytes, headers: dict[str, str]) -> tuple[En
             correlation_id=headers.get(CORRELATION_ID) or attributes.get("subject"),
             causation_id=headers.get(CAUSATION_ID),
         )
-        model = message_class(envelope.type)
-        body = model.model_validate_json(event.get_data())
+        data = event.get_data()
+        if not isinstance(data, bytes):
+            raise EnvelopeError("record has no body")
+        body = message_class(envelope.type).model_validate_json(data)
     except KeyError as error:
         raise EnvelopeError(f"unknown message type {error.args[0]!r}") from None
     except (CloudEventError, ValidationError, TypeError, ValueError) as error:

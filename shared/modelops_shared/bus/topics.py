@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from modelops_contracts import all_topic_names
@@ -19,10 +21,9 @@ async def ensure_topics(bootstrap: str, replication_factor: int = 1) -> list[str
             if name not in existing
         ]
         if missing:
-            try:
+            # Another starter may win the race; the topics then exist, which is all we need.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another starter won the race; the topics exist, which is all we need
         return [topic.name for topic in missing]
     finally:
         await admin.close()

@@ -1,0 +1,56 @@
+# ModelOps — one entry point for install, the embedded stack, tests, lint, contracts and benchmarks.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+SERVICES := $(wildcard services/*/pyproject.toml)
+EDITABLES := -e contracts -e 'shared[embedded]' $(foreach p,$(SERVICES),-e $(dir $(p)))
+
+.PHONY: install up down status demo test test-unit test-integration test-e2e lint contracts bench clean
+
+install: $(BIN)/python  ## create .venv and install every distribution editable, pinned by constraints.txt
+	$(PIP) $(EDITABLES) -r requirements-dev.txt
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+up:  ## start tansu, PostgreSQL, Redis, the object store and every service; wait until all are ready
+	$(BIN)/modelops-stack up
+
+down:  ## stop everything `make up` started
+	$(BIN)/modelops-stack down
+
+status:  ## show what runs
+	$(BIN)/modelops-stack status
+
+demo: install up  ## the main flow end to end (grows with the platform)
+	$(BIN)/python -m modelops_shared.devstack.smoke
+
+test:  ## every tier: unit (no I/O), integration (real embedded services), e2e (the stack as processes)
+	$(BIN)/python -m pytest tests -q -p no:cacheprovider
+
+test-unit:
+	$(BIN)/python -m pytest tests/unit -q
+
+test-integration:
+	$(BIN)/python -m pytest tests/integration -q
+
+test-e2e:
+	$(BIN)/python -m pytest tests/e2e -q
+
+lint:  ## ruff, mypy (strict on contracts and shared), import-linter, stale AsyncAPI check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy contracts/modelops_contracts shared/modelops_shared $(foreach p,$(SERVICES),$(dir $(p)))
+	$(BIN)/lint-imports
+	$(BIN)/python -m modelops_contracts.asyncapi --check contracts/asyncapi.yaml
+
+contracts:  ## regenerate contracts/asyncapi.yaml from the catalog
+	$(BIN)/python -m modelops_contracts.asyncapi contracts/asyncapi.yaml
+
+bench:  ## run every benchmark; each prints its ratio against a baseline measured in the same run
+	$(BIN)/python bench/bus.py
+
+clean: down
+	rm -rf .modelops

@@ -1,0 +1,162 @@
+"""Idempotent consumers: decode the envelope, run the handler in a Postgres transaction that also records
+the message id, retry with backoff, and park what still fails on `<topic>.dlq` so the consumer moves on."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from datetime import UTC, datetime
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from faststream import AckPolicy
+from faststream.kafka import KafkaMessage
+from modelops_contracts import Envelope, EnvelopeError, Message, Topic, decode
+from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
+
+from ..telemetry import CONSUMER_LAG, MESSAGES_DEAD_LETTERED, MESSAGES_DUPLICATE
+from .outbox import enqueue
+from .publisher import Bus
+
+log = logging.getLogger(__name__)
+
+DLQ_HEADER_PREFIX = "dlq_"
+
+
+class PermanentError(Exception):
+    """A handler's verdict that retrying cannot help (a rule broken, a reference that will never exist)."""
+
+
+@dataclass
+class MessageContext:
+    """What a handler gets besides the body: the envelope and the transaction its effects must use."""
+
+    envelope: Envelope
+    conn: asyncpg.Connection
+    bus: Bus
+
+    async def emit(self, message: Message) -> Envelope:
+        """Announce a consequence through the outbox: it leaves only if this message's effects commit."""
+        return await enqueue(self.conn, self.bus, message, causation=self.envelope)
+
+
+Handler = Callable[[Message, MessageContext], Awaitable[None]]
+
+
+class IdempotentConsumer:
+    """At-least-once in, exactly-once effect: a message's id is recorded in the handler's own transaction."""
+
+    def __init__(
+        self,
+        bus: Bus,
+        pool: asyncpg.Pool,
+        topic: Topic,
+        group: str,
+        handler: Handler,
+    ) -> None:
+        self.bus = bus
+        self.pool = pool
+        self.topic = topic
+        self.group = group
+        self.handler = handler
+        self.max_attempts = bus.settings.consumer_max_retries + 1
+        self.backoff = bus.settings.consumer_retry_backoff_s
+
+    def subscribe(self) -> None:
+        """Register on the bus's broker; it consumes once the bus starts. Offsets are committed only after
+        `process` returns, and a crash before that redelivers the message."""
+        session_ms = self.bus.settings.kafka_session_timeout_ms
+        self.bus.broker.subscriber(
+            self.topic.name,
+            group_id=self.group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            session_timeout_ms=session_ms,
+            heartbeat_interval_ms=max(session_ms // 3, 100),
+            fetch_max_wait_ms=50,
+        )(self.process)
+
+    async def process(self, msg: KafkaMessage) -> None:
+        """Handle one record: apply once, retry transient failures, dead-letter what cannot be handled."""
+        record = _record_of(msg)
+        self._record_lag(msg)
+        try:
+            envelope, body = decode(record.key, msg.body, msg.headers)
+        except EnvelopeError as error:
+            await self._dead_letter(msg, error, attempts=1)
+            return
+        attempts = 0
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.max_attempts),
+                wait=wait_exponential(multiplier=self.backoff, max=30),
+                retry=retry_if_not_exception_type(PermanentError),
+                reraise=True,
+            ):
+                with attempt:
+                    attempts += 1
+                    await self._apply_once(msg, envelope, body)
+        except Exception as error:
+            await self._dead_letter(msg, error, attempts=attempts)
+
+    async def _apply_once(self, msg: KafkaMessage, envelope: Envelope, body: Message) -> None:
+        record = _record_of(msg)
+        async with self.pool.acquire() as conn, conn.transaction():
+            first_time = await conn.fetchval(
+                'INSERT INTO processed_messages (consumer, message_id, topic, partition, "offset")'
+                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
+                self.group,
+                envelope.id,
+                record.topic,
+                record.partition,
+                record.offset,
+            )
+            if not first_time:
+                MESSAGES_DUPLICATE.labels(record.topic, self.group).inc()
+                log.info("skipping duplicate %s", envelope.id, extra={"topic": record.topic, "offset": record.offset})
+                return
+            await self.handler(body, MessageContext(envelope=envelope, conn=conn, bus=self.bus))
+
+    async def _dead_letter(self, msg: KafkaMessage, error: BaseException, *, attempts: int) -> None:
+        record = _record_of(msg)
+        log.error(
+            "dead-lettering message",
+            extra={"topic": record.topic, "offset": record.offset, "error": repr(error), "attempts": attempts},
+        )
+        headers = dict(msg.headers)
+        headers.update(
+            {
+                f"{DLQ_HEADER_PREFIX}error": str(error)[:2000],
+                f"{DLQ_HEADER_PREFIX}error_type": type(error).__name__,
+                f"{DLQ_HEADER_PREFIX}stack": "".join(traceback.format_exception(error))[-4000:],
+                f"{DLQ_HEADER_PREFIX}original_topic": record.topic,
+                f"{DLQ_HEADER_PREFIX}original_partition": str(record.partition),
+                f"{DLQ_HEADER_PREFIX}original_offset": str(record.offset),
+                f"{DLQ_HEADER_PREFIX}consumer": self.group,
+                f"{DLQ_HEADER_PREFIX}attempts": str(attempts),
+                f"{DLQ_HEADER_PREFIX}failed_at": datetime.now(UTC).isoformat(),
+            }
+        )
+        # If this publish fails the exception propagates, the offset is not committed, and the message returns.
+        await self.bus.broker.publish(msg.body, topic=self.topic.dlq, key=record.key, headers=headers)
+        MESSAGES_DEAD_LETTERED.labels(record.topic, self.group).inc()
+
+    def _record_lag(self, msg: KafkaMessage) -> None:
+        record = _record_of(msg)
+        consumer = msg.consumer
+        if not isinstance(consumer, AIOKafkaConsumer):
+            return  # FastStream's test client has no broker positions to compare with
+        highwater = consumer.highwater(TopicPartition(record.topic, record.partition))
+        if highwater is not None:
+            lag = max(highwater - record.offset - 1, 0)
+            CONSUMER_LAG.labels(record.topic, str(record.partition), self.group).set(lag)
+
+
+def _record_of(msg: KafkaMessage) -> ConsumerRecord[Any, Any]:
+    record = msg.raw_message
+    if isinstance(record, tuple):
+        raise TypeError("IdempotentConsumer handles one record at a time, not batches")
+    return record

@@ -1,0 +1,45 @@
+"""The Bus: owns the service's broker and publishes messages in the CloudEvents envelope."""
+
+from __future__ import annotations
+
+from modelops_contracts import Envelope, KafkaRecord, Message, encode, new_envelope, topic_of
+
+from ..settings import Settings
+from .broker import make_broker
+from .topics import ensure_topics
+
+
+class Bus:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.source = f"/services/{settings.service_name}"
+        self.broker = make_broker(settings)
+
+    async def start(self) -> None:
+        """Create missing catalog topics (a topic auto-created by a publish would get one partition),
+        then start the broker and every subscriber registered on it."""
+        await ensure_topics(self.settings.kafka_bootstrap)
+        await self.broker.start()
+
+    async def stop(self) -> None:
+        await self.broker.stop()
+
+    async def ready(self, timeout: float = 2.0) -> bool:
+        return await self.broker.ping(timeout=timeout)
+
+    def envelope_for(
+        self, message: Message, *, correlation_id: str | None = None, causation: Envelope | None = None
+    ) -> Envelope:
+        return new_envelope(message, source=self.source, correlation_id=correlation_id, causation=causation)
+
+    async def publish(
+        self, message: Message, *, correlation_id: str | None = None, causation: Envelope | None = None
+    ) -> Envelope:
+        """Publish on the message's catalog topic, keyed by its aggregate id; returns once the broker has it."""
+        envelope = self.envelope_for(message, correlation_id=correlation_id, causation=causation)
+        await self.publish_record(topic_of(message).name, encode(message, envelope))
+        return envelope
+
+    async def publish_record(self, topic: str, record: KafkaRecord) -> None:
+        # The telemetry middleware adds `traceparent` for the current span on its way out.
+        await self.broker.publish(record.value, topic=topic, key=record.key, headers=dict(record.headers))

@@ -1,0 +1,76 @@
+"""RFC 9457 problem details: one exception type to raise, and handlers that turn every error into
+`application/problem+json` with a stable `type` and never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://modelops.dev/problems/"
+
+log = logging.getLogger(__name__)
+
+
+class Problem(Exception):
+    """An error a client should see: `slug` names a stable problem type, `extensions` add members."""
+
+    def __init__(self, status: int, slug: str, detail: str | None = None, **extensions: Any) -> None:
+        super().__init__(detail or slug)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.extensions = extensions
+
+
+def problem_response(
+    request: Request, status: int, slug: str, detail: str | None = None, **extensions: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": PROBLEM_BASE + slug,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "instance": request.url.path,
+    }
+    if detail:
+        body["detail"] = detail
+    body.update(extensions)
+    headers = {"Retry-After": str(extensions["retry_after"])} if "retry_after" in extensions else None
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(request, exc.status, exc.slug, exc.detail, **exc.extensions)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        response = problem_response(request, exc.status_code, slug, detail)
+        response.headers.update(exc.headers or {})
+        return response
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = [
+            {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
+            for e in exc.errors()
+        ]
+        return problem_response(request, 422, "validation-error", "the request is not valid", errors=errors)
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(request, 500, "internal-error", "an unexpected error occurred; see the service log")
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,164 @@
+"""Service app factory: FastAPI with /healthz, /readyz, /metrics, problem+json errors and request ids,
+plus the runtime a service composes (pool with migrations, bus with consumers, outbox relay, object store)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from importlib.resources.abc import Traversable
+
+import asyncpg
+import uvicorn
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from modelops_contracts import Topic
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.base import RequestResponseEndpoint
+
+from .bus import Bus, Handler, IdempotentConsumer, OutboxRelay
+from .db import apply_migrations, create_pool
+from .problems import install_problem_handlers, problem_response
+from .settings import Settings
+from .storage import ObjectNotFound, ObjectStore, open_store
+from .telemetry import configure_logging, configure_tracing, request_id_var
+
+ReadinessCheck = Callable[[], Awaitable[bool]]
+READINESS_TIMEOUT_S = 2.0
+REQUEST_ID = "X-Request-ID"
+
+
+@dataclass(frozen=True)
+class Subscription:
+    topic: Topic
+    group: str
+    handler: Handler
+
+
+@dataclass
+class Runtime:
+    """The connections one service process holds; built by `Runtime.started`, torn down in reverse."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    bus: Bus
+    store: ObjectStore
+    _tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    @asynccontextmanager
+    async def started(
+        cls,
+        settings: Settings,
+        *,
+        schema: str,
+        migrations: Traversable | None = None,
+        subscriptions: tuple[Subscription, ...] = (),
+    ) -> AsyncIterator[Runtime]:
+        """Pool and migrations first (consumers need their tables), then the bus and its consumers, then the relay."""
+        configure_logging(settings)
+        configure_tracing(settings)
+        pool = await create_pool(settings, schema)
+        try:
+            await apply_migrations(pool, schema, *(((schema, migrations),) if migrations else ()))
+            bus = Bus(settings)
+            for subscription in subscriptions:
+                IdempotentConsumer(bus, pool, subscription.topic, subscription.group, subscription.handler).subscribe()
+            runtime = cls(settings=settings, pool=pool, bus=bus, store=open_store(settings.store_url, settings))
+            await bus.start()
+            try:
+                runtime._tasks.append(asyncio.create_task(OutboxRelay(pool, bus).run(), name="outbox-relay"))
+                yield runtime
+            finally:
+                for task in runtime._tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                await bus.stop()
+        finally:
+            await pool.close()
+
+    def readiness_checks(self) -> dict[str, ReadinessCheck]:
+        return {"broker": self._broker_ready, "database": self._database_ready, "store": self._store_ready}
+
+    async def _broker_ready(self) -> bool:
+        return await self.bus.ready(timeout=READINESS_TIMEOUT_S)
+
+    async def _database_ready(self) -> bool:
+        return bool(await self.pool.fetchval("SELECT true"))
+
+    async def _store_ready(self) -> bool:
+        with contextlib.suppress(ObjectNotFound):
+            await self.store.stat(".readyz")
+        return True
+
+
+def create_service_app(
+    settings: Settings,
+    *,
+    title: str,
+    version: str = "0.1.0",
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    """A FastAPI app with the platform's operational routes and error handling.
+
+    Readiness checks are read from `app.state.readiness_checks` (set by the lifespan once connections exist),
+    so /readyz answers 503 until the service has really started.
+    """
+    app = FastAPI(title=title, version=version, lifespan=lifespan)
+    app.state.readiness_checks = {}
+    install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        rid = request.headers.get(REQUEST_ID) or uuid.uuid4().hex
+        token = request_id_var.set(rid)
+        try:
+            response = await call_next(request)
+        finally:
+            request_id_var.reset(token)
+        response.headers[REQUEST_ID] = rid
+        return response
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok", "service": settings.service_name}
+
+    @app.get("/readyz", tags=["operations"], responses={503: {"description": "A dependency is not reachable"}})
+    async def readyz(request: Request) -> JSONResponse:
+        """Every dependency (broker, database, object store) answers."""
+        checks: dict[str, ReadinessCheck] = request.app.state.readiness_checks
+        results = await asyncio.gather(*(_run_check(check) for check in checks.values()))
+        status = {name: "ok" if ok else "unavailable" for name, ok in zip(checks, results, strict=True)}
+        if checks and all(results):
+            return JSONResponse({"status": "ready", "checks": status})
+        return problem_response(request, 503, "not-ready", "a dependency is not reachable", checks=status)
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    async def metrics() -> Response:
+        """Prometheus text exposition."""
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+async def _run_check(check: ReadinessCheck) -> bool:
+    try:
+        return await asyncio.wait_for(check(), READINESS_TIMEOUT_S)
+    except Exception:
+        return False
+
+
+def serve(app: FastAPI, settings: Settings) -> None:
+    """Run the app on the service's configured port (one process, HTTP and consumers on one event loop)."""
+    uvicorn.run(
+        app,
+        host=settings.http_host,
+        port=settings.port_of(settings.service_name),
+        log_config=None,
+        access_log=False,
+    )

@@ -1,0 +1,83 @@
+"""Telemetry: JSON logs that carry trace ids, OpenTelemetry tracing, and the bus metrics FastStream lacks."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+
+from opentelemetry import propagate, trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from prometheus_client import Counter, Gauge
+from pythonjsonlogger.json import JsonFormatter
+
+from .settings import Settings
+
+request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
+
+MESSAGES_DEAD_LETTERED = Counter(
+    "modelops_messages_dead_lettered_total",
+    "Messages parked on a dead-letter topic after failing for good",
+    ["topic", "consumer"],
+)
+MESSAGES_DUPLICATE = Counter(
+    "modelops_messages_duplicate_total",
+    "Redelivered messages skipped because their effect was already committed",
+    ["topic", "consumer"],
+)
+CONSUMER_LAG = Gauge(
+    "modelops_consumer_lag",
+    "Messages behind the partition's high watermark, as seen by the last consumed message",
+    ["topic", "partition", "consumer"],
+)
+
+
+class _TraceContextFilter(logging.Filter):
+    """Stamps every record with the current trace/span id and request id, so logs join traces."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        span_context = trace.get_current_span().get_span_context()
+        record.trace_id = format(span_context.trace_id, "032x") if span_context.is_valid else None
+        record.span_id = format(span_context.span_id, "016x") if span_context.is_valid else None
+        record.request_id = request_id_var.get()
+        return True
+
+
+def configure_logging(settings: Settings) -> None:
+    """One JSON object per line on stderr, at the configured level."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter(
+            "{asctime}{levelname}{name}{message}",
+            style="{",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            static_fields={"service": settings.service_name},
+        )
+    )
+    handler.addFilter(_TraceContextFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+
+
+def configure_tracing(settings: Settings) -> TracerProvider:
+    """Install the process's tracer provider; spans are exported over OTLP/HTTP when an endpoint is set."""
+    current = trace.get_tracer_provider()
+    if isinstance(current, TracerProvider):
+        return current  # a process gets one provider; tests and re-created apps reuse it
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+    if settings.otlp_endpoint:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def current_trace_headers() -> dict[str, str]:
+    """W3C `traceparent`/`tracestate` for the current context (empty outside a span)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier

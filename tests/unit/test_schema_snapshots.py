@@ -1,0 +1,50 @@
+"""JSON-schema snapshots of every message: a removed, renamed or retyped field fails; new optional fields pass.
+
+A missing snapshot is written (commit it). A breaking change inside v1 is a new topic version instead —
+delete a snapshot only when you really mean to break the contract.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+from modelops_contracts import MESSAGE_TYPES
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+def _schema(model) -> dict:
+    return model.model_json_schema()
+
+
+def _field_shapes(schema: dict) -> dict[str, object]:
+    """Each property's type description, with $defs resolved one level so a retyped nested model shows."""
+    definitions = schema.get("$defs", {})
+    shapes = {}
+    for name, prop in schema.get("properties", {}).items():
+        shape = {k: v for k, v in prop.items() if k not in ("description", "title", "default", "examples")}
+        ref = shape.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            shape = {"$ref": definitions[ref.removeprefix("#/$defs/")]}
+        shapes[name] = shape
+    return shapes
+
+
+@pytest.mark.parametrize("message_type", sorted(MESSAGE_TYPES))
+def test_message_schema_is_compatible_with_its_snapshot(message_type):
+    schema = _schema(MESSAGE_TYPES[message_type])
+    path = SNAPSHOTS / f"{message_type}.json"
+    if not path.exists():
+        path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+        pytest.skip(f"wrote new snapshot {path.name}; commit it")
+    snapshot = json.loads(path.read_text())
+
+    before, now = _field_shapes(snapshot), _field_shapes(schema)
+    removed = sorted(set(before) - set(now))
+    assert not removed, (
+        f"{message_type}: fields removed or renamed: {removed} (a breaking change needs a new topic version)"
+    )
+    retyped = sorted(name for name in before if before[name] != now[name])
+    assert not retyped, f"{message_type}: fields retyped: {retyped}"
+    newly_required = sorted(set(schema.get("required", [])) - set(snapshot.get("required", [])))
+    assert not newly_required, f"{message_type}: new required fields break older producers: {newly_required}"
