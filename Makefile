@@ -25,7 +25,7 @@ status:  ## show what runs
 	$(BIN)/modelops-stack status
 
 demo: install up  ## the main flow end to end (grows with the platform)
-	$(BIN)/python -m modelops_shared.devstack.smoke
+	$(BIN)/python -m modelops_shared.diagnostics
 
 test:  ## every tier: unit (no I/O), integration (real embedded services), e2e (the stack as processes)
 	$(BIN)/python -m pytest tests -q -p no:cacheprovider
@@ -49,7 +49,7 @@ lint:  ## ruff, mypy (strict on contracts and shared), import-linter, stale Asyn
 contracts:  ## regenerate contracts/asyncapi.yaml from the catalog
 	$(BIN)/python -m modelops_contracts.asyncapi contracts/asyncapi.yaml
 
-bench:  ## run every benchmark; each prints its ratio against a baseline measured in the same run
+bench: up  ## run every benchmark; each prints its ratio against a baseline measured in the same run
 	$(BIN)/python bench/bus.py
 
 clean: down
