@@ -45,6 +45,12 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def unexpected_error_response(request: Request, exc: BaseException) -> JSONResponse:
+    """The 500 for an error nobody anticipated: its traceback goes to the log, never to the client."""
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return problem_response(request, 500, "internal-error", "an unexpected error occurred; see the service log")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_problem(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, Problem)
@@ -67,8 +73,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(request, 422, "validation-error", "the request is not valid", errors=errors)
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(request, 500, "internal-error", "an unexpected error occurred; see the service log")
+        return unexpected_error_response(request, exc)
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)

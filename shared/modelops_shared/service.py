@@ -21,7 +21,7 @@ from starlette.middleware.base import RequestResponseEndpoint
 
 from .bus import Bus, Handler, IdempotentConsumer, OutboxRelay
 from .db import apply_migrations, create_pool
-from .problems import install_problem_handlers, problem_response
+from .problems import install_problem_handlers, problem_response, unexpected_error_response
 from .settings import Settings
 from .storage import ObjectNotFound, ObjectStore, open_store
 from .telemetry import configure_logging, configure_tracing, request_id_var
@@ -118,6 +118,10 @@ def create_service_app(
         token = request_id_var.set(rid)
         try:
             response = await call_next(request)
+        except Exception as exc:
+            # Answered here rather than by Starlette's outermost error middleware, which runs after this one
+            # has returned: so the 500 carries the request id, its log line too, and the error is not re-raised.
+            response = unexpected_error_response(request, exc)
         finally:
             request_id_var.reset(token)
         response.headers[REQUEST_ID] = rid
