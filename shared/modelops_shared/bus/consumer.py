@@ -126,20 +126,7 @@ class IdempotentConsumer:
             "dead-lettering message",
             extra={"topic": record.topic, "offset": record.offset, "error": repr(error), "attempts": attempts},
         )
-        headers = dict(msg.headers)
-        headers.update(
-            {
-                f"{DLQ_HEADER_PREFIX}error": str(error)[:2000],
-                f"{DLQ_HEADER_PREFIX}error_type": type(error).__name__,
-                f"{DLQ_HEADER_PREFIX}stack": "".join(traceback.format_exception(error))[-4000:],
-                f"{DLQ_HEADER_PREFIX}original_topic": record.topic,
-                f"{DLQ_HEADER_PREFIX}original_partition": str(record.partition),
-                f"{DLQ_HEADER_PREFIX}original_offset": str(record.offset),
-                f"{DLQ_HEADER_PREFIX}consumer": self.group,
-                f"{DLQ_HEADER_PREFIX}attempts": str(attempts),
-                f"{DLQ_HEADER_PREFIX}failed_at": datetime.now(UTC).isoformat(),
-            }
-        )
+        headers = dead_letter_headers(msg.headers, record, self.group, error, attempts)
         # If this publish fails the exception propagates, the offset is not committed, and the message returns.
         await self.bus.broker.publish(msg.body, topic=self.topic.dlq, key=record.key, headers=headers)
         MESSAGES_DEAD_LETTERED.labels(record.topic, self.group).inc()
@@ -160,3 +147,21 @@ def _record_of(msg: KafkaMessage) -> ConsumerRecord[Any, Any]:
     if isinstance(record, tuple):
         raise TypeError("IdempotentConsumer handles one record at a time, not batches")
     return record
+
+
+def dead_letter_headers(
+    headers: dict[str, str], record: ConsumerRecord[Any, Any], consumer: str, error: BaseException, attempts: int
+) -> dict[str, str]:
+    """The original headers plus `dlq_*` headers saying where the message came from and why it failed."""
+    return {
+        **headers,
+        f"{DLQ_HEADER_PREFIX}error": str(error)[:2000],
+        f"{DLQ_HEADER_PREFIX}error_type": type(error).__name__,
+        f"{DLQ_HEADER_PREFIX}stack": "".join(traceback.format_exception(error))[-4000:],
+        f"{DLQ_HEADER_PREFIX}original_topic": record.topic,
+        f"{DLQ_HEADER_PREFIX}original_partition": str(record.partition),
+        f"{DLQ_HEADER_PREFIX}original_offset": str(record.offset),
+        f"{DLQ_HEADER_PREFIX}consumer": consumer,
+        f"{DLQ_HEADER_PREFIX}attempts": str(attempts),
+        f"{DLQ_HEADER_PREFIX}failed_at": datetime.now(UTC).isoformat(),
+    }

@@ -28,9 +28,13 @@ async def enqueue(
     *,
     correlation_id: str | None = None,
     causation: Envelope | None = None,
+    envelope: Envelope | None = None,
 ) -> Envelope:
-    """Stage `message` for publishing; it leaves only if the caller's transaction commits."""
-    envelope = bus.envelope_for(message, correlation_id=correlation_id, causation=causation)
+    """Stage `message` for publishing; it leaves only if the caller's transaction commits.
+
+    Pass `envelope` when the message was already recorded under one (an event log keeps the published id).
+    """
+    envelope = envelope or bus.envelope_for(message, correlation_id=correlation_id, causation=causation)
     record = encode(message, envelope, trace_headers=current_trace_headers())
     await conn.execute(
         "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",

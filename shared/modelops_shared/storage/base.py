@@ -107,3 +107,15 @@ class ObjectStore(ABC):
     @abstractmethod
     def url_of(self, key: str) -> str:
         """The full URL of the object, e.g. `s3://bucket/prefix/key` or `file:///root/key`."""
+
+    def key_of(self, url: str) -> str:
+        """Inverse of `url_of` for an object or folder URL; InvalidKey when the URL lies outside this store."""
+        root = self.url_of(_PROBE).removesuffix(_PROBE)
+        if not url.startswith(root):
+            raise InvalidKey(f"{url!r} is not in this store ({root})")
+        key = url.removeprefix(root).rstrip("/")
+        check_key(key)
+        return key
+
+
+_PROBE = "probe"

@@ -1,0 +1,1 @@
+"""ModelOps registry: signed, replayable artifact state materialised from the event log."""

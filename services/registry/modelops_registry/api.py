@@ -1,0 +1,215 @@
+"""HTTP routes of the registry (internal: the gateway exposes them with authentication and roles)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import StreamingResponse
+from modelops_contracts import Stage
+from modelops_shared.problems import Problem
+from modelops_shared.service import Runtime
+from modelops_shared.storage import ObjectNotFound
+from pydantic import BaseModel, Field
+
+from . import queries
+from .domain import Policy
+from .handlers import PromotionError, promote
+from .keys import KeyRing
+from .lineage import openlineage_events
+from .projections import state_digest
+
+router = APIRouter(prefix="/v1")
+
+
+@dataclass
+class Registry:
+    runtime: Runtime
+    keys: KeyRing
+    policy: Policy
+
+
+def _registry(request: Request) -> Registry:
+    registry: Registry | None = getattr(request.app.state, "registry", None)
+    if registry is None:
+        raise Problem(503, "not-ready", "the registry is starting")
+    return registry
+
+
+RegistryDep = Annotated[Registry, Depends(_registry)]
+
+
+class Page(BaseModel):
+    data: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class PromotionBody(BaseModel):
+    to_stage: Stage
+    actor: str = Field(min_length=1, description="Who asks; the gateway sets it from the API key")
+    actor_role: Literal["viewer", "developer", "approver", "admin"]
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+async def _artifact_or_404(registry: Registry, artifact_id: str) -> dict[str, Any]:
+    artifact = await queries.get_artifact(registry.runtime.pool, artifact_id)
+    if artifact is None:
+        pending = await queries.submission(registry.runtime.pool, artifact_id)
+        if pending is not None:
+            raise Problem(
+                404,
+                "artifact-not-registered",
+                f"artifact {artifact_id} is {pending['status']}",
+                submission_status=pending["status"],
+                reason=pending["reason"],
+            )
+        raise Problem(404, "artifact-not-found", f"no artifact {artifact_id}")
+    return artifact
+
+
+@router.get("/artifacts", response_model=Page)
+async def list_artifacts(
+    registry: RegistryDep,
+    kind: str | None = None,
+    stage: Stage | None = None,
+    name: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Page:
+    rows = await queries.list_artifacts(
+        registry.runtime.pool,
+        kind=kind,
+        stage=stage.value if stage else None,
+        name=name,
+        after=cursor,
+        limit=limit + 1,
+    )
+    return Page(data=rows[:limit], next_cursor=rows[limit - 1]["id"] if len(rows) > limit else None)
+
+
+@router.get("/artifacts/{artifact_id}")
+async def get_artifact(registry: RegistryDep, artifact_id: str) -> dict[str, Any]:
+    return await _artifact_or_404(registry, artifact_id)
+
+
+@router.get("/artifacts/{artifact_id}/files")
+async def list_files(registry: RegistryDep, artifact_id: str) -> list[dict[str, Any]]:
+    await _artifact_or_404(registry, artifact_id)
+    return await queries.files(registry.runtime.pool, artifact_id)
+
+
+@router.get("/artifacts/{artifact_id}/files/{path:path}", response_class=StreamingResponse)
+async def download_file(registry: RegistryDep, artifact_id: str, path: str) -> StreamingResponse:
+    artifact = await _artifact_or_404(registry, artifact_id)
+    listed = {f["path"]: f for f in await queries.files(registry.runtime.pool, artifact_id)}
+    if path not in listed:
+        raise Problem(404, "file-not-found", f"{artifact_id} has no file {path}")
+    store = registry.runtime.store
+    key = f"{store.key_of(artifact['uri'])}/{path}"
+    chunks = store.stream(key)
+    return StreamingResponse(
+        chunks,
+        media_type="application/octet-stream",
+        headers={"Content-Length": str(listed[path]["size"]), "Digest": f"sha-256={listed[path]['sha256']}"},
+    )
+
+
+@router.get("/artifacts/{artifact_id}/bundle")
+async def get_bundle(registry: RegistryDep, artifact_id: str) -> Any:
+    artifact = await _artifact_or_404(registry, artifact_id)
+    if not artifact["bundle_uri"]:
+        raise Problem(404, "bundle-not-found", f"{artifact['kind']} {artifact_id} is recorded, not signed")
+    store = registry.runtime.store
+    try:
+        return json.loads(await store.get(store.key_of(artifact["bundle_uri"])))
+    except ObjectNotFound:
+        raise Problem(404, "bundle-not-found", f"the bundle of {artifact_id} is missing from the store") from None
+
+
+@router.get("/artifacts/{artifact_id}/lineage")
+async def get_lineage(
+    registry: RegistryDep, artifact_id: str, format: Literal["graph", "openlineage"] = "graph"
+) -> Any:
+    await _artifact_or_404(registry, artifact_id)
+    pool = registry.runtime.pool
+    graph = await queries.lineage(pool, artifact_id)
+    if format == "openlineage":
+        return await openlineage_events(pool, graph)
+    return {"artifact_id": artifact_id, **graph}
+
+
+@router.post("/artifacts/{artifact_id}/promotions", status_code=201)
+async def create_promotion(registry: RegistryDep, artifact_id: str, body: PromotionBody) -> dict[str, Any]:
+    async with registry.runtime.pool.acquire() as conn, conn.transaction():
+        try:
+            event = await promote(
+                conn,
+                registry.runtime.bus,
+                registry.keys,
+                registry.policy,
+                artifact_id,
+                to_stage=body.to_stage,
+                actor=body.actor,
+                actor_role=body.actor_role,
+                reason=body.reason,
+            )
+        except PromotionError as error:
+            if error.missing:
+                raise Problem(404, "artifact-not-found", str(error)) from None
+            raise Problem(409, "policy-violation", str(error)) from None
+    return event.model_dump(mode="json")
+
+
+@router.get("/artifacts/{artifact_id}/promotions")
+async def list_promotions(registry: RegistryDep, artifact_id: str) -> list[dict[str, Any]]:
+    await _artifact_or_404(registry, artifact_id)
+    return await queries.promotions(registry.runtime.pool, artifact_id)
+
+
+@router.get("/artifacts/{artifact_id}/stage")
+async def get_stage_at(registry: RegistryDep, artifact_id: str, at: datetime) -> dict[str, Any]:
+    """The artifact's stage at time `at` (ISO 8601 with a timezone)."""
+    await _artifact_or_404(registry, artifact_id)
+    stage = await queries.stage_at(registry.runtime.pool, artifact_id, at)
+    if stage is None:
+        raise Problem(404, "not-yet-registered", f"{artifact_id} was not registered at {at.isoformat()}")
+    return {"artifact_id": artifact_id, "at": at, "stage": stage}
+
+
+@router.get("/stages/{stage}/artifacts")
+async def get_artifacts_in_stage_at(registry: RegistryDep, stage: Stage, at: datetime) -> list[dict[str, Any]]:
+    """Every artifact that was in `stage` at time `at` — e.g. what was in prod at T."""
+    return await queries.in_stage_at(registry.runtime.pool, stage.value, at)
+
+
+@router.get("/jobs/{job_id}")
+async def get_job(registry: RegistryDep, job_id: str) -> dict[str, Any]:
+    job = await queries.job(registry.runtime.pool, job_id)
+    if job is None:
+        raise Problem(404, "job-not-found", f"no job {job_id}")
+    return job
+
+
+@router.get("/jobs/{job_id}/events")
+async def get_job_events(registry: RegistryDep, job_id: str) -> list[dict[str, Any]]:
+    events = await queries.job_events(registry.runtime.pool, job_id)
+    if not events:
+        raise Problem(404, "job-not-found", f"no events for job {job_id}")
+    return [{"seq": e["seq"], **json.loads(e["event"])} for e in events]
+
+
+@router.get("/keys")
+async def list_keys(registry: RegistryDep) -> list[dict[str, Any]]:
+    """Every public key the registry has signed with (PEM); the active one signs new artifacts."""
+    return [asdict(key) for key in registry.keys.public_keys()]
+
+
+@router.get("/state-digest")
+async def get_state_digest(registry: RegistryDep) -> dict[str, Any]:
+    async with registry.runtime.pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        head = await conn.fetchrow("SELECT seq, hash FROM event_log_head")
+        digest = await state_digest(conn)
+    return {"state_digest": digest, "log_seq": head["seq"], "log_head": head["hash"]}

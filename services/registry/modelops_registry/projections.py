@@ -1,0 +1,276 @@
+"""Projections: how each logged event changes the registry's tables, and the digest of the resulting state.
+
+`project` reads nothing but the event and the tables, so replaying the log into empty tables rebuilds the
+same state; live consumption and `replay` share this one function.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import rfc8785
+from modelops_contracts import (
+    ArtifactKind,
+    ArtifactPromoted,
+    ArtifactRegistered,
+    ArtifactRejected,
+    ArtifactSubmitted,
+    CancelTraining,
+    DatasetVersionCreated,
+    Deploy,
+    DeploymentFailed,
+    DeploymentReady,
+    DeploymentRemoved,
+    LineageRelation,
+    Message,
+    Stage,
+    StartTraining,
+    TrainingCancelled,
+    TrainingCheckpointed,
+    TrainingCompleted,
+    TrainingFailed,
+    TrainingProgressed,
+    TrainingStarted,
+    Undeploy,
+)
+
+from .eventlog import LoggedEvent
+
+# Tables in the state digest, each with its ordering key; the log itself is verified by its own chain.
+PROJECTION_TABLES = {
+    "submissions": "artifact_id",
+    "artifacts": "id",
+    "artifact_files": "artifact_id, path",
+    "lineage": "parent_id, child_id, relation",
+    "jobs": "id",
+    "promotions": "artifact_id, seq",
+    "deployments": "name",
+}
+
+
+async def project(conn: asyncpg.Connection, event: LoggedEvent) -> None:
+    body, at = event.body, event.envelope.time
+    match body:
+        case ArtifactSubmitted():
+            await conn.execute(
+                "INSERT INTO submissions (artifact_id, status, body, submitted_at) VALUES ($1, 'pending', $2, $3)"
+                " ON CONFLICT (artifact_id) DO NOTHING",
+                body.artifact_id,
+                body.model_dump(mode="json"),
+                at,
+            )
+        case ArtifactRegistered():
+            await _register(conn, body, at)
+        case ArtifactRejected():
+            await conn.execute(
+                "UPDATE submissions SET status = 'rejected', reason = $2 WHERE artifact_id = $1",
+                body.artifact_id,
+                body.reason,
+            )
+        case ArtifactPromoted():
+            await conn.execute("UPDATE artifacts SET stage = $2 WHERE id = $1", body.artifact_id, body.to_stage.value)
+            await conn.execute(
+                "INSERT INTO promotions VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                body.artifact_id,
+                event.seq,
+                body.from_stage.value,
+                body.to_stage.value,
+                body.actor,
+                body.reason,
+                body.at,
+                body.key_id,
+                body.signature,
+            )
+        case DatasetVersionCreated():
+            await _record_dataset(conn, body, at)
+        case StartTraining() | CancelTraining() | TrainingStarted() | TrainingProgressed() | TrainingCheckpointed():
+            await _job_progress(conn, body, at)
+        case TrainingCompleted() | TrainingFailed() | TrainingCancelled():
+            await _job_ended(conn, body, at)
+        case Deploy() | Undeploy() | DeploymentReady() | DeploymentFailed() | DeploymentRemoved():
+            await _deployment(conn, body, at)
+
+
+async def _register(conn: asyncpg.Connection, body: ArtifactRegistered, at: datetime) -> None:
+    submission = ArtifactSubmitted.model_validate(
+        await conn.fetchval("SELECT body FROM submissions WHERE artifact_id = $1", body.artifact_id)
+    )
+    await conn.execute(
+        "INSERT INTO artifacts (id, kind, name, version, stage, digest, size, uri, bundle_uri, key_id, job_id,"
+        " created_by, created_at, metrics, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
+        " $14, $15)",
+        body.artifact_id,
+        body.kind.value,
+        body.name,
+        body.version,
+        body.stage.value,
+        body.digest,
+        body.size,
+        body.uri,
+        body.bundle_uri,
+        body.key_id,
+        submission.job_id,
+        submission.created_by,
+        at,
+        submission.metrics,
+        submission.metadata,
+    )
+    await conn.executemany(
+        "INSERT INTO artifact_files VALUES ($1, $2, $3, $4)",
+        [(body.artifact_id, f.path, f.sha256, f.size) for f in submission.files],
+    )
+    await conn.executemany(
+        "INSERT INTO lineage VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        [(parent.artifact_id, body.artifact_id, parent.relation.value) for parent in submission.parents],
+    )
+    await conn.execute("UPDATE submissions SET status = 'registered' WHERE artifact_id = $1", body.artifact_id)
+
+
+async def _record_dataset(conn: asyncpg.Connection, body: DatasetVersionCreated, at: datetime) -> None:
+    """A dataset version is an artifact the gateway already validated; its digest is that of the event itself."""
+    digest = hashlib.sha256(rfc8785.dumps(body.model_dump(mode="json"))).hexdigest()
+    await conn.execute(
+        "INSERT INTO artifacts (id, kind, name, version, stage, digest, size, uri, created_by, created_at, metrics,"
+        " metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{}', $11) ON CONFLICT (id) DO NOTHING",
+        body.dataset_id,
+        ArtifactKind.DATASET.value,
+        body.name,
+        str(body.version),
+        Stage.DEV.value,
+        digest,
+        body.size_bytes,
+        body.uri,
+        body.created_by,
+        at,
+        {"schema": body.schema_kind.value, "num_rows": body.num_rows},
+    )
+
+
+_JOB_STATUS: dict[type[Message], str] = {
+    StartTraining: "queued",
+    TrainingStarted: "running",
+    TrainingCompleted: "completed",
+    TrainingFailed: "failed",
+    TrainingCancelled: "cancelled",
+}
+
+
+async def _job_progress(conn: asyncpg.Connection, body: Any, at: datetime) -> None:
+    await conn.execute(
+        "INSERT INTO jobs (id, status, updated_at) VALUES ($1, 'queued', $2) ON CONFLICT (id) DO NOTHING",
+        body.job_id,
+        at,
+    )
+    match body:
+        case StartTraining():
+            await conn.execute(
+                "UPDATE jobs SET submitted_by = $2, base_model = $3, dataset = $4, spec = $5 WHERE id = $1",
+                body.job_id,
+                body.submitted_by,
+                body.base_model,
+                f"{body.dataset}@{body.dataset_version}",
+                body.model_dump(mode="json"),
+            )
+        case TrainingStarted():
+            await conn.execute(
+                "UPDATE jobs SET status = 'running', worker = $2, total_steps = $3, started_at = $4, updated_at = $4"
+                " WHERE id = $1 AND status IN ('queued', 'running')",
+                body.job_id,
+                body.worker,
+                body.total_steps,
+                at,
+            )
+        case TrainingProgressed():
+            await conn.execute(
+                "UPDATE jobs SET step = GREATEST(step, $2), total_steps = $3, updated_at = $4 WHERE id = $1",
+                body.job_id,
+                body.step,
+                body.total_steps,
+                at,
+            )
+        case _:
+            await conn.execute("UPDATE jobs SET updated_at = $2 WHERE id = $1", body.job_id, at)
+
+
+async def _job_ended(conn: asyncpg.Connection, body: Any, at: datetime) -> None:
+    await _job_progress(conn, body, at)
+    status = _JOB_STATUS[type(body)]
+    match body:
+        case TrainingCompleted():
+            await conn.execute(
+                "UPDATE jobs SET status = $2, step = $3, metrics = $4, adapter_artifact_id = $5, updated_at = $6"
+                " WHERE id = $1",
+                body.job_id,
+                status,
+                body.steps,
+                body.metrics,
+                body.adapter_artifact_id,
+                at,
+            )
+        case TrainingFailed() | TrainingCancelled():
+            await conn.execute(
+                "UPDATE jobs SET status = $2, reason = $3, updated_at = $4 WHERE id = $1",
+                body.job_id,
+                status,
+                body.reason,
+                at,
+            )
+
+
+async def _deployment(conn: asyncpg.Connection, body: Any, at: datetime) -> None:
+    statuses: dict[type[Message], str] = {
+        Deploy: "queued",
+        Undeploy: "removing",
+        DeploymentReady: "ready",
+        DeploymentFailed: "failed",
+        DeploymentRemoved: "removed",
+    }
+    status = statuses[type(body)]
+    await conn.execute(
+        "INSERT INTO deployments (name, status, updated_at) VALUES ($1, $2, $3)"
+        " ON CONFLICT (name) DO UPDATE SET status = $2, updated_at = $3",
+        body.name,
+        status,
+        at,
+    )
+    match body:
+        case Deploy() | DeploymentReady():
+            await conn.execute(
+                "UPDATE deployments SET base_model = $2, adapters = $3, reason = NULL WHERE name = $1",
+                body.name,
+                body.base_model,
+                body.adapters,
+            )
+            if isinstance(body, DeploymentReady):
+                await conn.execute("UPDATE deployments SET backend = $2 WHERE name = $1", body.name, body.backend)
+                await conn.executemany(
+                    "INSERT INTO lineage VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    [
+                        (artifact, f"deployment:{body.name}", LineageRelation.DEPLOYED_AS.value)
+                        for artifact in (body.base_model, *body.adapters)
+                    ],
+                )
+        case DeploymentFailed() | DeploymentRemoved():
+            await conn.execute("UPDATE deployments SET reason = $2 WHERE name = $1", body.name, body.reason)
+
+
+async def state_digest(conn: asyncpg.Connection) -> str:
+    """sha256 over the RFC 8785 form of every projection row, table by table in key order."""
+    hasher = hashlib.sha256()
+    for table, order in PROJECTION_TABLES.items():
+        hasher.update(table.encode())
+        for row in await conn.fetch(f"SELECT * FROM {table} ORDER BY {order}"):
+            hasher.update(rfc8785.dumps({key: _plain(value) for key, value in row.items()}))
+    return hasher.hexdigest()
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (dict, list)):
+        return json.loads(json.dumps(value))
+    return value

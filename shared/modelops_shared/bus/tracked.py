@@ -1,0 +1,166 @@
+"""Tracked batch consumers: each batch's effects and its (topic, partition, offset) tracking rows commit in one
+Postgres transaction, and assigned partitions resume from those rows rather than from Kafka's committed
+offsets — exactly-once effect over at-least-once delivery, for projections that must not miss or repeat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from modelops_contracts import EnvelopeError, Topic, decode
+from opentelemetry import propagate, trace
+from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
+
+from ..telemetry import CONSUMER_LAG, MESSAGES_DEAD_LETTERED
+from .consumer import Handler, MessageContext, PermanentError, dead_letter_headers
+from .publisher import Bus
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
+
+RecordBatch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+class _ResumeFromTracking(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: TrackedConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        """Nothing to flush: progress lives in the database, committed with the effects it describes."""
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        await self.owner.seek_to_tracked(assigned)
+
+
+class TrackedConsumer:
+    """Applies `handler` to every message of `topics`, one transaction per batch, under the name `name`."""
+
+    def __init__(
+        self, bus: Bus, pool: asyncpg.Pool, topics: Sequence[Topic], name: str, handler: Handler, max_batch: int = 500
+    ) -> None:
+        self.bus = bus
+        self.pool = pool
+        self.topics = {topic.name: topic for topic in topics}
+        self.name = name
+        self.handler = handler
+        self.max_batch = max_batch
+        settings = bus.settings
+        self.max_attempts = settings.consumer_max_retries + 1
+        self.backoff = settings.consumer_retry_backoff_s
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=name,
+            client_id=f"{settings.service_name}-{name}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 3, 100),
+            fetch_max_wait_ms=50,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.consumer.subscribe(list(self.topics), listener=_ResumeFromTracking(self))
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run(), name=f"tracked-consumer-{self.name}")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.consumer.stop()
+
+    async def seek_to_tracked(self, partitions: Sequence[TopicPartition]) -> None:
+        rows = await self.pool.fetch('SELECT topic, partition, "offset" FROM tracking WHERE consumer = $1', self.name)
+        tracked = {(row["topic"], row["partition"]): row["offset"] for row in rows}
+        for tp in partitions:
+            offset = tracked.get((tp.topic, tp.partition))
+            if offset is None:
+                await self.consumer.seek_to_beginning(tp)
+            else:
+                self.consumer.seek(tp, offset + 1)
+
+    async def _run(self) -> None:
+        while True:
+            batch: RecordBatch = await self.consumer.getmany(timeout_ms=500, max_records=self.max_batch)
+            if not batch:
+                continue
+            # A failed batch rolled back whole; trying it again is safe, and skipping it would lose events.
+            async for attempt in AsyncRetrying(wait=wait_exponential(multiplier=self.backoff, max=30)):
+                with attempt:
+                    try:
+                        await self.apply_batch(batch)
+                    except Exception:
+                        log.exception("batch failed; retrying", extra={"consumer": self.name})
+                        raise
+            self._after_commit(batch)
+
+    async def apply_batch(self, batch: RecordBatch) -> None:
+        """One transaction: every record's effects, then the tracking row of each partition it advanced."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            for tp, records in batch.items():
+                for record in records:
+                    await self._apply_record(conn, record)
+                await conn.execute(
+                    'INSERT INTO tracking (consumer, topic, partition, "offset") VALUES ($1, $2, $3, $4)'
+                    " ON CONFLICT (consumer, topic, partition)"
+                    ' DO UPDATE SET "offset" = GREATEST(tracking."offset", excluded."offset")',
+                    self.name,
+                    tp.topic,
+                    tp.partition,
+                    records[-1].offset,
+                )
+
+    async def _apply_record(self, conn: asyncpg.Connection, record: ConsumerRecord[bytes, bytes]) -> None:
+        headers = {name: value.decode() for name, value in record.headers}
+        try:
+            envelope, body = decode(record.key, record.value, headers)
+        except EnvelopeError as error:
+            await self._dead_letter(record, headers, error, attempts=1)
+            return
+        context = propagate.extract(headers)
+        with tracer.start_as_current_span(f"{record.topic} process", context=context, kind=trace.SpanKind.CONSUMER):
+            attempts = 0
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self.max_attempts),
+                    wait=wait_exponential(multiplier=self.backoff, max=30),
+                    retry=retry_if_not_exception_type(PermanentError),
+                    reraise=True,
+                ):
+                    with attempt:
+                        attempts += 1
+                        # A savepoint: a failing message's partial effects roll back without losing the batch's.
+                        async with conn.transaction():
+                            await self.handler(body, MessageContext(envelope=envelope, conn=conn, bus=self.bus))
+            except (asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError):
+                raise  # the connection is gone: the whole batch retries
+            except Exception as error:
+                await self._dead_letter(record, headers, error, attempts=attempts)
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str], error: BaseException, *, attempts: int
+    ) -> None:
+        log.error(
+            "dead-lettering message", extra={"topic": record.topic, "offset": record.offset, "error": repr(error)}
+        )
+        dlq_headers = dead_letter_headers(headers, record, self.name, error, attempts)
+        await self.bus.broker.publish(
+            record.value, topic=self.topics[record.topic].dlq, key=record.key, headers=dlq_headers
+        )
+        MESSAGES_DEAD_LETTERED.labels(record.topic, self.name).inc()
+
+    def _after_commit(self, batch: RecordBatch) -> None:
+        """Mirror progress into Kafka and the lag gauge, for operators; correctness never reads it back."""
+        offsets = {tp: records[-1].offset + 1 for tp, records in batch.items()}
+        commit = asyncio.create_task(self.consumer.commit(offsets))
+        commit.add_done_callback(lambda task: task.cancelled() or task.exception())
+        for tp, next_offset in offsets.items():
+            highwater = self.consumer.highwater(tp)
+            if highwater is not None:
+                CONSUMER_LAG.labels(tp.topic, str(tp.partition), self.name).set(max(highwater - next_offset, 0))

@@ -1,0 +1,205 @@
+"""The registry as a real process: killed mid-batch it resumes to the digest of a clean replay; duplicates change
+nothing; `verify-log` catches an edited, deleted or reordered row; P-256 bundles verify with OpenSSF model_signing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from modelops_contracts import encode
+from modelops_contracts.catalog import ARTIFACT_SUBMISSIONS
+
+from .support import WAIT_S, verdict
+
+SUBMISSIONS = 300
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class RegistryProcess:
+    """`python -m modelops_registry` on its own schema, port and keys; restartable."""
+
+    def __init__(self, schema: str, keys_dir: Path, algorithm: str) -> None:
+        self.port = _free_port()
+        self.env = {
+            **os.environ,
+            "MODELOPS_SERVICE_NAME": "registry",
+            "MODELOPS_REGISTRY_SCHEMA": schema,
+            "MODELOPS_REGISTRY_PORT": str(self.port),
+            "MODELOPS_REGISTRY_KEYS_DIR": str(keys_dir),
+            "MODELOPS_REGISTRY_SIGNING_ALGORITHM": algorithm,
+            "MODELOPS_LOG_LEVEL": "WARNING",
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+
+    async def start(self) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "modelops_registry"], env=self.env)
+        async with asyncio.timeout(WAIT_S):
+            while True:
+                try:
+                    if (await self.client.get("/readyz")).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await asyncio.sleep(0.2)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def command(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "modelops_registry", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+
+@pytest.fixture
+def registry_process(embedded_stack, tmp_path) -> Iterator[RegistryProcess]:
+    process = RegistryProcess(f"regp_{tmp_path.name[-8:].lower().replace('-', '_')}", tmp_path / "keys", "ecdsa-p256")
+    yield process
+    if process.process and process.process.poll() is None:
+        process.kill()
+
+
+async def _count(dsn: str, schema: str, sql: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval(sql.replace("{schema}", schema)))
+    except asyncpg.UndefinedTableError:
+        return 0
+    finally:
+        await conn.close()
+
+
+def _replayed_digest(process: RegistryProcess) -> str:
+    result = process.command("replay")
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("state digest: ")[1].strip()
+
+
+async def test_killed_mid_batch_resumes_to_the_digest_of_a_clean_replay(registry_process, registry):
+    await registry_process.start()
+    submitted = [await registry.submitter.submit() for _ in range(SUBMISSIONS)]
+    schema, dsn = registry_process.env["MODELOPS_REGISTRY_SCHEMA"], registry.settings.database_url.get_secret_value()
+    async with asyncio.timeout(WAIT_S):
+        while await _count(dsn, schema, "SELECT count(*) FROM {schema}.artifacts") < SUBMISSIONS // 5:
+            await asyncio.sleep(0.02)
+    registry_process.kill()  # mid-stream: some batches committed, one perhaps half-applied and rolled back
+    done_before_kill = await _count(dsn, schema, "SELECT count(*) FROM {schema}.artifacts")
+    assert done_before_kill < SUBMISSIONS
+
+    await registry_process.start()
+    for submission in submitted:
+        response = await verdict(registry_process.client, submission.artifact_id)
+        assert response["id"] == submission.artifact_id
+
+    ids = tuple(s.artifact_id for s in submitted)
+    registered = await _count(
+        dsn, schema, f"SELECT count(*) FROM {{schema}}.artifacts WHERE id IN {ids!r}".replace(",)", ")")
+    )
+    assert registered == SUBMISSIONS  # each exactly once
+    live = (await registry_process.client.get("/v1/state-digest")).json()["state_digest"]
+    assert _replayed_digest(registry_process) == live
+    assert registry_process.command("verify-log").returncode == 0
+
+
+async def test_a_thousand_duplicate_deliveries_change_nothing(registry_process, registry):
+    await registry_process.start()
+    submission = await registry.submitter.submit()
+    await verdict(registry_process.client, submission.artifact_id)
+    before = (await registry_process.client.get("/v1/state-digest")).json()
+
+    bus = registry.submitter.bus
+    record = encode(submission, bus.envelope_for(submission))
+    for _ in range(1000):
+        await bus.publish_record(ARTIFACT_SUBMISSIONS.name, record)
+    # Same key, so same partition, after the thousand: once it is logged, every duplicate has been seen.
+    marker = encode(submission, bus.envelope_for(submission))
+    await bus.publish_record(ARTIFACT_SUBMISSIONS.name, marker)
+    async with asyncio.timeout(WAIT_S):
+        while (await registry_process.client.get("/v1/state-digest")).json()["log_seq"] < before["log_seq"] + 2:
+            await asyncio.sleep(0.1)
+
+    after = (await registry_process.client.get("/v1/state-digest")).json()
+    assert after["state_digest"] == before["state_digest"]  # the resubmission is logged, decided nothing new
+    assert after["log_seq"] == before["log_seq"] + 2  # the first copy of `record`, and the marker
+
+
+async def test_verify_log_catches_edits_deletions_and_reordering(registry_process, registry):
+    await registry_process.start()
+    for _ in range(3):
+        await verdict(registry_process.client, (await registry.submitter.submit()).artifact_id)
+    registry_process.kill()
+    assert registry_process.command("verify-log").returncode == 0
+    log = f"{registry_process.env['MODELOPS_REGISTRY_SCHEMA']}.event_log"
+    columns = "event_id, type, subject, correlation_id, canonical, prev_hash, hash"
+    tampering = {
+        "edited": f"UPDATE {log} SET canonical = convert_to(convert_from(canonical, 'UTF8') || ' ', 'UTF8')"
+        " WHERE seq = 2",
+        "deleted": f"DELETE FROM {log} WHERE seq = 3",
+        "reordered": f"DELETE FROM {log} WHERE seq IN (2, 3);"
+        f" INSERT INTO {log} SELECT CASE seq WHEN 2 THEN 3 ELSE 2 END, {columns} FROM pristine WHERE seq IN (2, 3)",
+        "truncated": f"DELETE FROM {log} WHERE seq = (SELECT max(seq) FROM {log})",
+    }
+    conn = await asyncpg.connect(registry.settings.database_url.get_secret_value())
+    try:
+        await conn.execute(f"CREATE TEMP TABLE pristine AS SELECT * FROM {log}")
+        for name, sql in tampering.items():
+            await conn.execute(sql)
+            result = registry_process.command("verify-log")
+            assert result.returncode == 1, name
+            assert "TAMPERED" in result.stderr, name
+            await conn.execute(f"DELETE FROM {log}; INSERT INTO {log} SELECT * FROM pristine")
+            assert registry_process.command("verify-log").returncode == 0, f"restored after {name}"
+    finally:
+        await conn.close()
+
+
+@pytest.mark.skipif(shutil.which("model_signing") is None, reason="model-signing is a dev dependency")
+async def test_p256_bundle_verifies_with_the_openssf_model_signing_tool(registry_process, registry, tmp_path):
+    await registry_process.start()
+    submission = await registry.submitter.submit()
+    await verdict(registry_process.client, submission.artifact_id)
+    client = registry_process.client
+    downloaded = tmp_path / "artifact"
+    for entry in (await client.get(f"/v1/artifacts/{submission.artifact_id}/files")).json():
+        target = downloaded / entry["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes((await client.get(f"/v1/artifacts/{submission.artifact_id}/files/{entry['path']}")).content)
+    bundle = tmp_path / "bundle.sigstore.json"
+    bundle.write_text(json.dumps((await client.get(f"/v1/artifacts/{submission.artifact_id}/bundle")).json()))
+    key_id = (await client.get(f"/v1/artifacts/{submission.artifact_id}")).json()["key_id"]
+    key = next(k for k in (await client.get("/v1/keys")).json() if k["key_id"] == key_id)
+    assert key["algorithm"] == "ecdsa-p256"
+    pem = tmp_path / "key.pem"
+    pem.write_text(key["pem"])
+
+    command = ["model_signing", "verify", "key", "--signature", str(bundle), "--public_key", str(pem), str(downloaded)]
+    ok = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+
+    weights = downloaded / "model.safetensors"
+    weights.write_bytes(bytes([weights.read_bytes()[0] ^ 1]) + weights.read_bytes()[1:])
+    tampered = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert tampered.returncode != 0

@@ -1,0 +1,72 @@
+"""Governance rules: the stage machine and the policy's role, metric and approver checks."""
+
+import pytest
+from modelops_contracts import Stage
+from modelops_registry.domain import TRANSITIONS, Policy, PolicyViolation, PromotionRequest, check_promotion
+from modelops_registry.settings import DEFAULT_POLICY
+
+POLICY = Policy.from_file(DEFAULT_POLICY)
+
+
+def _request(**overrides) -> PromotionRequest:
+    fields = {
+        "kind": "adapter",
+        "current": Stage.DEV,
+        "target": Stage.STAGING,
+        "actor": "bob",
+        "actor_role": "approver",
+        "submitter": "alice",
+        "metrics": {"eval_loss": 1.5},
+    }
+    return PromotionRequest(**{**fields, **overrides})
+
+
+def test_the_happy_path_dev_staging_prod():
+    check_promotion(POLICY, _request())
+    check_promotion(POLICY, _request(current=Stage.STAGING, target=Stage.PROD))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "reason"),
+    [
+        ({"target": Stage.PROD}, "cannot move an artifact from dev to prod"),
+        ({"actor_role": "developer"}, "role developer may not promote to staging"),
+        ({"metrics": {"eval_loss": 2.5}}, "eval_loss <= 2; it is 2.5"),
+        ({"metrics": {}}, "it was not reported"),
+        ({"current": Stage.STAGING, "target": Stage.PROD, "actor": "alice"}, "other than the submitter alice"),
+        ({"target": Stage.REVOKED}, "role approver may not promote to revoked"),
+        ({"current": Stage.REVOKED, "target": Stage.DEV, "actor_role": "admin"}, "from revoked to dev"),
+    ],
+    ids=["skip-staging", "role", "threshold", "missing-metric", "self-approval", "revoke-role", "revoked-final"],
+)
+def test_violations_say_which_rule(overrides, reason):
+    with pytest.raises(PolicyViolation, match=reason):
+        check_promotion(POLICY, _request(**overrides))
+
+
+def test_thresholds_bind_only_evaluated_kinds():
+    check_promotion(POLICY, _request(kind="base_model", metrics={}))
+
+
+def test_revoked_is_final_and_reachable_from_everywhere_else():
+    assert TRANSITIONS[Stage.REVOKED] == frozenset()
+    assert all(Stage.REVOKED in targets for stage, targets in TRANSITIONS.items() if stage is not Stage.REVOKED)
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        ("stages: {staging: {roles: [wizard]}}", "unknown roles"),
+        ("stages: {staging: {roles: [admin], metrics: {eval_loss: 'about 2'}}}", "bad threshold"),
+        ("stages: {limbo: {roles: [admin]}}", "limbo"),
+    ],
+)
+def test_a_bad_policy_file_is_refused(text, error):
+    with pytest.raises(ValueError, match=error):
+        Policy.from_yaml(text)
+
+
+def test_a_stage_missing_from_the_policy_cannot_be_entered():
+    policy = Policy.from_yaml("stages: {staging: {roles: [approver]}}")
+    with pytest.raises(PolicyViolation, match="allows no promotion to archived"):
+        check_promotion(policy, _request(target=Stage.ARCHIVED))
