@@ -1,8 +1,8 @@
 """Registry benchmark: registrations/s for submissions through Kafka, and replay events/s from the log.
 
 Baselines in the same run: a bare asyncpg COPY of the same artifact and file rows (the database's floor for
-writing that state) and bare signing of the same statements (the cryptography's floor). Runs against the stack
-`make up` started; the registry runs as its own process with its own schema and consumer group.
+writing that state) and bare signing of the same statements (the cryptography's floor). Runs on a fresh embedded
+stack of its own; the registry runs as its own process, as in production.
 
     python bench/registry.py [--submissions 20000]
 
@@ -19,13 +19,13 @@ import io
 import os
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import asyncpg
+from isolated_stack import isolated_stack
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, FileDigest
 from modelops_registry.__main__ import replay
 from modelops_registry.keys import KeyRing
@@ -159,13 +159,14 @@ async def main() -> None:
     parser.add_argument("--submissions", type=int, default=20000)
     args = parser.parse_args()
     n = args.submissions
-    schema = f"bench_reg_{uuid.uuid4().hex[:8]}"
-    settings = RegistrySettings(registry_schema=schema)
-    with tempfile.TemporaryDirectory() as keys:
-        live = await bench_live(settings, schema, Path(keys), n)
+    schema = "registry"
+    async with isolated_stack() as stack:
+        settings = RegistrySettings(**stack.model_dump(exclude={"service_name"}), registry_schema=schema)
+        keys = stack.state_dir / "keys"
+        live = await bench_live(settings, schema, keys, n)
         replayed, events = await bench_replay(settings)
         copy = await bench_copy(settings, n)
-        signing = bench_signing(Path(keys), n)
+        signing = bench_signing(keys, n)
     print(f"registry benchmark: {n} submissions through Kafka (ed25519)")
     print(f"  live registrations/s  {live:9.0f}   (target ≥ 1,000)")
     print(f"  replay events/s       {replayed:9.0f}   over {events} logged events (target ≥ 5,000)")

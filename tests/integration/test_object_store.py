@@ -212,3 +212,12 @@ async def test_a_failed_streamed_put_keeps_the_previous_object(store: ObjectStor
 def test_open_store_rejects_unsupported_urls(url: str) -> None:
     with pytest.raises(InvalidStoreURL):
         open_store(url, Settings())
+
+
+async def test_sha256_streams_the_stored_bytes(store: ObjectStore) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    await store.put("digests/blob.bin", data)
+
+    assert await store.sha256("digests/blob.bin") == (hashlib.sha256(data).hexdigest(), len(data))
+    with pytest.raises(ObjectNotFound):
+        await store.sha256("digests/missing.bin")

@@ -19,8 +19,10 @@ from modelops_shared.service import serve
 from . import eventlog
 from .app import MIGRATIONS, create_app
 from .keys import KeyRing
-from .projections import project, state_digest
+from .projections import Projector, state_digest
 from .settings import RegistrySettings
+
+REPLAY_FLUSH_EVERY = 5000
 
 
 async def verify_log(settings: RegistrySettings) -> int:
@@ -53,11 +55,14 @@ async def replay(settings: RegistrySettings) -> int:
             target.acquire() as conn,
             conn.transaction(),
         ):
-            count = 0
+            projector, count = Projector(conn), 0
             async for seq, canonical, _ in eventlog.read(source):
                 envelope, body = eventlog.parse_event(canonical)
-                await project(conn, eventlog.LoggedEvent(seq, envelope, body))
+                await projector.add(eventlog.LoggedEvent(seq, envelope, body))
                 count += 1
+                if count % REPLAY_FLUSH_EVERY == 0:
+                    await projector.flush()
+            await projector.flush()
             digest = await state_digest(conn)
         print(f"replayed {count} events")
         print(f"state digest: {digest}")

@@ -44,7 +44,11 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         policy = Policy.from_file(settings.registry_policy_file)
         async with Runtime.started(settings, schema=settings.registry_schema, migrations=MIGRATIONS) as runtime:
             consumer = TrackedConsumer(
-                runtime.bus, runtime.pool, CONSUMED, settings.registry_schema, Registrar(runtime.store, keys).handle
+                runtime.bus,
+                runtime.pool,
+                CONSUMED,
+                settings.registry_schema,
+                Registrar(runtime.store, keys, runtime.bus).handle,
             )
             await consumer.start()
             app.state.registry = api.Registry(runtime=runtime, keys=keys, policy=policy)

@@ -1,8 +1,9 @@
-"""What the registry does with each consumed event: log it, project it, and decide submissions.
+"""What the registry does with each batch of consumed events: log them, project them, and decide submissions.
 
 A submission is decided once: the stored files are re-hashed, streaming; any mismatch rejects it; otherwise
-an in-toto statement over every file is signed into a DSSE bundle, stored, and the artifact registered. The
+an in-toto statement over every file is signed into a DSSE bundle, stored, and the artifact registered. Each
 decision is logged and published (through the outbox) under one envelope, so the log replays it as decided.
+A batch's file checks and bundle writes run concurrently; the decisions themselves are made in log order.
 
 Consumes: artifacts.submissions.v1, training.commands.v1, training.events.v1, datasets.events.v1,
 deployments.commands.v1, deployments.events.v1. Produces: registry.artifacts.v1.
@@ -10,11 +11,15 @@ deployments.commands.v1, deployments.events.v1. Produces: registry.artifacts.v1.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
 import logging
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import asyncpg
 from modelops_contracts import (
@@ -27,66 +32,135 @@ from modelops_contracts import (
     Message,
     Stage,
 )
-from modelops_shared.bus import Bus, MessageContext, enqueue
+from modelops_shared.bus import Bus, Delivery, enqueue_many
 from modelops_shared.storage import ObjectNotFound, ObjectStore, StoreError
 
 from . import eventlog
 from .domain import Policy, PolicyViolation, PromotionRequest, check_promotion
 from .keys import KeyRing
-from .projections import project
+from .projections import Projector
 from .signing import build_statement, sign, sign_record
 
 log = logging.getLogger(__name__)
 
 BUNDLES_PREFIX = "registry/bundles"
+IO_CONCURRENCY = 16
+T = TypeVar("T")
+
+Decision = ArtifactRegistered | ArtifactRejected
 
 
 class Rejection(Exception):
     """Why a submission cannot be registered."""
 
 
-async def record(conn: asyncpg.Connection, bus: Bus, envelope: Envelope, message: Message, *, publish: bool) -> bool:
-    """Log and project one event in the caller's transaction (and publish it when the registry decided it);
-    False when the event was already logged."""
-    logged = await eventlog.append(conn, envelope, message)
-    if logged is None:
-        return False
-    await project(conn, logged)
-    if publish:
-        await enqueue(conn, bus, message, envelope=envelope)
-    return True
+async def record(conn: asyncpg.Connection, bus: Bus, events: Sequence[tuple[Envelope, Message]]) -> None:
+    """Log, project and publish events the registry itself decided, in the caller's transaction."""
+    logged = await eventlog.append(conn, events)
+    await Projector(conn).add_all(logged)
+    await enqueue_many(conn, [(event.envelope, event.body) for event in logged])
+
+
+@dataclass
+class _Known:
+    """What the batch's decisions read: artifacts already registered, and each (kind, name)'s versions."""
+
+    artifacts: dict[str, tuple[str, str]]  # id → (digest, stage)
+    versions: dict[tuple[str, str], set[str]]
 
 
 class Registrar:
-    def __init__(self, store: ObjectStore, keys: KeyRing) -> None:
+    def __init__(self, store: ObjectStore, keys: KeyRing, bus: Bus) -> None:
         self.store = store
         self.keys = keys
+        self.bus = bus
+        self._io = asyncio.Semaphore(IO_CONCURRENCY)
 
-    async def handle(self, message: Message, ctx: MessageContext) -> None:
-        if not await record(ctx.conn, ctx.bus, ctx.envelope, message, publish=False):
-            return  # a redelivery: its effects are already committed
-        if not isinstance(message, ArtifactSubmitted):
+    async def handle(self, conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> None:
+        logged = await eventlog.append(conn, [(d.envelope, d.body) for d in deliveries])  # redeliveries drop out
+        await Projector(conn).add_all(logged)
+        submitted = [(e.envelope, e.body) for e in logged if isinstance(e.body, ArtifactSubmitted)]
+        pending = await self._still_pending(conn, submitted)
+        if not pending:
             return
-        status = await ctx.conn.fetchval("SELECT status FROM submissions WHERE artifact_id = $1", message.artifact_id)
-        if status != "pending":
-            return  # the same artifact id submitted again: the first decision stands
-        decision = await self.decide(ctx.conn, message)
-        await record(ctx.conn, ctx.bus, ctx.bus.envelope_for(decision, causation=ctx.envelope), decision, publish=True)
-
-    async def decide(
-        self, conn: asyncpg.Connection, submission: ArtifactSubmitted
-    ) -> ArtifactRegistered | ArtifactRejected:
-        try:
-            prefix = self._prefix_of(submission.uri)
-            await self._check_files(prefix, submission)
-            parents = await self._parents(conn, submission)
-            version = await self._version(conn, submission)
-        except Rejection as rejection:
-            log.warning("rejected %s: %s", submission.artifact_id, rejection)
-            return ArtifactRejected(artifact_id=submission.artifact_id, reason=str(rejection))
-        base_model_digest = next(
-            (p["digest"] for p in parents if p["relation"] == LineageRelation.TRAINED_FROM.value), None
+        decisions = await self._decide(conn, [submission for _, submission in pending])
+        await record(
+            conn,
+            self.bus,
+            [
+                (self.bus.envelope_for(decision, causation=cause), decision)
+                for (cause, _), decision in zip(pending, decisions, strict=True)
+            ],
         )
+
+    async def _still_pending(
+        self, conn: asyncpg.Connection, submitted: list[tuple[Envelope, Any]]
+    ) -> list[tuple[Envelope, ArtifactSubmitted]]:
+        """Submissions nobody decided yet; an artifact id submitted again keeps its first decision."""
+        if not submitted:
+            return []
+        ids = [s.artifact_id for _, s in submitted]
+        rows = await conn.fetch("SELECT artifact_id, status FROM submissions WHERE artifact_id = any($1::text[])", ids)
+        status = {row["artifact_id"]: row["status"] for row in rows}
+        pending, seen = [], set()
+        for envelope, submission in submitted:
+            if status.get(submission.artifact_id) == "pending" and submission.artifact_id not in seen:
+                seen.add(submission.artifact_id)
+                pending.append((envelope, submission))
+        return pending
+
+    async def _decide(self, conn: asyncpg.Connection, submissions: list[ArtifactSubmitted]) -> list[Decision]:
+        file_problems = await asyncio.gather(*(self._bounded(self._check_files(s)) for s in submissions))
+        known = await self._known(conn, submissions)
+        decisions: list[Decision] = []
+        bundles: list[tuple[str, dict[str, Any]]] = []
+        for submission, problem in zip(submissions, file_problems, strict=True):
+            try:
+                if problem:
+                    raise Rejection(problem)
+                registered, bundle = self._register(submission, known)
+            except Rejection as rejection:
+                log.warning("rejected %s: %s", submission.artifact_id, rejection)
+                decisions.append(ArtifactRejected(artifact_id=submission.artifact_id, reason=str(rejection)))
+                continue
+            known.artifacts[registered.artifact_id] = (registered.digest, Stage.DEV.value)
+            decisions.append(registered)
+            bundles.append((self.store.key_of(registered.bundle_uri), bundle))
+        await asyncio.gather(
+            *(self._bounded(self.store.put(key, json.dumps(b, indent=2).encode())) for key, b in bundles)
+        )
+        return decisions
+
+    async def _bounded(self, work: Awaitable[T]) -> T:
+        async with self._io:
+            return await work
+
+    async def _known(self, conn: asyncpg.Connection, submissions: list[ArtifactSubmitted]) -> _Known:
+        parent_ids = list({p.artifact_id for s in submissions for p in s.parents})
+        rows = await conn.fetch("SELECT id, digest, stage FROM artifacts WHERE id = any($1::text[])", parent_ids)
+        kinds, names = zip(*{(s.kind.value, s.name) for s in submissions}, strict=True)
+        versions = await conn.fetch(
+            "SELECT kind, name, version FROM artifacts"
+            " WHERE (kind, name) IN (SELECT * FROM unnest($1::text[], $2::text[]))",
+            list(kinds),
+            list(names),
+        )
+        known = _Known({row["id"]: (row["digest"], row["stage"]) for row in rows}, {})
+        for row in versions:
+            known.versions.setdefault((row["kind"], row["name"]), set()).add(row["version"])
+        return known
+
+    def _register(self, submission: ArtifactSubmitted, known: _Known) -> tuple[ArtifactRegistered, dict[str, Any]]:
+        parents = []
+        for parent in submission.parents:
+            digest, stage = known.artifacts.get(parent.artifact_id, (None, None))
+            if digest is None:
+                raise Rejection(f"parent {parent.artifact_id} ({parent.relation}) is not a registered artifact")
+            if stage == Stage.REVOKED.value:
+                raise Rejection(f"parent {parent.artifact_id} is revoked")
+            parents.append({"artifact_id": parent.artifact_id, "relation": parent.relation.value, "digest": digest})
+        version = self._version(submission, known.versions.setdefault((submission.kind.value, submission.name), set()))
+        base_model_digest = next((p["digest"] for p in parents if p["relation"] == LineageRelation.TRAINED_FROM), None)
         statement = build_statement(
             submission.name,
             submission.files,
@@ -102,8 +176,7 @@ class Registrar:
         )
         bundle = sign(statement, self.keys.active)
         bundle_key = f"{BUNDLES_PREFIX}/{submission.artifact_id}.sigstore.json"
-        await self.store.put(bundle_key, json.dumps(bundle, indent=2).encode())
-        return ArtifactRegistered(
+        registered = ArtifactRegistered(
             artifact_id=submission.artifact_id,
             kind=submission.kind,
             name=submission.name,
@@ -115,59 +188,40 @@ class Registrar:
             bundle_uri=self.store.url_of(bundle_key),
             key_id=self.keys.active.key_id,
         )
+        return registered, bundle
 
-    def _prefix_of(self, uri: str) -> str:
-        try:
-            return self.store.key_of(uri)
-        except StoreError as error:
-            raise Rejection(f"files are not in the registry's object store: {error}") from None
-
-    async def _check_files(self, prefix: str, submission: ArtifactSubmitted) -> None:
-        for expected in submission.files:
-            hasher, size = hashlib.sha256(), 0
-            try:
-                async for chunk in self.store.stream(f"{prefix}/{expected.path}"):
-                    hasher.update(chunk)
-                    size += len(chunk)
-            except ObjectNotFound:
-                raise Rejection(f"{expected.path}: missing from {submission.uri}") from None
-            except StoreError as error:
-                raise Rejection(f"{expected.path}: {error}") from None
-            if size != expected.size:
-                raise Rejection(f"{expected.path}: size {size} != declared {expected.size}")
-            if hasher.hexdigest() != expected.sha256:
-                raise Rejection(f"{expected.path}: sha256 {hasher.hexdigest()} != declared {expected.sha256}")
-
-    async def _parents(self, conn: asyncpg.Connection, submission: ArtifactSubmitted) -> list[dict[str, str]]:
-        parents = []
-        for parent in submission.parents:
-            row = await conn.fetchrow("SELECT digest, stage FROM artifacts WHERE id = $1", parent.artifact_id)
-            if row is None:
-                raise Rejection(f"parent {parent.artifact_id} ({parent.relation}) is not a registered artifact")
-            if row["stage"] == "revoked":
-                raise Rejection(f"parent {parent.artifact_id} is revoked")
-            parents.append(
-                {"artifact_id": parent.artifact_id, "relation": parent.relation.value, "digest": row["digest"]}
-            )
-        return parents
-
-    async def _version(self, conn: asyncpg.Connection, submission: ArtifactSubmitted) -> str:
-        kind, name = submission.kind.value, submission.name
+    @staticmethod
+    def _version(submission: ArtifactSubmitted, taken: set[str]) -> str:
         if submission.version is not None:
-            taken = await conn.fetchval(
-                "SELECT 1 FROM artifacts WHERE kind = $1 AND name = $2 AND version = $3", kind, name, submission.version
-            )
-            if taken:
-                raise Rejection(f"{kind} {name} version {submission.version} already exists")
-            return submission.version
-        versions = {
-            r["version"]
-            for r in await conn.fetch("SELECT version FROM artifacts WHERE kind = $1 AND name = $2", kind, name)
-        }
-        number = len(versions) + 1
-        while str(number) in versions:  # an explicit version may have taken the next number
-            number += 1
-        return str(number)
+            if submission.version in taken:
+                raise Rejection(f"{submission.kind} {submission.name} version {submission.version} already exists")
+            version = submission.version
+        else:
+            number = len(taken) + 1
+            while str(number) in taken:  # an explicit version may have taken the next number
+                number += 1
+            version = str(number)
+        taken.add(version)
+        return version
+
+    async def _check_files(self, submission: ArtifactSubmitted) -> str | None:
+        """Why the stored files differ from the declared ones, or None when every byte matches."""
+        try:
+            prefix = self.store.key_of(submission.uri)
+        except StoreError as error:
+            return f"files are not in the registry's object store: {error}"
+        for expected in submission.files:
+            try:
+                sha256, size = await self.store.sha256(f"{prefix}/{expected.path}")
+            except ObjectNotFound:
+                return f"{expected.path}: missing from {submission.uri}"
+            except StoreError as error:
+                return f"{expected.path}: {error}"
+            if size != expected.size:
+                return f"{expected.path}: size {size} != declared {expected.size}"
+            if sha256 != expected.sha256:
+                return f"{expected.path}: sha256 {sha256} != declared {expected.sha256}"
+        return None
 
 
 class PromotionError(Exception):
@@ -232,5 +286,5 @@ async def promote(
         key_id=key_id,
         signature=signature,
     )
-    await record(conn, bus, bus.envelope_for(event, correlation_id=artifact_id), event, publish=True)
+    await record(conn, bus, [(bus.envelope_for(event, correlation_id=artifact_id), event)])
     return event

@@ -1,7 +1,9 @@
 """Projections: how each logged event changes the registry's tables, and the digest of the resulting state.
 
-`project` reads nothing but the event and the tables, so replaying the log into empty tables rebuilds the
-same state; live consumption and `replay` share this one function.
+The Projector reads nothing but events and the tables, so replaying the log into empty tables rebuilds the
+same state; live consumption and `replay` share it. The frequent events (submissions, registrations,
+rejections, dataset versions) are buffered and written in bulk; the rest are applied one by one, after the
+buffers are flushed, so the tables always change in log order.
 """
 
 from __future__ import annotations
@@ -52,25 +54,99 @@ PROJECTION_TABLES = {
 }
 
 
-async def project(conn: asyncpg.Connection, event: LoggedEvent) -> None:
-    body, at = event.body, event.envelope.time
-    match body:
-        case ArtifactSubmitted():
-            await conn.execute(
+_ARTIFACT_INSERT = (
+    "INSERT INTO artifacts (id, kind, name, version, stage, digest, size, uri, bundle_uri, key_id, job_id, created_by,"
+    " created_at, metrics, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    " ON CONFLICT (id) DO NOTHING"
+)
+
+
+class Projector:
+    """Applies logged events in order within the caller's transaction; `flush` before reading the tables."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self._submissions: list[tuple[Any, ...]] = []
+        self._artifacts: list[tuple[Any, ...]] = []
+        self._files: list[tuple[Any, ...]] = []
+        self._lineage: list[tuple[Any, ...]] = []
+        self._verdicts: list[tuple[Any, ...]] = []
+        # Submissions seen but not yet decided: a registration reads its files and parents from here.
+        self._undecided: dict[str, ArtifactSubmitted] = {}
+
+    async def add(self, event: LoggedEvent) -> None:
+        body, at = event.body, event.envelope.time
+        match body:
+            case ArtifactSubmitted():
+                self._submissions.append((body.artifact_id, body.model_dump(mode="json"), at))
+                self._undecided.setdefault(body.artifact_id, body)  # the first submission of an id is the one decided
+            case ArtifactRegistered():
+                await self._register(body, at)
+            case ArtifactRejected():
+                self._verdicts.append((body.artifact_id, "rejected", body.reason))
+                self._undecided.pop(body.artifact_id, None)
+            case DatasetVersionCreated():
+                self._artifacts.append(_dataset_row(body, at))
+            case _:
+                await self.flush()
+                await _project_one(self.conn, event)
+
+    async def add_all(self, events: list[LoggedEvent]) -> None:
+        for event in events:
+            await self.add(event)
+        await self.flush()
+
+    async def flush(self) -> None:
+        statements = (
+            (
                 "INSERT INTO submissions (artifact_id, status, body, submitted_at) VALUES ($1, 'pending', $2, $3)"
                 " ON CONFLICT (artifact_id) DO NOTHING",
+                self._submissions,
+            ),
+            (_ARTIFACT_INSERT, self._artifacts),
+            ("INSERT INTO artifact_files VALUES ($1, $2, $3, $4)", self._files),
+            ("INSERT INTO lineage VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", self._lineage),
+            ("UPDATE submissions SET status = $2, reason = $3 WHERE artifact_id = $1", self._verdicts),
+        )
+        for sql, rows in statements:
+            if rows:
+                await self.conn.executemany(sql, rows)
+                rows.clear()
+
+    async def _register(self, body: ArtifactRegistered, at: datetime) -> None:
+        submission = self._undecided.pop(body.artifact_id, None)
+        if submission is None:  # submitted in an earlier batch
+            await self.flush()
+            submission = ArtifactSubmitted.model_validate(
+                await self.conn.fetchval("SELECT body FROM submissions WHERE artifact_id = $1", body.artifact_id)
+            )
+        self._artifacts.append(
+            (
                 body.artifact_id,
-                body.model_dump(mode="json"),
+                body.kind.value,
+                body.name,
+                body.version,
+                body.stage.value,
+                body.digest,
+                body.size,
+                body.uri,
+                body.bundle_uri,
+                body.key_id,
+                submission.job_id,
+                submission.created_by,
                 at,
+                submission.metrics,
+                submission.metadata,
             )
-        case ArtifactRegistered():
-            await _register(conn, body, at)
-        case ArtifactRejected():
-            await conn.execute(
-                "UPDATE submissions SET status = 'rejected', reason = $2 WHERE artifact_id = $1",
-                body.artifact_id,
-                body.reason,
-            )
+        )
+        self._files.extend((body.artifact_id, f.path, f.sha256, f.size) for f in submission.files)
+        self._lineage.extend((p.artifact_id, body.artifact_id, p.relation.value) for p in submission.parents)
+        self._verdicts.append((body.artifact_id, "registered", None))
+
+
+async def _project_one(conn: asyncpg.Connection, event: LoggedEvent) -> None:
+    body, at = event.body, event.envelope.time
+    match body:
         case ArtifactPromoted():
             await conn.execute("UPDATE artifacts SET stage = $2 WHERE id = $1", body.artifact_id, body.to_stage.value)
             await conn.execute(
@@ -85,8 +161,6 @@ async def project(conn: asyncpg.Connection, event: LoggedEvent) -> None:
                 body.key_id,
                 body.signature,
             )
-        case DatasetVersionCreated():
-            await _record_dataset(conn, body, at)
         case StartTraining() | CancelTraining() | TrainingStarted() | TrainingProgressed() | TrainingCheckpointed():
             await _job_progress(conn, body, at)
         case TrainingCompleted() | TrainingFailed() | TrainingCancelled():
@@ -95,47 +169,11 @@ async def project(conn: asyncpg.Connection, event: LoggedEvent) -> None:
             await _deployment(conn, body, at)
 
 
-async def _register(conn: asyncpg.Connection, body: ArtifactRegistered, at: datetime) -> None:
-    submission = ArtifactSubmitted.model_validate(
-        await conn.fetchval("SELECT body FROM submissions WHERE artifact_id = $1", body.artifact_id)
-    )
-    await conn.execute(
-        "INSERT INTO artifacts (id, kind, name, version, stage, digest, size, uri, bundle_uri, key_id, job_id,"
-        " created_by, created_at, metrics, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-        " $14, $15)",
-        body.artifact_id,
-        body.kind.value,
-        body.name,
-        body.version,
-        body.stage.value,
-        body.digest,
-        body.size,
-        body.uri,
-        body.bundle_uri,
-        body.key_id,
-        submission.job_id,
-        submission.created_by,
-        at,
-        submission.metrics,
-        submission.metadata,
-    )
-    await conn.executemany(
-        "INSERT INTO artifact_files VALUES ($1, $2, $3, $4)",
-        [(body.artifact_id, f.path, f.sha256, f.size) for f in submission.files],
-    )
-    await conn.executemany(
-        "INSERT INTO lineage VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        [(parent.artifact_id, body.artifact_id, parent.relation.value) for parent in submission.parents],
-    )
-    await conn.execute("UPDATE submissions SET status = 'registered' WHERE artifact_id = $1", body.artifact_id)
-
-
-async def _record_dataset(conn: asyncpg.Connection, body: DatasetVersionCreated, at: datetime) -> None:
+def _dataset_row(body: DatasetVersionCreated, at: datetime) -> tuple[Any, ...]:
     """A dataset version is an artifact the gateway already validated; its digest is that of the event itself."""
     digest = hashlib.sha256(rfc8785.dumps(body.model_dump(mode="json"))).hexdigest()
-    await conn.execute(
-        "INSERT INTO artifacts (id, kind, name, version, stage, digest, size, uri, created_by, created_at, metrics,"
-        " metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, '{}', $11) ON CONFLICT (id) DO NOTHING",
+    metadata = {"schema": body.schema_kind.value, "num_rows": body.num_rows}
+    return (
         body.dataset_id,
         ArtifactKind.DATASET.value,
         body.name,
@@ -144,9 +182,13 @@ async def _record_dataset(conn: asyncpg.Connection, body: DatasetVersionCreated,
         digest,
         body.size_bytes,
         body.uri,
+        None,
+        None,
+        None,
         body.created_by,
         at,
-        {"schema": body.schema_kind.value, "num_rows": body.num_rows},
+        {},
+        metadata,
     )
 
 

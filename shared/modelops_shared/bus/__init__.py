@@ -2,13 +2,15 @@
 
 from .broker import make_broker
 from .consumer import Handler, IdempotentConsumer, MessageContext, PermanentError
-from .outbox import OutboxRelay, enqueue
+from .outbox import OutboxRelay, enqueue, enqueue_many
 from .publisher import Bus
 from .topics import ensure_topics
-from .tracked import TrackedConsumer
+from .tracked import BatchHandler, Delivery, TrackedConsumer
 
 __all__ = [
+    "BatchHandler",
     "Bus",
+    "Delivery",
     "Handler",
     "IdempotentConsumer",
     "MessageContext",
@@ -16,6 +18,7 @@ __all__ = [
     "PermanentError",
     "TrackedConsumer",
     "enqueue",
+    "enqueue_many",
     "ensure_topics",
     "make_broker",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 
 import asyncpg
 from modelops_contracts import Envelope, Message, encode, topic_of
@@ -28,24 +29,25 @@ async def enqueue(
     *,
     correlation_id: str | None = None,
     causation: Envelope | None = None,
-    envelope: Envelope | None = None,
 ) -> Envelope:
-    """Stage `message` for publishing; it leaves only if the caller's transaction commits.
+    """Stage `message` for publishing; it leaves only if the caller's transaction commits."""
+    envelope = bus.envelope_for(message, correlation_id=correlation_id, causation=causation)
+    await enqueue_many(conn, [(envelope, message)])
+    return envelope
 
-    Pass `envelope` when the message was already recorded under one (an event log keeps the published id).
-    """
-    envelope = envelope or bus.envelope_for(message, correlation_id=correlation_id, causation=causation)
-    record = encode(message, envelope, trace_headers=current_trace_headers())
-    await conn.execute(
-        "INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)",
-        topic_of(message).name,
-        record.key,
-        record.value,
-        record.headers,
-    )
+
+async def enqueue_many(conn: asyncpg.Connection, messages: Sequence[tuple[Envelope, Message]]) -> None:
+    """Stage messages already put in envelopes (an event log that recorded them keeps the same ids)."""
+    if not messages:
+        return
+    trace_headers = current_trace_headers()
+    rows = []
+    for envelope, message in messages:
+        record = encode(message, envelope, trace_headers=trace_headers)
+        rows.append((topic_of(message).name, record.key, record.value, record.headers))
+    await conn.executemany("INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)", rows)
     # NOTIFY is delivered at commit, so the relay wakes exactly when there is something to send.
     await conn.execute(f"SELECT pg_notify({_CHANNEL_SQL}, '')")
-    return envelope
 
 
 class OutboxRelay:
@@ -66,8 +68,8 @@ class OutboxRelay:
             rows = await conn.fetch(
                 "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1", self.batch_size
             )
-            for row in rows:
-                await self._publish(row)
+            for wave in _waves(rows):
+                await asyncio.gather(*(self._publish(row) for row in wave))
             if rows:
                 await conn.execute("DELETE FROM outbox WHERE id = any($1::bigint[])", [row["id"] for row in rows])
             return len(rows)
@@ -101,3 +103,18 @@ class OutboxRelay:
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
+
+
+def _waves(rows: list[asyncpg.Record]) -> list[list[asyncpg.Record]]:
+    """Split rows into waves with at most one message per (topic, key), keeping each key's order across waves:
+    a wave is published concurrently, and only messages of different keys may overtake one another."""
+    waves: list[list[asyncpg.Record]] = []
+    depth: dict[tuple[str, bytes], int] = {}
+    for row in rows:
+        key = (row["topic"], bytes(row["key"]))
+        level = depth.get(key, 0)
+        depth[key] = level + 1
+        if level == len(waves):
+            waves.append([])
+        waves[level].append(row)
+    return waves

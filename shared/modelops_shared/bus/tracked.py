@@ -1,28 +1,44 @@
 """Tracked batch consumers: each batch's effects and its (topic, partition, offset) tracking rows commit in one
 Postgres transaction, and assigned partitions resume from those rows rather than from Kafka's committed
-offsets — exactly-once effect over at-least-once delivery, for projections that must not miss or repeat."""
+offsets — exactly-once effect over at-least-once delivery, for projections that must not miss or repeat.
+
+The handler sees the whole batch at once, so it can write in bulk; when it fails, the batch is applied message
+by message in savepoints, and only the message that still fails goes to the dead-letter topic."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from modelops_contracts import EnvelopeError, Topic, decode
+from modelops_contracts import Envelope, EnvelopeError, Message, Topic, decode
 from opentelemetry import propagate, trace
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from ..telemetry import CONSUMER_LAG, MESSAGES_DEAD_LETTERED
-from .consumer import Handler, MessageContext, PermanentError, dead_letter_headers
+from .consumer import PermanentError, dead_letter_headers
 from .publisher import Bus
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 RecordBatch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    envelope: Envelope
+    body: Message
+    record: ConsumerRecord[bytes, bytes]
+    headers: dict[str, str]
+
+
+BatchHandler = Callable[[asyncpg.Connection, Sequence[Delivery]], Awaitable[None]]
+_CONNECTION_LOST = (asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError)
 
 
 class _ResumeFromTracking(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -37,10 +53,16 @@ class _ResumeFromTracking(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class TrackedConsumer:
-    """Applies `handler` to every message of `topics`, one transaction per batch, under the name `name`."""
+    """Applies `handler` to the messages of `topics`, one transaction per batch, under the name `name`."""
 
     def __init__(
-        self, bus: Bus, pool: asyncpg.Pool, topics: Sequence[Topic], name: str, handler: Handler, max_batch: int = 500
+        self,
+        bus: Bus,
+        pool: asyncpg.Pool,
+        topics: Sequence[Topic],
+        name: str,
+        handler: BatchHandler,
+        max_batch: int = 500,
     ) -> None:
         self.bus = bus
         self.pool = pool
@@ -101,30 +123,53 @@ class TrackedConsumer:
             self._after_commit(batch)
 
     async def apply_batch(self, batch: RecordBatch) -> None:
-        """One transaction: every record's effects, then the tracking row of each partition it advanced."""
+        """One transaction: the batch's effects, then the tracking row of each partition it advanced."""
         async with self.pool.acquire() as conn, conn.transaction():
-            for tp, records in batch.items():
-                for record in records:
-                    await self._apply_record(conn, record)
-                await conn.execute(
-                    'INSERT INTO tracking (consumer, topic, partition, "offset") VALUES ($1, $2, $3, $4)'
-                    " ON CONFLICT (consumer, topic, partition)"
-                    ' DO UPDATE SET "offset" = GREATEST(tracking."offset", excluded."offset")',
-                    self.name,
-                    tp.topic,
-                    tp.partition,
-                    records[-1].offset,
-                )
+            deliveries = [
+                delivery
+                for records in batch.values()
+                for record in records
+                if (delivery := await self._decoded(record)) is not None
+            ]
+            if deliveries:
+                links = [
+                    trace.Link(trace.get_current_span(propagate.extract(d.headers)).get_span_context())
+                    for d in deliveries
+                ]
+                with tracer.start_as_current_span(f"{self.name} batch", kind=trace.SpanKind.CONSUMER, links=links):
+                    await self._apply_deliveries(conn, deliveries)
+            await conn.executemany(
+                'INSERT INTO tracking (consumer, topic, partition, "offset") VALUES ($1, $2, $3, $4)'
+                " ON CONFLICT (consumer, topic, partition)"
+                ' DO UPDATE SET "offset" = GREATEST(tracking."offset", excluded."offset")',
+                [(self.name, tp.topic, tp.partition, records[-1].offset) for tp, records in batch.items()],
+            )
 
-    async def _apply_record(self, conn: asyncpg.Connection, record: ConsumerRecord[bytes, bytes]) -> None:
+    async def _decoded(self, record: ConsumerRecord[bytes, bytes]) -> Delivery | None:
         headers = {name: value.decode() for name, value in record.headers}
         try:
             envelope, body = decode(record.key, record.value, headers)
         except EnvelopeError as error:
             await self._dead_letter(record, headers, error, attempts=1)
+            return None
+        return Delivery(envelope, body, record, headers)
+
+    async def _apply_deliveries(self, conn: asyncpg.Connection, deliveries: list[Delivery]) -> None:
+        try:
+            async with conn.transaction():  # a savepoint: a failed bulk attempt leaves nothing behind
+                await self.handler(conn, deliveries)
             return
-        context = propagate.extract(headers)
-        with tracer.start_as_current_span(f"{record.topic} process", context=context, kind=trace.SpanKind.CONSUMER):
+        except _CONNECTION_LOST:
+            raise  # the connection is gone: the whole batch retries
+        except Exception:
+            log.warning("bulk apply failed; applying the batch message by message", exc_info=True)
+        for delivery in deliveries:
+            await self._apply_one(conn, delivery)
+
+    async def _apply_one(self, conn: asyncpg.Connection, delivery: Delivery) -> None:
+        context = propagate.extract(delivery.headers)
+        topic = delivery.record.topic
+        with tracer.start_as_current_span(f"{topic} process", context=context, kind=trace.SpanKind.CONSUMER):
             attempts = 0
             try:
                 async for attempt in AsyncRetrying(
@@ -135,13 +180,12 @@ class TrackedConsumer:
                 ):
                     with attempt:
                         attempts += 1
-                        # A savepoint: a failing message's partial effects roll back without losing the batch's.
                         async with conn.transaction():
-                            await self.handler(body, MessageContext(envelope=envelope, conn=conn, bus=self.bus))
-            except (asyncpg.InterfaceError, asyncpg.ConnectionDoesNotExistError):
-                raise  # the connection is gone: the whole batch retries
+                            await self.handler(conn, [delivery])
+            except _CONNECTION_LOST:
+                raise
             except Exception as error:
-                await self._dead_letter(record, headers, error, attempts=attempts)
+                await self._dead_letter(delivery.record, delivery.headers, error, attempts=attempts)
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str], error: BaseException, *, attempts: int

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterable, AsyncIterator
@@ -107,6 +108,14 @@ class ObjectStore(ABC):
     @abstractmethod
     def url_of(self, key: str) -> str:
         """The full URL of the object, e.g. `s3://bucket/prefix/key` or `file:///root/key`."""
+
+    async def sha256(self, key: str) -> tuple[str, int]:
+        """The object's sha256 (hex) and size, read streaming: what a verifier recomputes."""
+        hasher, size = hashlib.sha256(), 0
+        async for chunk in self.stream(key):
+            hasher.update(chunk)
+            size += len(chunk)
+        return hasher.hexdigest(), size
 
     def key_of(self, url: str) -> str:
         """Inverse of `url_of` for an object or folder URL; InvalidKey when the URL lies outside this store."""
