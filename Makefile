@@ -51,6 +51,7 @@ contracts:  ## regenerate contracts/asyncapi.yaml from the catalog
 
 bench: up  ## run every benchmark; each prints its ratio against a baseline measured in the same run
 	$(BIN)/python bench/bus.py
+	$(BIN)/python bench/registry.py
 
 clean: down
 	rm -rf .modelops

@@ -29,6 +29,7 @@ from modelops_contracts.catalog import DIAGNOSTICS_PINGS
 from modelops_shared.bus import Bus, IdempotentConsumer, MessageContext
 from modelops_shared.db import apply_migrations, create_pool
 from modelops_shared.settings import Settings
+from modelops_shared.telemetry import configure_tracing
 
 Arrival = Callable[[str], None]
 
@@ -147,6 +148,7 @@ async def main() -> None:
     parser.add_argument("--burst", type=int, default=2000)
     args = parser.parse_args()
     settings = Settings(service_name="bench-bus")
+    configure_tracing(settings)  # as a service has it: spans with ids, sampled only when an exporter is set
     bare = await bench_bare(settings, args.pings, args.burst)
     ours = await bench_ours(settings, args.pings, args.burst)
     print(f"{'':8} {'p50 ms':>8} {'p99 ms':>8} {'msgs/s':>9}")

@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     s3_secure: bool = False
 
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset = no export")
+    trace_sample_ratio: float | None = Field(
+        None, ge=0, le=1, description="Share of new traces recorded; default 1 with an OTLP endpoint, else 0"
+    )
 
     gateway_port: int = 8000
     registry_port: int = 8001

@@ -10,6 +10,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 from prometheus_client import Counter, Gauge
 from pythonjsonlogger.json import JsonFormatter
 
@@ -67,7 +68,15 @@ def configure_tracing(settings: Settings) -> TracerProvider:
     current = trace.get_tracer_provider()
     if isinstance(current, TracerProvider):
         return current  # a process gets one provider; tests and re-created apps reuse it
-    provider = TracerProvider(resource=Resource.create({"service.name": settings.service_name}))
+    ratio = settings.trace_sample_ratio
+    if ratio is None:
+        ratio = 1.0 if settings.otlp_endpoint else 0.0
+    # Unsampled spans still get ids and still cross Kafka in `traceparent` (logs keep their trace ids), but
+    # cost next to nothing: recording spans that no exporter will ship doubled the bus round trip.
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": settings.service_name}),
+        sampler=ParentBased(TraceIdRatioBased(ratio)),
+    )
     if settings.otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

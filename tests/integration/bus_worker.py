@@ -52,7 +52,7 @@ async def handle(message: Ping, ctx: MessageContext) -> None:
 
 
 async def main(schema: str, group: str, mode: str) -> None:
-    settings = Settings(service_name="bus-worker", consumer_retry_backoff_s=0.05)
+    settings = Settings(service_name="bus-worker", consumer_retry_backoff_s=0.05, trace_sample_ratio=1.0)
     configure_logging(settings)
     configure_tracing(settings)
     pool = await create_pool(settings, schema)
