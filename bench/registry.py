@@ -28,10 +28,10 @@ import asyncpg
 from isolated_stack import isolated_stack
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, FileDigest
 from modelops_registry.__main__ import replay
-from modelops_registry.keys import KeyRing
 from modelops_registry.settings import RegistrySettings
-from modelops_registry.signing import build_statement, sign
 from modelops_shared.bus import Bus
+from modelops_shared.signing.bundles import build_statement, sign
+from modelops_shared.signing.keys import KeyRing
 from modelops_shared.storage import open_store
 
 FILES = {"config.json": b'{"architectures": ["LlamaForCausalLM"]}', "adapter_model.safetensors": os.urandom(4096)}

@@ -12,8 +12,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from modelops_contracts import FileDigest
-from modelops_registry.keys import KeyRing
-from modelops_registry.signing import build_statement, sign
+from modelops_shared.signing.bundles import build_statement, sign
+from modelops_shared.signing.keys import KeyRing
 
 PREDICATE = {"kind": "adapter", "base_model_digest": "ab" * 32, "parents": [], "job_id": "job-1", "metrics": {}}
 MODEL_SIGNING = Path(sys.executable).with_name("model_signing")

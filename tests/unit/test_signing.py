@@ -14,8 +14,7 @@ import rfc8785
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from modelops_contracts import FileDigest
-from modelops_registry.keys import ALGORITHMS, KeyRing, KeyRingError
-from modelops_registry.signing import (
+from modelops_shared.signing.bundles import (
     PREDICATE_TYPE,
     SignatureError,
     build_statement,
@@ -25,6 +24,7 @@ from modelops_registry.signing import (
     verify,
     verify_record,
 )
+from modelops_shared.signing.keys import ALGORITHMS, KeyRing, KeyRingError
 
 PREDICATE = {"kind": "adapter", "base_model_digest": "ab" * 32, "parents": [], "job_id": "job-1", "metrics": {}}
 

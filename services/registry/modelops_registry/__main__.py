@@ -15,10 +15,10 @@ import uuid
 
 from modelops_shared.db import apply_migrations, create_pool
 from modelops_shared.service import serve
+from modelops_shared.signing import KeyRing
 
 from . import eventlog
 from .app import MIGRATIONS, create_app
-from .keys import KeyRing
 from .projections import Projector, state_digest
 from .settings import RegistrySettings
 

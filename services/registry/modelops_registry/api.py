@@ -12,13 +12,13 @@ from fastapi.responses import StreamingResponse
 from modelops_contracts import Stage
 from modelops_shared.problems import Problem
 from modelops_shared.service import Runtime
+from modelops_shared.signing import KeyRing
 from modelops_shared.storage import ObjectNotFound
 from pydantic import BaseModel, Field
 
 from . import queries
 from .domain import Policy
 from .handlers import PromotionError, promote
-from .keys import KeyRing
 from .lineage import openlineage_events
 from .projections import state_digest
 

@@ -17,11 +17,11 @@ from modelops_contracts.catalog import (
 )
 from modelops_shared.bus import TrackedConsumer
 from modelops_shared.service import Runtime, create_service_app
+from modelops_shared.signing import KeyRing
 
 from . import api
 from .domain import Policy
 from .handlers import Registrar
-from .keys import KeyRing
 from .settings import RegistrySettings
 
 MIGRATIONS = files("modelops_registry") / "migrations"

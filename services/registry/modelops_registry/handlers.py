@@ -33,13 +33,12 @@ from modelops_contracts import (
     Stage,
 )
 from modelops_shared.bus import Bus, Delivery, enqueue_many
+from modelops_shared.signing import KeyRing, build_statement, sign, sign_record
 from modelops_shared.storage import ObjectNotFound, ObjectStore, StoreError
 
 from . import eventlog
 from .domain import Policy, PolicyViolation, PromotionRequest, check_promotion
-from .keys import KeyRing
 from .projections import Projector
-from .signing import build_statement, sign, sign_record
 
 log = logging.getLogger(__name__)
 

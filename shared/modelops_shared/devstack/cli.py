@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..settings import Settings
+from .admin import ADMIN_KEY_FILE, take_unshown_admin_key
 from .components import StackPaths
 from .processes import StackError
 from .stack import SERVICE_TIMEOUT_S, Row, start_infrastructure, start_services, status, stop_all
@@ -48,6 +49,13 @@ def _print_table(rows: list[Row]) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(line[:3], widths, strict=True)), line[3], sep="  ")
 
 
+def _show_admin_key(settings: Settings) -> None:
+    secret = take_unshown_admin_key(settings)
+    if secret is not None:
+        key_file = StackPaths.of(settings).root / ADMIN_KEY_FILE
+        print(f"\ngateway admin API key (shown once; also in {key_file}, readable by you only):\n  {secret}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
@@ -56,6 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_up(settings, args.services_root, args.service_timeout))
             _print_table(status(settings, args.services_root))
             print(f"logs in {StackPaths.of(settings).root / 'logs'}")
+            _show_admin_key(settings)
         elif args.command == "down":
             stopped = stop_all(settings)
             print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
