@@ -17,6 +17,7 @@ from faststream.kafka import KafkaMessage
 from modelops_contracts import Envelope, EnvelopeError, Message, Topic, decode
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
+from ..settings import Settings
 from ..telemetry import CONSUMER_LAG, MESSAGES_DEAD_LETTERED, MESSAGES_DUPLICATE
 from .outbox import enqueue
 from .publisher import Bus
@@ -28,6 +29,16 @@ DLQ_HEADER_PREFIX = "dlq_"
 
 class PermanentError(Exception):
     """A handler's verdict that retrying cannot help (a rule broken, a reference that will never exist)."""
+
+
+def handler_retries(settings: Settings) -> AsyncRetrying:
+    """Bounded attempts with exponential backoff; a PermanentError stops at once. The last error is re-raised."""
+    return AsyncRetrying(
+        stop=stop_after_attempt(settings.consumer_max_retries + 1),
+        wait=wait_exponential(multiplier=settings.consumer_retry_backoff_s, max=30),
+        retry=retry_if_not_exception_type(PermanentError),
+        reraise=True,
+    )
 
 
 @dataclass
@@ -62,8 +73,6 @@ class IdempotentConsumer:
         self.topic = topic
         self.group = group
         self.handler = handler
-        self.max_attempts = bus.settings.consumer_max_retries + 1
-        self.backoff = bus.settings.consumer_retry_backoff_s
 
     def subscribe(self) -> None:
         """Register on the bus's broker; it consumes once the bus starts. Offsets are committed only after
@@ -90,12 +99,7 @@ class IdempotentConsumer:
             return
         attempts = 0
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.max_attempts),
-                wait=wait_exponential(multiplier=self.backoff, max=30),
-                retry=retry_if_not_exception_type(PermanentError),
-                reraise=True,
-            ):
+            async for attempt in handler_retries(self.bus.settings):
                 with attempt:
                     attempts += 1
                     await self._apply_once(msg, envelope, body)

@@ -17,10 +17,10 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from modelops_contracts import Envelope, EnvelopeError, Message, Topic, decode
 from opentelemetry import propagate, trace
-from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, wait_exponential
 
 from ..telemetry import CONSUMER_LAG, MESSAGES_DEAD_LETTERED
-from .consumer import PermanentError, dead_letter_headers
+from .consumer import dead_letter_headers, handler_retries
 from .publisher import Bus
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,6 @@ class TrackedConsumer:
         self.handler = handler
         self.max_batch = max_batch
         settings = bus.settings
-        self.max_attempts = settings.consumer_max_retries + 1
         self.backoff = settings.consumer_retry_backoff_s
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,
@@ -172,12 +171,7 @@ class TrackedConsumer:
         with tracer.start_as_current_span(f"{topic} process", context=context, kind=trace.SpanKind.CONSUMER):
             attempts = 0
             try:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(self.max_attempts),
-                    wait=wait_exponential(multiplier=self.backoff, max=30),
-                    retry=retry_if_not_exception_type(PermanentError),
-                    reraise=True,
-                ):
+                async for attempt in handler_retries(self.bus.settings):
                     with attempt:
                         attempts += 1
                         async with conn.transaction():
