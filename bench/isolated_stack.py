@@ -1,5 +1,5 @@
 """A fresh embedded stack for one benchmark run: empty topics and database, so no earlier run's history is
-measured too. Ports stay clear of `make up` and of the test session's stack."""
+measured too; on free ports, clear of `make up` and of any test session."""
 
 from __future__ import annotations
 
@@ -10,20 +10,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from modelops_shared.devstack import stack_env, start_infrastructure, stop_all
+from modelops_shared.devstack import ephemeral_settings, stack_env, start_infrastructure, stop_all
 from modelops_shared.settings import Settings
 
 
 @asynccontextmanager
 async def isolated_stack() -> AsyncIterator[Settings]:
     state_dir = Path(tempfile.mkdtemp(prefix="modelops-bench-"))
-    settings = Settings(
-        state_dir=state_dir,
-        kafka_bootstrap="127.0.0.1:39092",
-        database_url="postgresql://postgres@127.0.0.1:35433/postgres",
-        redis_url="redis://127.0.0.1:36380/0",
-        object_store_url=(state_dir / "objects").as_uri(),
-    )
+    settings = ephemeral_settings(state_dir)
     saved = dict(os.environ)
     try:
         await start_infrastructure(settings)

@@ -30,6 +30,7 @@ from modelops_contracts import ArtifactKind, ArtifactSubmitted, FileDigest
 from modelops_registry.__main__ import replay
 from modelops_registry.settings import RegistrySettings
 from modelops_shared.bus import Bus
+from modelops_shared.devstack import free_port
 from modelops_shared.signing.bundles import build_statement, sign
 from modelops_shared.signing.keys import KeyRing
 from modelops_shared.storage import open_store
@@ -75,7 +76,7 @@ async def bench_live(settings: RegistrySettings, schema: str, keys: Path, n: int
         **os.environ,
         "MODELOPS_SERVICE_NAME": "registry",
         "MODELOPS_REGISTRY_SCHEMA": schema,
-        "MODELOPS_REGISTRY_PORT": "18801",
+        "MODELOPS_REGISTRY_PORT": str(free_port()),
         "MODELOPS_REGISTRY_KEYS_DIR": str(keys),
         "MODELOPS_LOG_LEVEL": "WARNING",
     }

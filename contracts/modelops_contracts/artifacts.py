@@ -87,9 +87,12 @@ class ArtifactRegistered(Message):
     digest: str = Field(pattern=SHA256_PATTERN, description="sha256 of the signed in-toto statement")
     size: int = Field(ge=0)
     uri: str
-    bundle_uri: str
+    bundle_uri: str = Field(description="Where the signed bundle is served")
     key_id: str
     stage: Stage = Stage.DEV
+    bundle: dict[str, Any] | None = Field(
+        None, description="The Sigstore bundle itself (DSSE over the in-toto statement), so the log holds signatures"
+    )
 
 
 class ArtifactRejected(Message):

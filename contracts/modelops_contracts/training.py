@@ -35,6 +35,17 @@ class Hyperparameters(BaseModel):
         return self
 
 
+class PluginSpec(BaseModel):
+    """Plugins named by their entry point in the `modelops.plugins` group of the worker's environment."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    loss: str | None = Field(None, description="Replaces the training loss (sft)")
+    optimizer: str | None = Field(None, description="Builds the optimizer from the trainable parameters")
+    metrics: list[str] = Field([], description="Extra evaluation metrics reported with the job's results")
+    callbacks: list[str] = Field([], description="transformers TrainerCallbacks run during training")
+
+
 class StartTraining(Message):
     """Command: fine-tune an adapter of `base_model` on one exact dataset version."""
 
@@ -43,7 +54,9 @@ class StartTraining(Message):
 
     job_id: str
     submitted_by: str
-    base_model: str = Field(description="Artifact id of the base model")
+    base_model: str = Field(
+        description="Artifact id of the base model, or its name (then the latest registered base_model of that name)"
+    )
     dataset: str
     dataset_version: int = Field(ge=0)
     method: Literal["sft", "dpo"] = "sft"
@@ -52,6 +65,7 @@ class StartTraining(Message):
     hyperparameters: Hyperparameters
     eval_split: float = Field(0.1, ge=0.0, lt=1.0)
     suffix: str | None = None
+    plugins: PluginSpec | None = None
 
 
 class CancelTraining(Message):

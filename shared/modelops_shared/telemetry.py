@@ -28,6 +28,11 @@ MESSAGES_DUPLICATE = Counter(
     "Redelivered messages skipped because their effect was already committed",
     ["topic", "consumer"],
 )
+MESSAGES_RELAYED = Counter(
+    "modelops_outbox_published_total",
+    "Messages the outbox relay published (acknowledged by the broker)",
+    ["topic"],
+)
 CONSUMER_LAG = Gauge(
     "modelops_consumer_lag",
     "Messages behind the partition's high watermark, as seen by the last consumed message",

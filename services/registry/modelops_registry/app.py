@@ -48,7 +48,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
                 runtime.pool,
                 CONSUMED,
                 settings.registry_schema,
-                Registrar(runtime.store, keys, runtime.bus).handle,
+                Registrar(runtime.store, keys, runtime.bus, settings.registry_url).handle,
             )
             await consumer.start()
             app.state.registry = api.Registry(runtime=runtime, keys=keys, policy=policy)

@@ -1,9 +1,9 @@
 """What the registry does with each batch of consumed events: log them, project them, and decide submissions.
 
 A submission is decided once: the stored files are re-hashed, streaming; any mismatch rejects it; otherwise
-an in-toto statement over every file is signed into a DSSE bundle, stored, and the artifact registered. Each
-decision is logged and published (through the outbox) under one envelope, so the log replays it as decided.
-A batch's file checks and bundle writes run concurrently; the decisions themselves are made in log order.
+an in-toto statement over every file is signed into a DSSE bundle and the artifact registered, the bundle inside
+the event. Each decision is logged and published (through the outbox) under one envelope, so the log replays it
+as decided, signatures included. A batch's file checks run concurrently; decisions are made in log order.
 
 Consumes: artifacts.submissions.v1, training.commands.v1, training.events.v1, datasets.events.v1,
 deployments.commands.v1, deployments.events.v1. Produces: registry.artifacts.v1.
@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import json
 import logging
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
@@ -42,7 +41,6 @@ from .projections import Projector
 
 log = logging.getLogger(__name__)
 
-BUNDLES_PREFIX = "registry/bundles"
 IO_CONCURRENCY = 16
 T = TypeVar("T")
 
@@ -69,10 +67,11 @@ class _Known:
 
 
 class Registrar:
-    def __init__(self, store: ObjectStore, keys: KeyRing, bus: Bus) -> None:
+    def __init__(self, store: ObjectStore, keys: KeyRing, bus: Bus, public_url: str) -> None:
         self.store = store
         self.keys = keys
         self.bus = bus
+        self.public_url = public_url.rstrip("/")
         self._io = asyncio.Semaphore(IO_CONCURRENCY)
 
     async def handle(self, conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> None:
@@ -112,22 +111,17 @@ class Registrar:
         file_problems = await asyncio.gather(*(self._bounded(self._check_files(s)) for s in submissions))
         known = await self._known(conn, submissions)
         decisions: list[Decision] = []
-        bundles: list[tuple[str, dict[str, Any]]] = []
         for submission, problem in zip(submissions, file_problems, strict=True):
             try:
                 if problem:
                     raise Rejection(problem)
-                registered, bundle = self._register(submission, known)
+                registered = self._register(submission, known)
             except Rejection as rejection:
                 log.warning("rejected %s: %s", submission.artifact_id, rejection)
                 decisions.append(ArtifactRejected(artifact_id=submission.artifact_id, reason=str(rejection)))
                 continue
             known.artifacts[registered.artifact_id] = (registered.digest, Stage.DEV.value)
             decisions.append(registered)
-            bundles.append((self.store.key_of(registered.bundle_uri), bundle))
-        await asyncio.gather(
-            *(self._bounded(self.store.put(key, json.dumps(b, indent=2).encode())) for key, b in bundles)
-        )
         return decisions
 
     async def _bounded(self, work: Awaitable[T]) -> T:
@@ -149,7 +143,7 @@ class Registrar:
             known.versions.setdefault((row["kind"], row["name"]), set()).add(row["version"])
         return known
 
-    def _register(self, submission: ArtifactSubmitted, known: _Known) -> tuple[ArtifactRegistered, dict[str, Any]]:
+    def _register(self, submission: ArtifactSubmitted, known: _Known) -> ArtifactRegistered:
         parents = []
         for parent in submission.parents:
             digest, stage = known.artifacts.get(parent.artifact_id, (None, None))
@@ -174,8 +168,7 @@ class Registrar:
             },
         )
         bundle = sign(statement, self.keys.active)
-        bundle_key = f"{BUNDLES_PREFIX}/{submission.artifact_id}.sigstore.json"
-        registered = ArtifactRegistered(
+        return ArtifactRegistered(
             artifact_id=submission.artifact_id,
             kind=submission.kind,
             name=submission.name,
@@ -184,10 +177,10 @@ class Registrar:
             digest=hashlib.sha256(base64.b64decode(bundle["dsseEnvelope"]["payload"])).hexdigest(),
             size=sum(f.size for f in submission.files),
             uri=submission.uri,
-            bundle_uri=self.store.url_of(bundle_key),
+            bundle_uri=f"{self.public_url}/v1/artifacts/{submission.artifact_id}/bundle",
             key_id=self.keys.active.key_id,
+            bundle=bundle,
         )
-        return registered, bundle
 
     @staticmethod
     def _version(submission: ArtifactSubmitted, taken: set[str]) -> str:

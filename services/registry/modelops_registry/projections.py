@@ -56,7 +56,8 @@ PROJECTION_TABLES = {
 
 _ARTIFACT_INSERT = (
     "INSERT INTO artifacts (id, kind, name, version, stage, digest, size, uri, bundle_uri, key_id, job_id, created_by,"
-    " created_at, metrics, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+    " created_at, metrics, metadata, bundle) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
+    " $16)"
     " ON CONFLICT (id) DO NOTHING"
 )
 
@@ -104,7 +105,6 @@ class Projector:
                 self._submissions,
             ),
             (_ARTIFACT_INSERT, self._artifacts),
-            ("INSERT INTO artifact_files VALUES ($1, $2, $3, $4)", self._files),
             ("INSERT INTO lineage VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", self._lineage),
             ("UPDATE submissions SET status = $2, reason = $3 WHERE artifact_id = $1", self._verdicts),
         )
@@ -112,6 +112,9 @@ class Projector:
             if rows:
                 await self.conn.executemany(sql, rows)
                 rows.clear()
+            if sql is _ARTIFACT_INSERT and self._files:  # files need their artifacts (foreign key)
+                await self.conn.copy_records_to_table("artifact_files", records=self._files)
+                self._files.clear()
 
     async def _register(self, body: ArtifactRegistered, at: datetime) -> None:
         submission = self._undecided.pop(body.artifact_id, None)
@@ -137,6 +140,7 @@ class Projector:
                 at,
                 submission.metrics,
                 submission.metadata,
+                body.bundle,
             )
         )
         self._files.extend((body.artifact_id, f.path, f.sha256, f.size) for f in submission.files)
@@ -189,6 +193,7 @@ def _dataset_row(body: DatasetVersionCreated, at: datetime) -> tuple[Any, ...]:
         at,
         {},
         metadata,
+        None,
     )
 
 

@@ -40,6 +40,11 @@ async def submission(conn: asyncpg.Connection, artifact_id: str) -> dict[str, An
     return dict(row) if row else None
 
 
+async def bundle(conn: asyncpg.Connection, artifact_id: str) -> dict[str, Any] | None:
+    bundle: dict[str, Any] | None = await conn.fetchval("SELECT bundle FROM artifacts WHERE id = $1", artifact_id)
+    return bundle
+
+
 async def files(conn: asyncpg.Connection, artifact_id: str) -> list[dict[str, Any]]:
     rows = await conn.fetch(
         "SELECT path, sha256, size FROM artifact_files WHERE artifact_id = $1 ORDER BY path", artifact_id

@@ -1,5 +1,7 @@
 """Transactional outbox: write a message in the same transaction as the state change it announces;
-a relay publishes and deletes it. No "commit, then publish" gap, and no publish without the commit."""
+a relay publishes and deletes it. No "commit, then publish" gap, and no publish without the commit.
+
+A staged message carries the `traceparent` of the span that staged it, so its consumer continues that trace."""
 
 from __future__ import annotations
 
@@ -9,10 +11,9 @@ import logging
 from collections.abc import Sequence
 
 import asyncpg
-from modelops_contracts import Envelope, Message, encode, topic_of
-from opentelemetry import context, propagate
+from modelops_contracts import Envelope, KafkaRecord, Message, encode, topic_of
 
-from ..telemetry import current_trace_headers
+from ..telemetry import MESSAGES_RELAYED, current_trace_headers
 from .publisher import Bus
 
 log = logging.getLogger(__name__)
@@ -68,20 +69,20 @@ class OutboxRelay:
             rows = await conn.fetch(
                 "SELECT id, topic, key, value, headers FROM outbox ORDER BY id LIMIT $1", self.batch_size
             )
-            for wave in _waves(rows):
-                await asyncio.gather(*(self._publish(row) for row in wave))
+            await self.bus.send_records(
+                [
+                    (
+                        row["topic"],
+                        KafkaRecord(key=bytes(row["key"]), value=bytes(row["value"]), headers=row["headers"]),
+                    )
+                    for row in rows
+                ]
+            )
+            for row in rows:
+                MESSAGES_RELAYED.labels(row["topic"]).inc()
             if rows:
                 await conn.execute("DELETE FROM outbox WHERE id = any($1::bigint[])", [row["id"] for row in rows])
             return len(rows)
-
-    async def _publish(self, row: asyncpg.Record) -> None:
-        headers: dict[str, str] = row["headers"]
-        # Continue the trace of the request that staged the message, not start a new one in the relay.
-        token = context.attach(propagate.extract(headers))
-        try:
-            await self.bus.broker.publish(row["value"], topic=row["topic"], key=row["key"], headers=dict(headers))
-        finally:
-            context.detach(token)
 
     async def run(self) -> None:
         """Relay until cancelled: on every commit notification, and every `poll_interval` as a safety net."""
@@ -103,18 +104,3 @@ class OutboxRelay:
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
-
-
-def _waves(rows: list[asyncpg.Record]) -> list[list[asyncpg.Record]]:
-    """Split rows into waves with at most one message per (topic, key), keeping each key's order across waves:
-    a wave is published concurrently, and only messages of different keys may overtake one another."""
-    waves: list[list[asyncpg.Record]] = []
-    depth: dict[tuple[str, bytes], int] = {}
-    for row in rows:
-        key = (row["topic"], bytes(row["key"]))
-        level = depth.get(key, 0)
-        depth[key] = level + 1
-        if level == len(waves):
-            waves.append([])
-        waves[level].append(row)
-    return waves

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
 from modelops_contracts import Envelope, KafkaRecord, Message, encode, new_envelope, topic_of
 
 from ..settings import Settings
@@ -14,14 +18,20 @@ class Bus:
         self.settings = settings
         self.source = f"/services/{settings.service_name}"
         self.broker = make_broker(settings)
+        # For records already enveloped and traced (the outbox's): pipelined sends, without per-message middleware.
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.service_name}-relay", acks="all"
+        )
 
     async def start(self) -> None:
         """Create missing catalog topics (a topic auto-created by a publish would get one partition),
         then start the broker and every subscriber registered on it."""
         await ensure_topics(self.settings.kafka_bootstrap)
         await self.broker.start()
+        await self._producer.start()
 
     async def stop(self) -> None:
+        await self._producer.stop()
         await self.broker.stop()
 
     async def ready(self, timeout: float = 2.0) -> bool:
@@ -43,3 +53,17 @@ class Bus:
     async def publish_record(self, topic: str, record: KafkaRecord) -> None:
         # The telemetry middleware adds `traceparent` for the current span on its way out.
         await self.broker.publish(record.value, topic=topic, key=record.key, headers=dict(record.headers))
+
+    async def send_records(self, records: Sequence[tuple[str, KafkaRecord]]) -> None:
+        """Send `(topic, record)`s in order and wait until the broker has acknowledged them all.
+
+        Each send only queues the record (so per-partition order is the call order); the acknowledgements are
+        awaited together, which lets the producer batch them.
+        """
+        acknowledgements = [
+            await self._producer.send(
+                topic, record.value, key=record.key, headers=[(k, v.encode()) for k, v in record.headers.items()]
+            )
+            for topic, record in records
+        ]
+        await asyncio.gather(*acknowledgements)

