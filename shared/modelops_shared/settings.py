@@ -39,6 +39,8 @@ class Settings(BaseSettings):
     s3_region: str = "us-east-1"
     s3_secure: bool = False
 
+    registry_url: str = Field("http://127.0.0.1:8001", description="The registry's HTTP API (artifact lookups)")
+
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset = no export")
     trace_sample_ratio: float | None = Field(
         None, ge=0, le=1, description="Share of new traces recorded; default 1 with an OTLP endpoint, else 0"

@@ -12,7 +12,6 @@ from modelops_shared.devstack import ephemeral_settings, free_port, stack_env, s
 from modelops_shared.settings import Settings, get_settings
 from moto.server import ThreadedMotoServer
 
-
 # Tests look at spans, and a service samples none unless an exporter is configured: record them all here,
 # for this process and the services it starts.
 os.environ.setdefault("MODELOPS_TRACE_SAMPLE_RATIO", "1.0")

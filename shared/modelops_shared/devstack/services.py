@@ -35,6 +35,13 @@ def _port(settings: Settings, name: str) -> int:
         raise StackError(f"service {name!r} has no port: add `{name}_port` to modelops_shared.settings") from None
 
 
+def _registry_url(settings: Settings, host: str) -> str:
+    """The registry this stack runs, wherever MODELOPS_REGISTRY_PORT moved it; MODELOPS_REGISTRY_URL, if set, wins."""
+    if "registry_url" in settings.model_fields_set:
+        return settings.registry_url
+    return f"http://{host}:{settings.registry_port}"
+
+
 def service(settings: Settings, name: str, root: Path) -> Component:
     """The service `name` found under root, with the stack's addresses in its environment."""
     paths = StackPaths.of(settings)
@@ -47,6 +54,7 @@ def service(settings: Settings, name: str, root: Path) -> Component:
         **stack_env(settings),
         "MODELOPS_SERVICE_NAME": name,
         setting: str(port),
+        "MODELOPS_REGISTRY_URL": _registry_url(settings, host),
         # The service's own directory first, so it runs from its checkout even before it is pip-installed.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root.resolve() / name), os.environ.get("PYTHONPATH")])),
     }

@@ -1,0 +1,1 @@
+"""ModelOps gateway: the platform's only public HTTP door (API keys, roles, rate limits, idempotency)."""

@@ -1,0 +1,235 @@
+"""Artifact routes: import (a multipart upload streamed into the object store, then ArtifactSubmitted through the
+outbox), the registry's reads behind role checks, and promotions forwarded with the caller as actor.
+
+Produces: artifacts.submissions.v1 (ArtifactSubmitted)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+import asyncpg
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from modelops_contracts import ArtifactKind, ArtifactSubmitted, ParentRef, Stage
+from modelops_shared.bus import enqueue
+from modelops_shared.problems import Problem
+from modelops_shared.storage import InvalidKey
+from modelops_shared.storage.base import check_key
+from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
+
+from .auth import Approver, Developer, Role, require
+from .context import GatewayDep
+from .idempotency import Idempotent
+from .openapi import IMPORT_BODY, problems
+from .uploads import Upload, receive_upload
+
+JSON_BODY_LIMIT = 64 * 1024
+
+# Letters, digits, `.`, `_`, `-`, starting with a letter or digit: safe in an upstream URL as it is, and never `..`.
+ArtifactId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
+At = Annotated[datetime, Query(description="ISO 8601 with a timezone")]
+
+router = APIRouter(prefix="/v1", tags=["artifacts"], responses=problems(401, 403, 429))
+# Reads need only a viewer; the registry answers them.
+reads = APIRouter(
+    prefix="/v1",
+    tags=["artifacts"],
+    dependencies=[Depends(require(Role.VIEWER))],
+    responses=problems(401, 403, 404, 422, 429, 502, 503),
+)
+
+
+class ArtifactImport(BaseModel):
+    """The text fields of an import."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: ArtifactKind
+    name: str = Field(min_length=1, max_length=200)
+    version: str | None = Field(None, min_length=1, max_length=100)
+    parents: Json[list[ParentRef]] = Field(default_factory=list)
+
+
+class ArtifactAccepted(BaseModel):
+    id: str
+    status: Literal["submitted"]
+
+
+class PromotionRequest(BaseModel):
+    to_stage: Stage
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+def _import_form(upload: Upload) -> ArtifactImport:
+    repeated = [name for name, values in upload.fields.items() if len(values) > 1]
+    if repeated:
+        raise Problem(422, "repeated-field", f"send each field once: {', '.join(sorted(repeated))}")
+    try:
+        return ArtifactImport.model_validate({name: values[0] for name, values in upload.fields.items()})
+    except ValidationError as error:
+        # The same 422 body as for any other invalid request, located in the body like FastAPI's own.
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False, include_context=False)]
+        ) from None
+
+
+@router.post(
+    "/artifacts",
+    status_code=202,
+    response_model=ArtifactAccepted,
+    openapi_extra=IMPORT_BODY,
+    responses=problems(400, 413, 415, 422, 503),
+)
+async def import_artifact(
+    request: Request, caller: Developer, gateway: GatewayDep, idempotency: Idempotent
+) -> Response:
+    """Upload an artifact's files (developer). The registry then verifies, signs and registers it: poll
+    `GET /v1/artifacts/{id}`. Nothing is kept when anything fails."""
+    artifact_id = f"art-{uuid.uuid4().hex}"
+    prefix = f"artifacts/{artifact_id}"
+    store = gateway.runtime.store
+    upload = await receive_upload(
+        request,
+        store,
+        prefix,
+        max_bytes=gateway.settings.gateway_max_upload_bytes,
+        max_files=gateway.settings.gateway_max_upload_files,
+    )
+    try:
+        form = _import_form(upload)
+        files = sorted(upload.files, key=lambda file: file.path)
+        submission = ArtifactSubmitted(
+            artifact_id=artifact_id,
+            kind=form.kind,
+            name=form.name,
+            version=form.version,
+            uri=store.url_of(prefix),
+            files=files,
+            parents=form.parents,
+            created_by=caller.name,
+        )
+
+        async def submit(conn: asyncpg.Connection) -> Response:
+            await enqueue(conn, gateway.runtime.bus, submission, correlation_id=artifact_id)
+            accepted = ArtifactAccepted(id=artifact_id, status="submitted")
+            return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/artifacts/{artifact_id}"})
+
+        # Same import = same fields and the same files by content, whatever the part order or multipart boundary.
+        same_import = {**form.model_dump(mode="json"), "files": [file.model_dump() for file in files]}
+        outcome = await idempotency.run(same_import, submit)
+    except BaseException:
+        await upload.discard()
+        raise
+    if outcome.replayed:
+        await upload.discard()
+    return outcome.response
+
+
+@router.post(
+    "/artifacts/{artifact_id}/promotions",
+    status_code=201,
+    max_body_size=JSON_BODY_LIMIT,
+    responses=problems(404, 409, 413, 422, 502, 503),
+)
+async def promote(
+    artifact_id: ArtifactId, body: PromotionRequest, caller: Approver, gateway: GatewayDep, idempotency: Idempotent
+) -> Response:
+    """Move an artifact to another stage (approver). The registry's policy decides; its refusals come back as
+    they are. The registry records this key's name as the actor."""
+    forwarded = {**body.model_dump(mode="json"), "actor": caller.name, "actor_role": caller.role.value}
+
+    async def forward(_: asyncpg.Connection) -> Response:
+        return await gateway.registry.forward("POST", f"/v1/artifacts/{artifact_id}/promotions", json=forwarded)
+
+    return (await idempotency.run(body.model_dump(mode="json"), forward)).response
+
+
+def _params(**values: Any) -> dict[str, str]:
+    return {
+        name: value.isoformat() if isinstance(value, datetime) else str(value)
+        for name, value in values.items()
+        if value is not None
+    }
+
+
+@reads.get("/artifacts")
+async def list_artifacts(
+    gateway: GatewayDep,
+    kind: ArtifactKind | None = None,
+    stage: Stage | None = None,
+    name: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    """Registered artifacts, newest first, a page at a time (`next_cursor`)."""
+    params = _params(kind=kind, stage=stage, name=name, cursor=cursor, limit=limit)
+    return await gateway.registry.forward("GET", "/v1/artifacts", params=params)
+
+
+@reads.get("/artifacts/{artifact_id}")
+async def get_artifact(gateway: GatewayDep, artifact_id: ArtifactId) -> Response:
+    """One artifact; a 404 problem says when it is still pending or was rejected (`submission_status`)."""
+    return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}")
+
+
+@reads.get("/artifacts/{artifact_id}/files")
+async def list_files(gateway: GatewayDep, artifact_id: ArtifactId) -> Response:
+    """Every file with its sha256 and size."""
+    return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/files")
+
+
+@reads.get(
+    "/artifacts/{artifact_id}/files/{path:path}",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}, "description": "The file's bytes"}},
+)
+async def download_file(gateway: GatewayDep, artifact_id: ArtifactId, path: str) -> Response:
+    """One file, streamed through (`Digest: sha-256=…`)."""
+    try:
+        check_key(path)
+    except InvalidKey as error:
+        raise Problem(422, "invalid-file-path", str(error)) from None
+    return await gateway.registry.stream(f"/v1/artifacts/{artifact_id}/files/{quote(path)}")
+
+
+@reads.get("/artifacts/{artifact_id}/bundle")
+async def get_bundle(gateway: GatewayDep, artifact_id: ArtifactId) -> Response:
+    """The signed Sigstore bundle (DSSE envelope over the in-toto statement)."""
+    return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/bundle")
+
+
+@reads.get("/artifacts/{artifact_id}/lineage")
+async def get_lineage(
+    gateway: GatewayDep, artifact_id: ArtifactId, format: Literal["graph", "openlineage"] = "graph"
+) -> Response:
+    """Where the artifact came from and what came of it, as a graph or as OpenLineage events."""
+    return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/lineage", params=_params(format=format))
+
+
+@reads.get("/artifacts/{artifact_id}/promotions")
+async def list_promotions(gateway: GatewayDep, artifact_id: ArtifactId) -> Response:
+    """Every stage move, signed, with actor, reason and time."""
+    return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/promotions")
+
+
+@reads.get("/artifacts/{artifact_id}/stage")
+async def get_stage_at(gateway: GatewayDep, artifact_id: ArtifactId, at: At) -> Response:
+    """The artifact's stage at time `at`."""
+    return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/stage", params=_params(at=at))
+
+
+@reads.get("/stages/{stage}/artifacts")
+async def get_artifacts_in_stage_at(gateway: GatewayDep, stage: Stage, at: At) -> Response:
+    """Every artifact that was in `stage` at time `at`, e.g. what was in prod at T."""
+    return await gateway.registry.forward("GET", f"/v1/stages/{stage.value}/artifacts", params=_params(at=at))
+
+
+@reads.get("/keys")
+async def list_signing_keys(gateway: GatewayDep) -> Response:
+    """The registry's public signing keys (PEM), old ones included, to verify bundles with."""
+    return await gateway.registry.forward("GET", "/v1/keys")

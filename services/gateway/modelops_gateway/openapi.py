@@ -1,0 +1,65 @@
+"""OpenAPI fragments: problem responses for the document, and the multipart body of an artifact import (read by
+hand, streamed, so FastAPI cannot derive it)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from modelops_contracts import ArtifactKind
+from modelops_shared.problems import PROBLEM_JSON
+
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entries documenting RFC 9457 problem details for each status."""
+    return {
+        status: {"description": HTTPStatus(status).phrase, "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+        for status in statuses
+    }
+
+
+IMPORT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["kind", "name", "files"],
+                    "properties": {
+                        "kind": {"type": "string", "enum": [kind.value for kind in ArtifactKind]},
+                        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                        "version": {
+                            "type": "string",
+                            "minLength": 1,
+                            "maxLength": 100,
+                            "description": "Default: the next number for this kind and name",
+                        },
+                        "parents": {
+                            "type": "string",
+                            "description": 'JSON: [{"artifact_id": "...", "relation": "trained_from"}, ...]',
+                        },
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "One part per file; each part's filename is its path in the artifact, "
+                            "relative and `/`-separated, e.g. tokenizer/tokenizer.json",
+                        },
+                    },
+                }
+            }
+        },
+    }
+}

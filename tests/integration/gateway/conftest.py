@@ -1,0 +1,111 @@
+"""A registry and a gateway served by uvicorn in this process on real local ports, against the embedded stack, each
+with its own schema: the gateway reaches the registry over HTTP, as it does in production."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from modelops_gateway.app import create_app as create_gateway
+from modelops_gateway.context import Gateway
+from modelops_gateway.settings import GatewaySettings
+from modelops_registry.app import create_app as create_registry
+from modelops_registry.settings import RegistrySettings
+from modelops_shared.settings import Settings
+from modelops_shared.storage import ObjectStore
+
+from .support import KeyMaker
+
+START_TIMEOUT_S = 60
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """`app` (its lifespan entered first) behind uvicorn on a free loopback port of this event loop; yields its URL."""
+    port = free_port()
+    async with app.router.lifespan_context(app):
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None, access_log=False)
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        async with asyncio.timeout(START_TIMEOUT_S):
+            while not server.started:
+                if task.done():
+                    task.result()  # raises why it could not serve
+                await asyncio.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await task
+
+
+@pytest.fixture(scope="package")
+async def registry_url(embedded_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    settings = RegistrySettings(
+        **embedded_stack.model_dump(exclude={"service_name"}),
+        registry_schema=f"reg_{uuid.uuid4().hex[:8]}",
+        registry_keys_dir=tmp_path_factory.mktemp("registry-keys"),
+    )
+    async with serving(create_registry(settings)) as url:
+        yield url
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    app: FastAPI
+    settings: GatewaySettings
+    admin_key: str
+    keys: KeyMaker
+
+    @property
+    def state(self) -> Gateway:
+        gateway: Gateway = self.app.state.gateway
+        return gateway
+
+    @property
+    def store(self) -> ObjectStore:
+        return self.state.runtime.store
+
+    def client(self, key: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
+
+
+def gateway_settings(embedded_stack: Settings, state_dir: Path, registry_url: str) -> GatewaySettings:
+    return GatewaySettings(
+        **{
+            **embedded_stack.model_dump(exclude={"service_name"}),
+            "state_dir": state_dir,
+            "gateway_schema": f"gw_{uuid.uuid4().hex[:8]}",
+            "registry_url": registry_url,
+        }
+    )
+
+
+@pytest.fixture(scope="package")
+async def gateway(
+    embedded_stack: Settings, registry_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RunningGateway]:
+    settings = gateway_settings(embedded_stack, tmp_path_factory.mktemp("gateway-state"), registry_url)
+    app = create_gateway(settings)
+    async with serving(app) as url:
+        admin_key = settings.admin_key_file.read_text().strip()
+        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}) as admin:
+            yield RunningGateway(url, app, settings, admin_key, KeyMaker(admin))

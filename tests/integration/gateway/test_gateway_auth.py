@@ -1,0 +1,148 @@
+"""Authentication, roles, API keys and rate limits at the gateway, on the real stack."""
+
+from __future__ import annotations
+
+import pytest
+
+from .support import PROBLEM_JSON
+
+ROLES = ("viewer", "developer", "approver", "admin")
+# One route per role level, with a request that passes validation, so only the role decides between 403 and not.
+ROUTES = {
+    "viewer": ("GET", "/v1/keys", {}),
+    "developer": ("POST", "/v1/artifacts", {"content": b"", "headers": {"Content-Type": "text/plain"}}),
+    "approver": ("POST", "/v1/artifacts/art-none/promotions", {"json": {"to_stage": "staging", "reason": "tested"}}),
+    "admin": ("GET", "/v1/api-keys", {}),
+}
+
+
+def assert_problem(response, status: int, slug: str) -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM_JSON
+    body = response.json()
+    assert body["type"].endswith(f"/{slug}"), body
+    assert body["status"] == status
+    return body
+
+
+async def test_without_a_key_every_route_answers_401_with_a_bearer_challenge(gateway):
+    async with gateway.client() as anonymous:
+        for method, path, kwargs in ROUTES.values():
+            response = await anonymous.request(method, path, **kwargs)
+            assert_problem(response, 401, "unauthorized")
+            assert response.headers["WWW-Authenticate"] == 'Bearer realm="modelops"'
+
+
+async def test_an_unknown_or_malformed_key_is_401_invalid_token(gateway):
+    for headers in ({"Authorization": "Bearer mok_not-a-key"}, {"Authorization": "Basic YWRtaW46YWRtaW4="}):
+        async with gateway.client() as client:
+            response = await client.get("/v1/keys", headers=headers)
+        assert response.status_code == 401
+    async with gateway.client("mok_not-a-key") as client:
+        response = await client.get("/v1/keys")
+    assert_problem(response, 401, "unauthorized")
+    assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+
+
+async def test_operational_routes_and_the_openapi_document_are_public(gateway):
+    async with gateway.client() as anonymous:
+        assert (await anonymous.get("/healthz")).status_code == 200
+        ready = await anonymous.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"broker": "ok", "database": "ok", "store": "ok", "redis": "ok"}
+        assert (await anonymous.get("/metrics")).status_code == 200
+        document = (await anonymous.get("/openapi.json")).json()
+    assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert all(path.startswith("/v1/") for path in document["paths"] if path not in ("/healthz", "/readyz", "/metrics"))
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_each_role_reaches_its_level_and_below_and_gets_403_above(gateway, role):
+    key = await gateway.keys.make(role)
+    async with gateway.client(key.secret) as client:
+        for required, (method, path, kwargs) in ROUTES.items():
+            response = await client.request(method, path, **kwargs)
+            if ROLES.index(role) >= ROLES.index(required):
+                assert response.status_code not in (401, 403), (role, path, response.text)
+            else:
+                body = assert_problem(response, 403, "insufficient-role")
+                assert body["required_role"] == required
+
+
+async def test_api_keys_are_created_once_listed_without_secrets_and_revoked_at_once(gateway):
+    developer = await gateway.keys.make("developer", rate_limit="50/minute")
+    assert developer.secret.startswith("mok_")
+    async with gateway.client(gateway.admin_key) as admin, gateway.client(developer.secret) as client:
+        listed = await admin.get("/v1/api-keys")
+        assert listed.status_code == 200
+        assert developer.secret not in listed.text
+        assert gateway.admin_key not in listed.text
+        mine = next(key for key in listed.json() if key["id"] == developer.id)
+        assert "key" not in mine
+        assert (mine["role"], mine["rate_limit"], mine["revoked_at"]) == ("developer", "50/minute", None)
+
+        assert (await client.get("/v1/keys")).status_code == 200
+        duplicate = await admin.post("/v1/api-keys", json={"name": developer.name, "role": "viewer"})
+        assert_problem(duplicate, 409, "api-key-name-taken")
+
+        revoked = await admin.delete(f"/v1/api-keys/{developer.id}")
+        assert revoked.status_code == 200
+        assert revoked.json()["revoked_at"] is not None
+        assert_problem(await client.get("/v1/keys"), 401, "unauthorized")
+        assert_problem(await admin.delete("/v1/api-keys/key_missing"), 404, "api-key-not-found")
+
+
+async def test_key_requests_are_validated(gateway):
+    async with gateway.client(gateway.admin_key) as admin:
+        for body in (
+            {"name": "x", "role": "emperor"},
+            {"name": "", "role": "viewer"},
+            {"name": "x", "role": "viewer", "rate_limit": "lots"},
+            {"name": "x", "role": "viewer", "rate_limit": "0/minute"},
+        ):
+            assert_problem(await admin.post("/v1/api-keys", json=body), 422, "validation-error")
+
+
+async def test_the_last_admin_key_cannot_be_revoked(gateway):
+    async with gateway.client(gateway.admin_key) as admin:
+        keys = (await admin.get("/v1/api-keys")).json()
+        bootstrap = next(k for k in keys if k["name"] == "admin" and k["revoked_at"] is None)
+        for other in keys:  # admin keys other tests made
+            if other["role"] == "admin" and other["revoked_at"] is None and other["id"] != bootstrap["id"]:
+                assert (await admin.delete(f"/v1/api-keys/{other['id']}")).status_code == 200
+        assert_problem(await admin.delete(f"/v1/api-keys/{bootstrap['id']}"), 409, "last-admin-key")
+        assert (await admin.get("/v1/api-keys")).status_code == 200
+
+
+async def test_a_key_over_its_limit_gets_429_with_retry_after_and_ratelimit_headers(gateway):
+    key = await gateway.keys.make("viewer", rate_limit="3/minute")
+    async with gateway.client(key.secret) as client:
+        for remaining in (2, 1, 0):
+            response = await client.get("/v1/keys")
+            assert response.status_code == 200
+            assert response.headers["RateLimit-Limit"] == "3"
+            assert response.headers["RateLimit-Remaining"] == str(remaining)
+            assert 0 < int(response.headers["RateLimit-Reset"]) <= 60
+        limited = await client.get("/v1/keys")
+        forbidden_too = await client.get("/v1/api-keys")
+    body = assert_problem(limited, 429, "rate-limited")
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
+    assert body["retry_after"] == int(limited.headers["Retry-After"])
+    assert (limited.headers["RateLimit-Limit"], limited.headers["RateLimit-Remaining"]) == ("3", "0")
+    assert forbidden_too.status_code == 429  # the limit holds before the role is even looked at
+
+
+async def test_keys_without_their_own_limit_get_the_default(gateway):
+    key = await gateway.keys.make("viewer")
+    async with gateway.client(key.secret) as client:
+        response = await client.get("/v1/keys")
+    assert response.headers["RateLimit-Limit"] == "120"
+    assert response.headers["RateLimit-Remaining"] == "119"
+
+
+async def test_unknown_routes_and_methods_are_problems(gateway):
+    async with gateway.client(gateway.admin_key) as admin:
+        assert_problem(await admin.get("/v1/nothing-here"), 404, "not-found")
+        not_allowed = await admin.put("/v1/api-keys")
+        assert_problem(not_allowed, 405, "method-not-allowed")
+        assert "Allow" in not_allowed.headers
