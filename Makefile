@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 SERVICES := $(wildcard services/*/pyproject.toml)
-EDITABLES := -e contracts -e 'shared[embedded]' $(foreach p,$(SERVICES),-e $(dir $(p)))
+PLUGINS := $(wildcard plugins/*/pyproject.toml)
+EDITABLES := -e contracts -e 'shared[embedded]' $(foreach p,$(SERVICES),-e $(dir $(p))) $(foreach p,$(PLUGINS),-e $(dir $(p)))
 
 .PHONY: install up down status demo test test-unit test-integration test-e2e lint contracts bench clean
 
@@ -52,6 +53,7 @@ contracts:  ## regenerate contracts/asyncapi.yaml from the catalog
 bench: up  ## run every benchmark; each prints its ratio against a baseline measured in the same run
 	$(BIN)/python bench/bus.py
 	$(BIN)/python bench/registry.py
+	$(BIN)/python bench/train.py
 
 clean: down
 	rm -rf .modelops

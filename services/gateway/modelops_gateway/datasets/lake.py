@@ -32,6 +32,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundErr
 from modelops_contracts import DatasetSchema
 from modelops_shared.settings import Settings
 from modelops_shared.storage import LocalStore, S3Store, open_store
+from modelops_shared.storage.delta import delta_storage_options
 from pydantic import BaseModel, Field
 
 from .errors import (
@@ -129,23 +130,6 @@ def _s3_filesystem(endpoint: str, access_key: str, secret_key: str, region: str,
         endpoint_override=endpoint,
         scheme="https" if secure else "http",
     )
-
-
-def delta_storage_options(settings: Settings) -> dict[str, str]:
-    """deltalake's `storage_options` for the settings' store: empty for a local store, S3 endpoint and credentials
-    otherwise. Commits on S3 rely on conditional writes (`If-None-Match`, which AWS, MinIO and moto honour), the
-    delta-rs 1.x default, so AWS_S3_ALLOW_UNSAFE_RENAME is deliberately not set."""
-    if not settings.store_url.startswith("s3://"):
-        return {}
-    options = {
-        "AWS_ENDPOINT_URL": f"{'https' if settings.s3_secure else 'http'}://{settings.s3_endpoint}",
-        "AWS_ACCESS_KEY_ID": settings.s3_access_key.get_secret_value(),
-        "AWS_SECRET_ACCESS_KEY": settings.s3_secret_key.get_secret_value(),
-        "AWS_REGION": settings.s3_region,
-    }
-    if not settings.s3_secure:
-        options["AWS_ALLOW_HTTP"] = "true"
-    return options
 
 
 def table_uri(settings: Settings, name: str) -> str:

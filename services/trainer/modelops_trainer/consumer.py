@@ -1,0 +1,241 @@
+"""The job consumer: group `trainer` on training.commands.v1, one job at a time per worker, replicas sharing the
+partitions.
+
+Group membership during long jobs: while a job trains (on the worker thread), every assigned partition is paused
+and the consumer keeps polling. aiokafka heartbeats in the background, and polling paused partitions returns no
+records but keeps `max_poll_interval_ms` from expiring, so a job may run for days without the worker being taken
+for dead and without a rebalance; a worker that really dies stops heartbeating and its partitions move on after
+the session timeout. (The alternative, a `max_poll_interval_ms` longer than any job, would also delay noticing a
+hung worker by that long.)
+
+Offsets: a job's offset is committed only when the job has ended (completed, failed or cancelled), after its
+outcome and events were recorded in Postgres (outbox) — so a worker dying mid-job gets the command redelivered to
+the next owner of the partition, which resumes from the job's last checkpoint, and a command redelivered after its
+job ended is recognised in the ledger and skipped. A job started more than `trainer_max_job_attempts` times (its
+worker died each time: out of memory, a crash) is failed, not retried forever.
+
+Rebalances: aiokafka's eager protocol revokes every partition and assigns them again; if the running job's
+partition comes back the job just goes on (paused again), otherwise it stops at the next step without recording
+anything, and the partition's new owner resumes it from the checkpoint.
+
+Consumes: training.commands.v1 (group trainer). Produces: training.events.v1 and artifacts.submissions.v1 (outbox),
+training.commands.v1.dlq.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaError
+from modelops_contracts import (
+    CancelTraining,
+    Envelope,
+    EnvelopeError,
+    StartTraining,
+    TrainingCancelled,
+    TrainingFailed,
+    decode,
+)
+from modelops_contracts.catalog import TRAINING_COMMANDS
+from modelops_shared.bus import Bus
+from modelops_shared.bus.consumer import dead_letter_headers
+
+from . import ledger
+from .cancellation import CancelWatcher
+from .jobs import JobRunner, Outcome, StopSignal, Transient, failed
+from .settings import TrainerSettings
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 500
+
+
+@dataclass
+class RunningJob:
+    job_id: str
+    partition: TopicPartition
+    stop: StopSignal
+
+
+class _KeepJobPartition(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: JobConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        """Nothing to do yet: with eager rebalancing everything is revoked, and most of it comes straight back."""
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        job = self.owner.current
+        if job is None:
+            return
+        if job.partition not in assigned:
+            log.warning("partition of job %s moved to another worker; handing the job over", job.job_id)
+            job.stop.hand_off()
+        self.owner.consumer.pause(*assigned)
+
+
+class JobConsumer:
+    def __init__(
+        self,
+        settings: TrainerSettings,
+        pool: asyncpg.Pool,
+        bus: Bus,
+        runner: JobRunner,
+        watcher: CancelWatcher,
+        worker: str,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.bus = bus
+        self.runner = runner
+        self.watcher = watcher
+        self.worker = worker
+        self.current: RunningJob | None = None
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            group_id=settings.trainer_group,
+            client_id=f"{settings.service_name}-{worker}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 3, 100),
+            fetch_max_wait_ms=100,
+        )
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.consumer.subscribe([TRAINING_COMMANDS.name], listener=_KeepJobPartition(self))
+        await self.consumer.start()
+        self._task = asyncio.create_task(self._run(), name="job-consumer")
+
+    async def stop(self) -> None:
+        """Stop consuming; a running job stops at its next step, uncommitted, to be resumed from its checkpoint."""
+        if self.current:
+            self.current.stop.hand_off()
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.consumer.stop()
+
+    async def _run(self) -> None:
+        await self.watcher.caught_up.wait()
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=1)
+            for tp, records in batch.items():
+                for record in records:
+                    await self._handle(tp, record)
+
+    async def _handle(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        headers = {name: value.decode() for name, value in record.headers}
+        try:
+            envelope, body = decode(record.key, record.value, headers)
+        except EnvelopeError as error:
+            await self._undecodable(record, headers, error)
+            await self._commit(tp, record)
+            return
+        if isinstance(body, CancelTraining):
+            await self._commit(tp, record)  # the cancel watcher acted on it when it was published
+            return
+        if not isinstance(body, StartTraining):
+            await self._commit(tp, record)
+            return
+        job_id = body.job_id
+        if await ledger.has_ended(self.pool, job_id):
+            log.info("job %s already ended; skipping its redelivered command", job_id)
+            await self._commit(tp, record)
+            return
+        outcome = await self._run_job(tp, body, envelope)
+        if outcome.status == "handed_off":
+            return
+        recorded = await ledger.finish(
+            self.pool,
+            self.bus,
+            job_id,
+            outcome.status,
+            outcome.events,
+            cause=envelope,
+            steps=outcome.steps,
+            adapter_artifact_id=outcome.adapter_artifact_id,
+            reason=outcome.reason,
+        )
+        if not recorded:
+            log.info("job %s was ended by another worker meanwhile", job_id)
+        await self._commit(tp, record)
+
+    async def _run_job(self, tp: TopicPartition, spec: StartTraining, envelope: Envelope) -> Outcome:
+        stop = StopSignal()
+        self.current = RunningJob(spec.job_id, tp, stop)
+        self.consumer.pause(*self.consumer.assignment())
+        try:
+            with self.watcher.watch(spec.job_id, lambda cancel: stop.cancel(cancel.reason)) as cancelled:
+                if cancelled is not None:
+                    event = TrainingCancelled(job_id=spec.job_id, at_step=0, reason=cancelled.reason)
+                    return Outcome("cancelled", [event], steps=0, reason=cancelled.reason)
+                attempts = await ledger.begin(self.pool, spec.job_id, self.worker)
+                if attempts is None:
+                    return Outcome("handed_off")  # ended by another worker since we looked
+                if attempts > self.settings.trainer_max_job_attempts:
+                    return failed(
+                        spec.job_id,
+                        "worker_lost",
+                        f"the job was started {attempts - 1} times and its worker died each time"
+                        " (killed, or out of memory?)",
+                    )
+                log.info("starting job %s (attempt %d)", spec.job_id, attempts)
+                return await self._train(spec, envelope, stop)
+        finally:
+            self.current = None
+            self.consumer.resume(*self.consumer.assignment())
+
+    async def _train(self, spec: StartTraining, envelope: Envelope, stop: StopSignal) -> Outcome:
+        """Run the job while polling the paused partitions; transient failures retry with backoff, then fail."""
+        delay, last = self.settings.consumer_retry_backoff_s, ""
+        for attempt in range(self.settings.consumer_max_retries + 1):
+            job = asyncio.create_task(self.runner.run(spec, envelope, stop, self.worker))
+            while not job.done():
+                await self._poll_paused()
+            try:
+                return job.result()
+            except Transient as error:
+                log.warning("job %s hit an infrastructure failure (try %d): %s", spec.job_id, attempt + 1, error)
+                await asyncio.sleep(delay)
+                delay *= 2
+                last = str(error)
+        return failed(spec.job_id, "infrastructure", f"gave up after repeated infrastructure failures: {last}")
+
+    async def _poll_paused(self) -> None:
+        stray = await self.consumer.getmany(timeout_ms=POLL_MS)
+        # Records can only arrive from a partition assigned a moment before it was paused: put them back.
+        for tp, records in stray.items():
+            self.consumer.seek(tp, records[0].offset)
+            self.consumer.pause(tp)
+
+    async def _undecodable(
+        self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str], error: Exception
+    ) -> None:
+        """A StartTraining whose spec is invalid fails its job (the key is its id); anything else is dead-lettered."""
+        if headers.get("ce_type") == StartTraining.type and record.key:
+            job_id = record.key.decode()
+            event = TrainingFailed(job_id=job_id, reason=f"invalid job spec: {error}"[:2000], error_type="invalid_spec")
+            await ledger.finish(self.pool, self.bus, job_id, "failed", [event], cause=None, reason=event.reason)
+            return
+        dlq = dead_letter_headers(headers, record, self.settings.trainer_group, error, attempts=1)
+        await self.bus.broker.publish(record.value, topic=TRAINING_COMMANDS.dlq, key=record.key, headers=dlq)
+
+    async def _commit(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            await self.consumer.commit({tp: record.offset + 1})
+        except KafkaError as error:
+            # The partition moved meanwhile; the outcome is in the ledger, so its next owner skips the command.
+            log.warning("could not commit %s@%d: %s", tp, record.offset, error)
+            return
+        # The fetch position may lag behind (records buffered before a pause, a partition re-assigned mid-job).
+        if tp in self.consumer.assignment():
+            self.consumer.seek(tp, record.offset + 1)

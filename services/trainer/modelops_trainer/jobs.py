@@ -1,0 +1,325 @@
+"""One job from command to outcome: fetch and verify the base model, load the exact dataset version, resume from the
+latest checkpoint, train on the worker thread while progress and checkpoints flow out, then store the adapter.
+
+The outcome's terminal events (ArtifactSubmitted and TrainingCompleted, or TrainingFailed / TrainingCancelled) are
+returned, not published: the consumer records them with the job's end in one transaction (outbox).
+Produces directly: TrainingStarted, TrainingProgressed, TrainingCheckpointed (training.events.v1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import shutil
+import threading
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import torch
+from modelops_contracts import (
+    ArtifactKind,
+    ArtifactSubmitted,
+    Envelope,
+    LineageRelation,
+    Message,
+    ParentRef,
+    StartTraining,
+    TrainingCancelled,
+    TrainingCheckpointed,
+    TrainingCompleted,
+    TrainingFailed,
+    TrainingProgressed,
+    TrainingStarted,
+)
+from modelops_shared.artifacts import (
+    ArtifactClient,
+    ArtifactError,
+    ArtifactNotFound,
+    ArtifactUnavailable,
+    ArtifactVerificationError,
+    VerifiedArtifact,
+)
+from modelops_shared.bus import Bus
+from modelops_shared.storage import ObjectStore, StoreError
+from modelops_shared.storage.delta import DatasetNotFound, read_dataset
+
+from . import data, engine
+from .callbacks import Progress
+from .card import write_card
+from .checkpoints import Checkpoints
+from .errors import InputNotFound, InputUnusable, JobFailure, JobSpecError
+from .plugins import load_plugins
+from .publishing import upload_directory
+from .settings import TrainerSettings
+from .tracking import Tracker
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_S = 30.0
+JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+
+class Transient(Exception):
+    """Infrastructure failed (registry, store, broker unreachable): the job is retried, not failed."""
+
+
+def adapter_artifact_id(job_id: str) -> str:
+    """Derived from the job id alone, so a redelivered job can only ever submit the same adapter."""
+    return f"adapter-{hashlib.sha256(f'adapter:{job_id}'.encode()).hexdigest()[:24]}"
+
+
+class StopSignal:
+    """Set from the event loop (a cancel, a lost partition, shutdown), read by the training thread each step."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._reason: str | None = None
+        self.detail = ""
+
+    def cancel(self, detail: str) -> None:
+        with self._lock:
+            if self._reason is None:
+                self._reason, self.detail = "cancelled", detail
+
+    def hand_off(self) -> None:
+        with self._lock:
+            if self._reason is None:
+                self._reason = "handed_off"
+
+    def reason(self) -> str | None:
+        with self._lock:
+            return self._reason
+
+
+@dataclass
+class Outcome:
+    """`handed_off`: another worker (or this one, after a restart) finishes the job; nothing is recorded."""
+
+    status: str
+    events: list[Message] = field(default_factory=list)
+    steps: int | None = None
+    adapter_artifact_id: str | None = None
+    reason: str | None = None
+
+
+def failed(job_id: str, error_type: str, reason: str) -> Outcome:
+    log.warning("job %s failed (%s): %s", job_id, error_type, reason)
+    return Outcome("failed", [TrainingFailed(job_id=job_id, reason=reason, error_type=error_type)], reason=reason)
+
+
+class JobRunner:
+    def __init__(
+        self,
+        settings: TrainerSettings,
+        store: ObjectStore,
+        bus: Bus,
+        artifacts: ArtifactClient,
+        executor: Executor,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.artifacts = artifacts
+        self.executor = executor
+
+    async def run(self, spec: StartTraining, cause: Envelope, stop: StopSignal, worker: str) -> Outcome:
+        """Train the job to an outcome; raises Transient when the infrastructure, not the job, is at fault."""
+        began = time.monotonic()
+        work = self.settings.work_dir / "jobs" / hashlib.sha256(spec.job_id.encode()).hexdigest()[:32]
+        tracker: Tracker | None = None
+        try:
+            base, dataset, plan = await self._prepare(spec, work)
+            tracker = await asyncio.to_thread(Tracker.for_job, spec.job_id, _tracked_params(spec, base, dataset))
+            hooks = _JobHooks(asyncio.get_running_loop(), self, spec, cause, worker, stop, tracker)
+            result = await asyncio.get_running_loop().run_in_executor(self.executor, engine.run, plan, hooks)
+            if result.stopped == "cancelled":
+                await _finish(tracker, "KILLED")
+                cancelled = TrainingCancelled(job_id=spec.job_id, at_step=result.steps, reason=stop.detail)
+                return Outcome("cancelled", [cancelled], steps=result.steps, reason=stop.detail)
+            if result.stopped or result.adapter_dir is None:
+                return Outcome("handed_off")
+            submission = await self._submit_adapter(spec, result, base, dataset)
+            if tracker:
+                await asyncio.to_thread(tracker.log_metrics, result.metrics, result.steps)
+            await _finish(tracker, "FINISHED")
+            completed = TrainingCompleted(
+                job_id=spec.job_id,
+                adapter_artifact_id=submission.artifact_id,
+                steps=result.steps,
+                duration_seconds=time.monotonic() - began,
+                metrics=result.metrics,
+            )
+            return Outcome(
+                "completed", [submission, completed], steps=result.steps, adapter_artifact_id=submission.artifact_id
+            )
+        except JobFailure as error:
+            await _finish(tracker, "FAILED")
+            return failed(spec.job_id, error.error_type, str(error))
+        except (torch.OutOfMemoryError, MemoryError) as error:
+            await _finish(tracker, "FAILED")
+            return failed(spec.job_id, "out_of_memory", f"out of memory: {error}"[:2000])
+        except (httpx.TransportError, StoreError, ConnectionError, Transient) as error:
+            raise Transient(f"{type(error).__name__}: {error}") from error
+        except Exception as error:
+            log.exception("job %s failed", spec.job_id)
+            await _finish(tracker, "FAILED")
+            return failed(spec.job_id, "training_error", f"{type(error).__name__}: {error}"[:2000])
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+    async def _prepare(self, spec: StartTraining, work: Path) -> tuple[VerifiedArtifact, dict[str, Any], engine.Plan]:
+        # The id names the job's checkpoint folder in the object store.
+        if not JOB_ID.fullmatch(spec.job_id):
+            raise JobSpecError(f"job id {spec.job_id!r} is not 1-128 letters, digits, '.', '_' or '-'")
+        try:
+            base = await self.artifacts.fetch(spec.base_model, ArtifactKind.BASE_MODEL)
+            dataset = await self.artifacts.find_version(ArtifactKind.DATASET, spec.dataset, str(spec.dataset_version))
+        except ArtifactNotFound as error:
+            raise InputNotFound(f"base model: {error}") from None
+        except (ArtifactUnavailable, ArtifactVerificationError) as error:
+            raise InputUnusable(f"base model {spec.base_model}: {error}") from None
+        except ArtifactError as error:
+            raise Transient(str(error)) from None
+        if dataset is None:
+            raise InputNotFound(f"dataset {spec.dataset!r} version {spec.dataset_version} is not registered")
+        try:
+            table = await asyncio.to_thread(read_dataset, self.settings, spec.dataset, spec.dataset_version)
+        except DatasetNotFound as error:
+            raise InputNotFound(str(error)) from None
+        schema = data.detect_schema(table.column_names)
+        plugins = load_plugins(spec.plugins, spec.method)
+        resume_from = await Checkpoints(self.store, spec.job_id, self.settings.trainer_keep_checkpoints).restore(work)
+        plan = engine.Plan(
+            method=spec.method,
+            schema=schema,
+            base_model=base.path,
+            rows=table.to_pylist(),
+            hyperparameters=spec.hyperparameters,
+            adapter=spec.adapter,
+            quantization=spec.quantization,
+            eval_split=spec.eval_split,
+            output_dir=work,
+            resume_from=resume_from,
+            plugins=plugins,
+            checkpoint_every=self.settings.trainer_checkpoint_every_steps,
+            progress_every_steps=self.settings.trainer_progress_every_steps,
+            progress_every_s=self.settings.trainer_progress_every_s,
+            exact_match_max_tokens=self.settings.trainer_exact_match_max_tokens,
+        )
+        return base, dataset, plan
+
+    async def _submit_adapter(
+        self, spec: StartTraining, result: engine.Result, base: VerifiedArtifact, dataset: dict[str, Any]
+    ) -> ArtifactSubmitted:
+        assert result.adapter_dir is not None
+        artifact_id = adapter_artifact_id(spec.job_id)
+        name = f"{base.name}-{spec.suffix or spec.method}"
+        await asyncio.to_thread(
+            write_card,
+            result.adapter_dir,
+            name=name,
+            spec=spec,
+            base=base.record,
+            dataset=dataset,
+            metrics=result.metrics,
+            capabilities=result.capabilities,
+        )
+        prefix = f"artifacts/{artifact_id}"
+        files = await upload_directory(self.store, result.adapter_dir, prefix)
+        return ArtifactSubmitted(
+            artifact_id=artifact_id,
+            kind=ArtifactKind.ADAPTER,
+            name=name,
+            uri=self.store.url_of(prefix),
+            files=files,
+            parents=[
+                ParentRef(artifact_id=base.id, relation=LineageRelation.TRAINED_FROM),
+                ParentRef(artifact_id=dataset["id"], relation=LineageRelation.FINE_TUNED_ON),
+            ],
+            job_id=spec.job_id,
+            metrics=result.metrics,
+            created_by=spec.submitted_by,
+            metadata={"method": spec.method, "quantization": spec.quantization, "base_model": base.id},
+        )
+
+
+class _JobHooks:
+    """Training news from the worker thread, published in order (each publish awaited before training goes on)."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        runner: JobRunner,
+        spec: StartTraining,
+        cause: Envelope,
+        worker: str,
+        stop: StopSignal,
+        tracker: Tracker | None,
+    ) -> None:
+        self.loop = loop
+        self.runner = runner
+        self.spec = spec
+        self.cause = cause
+        self.worker = worker
+        self.stop = stop
+        self.tracker = tracker
+        self.checkpoints = Checkpoints(runner.store, spec.job_id, runner.settings.trainer_keep_checkpoints)
+
+    def started(self, total_steps: int, resumed_from_step: int) -> None:
+        self._publish(
+            TrainingStarted(
+                job_id=self.spec.job_id,
+                worker=self.worker,
+                total_steps=total_steps,
+                resumed_from_step=resumed_from_step,
+            )
+        )
+
+    def progressed(self, progress: Progress) -> None:
+        self._publish(TrainingProgressed(job_id=self.spec.job_id, **vars(progress)))
+        if self.tracker:
+            self.tracker.log_metrics(
+                {
+                    "loss": progress.loss,
+                    "learning_rate": progress.learning_rate,
+                    "tokens_per_second": progress.tokens_per_second,
+                },
+                progress.step,
+            )
+
+    def checkpointed(self, step: int, directory: Path) -> None:
+        uri = asyncio.run_coroutine_threadsafe(self.checkpoints.save(step, directory), self.loop).result()
+        self._publish(TrainingCheckpointed(job_id=self.spec.job_id, step=step, uri=uri))
+
+    def stop_reason(self) -> str | None:
+        return self.stop.reason()
+
+    def _publish(self, message: Message) -> None:
+        publish = self.runner.bus.publish(message, correlation_id=self.spec.job_id, causation=self.cause)
+        try:
+            asyncio.run_coroutine_threadsafe(publish, self.loop).result(PUBLISH_TIMEOUT_S)
+        except Exception:
+            # Progress is advisory; a broker hiccup must not cost the training run. The outcome goes via the outbox.
+            log.exception("could not publish %s for job %s", message.type, self.spec.job_id)
+
+
+def _tracked_params(spec: StartTraining, base: VerifiedArtifact, dataset: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "method": spec.method,
+        "quantization": spec.quantization,
+        "base_model": base.id,
+        "dataset": f"{dataset['name']}@{dataset['version']}",
+        **{f"lora_{k}": v for k, v in spec.adapter.model_dump().items()},
+        **spec.hyperparameters.model_dump(),
+    }
+
+
+async def _finish(tracker: Tracker | None, status: str) -> None:
+    if tracker:
+        await asyncio.to_thread(tracker.finish, status)

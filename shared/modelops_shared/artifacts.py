@@ -1,0 +1,249 @@
+"""Fetch a registered artifact and verify it before anything loads it.
+
+An id or a name is resolved through the registry's HTTP API (a name means the latest registered artifact of that
+kind and name); revoked artifacts are refused; the DSSE bundle must verify with the registry's served public key of
+the bundle's signer; the registry's file list must equal the signed manifest; and every file is re-hashed against
+the signed digest as it is downloaded. Files land in a local cache keyed by the artifact's digest, and a cached copy
+is re-hashed on every fetch, so nothing unverified is ever returned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, cast
+
+import httpx
+from modelops_contracts import ArtifactKind, Stage
+
+from .settings import Settings
+from .signing import SignatureError, verify
+
+PAGE_LIMIT = 500
+_CHUNK = 1024 * 1024
+
+
+class ArtifactError(Exception):
+    """The artifact cannot be used; the message says why."""
+
+
+class ArtifactNotFound(ArtifactError):
+    """The registry knows no artifact of that id, or none of that kind and name."""
+
+
+class ArtifactUnavailable(ArtifactError):
+    """The artifact exists but may not be loaded: not (yet) registered, rejected, revoked, or of another kind."""
+
+
+class ArtifactVerificationError(ArtifactError):
+    """A signature, the signed manifest or a file's bytes do not check out."""
+
+
+@dataclass(frozen=True)
+class VerifiedArtifact:
+    """A verified local copy: `path` holds exactly the signed files."""
+
+    id: str
+    kind: str
+    name: str
+    version: str
+    digest: str
+    path: Path
+    record: dict[str, Any]
+    statement: dict[str, Any]
+
+
+class ArtifactClient:
+    """A small registry client for loaders (trainer, inference); use as an async context manager."""
+
+    def __init__(
+        self,
+        registry_url: str,
+        cache_dir: Path,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.cache_dir = cache_dir
+        self._http = httpx.AsyncClient(base_url=registry_url.rstrip("/"), timeout=timeout, transport=transport)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, cache_dir: Path) -> ArtifactClient:
+        return cls(settings.registry_url, cache_dir)
+
+    async def __aenter__(self) -> ArtifactClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def resolve(self, ref: str, kind: ArtifactKind) -> dict[str, Any]:
+        """The registry's record of `ref`: the artifact with that id, else the latest of that kind and name."""
+        response = await self._http.get(f"/v1/artifacts/{ref}")
+        if response.status_code == 200:
+            record = cast(dict[str, Any], response.json())
+            if record["kind"] != kind.value:
+                raise ArtifactUnavailable(f"artifact {ref} is a {record['kind']}, not a {kind.value}")
+            return record
+        if response.status_code != 404:
+            raise ArtifactError(f"registry answered {response.status_code} for {ref}: {response.text[:200]}")
+        problem = response.json()
+        if problem.get("submission_status"):
+            raise ArtifactUnavailable(
+                f"artifact {ref} is {problem['submission_status']}"
+                + (f": {problem['reason']}" if problem.get("reason") else "")
+            )
+        named = await self.list_artifacts(kind, name=ref)
+        if not named:
+            raise ArtifactNotFound(f"no {kind.value} with id or name {ref!r}")
+        return max(named, key=lambda record: datetime.fromisoformat(record["created_at"]))
+
+    async def list_artifacts(self, kind: ArtifactKind, *, name: str | None = None) -> list[dict[str, Any]]:
+        """Every registered artifact of `kind` (and `name`), following the registry's pages."""
+        records: list[dict[str, Any]] = []
+        params: dict[str, str | int] = {"kind": kind.value, "limit": PAGE_LIMIT}
+        if name is not None:
+            params["name"] = name
+        while True:
+            page = await self._get_json("/v1/artifacts", params=params)
+            records.extend(page["data"])
+            if not page["next_cursor"]:
+                return records
+            params["cursor"] = page["next_cursor"]
+
+    async def find_version(self, kind: ArtifactKind, name: str, version: str) -> dict[str, Any] | None:
+        """The artifact of `kind` and `name` registered as `version`, or None."""
+        return next((r for r in await self.list_artifacts(kind, name=name) if r["version"] == version), None)
+
+    async def fetch(self, ref: str, kind: ArtifactKind = ArtifactKind.BASE_MODEL) -> VerifiedArtifact:
+        """Resolve, verify and download (or re-verify the cached copy of) an artifact; ArtifactError when unusable."""
+        record = await self.resolve(ref, kind)
+        artifact_id = record["id"]
+        if record["stage"] == Stage.REVOKED.value:
+            raise ArtifactUnavailable(f"{kind.value} {artifact_id} is revoked")
+        if not record.get("bundle_uri"):
+            raise ArtifactUnavailable(f"{kind.value} {artifact_id} is recorded but not signed")
+        statement = await self._verified_statement(record)
+        signed = {r["name"]: r["digest"] for r in statement["predicate"]["resources"]}
+        listed = {f["path"]: f["sha256"] for f in await self._get_json(f"/v1/artifacts/{artifact_id}/files")}
+        if signed != listed:
+            raise ArtifactVerificationError(
+                f"the registry's file list of {artifact_id} differs from its signed manifest"
+            )
+        for path in signed:
+            _check_relative(path)
+        target = self.cache_dir / record["digest"]
+        if await asyncio.to_thread(target.is_dir):
+            problem = await asyncio.to_thread(_cached_problem, target, signed)
+            if problem is None:
+                return _verified(record, target, statement)
+            # A cached copy that no longer matches (disk corruption, tampering) is dropped and fetched again.
+            await asyncio.to_thread(shutil.rmtree, target, True)
+        await self._download(artifact_id, signed, target)
+        return _verified(record, target, statement)
+
+    async def _verified_statement(self, record: dict[str, Any]) -> dict[str, Any]:
+        artifact_id = record["id"]
+        bundle = await self._get_json(f"/v1/artifacts/{artifact_id}/bundle")
+        keys = await self._get_json("/v1/keys")
+        pem = next((key["pem"] for key in keys if key["key_id"] == record["key_id"]), None)
+        if pem is None:
+            raise ArtifactVerificationError(
+                f"{artifact_id} is signed by key {record['key_id']}, which the registry does not serve"
+            )
+        try:
+            statement = verify(bundle, pem)
+            payload = base64.b64decode(bundle["dsseEnvelope"]["payload"])
+        except SignatureError as error:
+            raise ArtifactVerificationError(f"the signature of {artifact_id} does not verify: {error}") from None
+        if hashlib.sha256(payload).hexdigest() != record["digest"]:
+            raise ArtifactVerificationError(f"the signed manifest of {artifact_id} is not the one its digest names")
+        if statement["predicate"].get("artifact_id") != artifact_id:
+            raise ArtifactVerificationError(f"the signed manifest names another artifact than {artifact_id}")
+        return statement
+
+    async def _download(self, artifact_id: str, signed: dict[str, str], target: Path) -> None:
+        staging = self.cache_dir / f".{target.name}.{uuid.uuid4().hex}"
+        try:
+            for path, sha256 in signed.items():
+                destination = staging / path
+                await asyncio.to_thread(destination.parent.mkdir, parents=True, exist_ok=True)
+                digest = await self._download_file(f"/v1/artifacts/{artifact_id}/files/{path}", destination)
+                if digest != sha256:
+                    raise ArtifactVerificationError(f"{artifact_id}/{path}: sha256 {digest} != signed {sha256}")
+            await asyncio.to_thread(_install, staging, target)
+        finally:
+            await asyncio.to_thread(shutil.rmtree, staging, True)
+
+    async def _download_file(self, url: str, destination: Path) -> str:
+        hasher = hashlib.sha256()
+        async with self._http.stream("GET", url) as response:
+            if response.status_code != 200:
+                raise ArtifactError(f"registry answered {response.status_code} for {url}")
+            file = await asyncio.to_thread(destination.open, "wb")
+            try:
+                async for chunk in response.aiter_bytes(_CHUNK):
+                    hasher.update(chunk)
+                    await asyncio.to_thread(file.write, chunk)
+            finally:
+                file.close()
+        return hasher.hexdigest()
+
+    async def _get_json(self, url: str, params: dict[str, str | int] | None = None) -> Any:
+        response = await self._http.get(url, params=params)
+        if response.status_code != 200:
+            raise ArtifactError(f"registry answered {response.status_code} for {url}: {response.text[:200]}")
+        return response.json()
+
+
+def _verified(record: dict[str, Any], path: Path, statement: dict[str, Any]) -> VerifiedArtifact:
+    return VerifiedArtifact(
+        id=record["id"],
+        kind=record["kind"],
+        name=record["name"],
+        version=record["version"],
+        digest=record["digest"],
+        path=path,
+        record=record,
+        statement=statement,
+    )
+
+
+def _install(staging: Path, target: Path) -> None:
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if not target.is_dir():
+            raise
+        # Another fetch of the same artifact finished first; its copy was verified the same way.
+
+
+def _check_relative(path: str) -> None:
+    parts = path.split("/")
+    if path.startswith("/") or any(part in ("", ".", "..") for part in parts):
+        raise ArtifactVerificationError(f"manifest path {path!r} is not a plain relative path")
+
+
+def _cached_problem(root: Path, signed: dict[str, str]) -> str | None:
+    """Why the cached copy differs from the signed files (missing, extra or altered), or None."""
+    present = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    if present != set(signed):
+        return "the cached files are not the signed ones"
+    for path, sha256 in signed.items():
+        with (root / path).open("rb") as file:
+            if hashlib.file_digest(file, "sha256").hexdigest() != sha256:
+                return f"{path} changed in the cache"
+    return None

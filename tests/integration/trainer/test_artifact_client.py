@@ -1,0 +1,88 @@
+"""The shared fetch-and-verify client (modelops_shared.artifacts) against a real registry: by id or by name, into a
+digest-keyed cache that is re-verified on every fetch; tampered files and revoked artifacts are refused."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import uuid
+
+import httpx
+import pytest
+from modelops_contracts import ArtifactKind, ArtifactSubmitted, FileDigest
+from modelops_shared.artifacts import (
+    ArtifactClient,
+    ArtifactNotFound,
+    ArtifactUnavailable,
+    ArtifactVerificationError,
+)
+from modelops_shared.bus import Bus
+from modelops_shared.settings import Settings
+from modelops_shared.storage import ObjectStore, open_store
+
+from .support import WAIT_S
+
+
+@pytest.fixture(scope="module")
+def store(embedded_stack: Settings) -> ObjectStore:
+    return open_store(embedded_stack.store_url, embedded_stack)
+
+
+async def register(store: ObjectStore, bus: Bus, registry: httpx.AsyncClient, name: str, seed: str) -> str:
+    artifact_id = f"art-{uuid.uuid4().hex[:12]}"
+    files = {"config.json": f'{{"seed": "{seed}"}}'.encode(), "weights/model.bin": seed.encode() * 1000}
+    for path, data in files.items():
+        await store.put(f"artifacts/{artifact_id}/{path}", data)
+    await bus.publish(
+        ArtifactSubmitted(
+            artifact_id=artifact_id,
+            kind=ArtifactKind.BASE_MODEL,
+            name=name,
+            uri=store.url_of(f"artifacts/{artifact_id}"),
+            files=[FileDigest(path=p, sha256=hashlib.sha256(d).hexdigest(), size=len(d)) for p, d in files.items()],
+            created_by="alice",
+        )
+    )
+    async with asyncio.timeout(WAIT_S):
+        while (await registry.get(f"/v1/artifacts/{artifact_id}")).status_code != 200:
+            await asyncio.sleep(0.1)
+    return artifact_id
+
+
+async def test_fetch_by_id_or_name_verifies_and_caches_by_digest(store, bus, registry, registry_url, tmp_path):
+    name = f"model-{uuid.uuid4().hex[:6]}"
+    older = await register(store, bus, registry, name, "one")
+    newer = await register(store, bus, registry, name, "two")
+    async with ArtifactClient(registry_url, tmp_path) as client:
+        by_name = await client.fetch(name)
+        assert by_name.id == newer  # a name means the latest registered artifact of that name
+        assert (by_name.path / "weights" / "model.bin").read_bytes() == b"two" * 1000
+        assert by_name.path == tmp_path / by_name.digest
+        assert (await client.fetch(older)).id == older
+
+        (by_name.path / "config.json").write_text("edited in the cache")
+        again = await client.fetch(newer)  # the altered cached copy is dropped and fetched again
+        assert (again.path / "config.json").read_bytes() == b'{"seed": "two"}'
+
+        with pytest.raises(ArtifactNotFound):
+            await client.fetch("no-such-model")
+        with pytest.raises(ArtifactUnavailable, match="not a adapter"):
+            await client.fetch(newer, ArtifactKind.ADAPTER)
+
+
+async def test_a_file_changed_after_signing_is_refused(store, bus, registry, registry_url, tmp_path):
+    artifact_id = await register(store, bus, registry, f"model-{uuid.uuid4().hex[:6]}", "three")
+    await store.put(f"artifacts/{artifact_id}/weights/model.bin", b"thref" + b"three" * 999)  # one byte flipped
+    async with ArtifactClient(registry_url, tmp_path) as client:
+        with pytest.raises(ArtifactVerificationError, match=r"weights/model.bin: sha256 .* != signed"):
+            await client.fetch(artifact_id)
+    assert not any(tmp_path.iterdir())  # nothing unverified is left behind
+
+
+async def test_a_revoked_artifact_is_refused(store, bus, registry, registry_url, tmp_path):
+    artifact_id = await register(store, bus, registry, f"model-{uuid.uuid4().hex[:6]}", "four")
+    revoke = {"to_stage": "revoked", "actor": "root", "actor_role": "admin", "reason": "leaked training data"}
+    assert (await registry.post(f"/v1/artifacts/{artifact_id}/promotions", json=revoke)).status_code == 201
+    async with ArtifactClient(registry_url, tmp_path) as client:
+        with pytest.raises(ArtifactUnavailable, match="revoked"):
+            await client.fetch(artifact_id)
