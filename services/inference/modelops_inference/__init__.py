@@ -1,0 +1,1 @@
+"""ModelOps inference: OpenAI-compatible serving of verified base models and hot-loaded PEFT adapters."""

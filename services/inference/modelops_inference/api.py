@@ -1,0 +1,250 @@
+"""HTTP routes: OpenAI-compatible completions, chat completions (SSE streaming as OpenAI streams) and models, plus
+the deployments' status. Errors are problem+json with OpenAI's `error` member, so the openai client reads them."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from modelops_shared.problems import Problem
+from pydantic import BaseModel, Field
+
+from . import metrics
+from .backend import AdapterBudgetExceeded
+from .batching import QueueFull
+from .deployments import Deployments
+from .generation import Generation, GenerationFailed
+from .sampling import SamplingParams
+from .settings import InferenceSettings
+
+router = APIRouter(prefix="/v1")
+_ERROR_TYPES = {429: "rate_limit_error", 404: "invalid_request_error", 400: "invalid_request_error"}
+
+
+def openai_problem(status: int, slug: str, detail: str, **extensions: Any) -> Problem:
+    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
+    error = {"message": detail, "type": kind, "param": extensions.pop("param", None), "code": slug}
+    return Problem(status, slug, detail, error=error, **extensions)
+
+
+def _deployments(request: Request) -> Deployments:
+    deployments: Deployments | None = getattr(request.app.state, "deployments", None)
+    if deployments is None:
+        raise openai_problem(503, "not-ready", "the inference service is starting")
+    return deployments
+
+
+DeploymentsDep = Annotated[Deployments, Depends(_deployments)]
+
+
+class ChatMessage(BaseModel):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class _Sampling(BaseModel):
+    model: str
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float = Field(1.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    stop: str | list[str] | None = None
+    seed: int | None = None
+    n: int = Field(1, ge=1, le=1, description="One choice per request")
+    stream: bool = False
+
+
+class ChatCompletionRequest(_Sampling):
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+
+
+class CompletionRequest(_Sampling):
+    prompt: str | list[str]
+
+
+@router.get("/models")
+async def list_models(deployments: DeploymentsDep) -> dict[str, Any]:
+    """Every model name this replica serves (deployments, their adapters, `ft:` names)."""
+    data = [
+        {"id": name, "object": "model", "created": 0, "owned_by": route.deployment}
+        for name, route in sorted(deployments.routes.items())
+    ]
+    return {"object": "list", "data": data}
+
+
+@router.get("/deployments")
+async def list_deployments(deployments: DeploymentsDep) -> list[dict[str, Any]]:
+    return [_view(d) for d in deployments.deployments.values()]
+
+
+@router.get("/deployments/{name}")
+async def get_deployment(deployments: DeploymentsDep, name: str) -> dict[str, Any]:
+    deployment = deployments.deployments.get(name)
+    if deployment is None:
+        raise Problem(404, "deployment-not-found", f"no deployment {name}")
+    return _view(deployment)
+
+
+def _view(deployment: Any) -> dict[str, Any]:
+    return {
+        "name": deployment.name,
+        "status": deployment.status,
+        "reason": deployment.reason or None,
+        "base_model": deployment.base_model,
+        "base_model_id": deployment.base_id,
+        "adapters": deployment.adapters,
+        "adapter_ids": deployment.adapter_ids,
+        "models": deployment.models,
+    }
+
+
+@router.post("/chat/completions", response_model=None)
+async def chat_completions(
+    body: ChatCompletionRequest, request: Request, deployments: DeploymentsDep
+) -> JSONResponse | StreamingResponse:
+    """OpenAI chat completions: the prompt is the base model's chat template over `messages`."""
+    engine, route = _engine(deployments, body.model)
+    tokenizer = engine.backend.tokenizer
+    rendered = tokenizer.apply_chat_template(
+        [m.model_dump() for m in body.messages], add_generation_prompt=True, tokenize=False
+    )
+    # The template writes the special tokens itself.
+    prompt = tokenizer(str(rendered), add_special_tokens=False)["input_ids"]
+    max_tokens = body.max_completion_tokens or body.max_tokens
+    generation = await _start(request, engine, route, body, prompt, max_tokens)
+    return await _answer(generation, body, chat=True)
+
+
+@router.post("/completions", response_model=None)
+async def completions(
+    body: CompletionRequest, request: Request, deployments: DeploymentsDep
+) -> JSONResponse | StreamingResponse:
+    """OpenAI (legacy) text completions of one prompt."""
+    engine, route = _engine(deployments, body.model)
+    prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
+    if len(prompts) != 1:
+        raise openai_problem(400, "one-prompt", "send one prompt per request", param="prompt")
+    prompt = engine.backend.tokenizer(prompts[0])["input_ids"]
+    generation = await _start(request, engine, route, body, prompt, body.max_tokens)
+    return await _answer(generation, body, chat=False)
+
+
+def _engine(deployments: Deployments, model: str) -> tuple[Any, Any]:
+    route = deployments.route(model)
+    if route is None:
+        deployment = deployments.deployments.get(model)
+        if deployment is not None and deployment.status == "loading":
+            raise openai_problem(503, "model-loading", f"model {model} is loading", retry_after=1)
+        raise openai_problem(404, "model_not_found", f"the model {model} does not exist", param="model")
+    return deployments.engines[route.base_id], route
+
+
+async def _start(
+    request: Request, engine: Any, route: Any, body: _Sampling, prompt: list[int], max_tokens: int | None
+) -> Generation:
+    settings: InferenceSettings = request.app.state.settings
+    room = engine.backend.max_context - len(prompt)
+    if room <= 0:
+        raise openai_problem(400, "context_length_exceeded", f"the prompt is {len(prompt)} tokens", param="messages")
+    if max_tokens is not None and max_tokens > settings.inference_max_tokens:
+        raise openai_problem(
+            400,
+            "max-tokens-too-large",
+            f"max_tokens may be at most {settings.inference_max_tokens}",
+            param="max_tokens",
+        )
+    stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
+    params = SamplingParams(
+        max_tokens=min(max_tokens or settings.inference_max_tokens, room),
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=tuple(s for s in stop if s),
+        seed=body.seed,
+    )
+    generation = Generation(engine, route, body.model, prompt, params)
+    try:
+        await generation.start()
+    except QueueFull as error:
+        metrics.REQUESTS.labels(route.deployment, body.model, "rejected").inc()
+        raise openai_problem(429, "queue-full", str(error), retry_after=settings.inference_retry_after_s) from None
+    except AdapterBudgetExceeded as error:
+        metrics.REQUESTS.labels(route.deployment, body.model, "rejected").inc()
+        raise openai_problem(503, "adapters-busy", str(error), retry_after=settings.inference_retry_after_s) from None
+    return generation
+
+
+async def _answer(generation: Generation, body: _Sampling, *, chat: bool) -> JSONResponse | StreamingResponse:
+    created = int(time.time())
+    ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
+    labels = (generation.route.deployment, body.model)
+    if body.stream:
+        return StreamingResponse(
+            _stream(generation, body, ident, created, chat),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+    try:
+        text = await generation.text()
+    except GenerationFailed as error:
+        metrics.REQUESTS.labels(*labels, "failed").inc()
+        raise openai_problem(503, "generation-failed", str(error)) from None
+    metrics.REQUESTS.labels(*labels, "ok").inc()
+    choice: dict[str, Any] = {"index": 0, "finish_reason": generation.finish_reason, "logprobs": None}
+    if chat:
+        choice["message"] = {"role": "assistant", "content": text}
+    else:
+        choice["text"] = text
+    return JSONResponse(
+        {
+            "id": ident,
+            "object": "chat.completion" if chat else "text_completion",
+            "created": created,
+            "model": body.model,
+            "choices": [choice],
+            "usage": generation.usage.as_dict(),
+        }
+    )
+
+
+async def _stream(generation: Generation, body: _Sampling, ident: str, created: int, chat: bool) -> AsyncIterator[str]:
+    kind = "chat.completion.chunk" if chat else "text_completion"
+
+    def chunk(delta: str | None, finish: str | None, first: bool = False) -> str:
+        choice: dict[str, Any] = {"index": 0, "finish_reason": finish, "logprobs": None}
+        if chat:
+            choice["delta"] = ({"role": "assistant", "content": ""} if first else {}) | (
+                {"content": delta} if delta is not None else {}
+            )
+        else:
+            choice["text"] = delta or ""
+        payload = {"id": ident, "object": kind, "created": created, "model": body.model, "choices": [choice]}
+        return f"data: {json.dumps(payload)}\n\n"
+
+    labels = (generation.route.deployment, body.model)
+    if chat:
+        yield chunk(None, None, first=True)
+    try:
+        async for delta in generation.deltas():
+            yield chunk(delta, None)
+    except GenerationFailed as error:
+        metrics.REQUESTS.labels(*labels, "failed").inc()
+        problem = openai_problem(503, "generation-failed", str(error))
+        yield f"data: {json.dumps({'error': problem.extensions['error']})}\n\n"
+        return
+    yield chunk(None, generation.finish_reason)
+    payload = {
+        "id": ident,
+        "object": kind,
+        "created": created,
+        "model": body.model,
+        "choices": [],
+        "usage": generation.usage.as_dict(),
+    }
+    yield f"data: {json.dumps(payload)}\n\n"
+    metrics.REQUESTS.labels(*labels, "ok").inc()
+    yield "data: [DONE]\n\n"

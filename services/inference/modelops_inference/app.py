@@ -1,0 +1,45 @@
+"""Composition root: settings, runtime (pool, bus with the deployment and artifact consumers, outbox relay), the
+verified artifact client, the deployments, and the HTTP app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from modelops_contracts.catalog import DEPLOYMENT_COMMANDS, REGISTRY_ARTIFACTS
+from modelops_shared.artifacts import ArtifactClient
+from modelops_shared.service import Runtime, Subscription, create_service_app
+
+from . import api
+from .deployments import Deployments
+from .handlers import Handlers
+from .settings import InferenceSettings
+
+
+def create_app(settings: InferenceSettings | None = None) -> FastAPI:
+    settings = settings or InferenceSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with ArtifactClient.from_settings(settings, settings.work_dir / "cache") as artifacts:
+            deployments = Deployments(settings, artifacts)
+            handlers = Handlers(deployments)
+            subscriptions = (
+                Subscription(DEPLOYMENT_COMMANDS, f"{settings.inference_group}-commands", handlers.command),
+                Subscription(REGISTRY_ARTIFACTS, f"{settings.inference_group}-artifacts", handlers.artifact),
+            )
+            try:
+                async with Runtime.started(
+                    settings, schema=settings.inference_schema, subscriptions=subscriptions
+                ) as runtime:
+                    app.state.deployments = deployments
+                    app.state.readiness_checks = runtime.readiness_checks()
+                    yield
+            finally:
+                await deployments.close()
+
+    app = create_service_app(settings, title="ModelOps inference", lifespan=lifespan)
+    app.state.settings = settings
+    app.include_router(api.router)
+    return app

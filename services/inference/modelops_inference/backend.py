@@ -1,0 +1,169 @@
+"""The model backend: one base model on one device with its PEFT adapters, hot-loaded and evicted least recently used.
+
+`Backend` is what the scheduler and the deployments need from any engine; `TransformersBackend` is the
+transformers + PEFT one (CPU or GPU). Every call that touches the model runs on the backend's single model thread,
+so a forward pass never sees an adapter being loaded or deleted, and the event loop never blocks on torch."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedTokenizerBase
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+# PEFT's name for "no adapter" in a mixed batch's `adapter_names`.
+BASE_ROW = "__base__"
+
+
+class AdapterBudgetExceeded(Exception):
+    """Every loaded adapter is in use, so none can make room for another."""
+
+
+class Backend(Protocol):
+    """What serving needs from an engine: a tokenizer, a step function, and adapters by name."""
+
+    name: str
+    tokenizer: PreTrainedTokenizerBase
+    max_context: int
+
+    async def run(self, fn: Callable[[], T]) -> T: ...
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: DynamicCache | None,
+        adapters: list[str | None],
+    ) -> tuple[torch.Tensor, DynamicCache]: ...
+
+    async def acquire_adapter(self, name: str, path: Path) -> None: ...
+
+    def release_adapter(self, name: str) -> None: ...
+
+    async def remove_adapter(self, name: str) -> None: ...
+
+    def loaded_adapters(self) -> list[str]: ...
+
+    async def close(self) -> None: ...
+
+
+def pick_device(setting: str) -> torch.device:
+    if setting == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(setting)
+
+
+class TransformersBackend:
+    """A transformers causal LM with PEFT LoRA adapters; requests for different adapters share one forward pass
+    through PEFT's mixed-adapter inference (`adapter_names` per row)."""
+
+    def __init__(self, name: str, path: Path, device: torch.device, max_adapters: int) -> None:
+        self.name = name
+        self.device = device
+        self.max_adapters = max_adapters
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(path)
+        # bf16 halves memory and uses tensor cores on GPUs; CPUs compute it slowly, so they stay in fp32.
+        dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+        loaded: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        self._base = loaded.to(device).eval()
+        self._model: Any = self._base
+        self.max_context = int(getattr(self._base.config, "max_position_embeddings", 2048))
+        self._adapters: OrderedDict[str, Path] = OrderedDict()  # loaded, least recently used first
+        self._in_use: Counter[str] = Counter()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
+
+    @classmethod
+    async def load(cls, name: str, path: Path, device: torch.device, max_adapters: int) -> TransformersBackend:
+        return await asyncio.to_thread(cls, name, path, device, max_adapters)
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    @torch.inference_mode()
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        position_ids: torch.Tensor,
+        cache: DynamicCache | None,
+        adapters: list[str | None],
+    ) -> tuple[torch.Tensor, DynamicCache]:
+        """Last-position logits (rows, vocab) and the grown cache; call on the model thread."""
+        extra: dict[str, Any] = {}
+        if isinstance(self._model, PeftModel):
+            extra["adapter_names"] = [adapter or BASE_ROW for adapter in adapters]
+        out = self._model(
+            input_ids=input_ids.to(self.device),
+            attention_mask=attention_mask.to(self.device),
+            position_ids=position_ids.to(self.device),
+            cache=cache if cache is not None else DynamicCache(),
+            use_cache=True,
+            logits_to_keep=1,
+            **extra,
+        )
+        return out.logits[:, -1, :].float(), out.cache
+
+    async def acquire_adapter(self, name: str, path: Path) -> None:
+        """Load `name` unless loaded (evicting the least recently used idle adapter beyond the budget) and hold it
+        until `release_adapter`, so it cannot be evicted while a request uses it."""
+        self._in_use[name] += 1
+        try:
+            await self.run(lambda: self._ensure_loaded(name, path))
+        except BaseException:
+            self.release_adapter(name)
+            raise
+
+    def release_adapter(self, name: str) -> None:
+        self._in_use[name] -= 1
+        if self._in_use[name] <= 0:
+            del self._in_use[name]
+
+    async def remove_adapter(self, name: str) -> None:
+        """Unload `name` now (revoked or undeployed); its running sequences must have been aborted first."""
+        await self.run(lambda: self._unload(name))
+
+    def loaded_adapters(self) -> list[str]:
+        return list(self._adapters)
+
+    async def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    def _ensure_loaded(self, name: str, path: Path) -> None:
+        if name in self._adapters:
+            self._adapters.move_to_end(name)
+            return
+        while len(self._adapters) >= self.max_adapters:
+            idle = next((loaded for loaded in self._adapters if not self._in_use[loaded]), None)
+            if idle is None:
+                raise AdapterBudgetExceeded(f"all {self.max_adapters} adapters of {self.name} are in use")
+            log.info("evicting adapter %s from %s (least recently used)", idle, self.name)
+            self._unload(idle)
+        if isinstance(self._model, PeftModel):
+            self._model.load_adapter(str(path), adapter_name=name)
+        else:
+            self._model = PeftModel.from_pretrained(self._base, str(path), adapter_name=name)
+        self._model.eval()
+        self._adapters[name] = path
+        log.info("loaded adapter %s onto %s", name, self.name)
+
+    def _unload(self, name: str) -> None:
+        if name not in self._adapters:
+            return
+        del self._adapters[name]
+        if self._adapters:
+            self._model.delete_adapter(name)
+        else:
+            # PEFT cannot delete its last adapter and still run; unloading strips the LoRA layers off the base.
+            self._base = self._model.unload()
+            self._model = self._base

@@ -1,0 +1,189 @@
+"""Deployments: fetch verified artifacts, load base models and adapters, and route model names to them.
+
+A base model is loaded once per artifact id and shared by every deployment on it; its adapters are loaded onto it by
+artifact id. A deployment answers to its own name (its first adapter, or the base model when it has none), to
+`<name>/<adapter artifact name>` for each adapter, and, for an adapter produced by a training job, to
+`ft:<base model name>:<job suffix>:<job id>` as OpenAI names fine-tuned models."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import httpx
+from modelops_contracts import ArtifactKind, Deploy, DeploymentFailed, DeploymentReady, DeploymentRemoved
+from modelops_shared.artifacts import ArtifactClient, ArtifactError, VerifiedArtifact
+
+from . import metrics
+from .backend import Backend, TransformersBackend, pick_device
+from .batching import Scheduler
+from .settings import InferenceSettings
+
+log = logging.getLogger(__name__)
+
+Status = Literal["loading", "ready", "failed"]
+BACKEND_NAME = "transformers"
+
+
+@dataclass(frozen=True)
+class Route:
+    deployment: str
+    base_id: str
+    adapter_id: str | None
+    adapter_path: Path | None
+
+
+@dataclass
+class Deployment:
+    name: str
+    base_model: str
+    adapters: list[str]
+    status: Status = "loading"
+    reason: str = ""
+    base_id: str | None = None
+    adapter_ids: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Engine:
+    backend: Backend
+    scheduler: Scheduler
+
+
+class Deployments:
+    """Every deployment of this replica, the engines they share, and the model names they answer to."""
+
+    def __init__(self, settings: InferenceSettings, artifacts: ArtifactClient) -> None:
+        self.settings = settings
+        self.artifacts = artifacts
+        self.deployments: dict[str, Deployment] = {}
+        self.engines: dict[str, Engine] = {}
+        self.routes: dict[str, Route] = {}
+        self._registry = httpx.AsyncClient(base_url=settings.registry_url.rstrip("/"), timeout=30)
+
+    async def close(self) -> None:
+        for base_id in list(self.engines):
+            await self._drop_engine(base_id)
+        await self._registry.aclose()
+
+    def route(self, model: str) -> Route | None:
+        return self.routes.get(model)
+
+    async def deploy(self, command: Deploy) -> DeploymentReady | DeploymentFailed:
+        """Fetch and verify every artifact, then load; any refusal fails the whole deployment with its reason."""
+        if command.name in self.deployments:
+            await self._unroute(command.name)
+        deployment = Deployment(command.name, command.base_model, list(command.adapters))
+        self.deployments[command.name] = deployment
+        try:
+            base = await self.artifacts.fetch(command.base_model, ArtifactKind.BASE_MODEL)
+            adapters = [await self.artifacts.fetch(ref, ArtifactKind.ADAPTER) for ref in command.adapters]
+            for adapter in adapters:
+                trained_on = adapter.record.get("metadata", {}).get("base_model")
+                if trained_on and trained_on != base.id:
+                    raise ArtifactError(f"adapter {adapter.id} was trained on {trained_on}, not on {base.id}")
+            engine = await self._engine(base)
+            for adapter in adapters:
+                # Loaded now, so a broken adapter fails the deployment instead of its first request.
+                await engine.backend.acquire_adapter(adapter.id, adapter.path)
+                engine.backend.release_adapter(adapter.id)
+            metrics.LOADED_ADAPTERS.labels(base.id).set(len(engine.backend.loaded_adapters()))
+        except Exception as error:
+            deployment.status, deployment.reason = "failed", str(error)
+            log.warning("deployment %s failed: %s", command.name, error)
+            return DeploymentFailed(name=command.name, reason=str(error))
+        deployment.base_id = base.id
+        deployment.adapter_ids = [adapter.id for adapter in adapters]
+        for alias, route in (await self._aliases(command.name, base, adapters)).items():
+            self.routes[alias] = route
+            deployment.models.append(alias)
+        deployment.status = "ready"
+        return DeploymentReady(
+            name=command.name, base_model=base.id, adapters=deployment.adapter_ids, backend=BACKEND_NAME
+        )
+
+    async def undeploy(self, name: str) -> DeploymentRemoved | None:
+        if name not in self.deployments:
+            return None
+        await self._unroute(name)
+        del self.deployments[name]
+        return DeploymentRemoved(name=name, reason="undeployed")
+
+    async def revoke(self, artifact_id: str, reason: str) -> list[DeploymentFailed]:
+        """Stop serving every deployment that uses the revoked artifact, and unload it."""
+        failed = []
+        for deployment in list(self.deployments.values()):
+            if artifact_id != deployment.base_id and artifact_id not in deployment.adapter_ids:
+                continue
+            why = f"artifact {artifact_id} was revoked: {reason}"
+            await self._unroute(deployment.name, revoked=artifact_id, why=why)
+            deployment.status, deployment.reason = "failed", why
+            failed.append(DeploymentFailed(name=deployment.name, reason=why))
+        return failed
+
+    async def _engine(self, base: VerifiedArtifact) -> Engine:
+        engine = self.engines.get(base.id)
+        if engine is None:
+            backend = await TransformersBackend.load(
+                base.id, base.path, pick_device(self.settings.inference_device), self.settings.inference_max_adapters
+            )
+            scheduler = Scheduler(
+                backend, max_batch=self.settings.inference_max_batch, max_queue=self.settings.inference_max_queue
+            )
+            scheduler.start()
+            engine = self.engines[base.id] = Engine(backend, scheduler)
+        return engine
+
+    async def _aliases(self, name: str, base: VerifiedArtifact, adapters: list[VerifiedArtifact]) -> dict[str, Route]:
+        aliases = {
+            name: Route(name, base.id, adapters[0].id, adapters[0].path)
+            if adapters
+            else Route(name, base.id, None, None)
+        }
+        for adapter in adapters:
+            route = Route(name, base.id, adapter.id, adapter.path)
+            aliases[f"{name}/{adapter.name}"] = route
+            job_id = adapter.record.get("job_id")
+            if job_id:
+                aliases[f"ft:{base.name}:{await self._job_suffix(job_id)}:{job_id}"] = route
+        return aliases
+
+    async def _job_suffix(self, job_id: str) -> str:
+        """The job's `suffix` as submitted (empty when it had none or the registry does not know the job)."""
+        response = await self._registry.get(f"/v1/jobs/{job_id}")
+        if response.status_code != 200:
+            return ""
+        return str((response.json().get("spec") or {}).get("suffix") or "")
+
+    async def _unroute(self, name: str, *, revoked: str | None = None, why: str = "undeployed") -> None:
+        """Take `name` off every route; unload what no other deployment uses (and the revoked artifact always)."""
+        deployment = self.deployments[name]
+        for alias in deployment.models:
+            self.routes.pop(alias, None)
+        deployment.models = []
+        base_id = deployment.base_id
+        if base_id is None or base_id not in self.engines:
+            return
+        others = [d for d in self.deployments.values() if d.name != name and d.status == "ready"]
+        engine = self.engines[base_id]
+        for adapter_id in deployment.adapter_ids:
+            if adapter_id == revoked or not any(adapter_id in d.adapter_ids for d in others):
+                engine.scheduler.abort(adapter_id, why)
+                await engine.backend.remove_adapter(adapter_id)
+        # A revoked base takes down every deployment on it; `revoke` visits (and reports) each of them.
+        if base_id == revoked or not any(d.base_id == base_id for d in others):
+            await self._drop_engine(base_id)
+        else:
+            metrics.LOADED_ADAPTERS.labels(base_id).set(len(engine.backend.loaded_adapters()))
+
+    async def _drop_engine(self, base_id: str) -> None:
+        engine = self.engines.pop(base_id, None)
+        if engine is not None:
+            await engine.scheduler.stop()
+            await engine.backend.close()
+            with contextlib.suppress(KeyError):
+                metrics.LOADED_ADAPTERS.remove(base_id)

@@ -1,0 +1,25 @@
+"""Inference settings: the shared ones plus the consumer groups, device, adapter budget and back-pressure bounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from modelops_shared.settings import Settings
+from pydantic import Field
+
+
+class InferenceSettings(Settings):
+    service_name: str = "inference"
+    inference_schema: str = Field("inference", description="Postgres schema: deployments, consumer tracking, outbox")
+    inference_group: str = Field("inference", description="Consumer group prefix of every inference replica")
+    inference_work_dir: Path | None = Field(None, description="Verified artifact cache; default <state_dir>/inference")
+    inference_device: str = Field("auto", description="cpu, cuda, cuda:N, or auto (cuda when available)")
+    inference_max_adapters: int = Field(8, ge=1, description="Adapters kept loaded per base model (LRU beyond)")
+    inference_max_batch: int = Field(16, ge=1, description="Sequences decoded together per base model")
+    inference_max_queue: int = Field(64, ge=1, description="Requests waiting per base model before 429s")
+    inference_max_tokens: int = Field(512, ge=1, description="Largest max_tokens a request may ask for")
+    inference_retry_after_s: int = Field(1, ge=1, description="Retry-After of a 429 when the queue is full")
+
+    @property
+    def work_dir(self) -> Path:
+        return self.inference_work_dir or self.state_dir / "inference"

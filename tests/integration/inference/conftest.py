@@ -1,0 +1,95 @@
+"""The inference service's world for one test session: the embedded stack, a registry on a real port, the tiny base
+model and two LoRA adapters registered in it, and the inference app serving on a real port."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from modelops_inference.app import create_app as create_inference
+from modelops_inference.settings import InferenceSettings
+from modelops_registry.app import create_app as create_registry
+from modelops_registry.settings import RegistrySettings
+from modelops_shared.bus import Bus
+from modelops_shared.settings import Settings
+from modelops_shared.storage import open_store
+from modelops_trainer.bootstrap import build_base_model, submit_base_model
+
+from .support import WAIT_S, make_adapter, serving, submit_adapter
+
+
+@pytest.fixture(scope="session")
+async def registry_url(embedded_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    settings = RegistrySettings(
+        **embedded_stack.model_dump(exclude={"service_name"}),
+        registry_schema=f"reg_{uuid.uuid4().hex[:8]}",
+        registry_keys_dir=tmp_path_factory.mktemp("registry-keys"),
+    )
+    async with serving(create_registry(settings)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def registry(registry_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=registry_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def bus(embedded_stack: Settings) -> AsyncIterator[Bus]:
+    bus = Bus(embedded_stack.model_copy(update={"service_name": "gateway-stand-in"}))
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Local copies of the base model and adapters, for reference generations."""
+    root = tmp_path_factory.mktemp("models")
+    build_base_model(root / "base", 0)
+    for seed in (1, 2):
+        make_adapter(root / "base", root / f"adapter-{seed}", seed)
+    return root
+
+
+@pytest.fixture(scope="session")
+async def base_model(embedded_stack: Settings, bus: Bus, registry: httpx.AsyncClient, model_dir: Path) -> str:
+    store = open_store(embedded_stack.store_url, embedded_stack)
+    submission = await submit_base_model(store, model_dir / "base", name="tiny-llama", created_by="bootstrap", seed=0)
+    await bus.publish(submission)
+    async with asyncio.timeout(WAIT_S):
+        while (await registry.get(f"/v1/artifacts/{submission.artifact_id}")).status_code != 200:
+            await asyncio.sleep(0.1)
+    return submission.artifact_id
+
+
+@pytest.fixture(scope="session")
+async def adapters(
+    embedded_stack: Settings, bus: Bus, registry: httpx.AsyncClient, base_model: str, model_dir: Path
+) -> list[str]:
+    """Two registered adapters (seeds 1 and 2) of the base model; their artifact ids."""
+    return [
+        await submit_adapter(embedded_stack, bus, registry, model_dir / f"adapter-{seed}", base_model, f"lora-{seed}")
+        for seed in (1, 2)
+    ]
+
+
+@pytest.fixture(scope="session")
+async def inference(embedded_stack: Settings, registry_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    suffix = uuid.uuid4().hex[:8]
+    settings = InferenceSettings(
+        **embedded_stack.model_dump(exclude={"service_name", "registry_url"}),
+        registry_url=registry_url,
+        inference_schema=f"inference_{suffix}",
+        inference_group=f"inference-{suffix}",
+        inference_work_dir=Path(tempfile.mkdtemp(prefix="modelops-inference-")),
+        inference_max_tokens=16,
+    )
+    async with serving(create_inference(settings)) as url, httpx.AsyncClient(base_url=url, timeout=60) as client:
+        yield client

@@ -1,0 +1,107 @@
+"""Helpers for the inference tests: LoRA adapters made and registered as the trainer would, deployments commanded as
+the gateway does, and reference generations straight from PEFT."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import torch
+import uvicorn
+from fastapi import FastAPI
+from modelops_contracts import ArtifactKind, ArtifactSubmitted, Deploy, FileDigest, LineageRelation, ParentRef
+from modelops_shared.bus import Bus
+from modelops_shared.settings import Settings
+from modelops_shared.storage import open_store
+from peft import LoraConfig, PeftModel, get_peft_model
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+WAIT_S = 120
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """`app` behind uvicorn on a free loopback port of this event loop (lifespan included); yields its URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
+    task = asyncio.create_task(server.serve())
+    async with asyncio.timeout(60):
+        while not server.started:
+            assert not task.done(), "the server exited while starting"
+            await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def make_adapter(base: Path, target: Path, seed: int) -> None:
+    """A LoRA adapter with random (non-zero) weights, so it visibly changes the base model's outputs."""
+    torch.manual_seed(seed)
+    config = LoraConfig(r=8, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"], init_lora_weights=False)
+    get_peft_model(AutoModelForCausalLM.from_pretrained(base), config).save_pretrained(target)
+
+
+async def submit_adapter(
+    settings: Settings, bus: Bus, registry: httpx.AsyncClient, directory: Path, base_model: str, name: str
+) -> str:
+    store = open_store(settings.store_url, settings)
+    artifact_id = f"{name}-{uuid.uuid4().hex[:8]}"
+    files = []
+    for path in await asyncio.to_thread(lambda: sorted(p for p in directory.rglob("*") if p.is_file())):
+        relative = path.relative_to(directory).as_posix()
+        await store.put(f"artifacts/{artifact_id}/{relative}", path)
+        files.append(
+            FileDigest(path=relative, sha256=hashlib.sha256(path.read_bytes()).hexdigest(), size=path.stat().st_size)
+        )
+    await bus.publish(
+        ArtifactSubmitted(
+            artifact_id=artifact_id,
+            kind=ArtifactKind.ADAPTER,
+            name=name,
+            uri=store.url_of(f"artifacts/{artifact_id}"),
+            files=files,
+            parents=[ParentRef(artifact_id=base_model, relation=LineageRelation.TRAINED_FROM)],
+            created_by="alice",
+            metadata={"method": "lora", "base_model": base_model},
+        )
+    )
+    async with asyncio.timeout(WAIT_S):
+        while (await registry.get(f"/v1/artifacts/{artifact_id}")).status_code != 200:
+            await asyncio.sleep(0.1)
+    return artifact_id
+
+
+async def deploy(bus: Bus, inference: httpx.AsyncClient, base_model: str, adapters: list[str]) -> dict[str, Any]:
+    """Send Deploy as the gateway does and wait until the deployment is ready or failed; its view."""
+    name = f"dep-{uuid.uuid4().hex[:8]}"
+    await bus.publish(Deploy(name=name, base_model=base_model, adapters=adapters, requested_by="alice"))
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            response = await inference.get(f"/v1/deployments/{name}")
+            if response.status_code == 200 and response.json()["status"] in ("ready", "failed"):
+                return dict(response.json())
+            await asyncio.sleep(0.1)
+
+
+def reference(model_dir: Path, adapter: str | None, prompt: str, max_tokens: int) -> str:
+    """Greedy text from `PeftModel.generate` (or the base model's), one prompt at a time."""
+    tokenizer = AutoTokenizer.from_pretrained(model_dir / "base")
+    model: Any = AutoModelForCausalLM.from_pretrained(model_dir / "base").eval()
+    if adapter:
+        model = PeftModel.from_pretrained(model, model_dir / adapter).eval()
+    ids = tokenizer(prompt, return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=max_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)[
+        0, ids["input_ids"].shape[1] :
+    ]
+    return str(tokenizer.decode(out, skip_special_tokens=True))

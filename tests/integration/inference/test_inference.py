@@ -1,0 +1,148 @@
+"""The inference service end to end on the tiny model: deployments by events, verified loading, adapters on one base,
+batched generation equal to PEFT's, OpenAI streaming, and revocation."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from modelops_shared.bus import Bus
+from modelops_shared.settings import Settings
+from modelops_shared.storage import open_store
+
+from .support import WAIT_S, deploy, make_adapter, reference, submit_adapter
+
+PROMPTS = ["the cat sat on the", "numbers one two three", "hello", "a long time ago in a"]
+MAX_TOKENS = 8
+
+
+async def _complete(inference: httpx.AsyncClient, model: str, prompt: str) -> str:
+    response = await inference.post(
+        "/v1/completions", json={"model": model, "prompt": prompt, "max_tokens": MAX_TOKENS, "temperature": 0}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["usage"]["completion_tokens"] <= MAX_TOKENS
+    return str(body["choices"][0]["text"])
+
+
+async def test_adapter_and_base_outputs_differ_and_equal_peft(
+    bus: Bus, inference: httpx.AsyncClient, base_model: str, adapters: list[str], model_dir: Path
+) -> None:
+    plain = await deploy(bus, inference, base_model, [])
+    tuned = await deploy(bus, inference, base_model, [adapters[0]])
+    assert (plain["status"], tuned["status"]) == ("ready", "ready"), (plain, tuned)
+    base_text = await _complete(inference, plain["name"], PROMPTS[0])
+    tuned_text = await _complete(inference, tuned["name"], PROMPTS[0])
+    assert base_text != tuned_text
+    assert base_text == await asyncio.to_thread(reference, model_dir, None, PROMPTS[0], MAX_TOKENS)
+    assert tuned_text == await asyncio.to_thread(reference, model_dir, "adapter-1", PROMPTS[0], MAX_TOKENS)
+    models = {m["id"] for m in (await inference.get("/v1/models")).json()["data"]}
+    assert {plain["name"], tuned["name"]} <= models
+
+
+async def test_concurrent_mixed_adapters_equal_sequential(
+    bus: Bus, inference: httpx.AsyncClient, base_model: str, adapters: list[str]
+) -> None:
+    deployment = await deploy(bus, inference, base_model, adapters)
+    assert deployment["status"] == "ready", deployment
+    first, second = (m for m in deployment["models"] if "/" in m)
+    requests = [(model, prompt) for prompt in PROMPTS for model in (first, second)]
+    sequential = [await _complete(inference, model, prompt) for model, prompt in requests]
+    concurrent = await asyncio.gather(*(_complete(inference, model, prompt) for model, prompt in requests))
+    assert list(concurrent) == sequential
+    assert sequential[0] != sequential[1]
+
+
+async def test_streaming_through_the_openai_client(
+    bus: Bus, inference: httpx.AsyncClient, base_model: str, adapters: list[str]
+) -> None:
+    deployment = await deploy(bus, inference, base_model, [adapters[1]])
+    client = openai.AsyncOpenAI(base_url=f"{str(inference.base_url).rstrip('/')}/v1", api_key="unused")
+    messages = [{"role": "user", "content": "hello there"}]
+    whole = await client.chat.completions.create(
+        model=deployment["name"],
+        messages=messages,
+        max_tokens=MAX_TOKENS,
+        temperature=0,  # type: ignore[arg-type]
+    )
+    stream = await client.chat.completions.create(
+        model=deployment["name"],
+        messages=messages,
+        max_tokens=MAX_TOKENS,
+        temperature=0,
+        stream=True,  # type: ignore[arg-type]
+    )
+    pieces, finish = [], None
+    async for chunk in stream:
+        assert chunk.object == "chat.completion.chunk"
+        if chunk.choices:
+            pieces.append(chunk.choices[0].delta.content or "")
+            finish = chunk.choices[0].finish_reason or finish
+    assert "".join(pieces) == whole.choices[0].message.content
+    assert finish == whole.choices[0].finish_reason
+    assert whole.usage is not None
+    assert whole.usage.completion_tokens > 0
+    with pytest.raises(openai.NotFoundError):
+        await client.completions.create(model="no-such-model", prompt="x", max_tokens=2)
+    await client.close()
+
+
+async def test_tampered_adapter_is_refused(
+    embedded_stack: Settings,
+    bus: Bus,
+    registry: httpx.AsyncClient,
+    inference: httpx.AsyncClient,
+    base_model: str,
+    model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    make_adapter(model_dir / "base", tmp_path / "adapter", 3)
+    adapter = await submit_adapter(embedded_stack, bus, registry, tmp_path / "adapter", base_model, "lora-3")
+    # Altered in the store after it was signed: the download's digest no longer matches the manifest.
+    weights = tmp_path / "adapter" / "adapter_model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
+    await open_store(embedded_stack.store_url, embedded_stack).put(
+        f"artifacts/{adapter}/adapter_model.safetensors", weights
+    )
+    deployment = await deploy(bus, inference, base_model, [adapter])
+    assert deployment["status"] == "failed"
+    assert "sha256" in deployment["reason"], deployment
+
+
+async def test_revoked_adapter_is_unloaded_and_refused(
+    embedded_stack: Settings,
+    bus: Bus,
+    registry: httpx.AsyncClient,
+    inference: httpx.AsyncClient,
+    base_model: str,
+    model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    make_adapter(model_dir / "base", tmp_path / "adapter", 4)
+    adapter = await submit_adapter(embedded_stack, bus, registry, tmp_path / "adapter", base_model, "lora-4")
+    deployment = await deploy(bus, inference, base_model, [adapter])
+    assert deployment["status"] == "ready"
+    await _complete(inference, deployment["name"], PROMPTS[1])
+    response = await registry.post(
+        f"/v1/artifacts/{adapter}/promotions",
+        json={"to_stage": "revoked", "actor": "root", "actor_role": "admin", "reason": "leaked training data"},
+    )
+    assert response.status_code == 201, response.text
+    async with asyncio.timeout(WAIT_S):
+        while (view := (await inference.get(f"/v1/deployments/{deployment['name']}")).json())["status"] != "failed":
+            await asyncio.sleep(0.1)
+    assert "revoked" in view["reason"]
+    assert "leaked training data" in view["reason"]
+    refused = await inference.post(
+        "/v1/completions", json={"model": deployment["name"], "prompt": "x", "max_tokens": 2}
+    )
+    assert refused.status_code == 404
+    assert refused.json()["error"]["code"] == "model_not_found"
+    # A new deployment of the revoked adapter is refused at fetch time.
+    again = await deploy(bus, inference, base_model, [adapter])
+    assert again["status"] == "failed"
+    assert "revoked" in again["reason"]
