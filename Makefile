@@ -6,9 +6,9 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 SERVICES := $(wildcard services/*/pyproject.toml)
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
-EDITABLES := -e contracts -e 'shared[embedded]' $(foreach p,$(SERVICES),-e $(dir $(p))) $(foreach p,$(PLUGINS),-e $(dir $(p)))
+EDITABLES := -e contracts -e 'shared[embedded]' $(foreach p,$(SERVICES),-e $(dir $(p))) $(foreach p,$(PLUGINS),-e $(dir $(p))) -e sdk
 
-.PHONY: install up down status demo test test-unit test-integration test-e2e lint contracts bench clean
+.PHONY: install up down status demo test test-unit test-integration test-e2e lint contracts sdk-models bench clean
 
 install: $(BIN)/python  ## create .venv and install every distribution editable, pinned by constraints.txt
 	$(PIP) $(EDITABLES) -r requirements-dev.txt
@@ -40,20 +40,26 @@ test-integration:
 test-e2e:
 	$(BIN)/python -m pytest tests/e2e -q
 
-lint:  ## ruff, mypy (strict on contracts and shared), import-linter, stale AsyncAPI check
+lint:  ## ruff, mypy (strict on contracts and shared), import-linter, stale AsyncAPI and SDK-model checks
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy contracts/modelops_contracts shared/modelops_shared $(foreach p,$(SERVICES),$(dir $(p)))
+	$(BIN)/mypy contracts/modelops_contracts shared/modelops_shared $(foreach p,$(SERVICES),$(dir $(p))) sdk
 	$(BIN)/lint-imports
 	$(BIN)/python -m modelops_contracts.asyncapi --check contracts/asyncapi.yaml
+	$(BIN)/python sdk/codegen.py --check
 
 contracts:  ## regenerate contracts/asyncapi.yaml from the catalog
 	$(BIN)/python -m modelops_contracts.asyncapi contracts/asyncapi.yaml
+
+sdk-models:  ## regenerate sdk/openapi.json and the SDK's models (sdk/modelops_sdk/models.py) from the gateway
+	$(BIN)/python sdk/codegen.py
 
 bench: up  ## run every benchmark; each prints its ratio against a baseline measured in the same run
 	$(BIN)/python bench/bus.py
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/train.py
+	$(BIN)/python bench/inference.py
+	$(BIN)/python bench/gateway.py
 
 clean: down
 	rm -rf .modelops

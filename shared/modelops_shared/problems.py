@@ -1,5 +1,6 @@
 """RFC 9457 problem details: one exception type to raise, and handlers that turn every error into
-`application/problem+json` with a stable `type` and never a stack trace."""
+`application/problem+json` with a stable `type` and never a stack trace (`problem_for` renders one directly, for
+a WebSocket's denial response or a route that reshapes its errors)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import HTTPConnection
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://modelops.dev/problems/"
@@ -30,7 +32,7 @@ class Problem(Exception):
 
 
 def problem_response(
-    request: Request, status: int, slug: str, detail: str | None = None, **extensions: Any
+    request: HTTPConnection, status: int, slug: str, detail: str | None = None, **extensions: Any
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": PROBLEM_BASE + slug,
@@ -45,37 +47,35 @@ def problem_response(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def unexpected_error_response(request: Request, exc: BaseException) -> JSONResponse:
+def unexpected_error_response(request: HTTPConnection, exc: BaseException) -> JSONResponse:
     """The 500 for an error nobody anticipated: its traceback goes to the log, never to the client."""
-    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    method = request.scope.get("method", "WEBSOCKET")
+    log.error("unhandled error on %s %s", method, request.url.path, exc_info=exc)
     return problem_response(request, 500, "internal-error", "an unexpected error occurred; see the service log")
 
 
-def install_problem_handlers(app: FastAPI) -> None:
-    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, Problem)
+def problem_for(request: HTTPConnection, exc: Exception) -> JSONResponse:
+    """The problem response for any error: a Problem, an HTTP exception, invalid input, or the unexpected (500)."""
+    if isinstance(exc, Problem):
         return problem_response(request, exc.status, exc.slug, exc.detail, **exc.extensions)
-
-    async def on_http(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, StarletteHTTPException)
+    if isinstance(exc, StarletteHTTPException):
         slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
         detail = exc.detail if isinstance(exc.detail, str) else None
         response = problem_response(request, exc.status_code, slug, detail)
         response.headers.update(exc.headers or {})
         return response
-
-    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, RequestValidationError)
+    if isinstance(exc, RequestValidationError):
         errors = [
             {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
         return problem_response(request, 422, "validation-error", "the request is not valid", errors=errors)
+    return unexpected_error_response(request, exc)
 
-    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        return unexpected_error_response(request, exc)
 
-    app.add_exception_handler(Problem, on_problem)
-    app.add_exception_handler(StarletteHTTPException, on_http)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(Exception, on_unexpected)
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_error(request: Request, exc: Exception) -> JSONResponse:
+        return problem_for(request, exc)
+
+    for error_type in (Problem, StarletteHTTPException, RequestValidationError, Exception):
+        app.add_exception_handler(error_type, on_error)

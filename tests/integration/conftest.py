@@ -16,6 +16,7 @@ from moto.server import ThreadedMotoServer
 # for this process and the services it starts.
 os.environ.setdefault("MODELOPS_TRACE_SAMPLE_RATIO", "1.0")
 
+
 @dataclass(frozen=True)
 class MotoS3:
     """Where the session's in-memory S3 listens; moto accepts any credentials, these are the conventional ones."""

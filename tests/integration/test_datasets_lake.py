@@ -28,7 +28,6 @@ from modelops_gateway.datasets import (
     QueryTimeout,
     SchemaKindMismatch,
     VersionNotFound,
-    delta_storage_options,
     describe,
     list_datasets,
     read_rows,
@@ -39,6 +38,7 @@ from modelops_gateway.datasets import (
     write_version,
 )
 from modelops_shared.settings import Settings
+from modelops_shared.storage.delta import delta_storage_options
 from pydantic import SecretStr
 
 SFT, CHAT, PREFERENCE = DatasetSchema.SFT, DatasetSchema.CHAT, DatasetSchema.PREFERENCE

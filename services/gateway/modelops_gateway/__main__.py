@@ -1,6 +1,7 @@
 """`python -m modelops_gateway`: the gateway's HTTP API on MODELOPS_GATEWAY_PORT (8000), every route under /v1.
 
-Consumes nothing yet. Produces: artifacts.submissions.v1 (through the outbox)."""
+Consumes: training.events.v1 (into its own jobs tables). Produces, through the outbox: artifacts.submissions.v1,
+datasets.events.v1, training.commands.v1, deployments.commands.v1."""
 
 from __future__ import annotations
 

@@ -13,20 +13,19 @@ from urllib.parse import quote
 import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, ParentRef, Stage
 from modelops_shared.bus import enqueue
 from modelops_shared.problems import Problem
 from modelops_shared.storage import InvalidKey
 from modelops_shared.storage.base import check_key
-from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Json
 
 from .auth import Approver, Developer, Role, require
 from .context import GatewayDep
 from .idempotency import Idempotent
 from .openapi import IMPORT_BODY, problems
-from .uploads import Upload, receive_upload
+from .uploads import form_model, receive_upload
 
 JSON_BODY_LIMIT = 64 * 1024
 
@@ -65,19 +64,6 @@ class PromotionRequest(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def _import_form(upload: Upload) -> ArtifactImport:
-    repeated = [name for name, values in upload.fields.items() if len(values) > 1]
-    if repeated:
-        raise Problem(422, "repeated-field", f"send each field once: {', '.join(sorted(repeated))}")
-    try:
-        return ArtifactImport.model_validate({name: values[0] for name, values in upload.fields.items()})
-    except ValidationError as error:
-        # The same 422 body as for any other invalid request, located in the body like FastAPI's own.
-        raise RequestValidationError(
-            [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False, include_context=False)]
-        ) from None
-
-
 @router.post(
     "/artifacts",
     status_code=202,
@@ -101,7 +87,7 @@ async def import_artifact(
         max_files=gateway.settings.gateway_max_upload_files,
     )
     try:
-        form = _import_form(upload)
+        form = form_model(ArtifactImport, upload.fields)
         files = sorted(upload.files, key=lambda file: file.path)
         submission = ArtifactSubmitted(
             artifact_id=artifact_id,

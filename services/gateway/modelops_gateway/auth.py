@@ -8,15 +8,26 @@ from dataclasses import dataclass
 from functools import cache
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from modelops_shared.problems import Problem
 
-from .context import GatewayDep
+from .context import Gateway, GatewayDep
 from .keys import Role
-from .ratelimit import STATE_KEY
+from .ratelimit import STATE_KEY, Quota
 
-__all__ = ["Admin", "Approver", "Authenticated", "Caller", "Developer", "Role", "Viewer", "authenticate", "require"]
+__all__ = [
+    "Admin",
+    "Approver",
+    "Authenticated",
+    "Caller",
+    "Developer",
+    "Role",
+    "Viewer",
+    "authenticate",
+    "authenticate_websocket",
+    "require",
+]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer <key>`")
 _REALM = 'Bearer realm="modelops"'
@@ -37,28 +48,60 @@ def _unauthorized(detail: str, *, invalid: bool) -> HTTPException:
     return HTTPException(401, detail, headers={"WWW-Authenticate": challenge})
 
 
+async def _counted_caller(gateway: Gateway, secret: str | None) -> tuple[Caller, Quota]:
+    """The caller behind `secret`, with this request counted against its key's rate limit."""
+    if secret is None:
+        raise _unauthorized("send an API key as `Authorization: Bearer <key>`", invalid=False)
+    key = await gateway.keys.authenticate(secret)
+    if key is None:
+        raise _unauthorized("the API key is unknown or revoked", invalid=True)
+    # Counted before the role check, so a key hammering routes it may not use is limited all the same.
+    quota = await gateway.limiter.hit(key.id, key.rate_limit)
+    return Caller(key_id=key.id, name=key.name, role=key.role), quota
+
+
+def _check_quota(caller: Caller, quota: Quota) -> None:
+    if not quota.allowed:
+        raise Problem(
+            429,
+            "rate-limited",
+            f"key {caller.name} may make {quota.limit} requests per window",
+            retry_after=quota.reset_s or 1,
+        )
+
+
+def _check_role(caller: Caller, required: Role) -> Caller:
+    if not caller.role.includes(required):
+        raise Problem(
+            403,
+            "insufficient-role",
+            f"this needs the {required} role; key {caller.name} has {caller.role}",
+            required_role=required.value,
+        )
+    return caller
+
+
 async def authenticate(
     request: Request,
     gateway: GatewayDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     """The caller behind the bearer key, after counting this request against the key's rate limit."""
-    if credentials is None:
-        raise _unauthorized("send an API key as `Authorization: Bearer <key>`", invalid=False)
-    key = await gateway.keys.authenticate(credentials.credentials)
-    if key is None:
-        raise _unauthorized("the API key is unknown or revoked", invalid=True)
-    # Counted before the role check, so a key hammering routes it may not use is limited all the same.
-    quota = await gateway.limiter.hit(key.id, key.rate_limit)
+    caller, quota = await _counted_caller(gateway, credentials.credentials if credentials else None)
     setattr(request.state, STATE_KEY, quota.headers())
-    if not quota.allowed:
-        raise Problem(
-            429,
-            "rate-limited",
-            f"key {key.name} may make {quota.limit} requests per window",
-            retry_after=quota.reset_s or 1,
-        )
-    return Caller(key_id=key.id, name=key.name, role=key.role)
+    _check_quota(caller, quota)
+    return caller
+
+
+async def authenticate_websocket(websocket: WebSocket, gateway: Gateway, role: Role, api_key: str | None) -> Caller:
+    """The caller of a WebSocket, with `role` or above: its key in `Authorization: Bearer <key>` or, for clients
+    that cannot set headers on a WebSocket (browsers), in the `api_key` query parameter. Raises what `authenticate`
+    and `require` raise, for the route to answer as an HTTP denial of the handshake."""
+    scheme, _, credentials = websocket.headers.get("authorization", "").partition(" ")
+    secret = credentials.strip() if scheme.lower() == "bearer" and credentials.strip() else api_key
+    caller, quota = await _counted_caller(gateway, secret)
+    _check_quota(caller, quota)
+    return _check_role(caller, role)
 
 
 Authenticated = Annotated[Caller, Depends(authenticate)]
@@ -70,14 +113,7 @@ def require(role: Role | str) -> Callable[[Caller], Awaitable[Caller]]:
     required = Role(role)
 
     async def caller_with_role(caller: Authenticated) -> Caller:
-        if not caller.role.includes(required):
-            raise Problem(
-                403,
-                "insufficient-role",
-                f"this needs the {required} role; key {caller.name} has {caller.role}",
-                required_role=required.value,
-            )
-        return caller
+        return _check_role(caller, required)
 
     return caller_with_role
 

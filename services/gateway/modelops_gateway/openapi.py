@@ -1,12 +1,12 @@
-"""OpenAPI fragments: problem responses for the document, and the multipart body of an artifact import (read by
-hand, streamed, so FastAPI cannot derive it)."""
+"""OpenAPI fragments: problem responses for the document, and the multipart bodies of artifact, dataset and file
+uploads (read by hand, streamed, so FastAPI cannot derive them)."""
 
 from __future__ import annotations
 
 from http import HTTPStatus
 from typing import Any
 
-from modelops_contracts import ArtifactKind
+from modelops_contracts import ArtifactKind, DatasetSchema
 from modelops_shared.problems import PROBLEM_JSON
 
 _PROBLEM_SCHEMA = {
@@ -63,3 +63,38 @@ IMPORT_BODY: dict[str, Any] = {
         },
     }
 }
+
+
+def _multipart(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
+    schema = {"type": "object", "required": required, "properties": properties}
+    return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
+
+
+DATASET_BODY = _multipart(
+    ["name", "schema", "file"],
+    {
+        "name": {
+            "type": "string",
+            "pattern": r"^[a-z0-9][a-z0-9._-]{0,62}$",
+            "description": "The dataset; its first upload creates it as version 0, each later one adds a version",
+        },
+        "schema": {"type": "string", "enum": [kind.value for kind in DatasetSchema]},
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "The rows; the filename's extension tells the format: .jsonl, .ndjson, .csv, .parquet, .pq",
+        },
+    },
+)
+
+FILE_BODY = _multipart(
+    ["file", "purpose"],
+    {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "JSONL in OpenAI's chat fine-tuning format, one {messages: [...]} example a line",
+        },
+        "purpose": {"type": "string", "enum": ["fine-tune"]},
+    },
+)

@@ -1,4 +1,5 @@
-"""Gateway settings: the shared ones (`registry_url` among them) plus its schema, rate limits and upload limits."""
+"""Gateway settings: the shared ones (`registry_url` among them) plus its schema, rate limits, upload limits,
+dataset limits, job streams and the inference service."""
 
 from __future__ import annotations
 
@@ -25,6 +26,30 @@ class GatewaySettings(Settings):
     gateway_max_upload_bytes: int = Field(5 * 1024**3, gt=0, description="Largest artifact upload (the whole body)")
     gateway_max_upload_files: int = Field(1000, gt=0, description="Most files in one artifact upload")
     gateway_idempotency_ttl_s: int = Field(24 * 3600, gt=0, description="How long an Idempotency-Key is remembered")
+    # Valid rows are held in memory as Arrow until their Delta commit, so datasets get a tighter limit than artifacts.
+    gateway_max_dataset_bytes: int = Field(512 * 1024**2, gt=0, description="Largest dataset or file upload")
+    gateway_query_max_rows: int = Field(1000, gt=0, description="Most rows a dataset query returns")
+    gateway_query_timeout_s: float = Field(10.0, gt=0, description="Longest a dataset query may run")
+    gateway_dataset_reconcile_interval_s: float = Field(
+        60.0, gt=0, description="How often dataset versions that were committed but never announced are looked for"
+    )
+    gateway_stream_ping_s: float = Field(15.0, gt=0, description="Keep-alive comment interval of job event streams")
+    gateway_stream_recheck_s: float = Field(
+        5.0, gt=0, description="How often a job stream re-reads its job without a commit notification (a safety net)"
+    )
+    gateway_registry_cache_s: float = Field(
+        2.0, ge=0, description="How long a job submission may reuse the registry's listing of a base model or dataset"
+    )
+    gateway_registry_wait_s: float = Field(
+        10.0,
+        ge=0,
+        description="How long a job submission waits for the registry to record a dataset version just announced",
+    )
+
+    inference_url: str = Field("http://127.0.0.1:8004", description="The inference service's HTTP API")
+    inference_timeout_s: float = Field(
+        300.0, gt=0, description="Longest wait for a byte of an inference answer (a completion's next token)"
+    )
 
     @field_validator("gateway_default_rate_limit")
     @classmethod

@@ -1,7 +1,7 @@
-"""Multipart uploads streamed straight into the object store: each file part is hashed (sha256, size) on its way
-through and stored under a prefix, text fields are kept (small) for the route to validate, and on any failure
-whatever was stored is removed. Nothing is spooled to local disk, and nothing is read before the caller is
-authorised (the route's dependencies run first)."""
+"""Multipart bodies parsed as they arrive (`form_parts`), and artifact uploads built on them: each file part is
+hashed (sha256, size) on its way through and stored under a prefix, text fields are kept (small) for the route to
+validate (`form_model`), and on any failure whatever was stored is removed. Artifact files are never spooled to
+local disk, and nothing is read before the caller is authorised (the route's dependencies run first)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ import hashlib
 from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from modelops_contracts import FileDigest
 from modelops_shared.problems import Problem
 from modelops_shared.storage import InvalidKey, ObjectStore
 from modelops_shared.storage.base import check_key
+from pydantic import BaseModel, ValidationError
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
@@ -36,6 +39,24 @@ class _PartEnd:
 
 _Event = _PartStart | bytes | _PartEnd
 _END = _PartEnd()
+_Form = TypeVar("_Form", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class FormField:
+    """A text part, read whole (at most MAX_FIELD_BYTES)."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class FormFile:
+    """A file part: read `chunks` before asking for the next part; whatever is left unread is skipped."""
+
+    name: str
+    filename: str
+    chunks: AsyncIterator[bytes]
 
 
 @dataclass
@@ -60,25 +81,49 @@ async def receive_upload(
     all-or-nothing: a failure at any point removes what was stored and raises."""
     upload = Upload(store, prefix)
     try:
-        async with aclosing(_events(request, max_bytes)) as events:
-            async for event in events:
-                if not isinstance(event, _PartStart):
-                    continue  # data and ends are consumed by the part readers below
-                if event.filename is None:
-                    upload.fields.setdefault(event.name, []).append(await _field_text(event.name, events))
+        async with aclosing(form_parts(request, max_bytes)) as parts:
+            async for part in parts:
+                if isinstance(part, FormField):
+                    upload.fields.setdefault(part.name, []).append(part.value)
                     continue
-                if event.name != FILES_FIELD:
-                    raise Problem(422, "unexpected-file", f"files go in `{FILES_FIELD}` parts, not `{event.name}`")
+                if part.name != FILES_FIELD:
+                    raise Problem(422, "unexpected-file", f"files go in `{FILES_FIELD}` parts, not `{part.name}`")
                 if len(upload.files) >= max_files:
                     raise Problem(422, "too-many-files", f"an upload holds at most {max_files} files")
-                path = _checked_path(event.filename, upload.files)
-                upload.files.append(await _store_file(store, f"{prefix}/{path}", path, events))
+                path = _checked_path(part.filename, upload.files)
+                upload.files.append(await _store_file(store, f"{prefix}/{path}", path, part.chunks))
     except BaseException:
         await upload.discard()
         raise
     if not upload.files:
         raise Problem(422, "no-files", f"send at least one `{FILES_FIELD}` part whose filename is its relative path")
     return upload
+
+
+async def form_parts(request: Request, max_bytes: int) -> AsyncGenerator[FormField | FormFile, None]:
+    """The multipart body's parts in order, as they arrive; 413 past `max_bytes`, 415 if it is not multipart."""
+    async with aclosing(_events(request, max_bytes)) as events:
+        async for event in events:
+            if not isinstance(event, _PartStart):
+                continue  # the rest of a file part its reader left unread
+            if event.filename is None:
+                yield FormField(event.name, await _field_text(event.name, events))
+            else:
+                yield FormFile(event.name, event.filename, _part_body(events))
+
+
+def form_model(model: type[_Form], fields: dict[str, list[str]]) -> _Form:
+    """The text fields as `model`, each sent once; invalid ones answer FastAPI's own 422, located in the body."""
+    repeated = [name for name, values in fields.items() if len(values) > 1]
+    if repeated:
+        raise Problem(422, "repeated-field", f"send each field once: {', '.join(sorted(repeated))}")
+    try:
+        return model.model_validate({name: values[0] for name, values in fields.items()})
+    except ValidationError as error:
+        # The same 422 body as for any other invalid request, located in the body like FastAPI's own.
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in error.errors(include_url=False, include_context=False)]
+        ) from None
 
 
 def _too_large(max_bytes: int) -> Problem:
@@ -183,12 +228,12 @@ def _checked_path(path: str, stored: list[FileDigest]) -> str:
     return path
 
 
-async def _store_file(store: ObjectStore, key: str, path: str, events: AsyncIterator[_Event]) -> FileDigest:
+async def _store_file(store: ObjectStore, key: str, path: str, chunks: AsyncIterator[bytes]) -> FileDigest:
     hasher, size = hashlib.sha256(), 0
 
     async def hashed() -> AsyncIterator[bytes]:
         nonlocal size
-        async for chunk in _part_body(events):
+        async for chunk in chunks:
             hasher.update(chunk)
             size += len(chunk)
             yield chunk

@@ -23,15 +23,22 @@ class RegistryClient:
     def __init__(self, base_url: str, timeout_s: float) -> None:
         self.http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s)
 
-    async def forward(
+    async def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
-    ) -> Response:
-        """The registry's answer to the request, read whole."""
+    ) -> httpx.Response:
+        """The registry's answer, read whole, for the gateway to use; its 4xx answers are returned too."""
         try:
             upstream = await self.http.request(method, path, params=params, json=json, headers=_context_headers())
         except httpx.TransportError as error:
             raise _unreachable(error) from None
         _raise_for_server_error(upstream)
+        return upstream
+
+    async def forward(
+        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> Response:
+        """The registry's answer to the request, read whole, to return to the client as it is."""
+        upstream = await self.request(method, path, params=params, json=json)
         return Response(upstream.content, upstream.status_code, headers=_kept(upstream.headers, _BUFFERED_HEADERS))
 
     async def stream(self, path: str) -> Response:

@@ -13,7 +13,7 @@ from modelops_contracts import ArtifactKind, ArtifactSubmitted, FileDigest, Line
 from modelops_shared.bus import Bus
 from modelops_shared.storage import ObjectStore
 
-WAIT_S = 60
+WAIT_S = 120
 
 
 def sample_files(seed: str = "") -> dict[str, bytes]:

@@ -1,0 +1,247 @@
+"""The asyncio client: `await AsyncClient(url, api_key).datasets.page()`; the same resources as `Client`, awaited."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any, Self
+
+import httpx
+
+from . import events
+from .errors import ApiError
+from .http import DEFAULT_TIMEOUT, AsyncHttp
+from .models import (
+    ApiKeyView,
+    ArtifactAccepted,
+    CreatedApiKey,
+    DatasetPage,
+    DatasetRows,
+    DatasetView,
+    JobAccepted,
+    JobPage,
+    JobView,
+    QueryResult,
+    TrainingJobRequest,
+    VersionList,
+)
+from .payloads import artifact_fields, artifact_parts, file_part, params, training_body
+from .retrying import RetryPolicy
+
+Json = dict[str, Any]
+# Module-level names: inside a resource class, `list` is its own method.
+JsonList = list[Json]
+ApiKeyList = list[ApiKeyView]
+PathList = list[Path]
+
+
+class ApiKeys:
+    def __init__(self, http: AsyncHttp) -> None:
+        self.http = http
+
+    async def create(self, name: str, role: str, rate_limit: str | None = None) -> CreatedApiKey:
+        body = params(name=name, role=role, rate_limit=rate_limit)
+        return await self.http.call(CreatedApiKey, "POST", "/v1/api-keys", json=body, creates=True)
+
+    async def list(self) -> ApiKeyList:
+        return await self.http.call(ApiKeyList, "GET", "/v1/api-keys")
+
+    async def revoke(self, key_id: str) -> None:
+        await self.http.request("DELETE", f"/v1/api-keys/{key_id}")
+
+
+class Datasets:
+    def __init__(self, http: AsyncHttp) -> None:
+        self.http = http
+
+    async def upload(self, name: str, schema: str, path: Path) -> DatasetView:
+        """A new version of `name` from a .jsonl/.csv/.parquet file (the first upload creates the dataset)."""
+        fields = {"name": name, "schema": schema}
+        return await self.http.call(
+            DatasetView, "POST", "/v1/datasets", data=fields, parts=file_part(path), creates=True
+        )
+
+    async def page(self, cursor: str | None = None, limit: int | None = None) -> DatasetPage:
+        query = params(cursor=cursor, limit=limit)
+        return await self.http.call(DatasetPage, "GET", "/v1/datasets", params=query)
+
+    async def list(self, limit: int | None = None) -> AsyncIterator[DatasetView]:
+        """Every dataset, fetching page after page as the iteration goes."""
+        cursor: str | None = None
+        while True:
+            page = await self.page(cursor, limit)
+            for item in page.data:
+                yield item
+            if not (cursor := page.next_cursor):
+                return
+
+    async def show(self, name: str, version: int | None = None) -> DatasetView:
+        query = params(version=version)
+        return await self.http.call(DatasetView, "GET", f"/v1/datasets/{name}", params=query)
+
+    async def versions(self, name: str, limit: int | None = None) -> VersionList:
+        query = params(limit=limit)
+        return await self.http.call(VersionList, "GET", f"/v1/datasets/{name}/versions", params=query)
+
+    async def rows(
+        self, name: str, version: int | None = None, limit: int | None = None, offset: int = 0
+    ) -> DatasetRows:
+        query = params(version=version, limit=limit, offset=offset)
+        return await self.http.call(DatasetRows, "GET", f"/v1/datasets/{name}/rows", params=query)
+
+    async def query(self, name: str, sql: str, version: int | None = None) -> QueryResult:
+        body = params(sql=sql, version=version)
+        return await self.http.call(QueryResult, "POST", f"/v1/datasets/{name}/query", json=body)
+
+
+class Artifacts:
+    """Artifact reads are the registry's documents as they come (the gateway does not type them yet)."""
+
+    def __init__(self, http: AsyncHttp) -> None:
+        self.http = http
+
+    async def import_dir(
+        self, directory: Path, *, kind: str, name: str, version: str | None = None, parents: list[str] | None = None
+    ) -> ArtifactAccepted:
+        """Upload every file under `directory`; the registry verifies and signs them (see `wait_registered`)."""
+        fields = artifact_fields(kind, name, version, parents)
+        parts = artifact_parts(directory)
+        return await self.http.call(ArtifactAccepted, "POST", "/v1/artifacts", data=fields, parts=parts, creates=True)
+
+    async def page(self, cursor: str | None = None, limit: int | None = None, **filters: str | None) -> Json:
+        query = params(cursor=cursor, limit=limit, **filters)
+        return await self.http.call(Json, "GET", "/v1/artifacts", params=query)
+
+    async def list(
+        self, *, kind: str | None = None, stage: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[Json]:
+        """Every matching artifact, newest first, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.page(cursor, limit, kind=kind, stage=stage, name=name)
+            for artifact in page["data"]:
+                yield artifact
+            if not (cursor := page["next_cursor"]):
+                return
+
+    async def show(self, artifact_id: str) -> Json:
+        return await self.http.call(Json, "GET", f"/v1/artifacts/{artifact_id}")
+
+    async def wait_registered(self, artifact_id: str, timeout_s: float = 60, poll_s: float = 0.2) -> Json:
+        """The artifact once registered; an ApiError if the registry rejected it or after `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return await self.show(artifact_id)
+            except ApiError as error:
+                # Until the registry has the submission it knows nothing of the id: a 404 that is not a rejection.
+                pending = error.status == 404 and error.extensions.get("submission_status") != "rejected"
+                if not pending or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(poll_s)
+
+    async def lineage(self, artifact_id: str) -> Json:
+        return await self.http.call(Json, "GET", f"/v1/artifacts/{artifact_id}/lineage")
+
+    async def files(self, artifact_id: str) -> JsonList:
+        return await self.http.call(JsonList, "GET", f"/v1/artifacts/{artifact_id}/files")
+
+    async def download(self, artifact_id: str, target: Path) -> PathList:
+        """Every file of the artifact under `target`, at its relative path."""
+        listed = await self.files(artifact_id)
+        for file in listed:
+            await self.http.download(f"/v1/artifacts/{artifact_id}/files/{file['path']}", target / file["path"])
+        return [target / file["path"] for file in listed]
+
+    async def bundle(self, artifact_id: str) -> Json:
+        return await self.http.call(Json, "GET", f"/v1/artifacts/{artifact_id}/bundle")
+
+    async def signing_keys(self) -> JsonList:
+        """The registry's public signing keys (PEM), old ones included."""
+        return await self.http.call(JsonList, "GET", "/v1/keys")
+
+    async def promotions(self, artifact_id: str) -> JsonList:
+        return await self.http.call(JsonList, "GET", f"/v1/artifacts/{artifact_id}/promotions")
+
+    async def promote(self, artifact_id: str, to_stage: str, reason: str) -> Json:
+        body = {"to_stage": to_stage, "reason": reason}
+        path = f"/v1/artifacts/{artifact_id}/promotions"
+        return await self.http.call(Json, "POST", path, json=body, creates=True)
+
+
+class Jobs:
+    def __init__(self, http: AsyncHttp) -> None:
+        self.http = http
+
+    async def train(self, request: TrainingJobRequest | None = None, **fields: Any) -> JobAccepted:
+        """Queue a fine-tuning job: a TrainingJobRequest, or its fields as keyword arguments."""
+        body = training_body(request, fields)
+        return await self.http.call(JobAccepted, "POST", "/v1/jobs/training", json=body, creates=True)
+
+    async def page(
+        self, cursor: str | None = None, limit: int | None = None, status: str | None = None, kind: str | None = None
+    ) -> JobPage:
+        query = params(cursor=cursor, limit=limit, status=status, kind=kind)
+        return await self.http.call(JobPage, "GET", "/v1/jobs", params=query)
+
+    async def list(
+        self, *, status: str | None = None, kind: str | None = None, limit: int | None = None
+    ) -> AsyncIterator[JobView]:
+        """Every matching job, newest first, page after page."""
+        cursor: str | None = None
+        while True:
+            page = await self.page(cursor, limit, status, kind)
+            for item in page.data:
+                yield item
+            if not (cursor := page.next_cursor):
+                return
+
+    async def show(self, job_id: str) -> JobView:
+        return await self.http.call(JobView, "GET", f"/v1/jobs/{job_id}")
+
+    async def cancel(self, job_id: str, reason: str = "") -> JobView:
+        body = {"reason": reason}
+        return await self.http.call(JobView, "POST", f"/v1/jobs/{job_id}/cancel", json=body)
+
+    def stream(self, job_id: str, last_event_id: int | None = None) -> AsyncIterator[events.JobEvent]:
+        """The job's events as they happen, resumed across dropped connections, ending after the terminal one."""
+        return events.astream(self.http, job_id, last_event_id)
+
+    async def wait(self, job_id: str, on_event: Callable[[events.JobEvent], object] | None = None) -> JobView:
+        """Follow the job to its end (calling `on_event` with each event); the finished job."""
+        async for event in self.stream(job_id):
+            if on_event:
+                on_event(event)
+        return await self.show(job_id)
+
+
+class AsyncClient:
+    """The ModelOps gateway, for asyncio. Use as an async context manager, or await `aclose()`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        **httpx_options: Any,
+    ) -> None:
+        self.http = AsyncHttp(
+            base_url, api_key, timeout=httpx.Timeout(timeout), retry=retry or RetryPolicy(), **httpx_options
+        )
+        self.api_keys = ApiKeys(self.http)
+        self.datasets = Datasets(self.http)
+        self.artifacts = Artifacts(self.http)
+        self.jobs = Jobs(self.http)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()

@@ -1,0 +1,77 @@
+"""The SDK's exceptions: an API error carries the gateway's RFC 9457 problem fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+PROBLEM_FIELDS = ("type", "title", "status", "detail", "instance")
+
+
+class ModelOpsError(Exception):
+    """Anything the SDK raises."""
+
+
+class ConnectionFailed(ModelOpsError):
+    """The gateway could not be reached, or the connection kept failing, after every retry."""
+
+
+class VerificationFailed(ModelOpsError):
+    """An artifact's bundle signature or a file digest did not verify."""
+
+
+class ApiError(ModelOpsError):
+    """The gateway answered with an error: `application/problem+json` fields, `extensions` for the other members."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        *,
+        type: str = "about:blank",
+        detail: str | None = None,
+        instance: str | None = None,
+        extensions: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(f"{status} {title}: {detail}" if detail else f"{status} {title}")
+        self.status = status
+        self.title = title
+        self.type = type
+        self.detail = detail
+        self.instance = instance
+        self.extensions = extensions or {}
+        self.retry_after = retry_after
+
+    @property
+    def slug(self) -> str:
+        """The problem type's last path segment (`job-not-found`), stable across deployments."""
+        return self.type.rstrip("/").rsplit("/", 1)[-1]
+
+    @classmethod
+    def of(cls, response: httpx.Response) -> ApiError:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            # Not a problem document (a proxy's HTML page, an empty body): keep what there is.
+            body = {"detail": response.text[:500] or None}
+        return cls(
+            response.status_code,
+            str(body.get("title") or response.reason_phrase),
+            type=str(body.get("type") or "about:blank"),
+            detail=body.get("detail"),
+            instance=body.get("instance"),
+            extensions={k: v for k, v in body.items() if k not in PROBLEM_FIELDS},
+            retry_after=_seconds(response.headers.get("Retry-After")),
+        )
+
+
+def _seconds(value: str | None) -> float | None:
+    # The gateway sends delta-seconds; an HTTP date (allowed by RFC 9110) is left to the backoff.
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None

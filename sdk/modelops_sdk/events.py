@@ -1,0 +1,125 @@
+"""A job's event stream (Server-Sent Events): parsed, resumed with `Last-Event-ID` after a dropped connection so no
+event is missed or repeated, and ended after the job's terminal event."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterable, Iterator
+from datetime import datetime
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+
+from .errors import ConnectionFailed
+from .http import AsyncHttp, SyncHttp
+
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+# Longer than the gateway's keep-alive interval (15 s by default), so a silent stream means a dead connection.
+STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
+
+
+class JobEvent(BaseModel):
+    """One event of a job: `id` is its position in the job's history, `data` what the worker reported."""
+
+    id: int
+    job_id: str
+    type: str
+    at: datetime
+    data: dict[str, Any]
+
+    @property
+    def terminal(self) -> bool:
+        return self.type in TERMINAL
+
+
+class SseParser:
+    """Lines of a text/event-stream body in, JobEvents out (keep-alive comments and other fields are skipped)."""
+
+    def __init__(self) -> None:
+        self.data: list[str] = []
+
+    def feed(self, line: str) -> JobEvent | None:
+        if line.startswith(":"):
+            return None
+        if line:
+            name, _, value = line.partition(":")
+            if name == "data":
+                self.data.append(value.removeprefix(" "))
+            return None
+        data, self.data = self.data, []
+        return JobEvent.model_validate(json.loads("\n".join(data))) if data else None
+
+
+def _headers(last_event_id: int | None) -> dict[str, str]:
+    return {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
+
+
+class Resumption:
+    """Where a stream is, and how many reconnections in a row have failed."""
+
+    def __init__(self, last_event_id: int | None, reconnects: int, backoff_s: float) -> None:
+        self.last_event_id = last_event_id
+        self.reconnects = reconnects
+        self.backoff_s = backoff_s
+        self.failures = 0
+
+    def seen(self, events: Iterable[JobEvent | None]) -> Iterator[JobEvent]:
+        """The events not yet seen (a replayed one is dropped), recording each as the point to resume after."""
+        for event in events:
+            if event is None or (self.last_event_id is not None and event.id <= self.last_event_id):
+                continue
+            self.failures, self.last_event_id = 0, event.id
+            yield event
+
+    def dropped(self, error: Exception) -> float:
+        """How long to wait before reconnecting; ConnectionFailed once `reconnects` tries in a row have failed."""
+        self.failures += 1
+        if self.failures > self.reconnects:
+            raise ConnectionFailed(f"job event stream lost after {self.reconnects} reconnections: {error!r}") from error
+        return float(min(30.0, self.backoff_s * 2 ** (self.failures - 1)))
+
+
+def stream(
+    http: SyncHttp, job_id: str, last_event_id: int | None = None, reconnects: int = 10, backoff_s: float = 0.5
+) -> Iterator[JobEvent]:
+    """The job's events after `last_event_id` (all without it), live, until its terminal event."""
+    where = Resumption(last_event_id, reconnects, backoff_s)
+    while True:
+        parser = SseParser()
+        try:
+            headers = _headers(where.last_event_id)
+            with http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=STREAM_TIMEOUT) as response:
+                if response.status_code == 204:
+                    return  # finished, and everything was seen already
+                for event in where.seen(parser.feed(line) for line in response.iter_lines()):
+                    yield event
+                    if event.terminal:
+                        return
+        except (httpx.TransportError, ConnectionFailed) as error:
+            time.sleep(where.dropped(error))
+        # A stream that ended without a terminal event (a gateway restarting) is resumed like a dropped one.
+
+
+async def astream(
+    http: AsyncHttp, job_id: str, last_event_id: int | None = None, reconnects: int = 10, backoff_s: float = 0.5
+) -> AsyncIterator[JobEvent]:
+    """The job's events after `last_event_id` (all without it), live, until its terminal event."""
+    where = Resumption(last_event_id, reconnects, backoff_s)
+    while True:
+        parser = SseParser()
+        try:
+            headers = _headers(where.last_event_id)
+            path = f"/v1/jobs/{job_id}/events"
+            async with http.stream("GET", path, headers=headers, timeout=STREAM_TIMEOUT) as response:
+                if response.status_code == 204:
+                    return
+                async for line in response.aiter_lines():
+                    for event in where.seen([parser.feed(line)]):
+                        yield event
+                        if event.terminal:
+                            return
+        except (httpx.TransportError, ConnectionFailed) as error:
+            await asyncio.sleep(where.dropped(error))

@@ -1,0 +1,89 @@
+"""What each training event does to its job: the gateway's projection of training.events.v1, run by an
+IdempotentConsumer in the transaction that also records the message as processed.
+
+Consumes: training.events.v1 (consumer group: the gateway's schema name, `gateway`)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+from modelops_contracts import (
+    Message,
+    TrainingCancelled,
+    TrainingCheckpointed,
+    TrainingCompleted,
+    TrainingFailed,
+    TrainingProgressed,
+    TrainingStarted,
+)
+from modelops_shared.bus import MessageContext
+
+from .store import record_event
+
+log = logging.getLogger(__name__)
+
+
+def change_of(message: Message, at: datetime) -> tuple[str, dict[str, Any]]:
+    """The job event's type and the job columns it sets."""
+    match message:
+        case TrainingStarted():
+            return "started", {
+                "status": "running",
+                "worker": message.worker,
+                "total_steps": message.total_steps,
+                "step": message.resumed_from_step,
+                "started_at": at,
+            }
+        case TrainingProgressed():
+            return "progressed", {
+                "status": "running",
+                "step": message.step,
+                "total_steps": message.total_steps,
+                "loss": message.loss,
+                "learning_rate": message.learning_rate,
+                "tokens_per_second": message.tokens_per_second,
+                "estimated_finish": at + timedelta(seconds=message.eta_seconds),
+            }
+        case TrainingCheckpointed():
+            return "checkpointed", {}
+        case TrainingCompleted():
+            return "completed", {
+                "status": "completed",
+                "step": message.steps,
+                "metrics": message.metrics,
+                "adapter_artifact_id": message.adapter_artifact_id,
+                "estimated_finish": None,
+                "finished_at": at,
+            }
+        case TrainingFailed():
+            return "failed", {
+                "status": "failed",
+                "failure_reason": message.reason,
+                "error_type": message.error_type,
+                "estimated_finish": None,
+                "finished_at": at,
+            }
+        case TrainingCancelled():
+            return "cancelled", {"status": "cancelled", "estimated_finish": None, "finished_at": at}
+    raise TypeError(f"{message.type} is not a training event")
+
+
+async def project(message: Message, context: MessageContext) -> None:
+    """Record the event on its job. Events of jobs another deployment submitted (the topic is shared) and events
+    after a job finished change nothing."""
+    event_type, changes = change_of(message, context.envelope.time)
+    data = message.model_dump(mode="json")
+    job_id = data.pop("job_id")
+    seq = await record_event(
+        context.conn,
+        job_id,
+        event_type,
+        data,
+        at=context.envelope.time,
+        message_id=context.envelope.id,
+        changes=changes,
+    )
+    if seq is None:
+        log.debug("ignoring %s of job %s: not ours, or already finished", event_type, job_id)

@@ -1,0 +1,201 @@
+"""What a job names, checked through the registry's API before anything is queued: the base model (the latest
+registered base model of that name, else the artifact of that id) and one exact dataset version (the latest
+registered when none is given) whose rows suit the training method."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from modelops_contracts import ArtifactKind, DatasetSchema, Stage
+from modelops_shared.problems import Problem
+
+from ..upstream import RegistryClient
+
+PAGE_LIMIT = 500
+REGISTRY_POLL_S = 0.1
+# Only a string that can be an artifact id is looked up as one: a name may hold `/`, which a path cannot.
+_ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SCHEMAS_OF_METHOD = {
+    "sft": {DatasetSchema.SFT.value, DatasetSchema.CHAT.value},
+    "dpo": {DatasetSchema.PREFERENCE.value},
+}
+
+# The latest version of a dataset this gateway announced (None: never), for versions the registry has yet to record.
+Announced = Callable[[str], Awaitable[int | None]]
+
+
+@dataclass(frozen=True)
+class Fields:
+    """How the caller's API names the references: for messages, and the `param` of OpenAI's errors."""
+
+    base_model: str = "base_model"
+    dataset: str = "dataset"
+    dataset_version: str = "dataset_version"
+
+
+class RegistryLookups:
+    """The registry's listings of artifacts by kind and name, kept for `ttl_s` while not empty: a burst of jobs naming
+    the same base model and dataset asks the registry once per interval. An empty listing is never kept, and a kept
+    one that lacks the version asked for is read again, so what was just registered is found at once; what was
+    revoked meanwhile may be accepted for up to `ttl_s`, and the trainer, which refuses revoked artifacts, then fails
+    the job."""
+
+    MAX_KEPT = 1024
+
+    def __init__(self, registry: RegistryClient, ttl_s: float) -> None:
+        self.registry = registry
+        self.ttl_s = ttl_s
+        self._kept: dict[tuple[ArtifactKind, str], tuple[float, list[dict[str, Any]]]] = {}
+
+    async def registered(self, kind: ArtifactKind, name: str, *, fresh: bool = False) -> list[dict[str, Any]]:
+        """Every registered artifact of `kind` named `name`, across the registry's pages."""
+        now = time.monotonic()
+        kept = self._kept.get((kind, name))
+        if kept and kept[0] > now and not fresh:
+            return kept[1]
+        records = await _registered(self.registry, kind, name)
+        if records and self.ttl_s > 0:
+            if len(self._kept) >= self.MAX_KEPT:
+                self._kept = {key: entry for key, entry in self._kept.items() if entry[0] > now}
+            self._kept[(kind, name)] = (now + self.ttl_s, records)
+        return records
+
+
+@dataclass(frozen=True)
+class References:
+    base_model: dict[str, Any]
+    dataset: dict[str, Any]
+
+
+async def resolve(
+    lookups: RegistryLookups,
+    announced: Announced,
+    *,
+    base_model: str,
+    dataset: str,
+    dataset_version: int | None,
+    method: str,
+    fields: Fields,
+    wait_s: float,
+) -> References:
+    """Both references, looked up side by side; the base model's problem first when both fail."""
+    base = asyncio.create_task(_base_model(lookups, base_model, fields))
+    data = asyncio.create_task(_dataset_version(lookups, announced, dataset, dataset_version, method, fields, wait_s))
+    await asyncio.gather(base, data, return_exceptions=True)
+    return References(base.result(), data.result())
+
+
+async def _base_model(lookups: RegistryLookups, ref: str, fields: Fields) -> dict[str, Any]:
+    """The registry's record of the base model `ref` names; a 404 or 422 problem when there is no usable one."""
+    named = await lookups.registered(ArtifactKind.BASE_MODEL, ref)
+    if named:
+        return _usable_base_model(max(named, key=lambda record: datetime.fromisoformat(record["created_at"])), fields)
+    detail = f"no registered base model {ref!r}"
+    if _ARTIFACT_ID.fullmatch(ref):
+        response = await lookups.registry.request("GET", f"/v1/artifacts/{ref}")
+        if response.status_code == 200:
+            return _usable_base_model(response.json(), fields)
+        pending = response.json().get("submission_status") if response.status_code == 404 else None
+        if pending:
+            detail = f"artifact {ref} is {pending}, not registered"
+    raise Problem(404, "base-model-not-found", f"{fields.base_model}: {detail}", param=fields.base_model)
+
+
+async def _dataset_version(
+    lookups: RegistryLookups,
+    announced: Announced,
+    name: str,
+    version: int | None,
+    method: str,
+    fields: Fields,
+    wait_s: float,
+) -> dict[str, Any]:
+    """The registry's record of dataset `name` at `version` (the latest registered when None), checked to suit
+    `method`. A version this gateway announced (an upload, an OpenAI file) that the registry has yet to record is
+    waited for up to `wait_s`, so a job may name a dataset the moment its upload returned."""
+    deadline = time.monotonic() + wait_s
+    latest_announced: int | None = None
+    fresh = False
+    while True:
+        versions = await _versions(lookups, name, fresh=fresh)
+        chosen = version if version is not None else max(versions, default=None)
+        if chosen is not None and chosen in versions:
+            return _usable_dataset(versions[chosen], method, fields)
+        if not fresh:
+            fresh = True  # a kept listing may predate the version asked for
+            continue
+        if latest_announced is None:
+            latest_announced = await announced(name)
+        awaited = version if version is not None else latest_announced
+        if awaited is None or latest_announced is None or awaited > latest_announced or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(REGISTRY_POLL_S)
+    if not versions:
+        raise Problem(
+            404, "dataset-not-found", f"{fields.dataset}: no registered dataset {name!r}", param=fields.dataset
+        )
+    raise Problem(
+        404,
+        "dataset-version-not-found",
+        f"{fields.dataset_version}: dataset {name!r} has no registered version {version}",
+        param=fields.dataset_version,
+        versions=sorted(versions),
+    )
+
+
+async def _versions(lookups: RegistryLookups, name: str, *, fresh: bool) -> dict[int, dict[str, Any]]:
+    return {
+        int(record["version"]): record
+        for record in await lookups.registered(ArtifactKind.DATASET, name, fresh=fresh)
+        if record["version"].isdigit()  # Delta versions; only those can be trained on
+    }
+
+
+def _usable_base_model(record: dict[str, Any], fields: Fields) -> dict[str, Any]:
+    if record["kind"] != ArtifactKind.BASE_MODEL.value:
+        raise Problem(
+            422,
+            "not-a-base-model",
+            f"{fields.base_model}: artifact {record['id']} is a {record['kind']}",
+            param=fields.base_model,
+        )
+    if record["stage"] == Stage.REVOKED.value:
+        raise Problem(
+            422, "base-model-revoked", f"{fields.base_model}: {record['id']} is revoked", param=fields.base_model
+        )
+    return record
+
+
+def _usable_dataset(record: dict[str, Any], method: str, fields: Fields) -> dict[str, Any]:
+    if record["stage"] == Stage.REVOKED.value:
+        raise Problem(422, "dataset-revoked", f"{fields.dataset}: {record['id']} is revoked", param=fields.dataset)
+    schema = (record.get("metadata") or {}).get("schema")
+    if schema is not None and schema not in _SCHEMAS_OF_METHOD[method]:
+        raise Problem(
+            422,
+            "dataset-schema-mismatch",
+            f"{fields.dataset}: {method} trains on {' or '.join(sorted(_SCHEMAS_OF_METHOD[method]))} rows;"
+            f" {record['name']} holds {schema} rows",
+            param=fields.dataset,
+        )
+    return record
+
+
+async def _registered(registry: RegistryClient, kind: ArtifactKind, name: str) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    params = {"kind": kind.value, "name": name, "limit": str(PAGE_LIMIT)}
+    while True:
+        response = await registry.request("GET", "/v1/artifacts", params=params)
+        if response.status_code != 200:
+            raise Problem(502, "registry-error", f"the registry answered {response.status_code} to a lookup")
+        page = response.json()
+        records.extend(page["data"])
+        if not page["next_cursor"]:
+            return records
+        params["cursor"] = page["next_cursor"]

@@ -1,0 +1,122 @@
+"""Submitting and cancelling training jobs. A job's row, its first event and its StartTraining command commit in one
+transaction, after the registry confirmed what the job names; a cancel records the request and sends CancelTraining
+the same way. The outbox relay publishes the commands.
+
+Produces: training.commands.v1 (StartTraining, CancelTraining)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import asyncpg
+from modelops_contracts import AdapterSpec, CancelTraining, Hyperparameters, PluginSpec, StartTraining
+from modelops_shared.bus import Bus, enqueue
+from modelops_shared.problems import Problem
+from pydantic import BaseModel, ConfigDict, Field
+
+from .references import Fields, RegistryLookups, resolve
+from .store import Job, insert_job, lock_job, new_job_id, record_event
+
+TRAINING = "training"
+# Safe inside `ft:<base>:<suffix>:<job id>`: no `:`.
+SUFFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+NATIVE_FIELDS = Fields()
+
+
+class TrainingJobRequest(BaseModel):
+    """A fine-tuning job: which base model, which dataset version, and how to train."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str = Field(min_length=1, max_length=200, description="A base_model artifact id, or a name (latest)")
+    dataset: str = Field(min_length=1, max_length=200, description="A registered dataset's name")
+    dataset_version: int | None = Field(None, ge=0, description="Default: the latest registered version")
+    method: Literal["sft", "dpo"] = "sft"
+    adapter: AdapterSpec = AdapterSpec()
+    quantization: Literal["none", "nf4"] = "none"
+    hyperparameters: Hyperparameters
+    eval_split: float = Field(0.1, ge=0.0, lt=1.0, description="Share of rows held out for evaluation")
+    plugins: PluginSpec | None = None
+    suffix: str | None = Field(None, pattern=SUFFIX_PATTERN, description="Goes into the fine-tuned model's name")
+
+
+async def submit(
+    conn: asyncpg.Connection,
+    lookups: RegistryLookups,
+    bus: Bus,
+    request: TrainingJobRequest,
+    *,
+    submitted_by: str,
+    fields: Fields = NATIVE_FIELDS,
+    wait_s: float,
+) -> Job:
+    """Check what the request names, then record the job and stage its StartTraining in `conn`'s transaction.
+    The command names the exact base model artifact and dataset version, whatever the request named."""
+
+    async def announced(name: str) -> int | None:
+        latest: int | None = await conn.fetchval("SELECT max(version) FROM dataset_versions WHERE name = $1", name)
+        return latest
+
+    found = await resolve(
+        lookups,
+        announced,
+        base_model=request.base_model,
+        dataset=request.dataset,
+        dataset_version=request.dataset_version,
+        method=request.method,
+        fields=fields,
+        wait_s=wait_s,
+    )
+    base, dataset = found.base_model, found.dataset
+    command = StartTraining(
+        job_id=new_job_id(),
+        submitted_by=submitted_by,
+        base_model=base["id"],
+        dataset=dataset["name"],
+        dataset_version=int(dataset["version"]),
+        method=request.method,
+        adapter=request.adapter,
+        quantization=request.quantization,
+        hyperparameters=request.hyperparameters,
+        eval_split=request.eval_split,
+        suffix=request.suffix,
+        plugins=request.plugins,
+    )
+    job = await insert_job(
+        conn,
+        command,
+        kind=TRAINING,
+        base_model=request.base_model,
+        base_model_name=base["name"],
+        dataset=request.dataset,
+        dataset_id=dataset["id"],
+    )
+    await enqueue(conn, bus, command, correlation_id=command.job_id)
+    return job
+
+
+async def cancel(conn: asyncpg.Connection, bus: Bus, job_id: str, *, requested_by: str, reason: str) -> Job:
+    """Ask the job's worker to stop: a 404 problem for an unknown job, a 409 for a finished one. Asking again
+    sends nothing more; the job is cancelled once its worker says so (TrainingCancelled)."""
+    job = await lock_job(conn, job_id)
+    if job is None:
+        raise Problem(404, "job-not-found", f"no job {job_id}")
+    if job.finished:
+        raise Problem(409, "job-finished", f"job {job_id} is already {job.status}", job_status=job.status)
+    if job.cancel_requested_at is None:
+        now = datetime.now(UTC)
+        await record_event(
+            conn,
+            job_id,
+            "cancel_requested",
+            {"requested_by": requested_by, "reason": reason},
+            at=now,
+            changes={"cancel_requested_at": now, "cancel_requested_by": requested_by},
+        )
+        await enqueue(
+            conn, bus, CancelTraining(job_id=job_id, requested_by=requested_by, reason=reason), correlation_id=job_id
+        )
+        job = await lock_job(conn, job_id)
+        assert job is not None
+    return job

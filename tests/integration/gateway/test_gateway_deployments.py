@@ -1,0 +1,246 @@
+"""Deployments and OpenAI inference through the gateway: Deploy and Undeploy on deployments.commands.v1 with the
+caller as requested_by, role checks, status read from the inference service (`queued` until it knows the name), the
+completions proxy (JSON and SSE passed through, problems with OpenAI's `error` member, limits) against a small fake
+inference app, and one real end to end: a tiny model and adapter deployed through the gateway and answered to the
+official `openai` client pointed at the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from aiokafka import TopicPartition
+from modelops_contracts import Deploy, Undeploy
+from modelops_contracts.catalog import DEPLOYMENT_COMMANDS
+from modelops_shared.settings import Settings
+
+from .conftest import RunningGateway, serving
+from .inference_support import FakeInference, fake_inference, inference_at
+from .jobs_support import CommandTap
+from .support import WAIT_S, Key
+
+
+class DeploymentTap(CommandTap):
+    """Every command on deployments.commands.v1 from the moment the tap started."""
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        partitions = [TopicPartition(DEPLOYMENT_COMMANDS.name, p) for p in range(DEPLOYMENT_COMMANDS.partitions)]
+        self.consumer.assign(partitions)
+        await self.consumer.seek_to_end(*partitions)
+        for partition in partitions:
+            await self.consumer.position(partition)
+        self._task = asyncio.create_task(self._run())
+
+
+@pytest.fixture(scope="module")
+async def deployment_tap(embedded_stack: Settings) -> AsyncIterator[DeploymentTap]:
+    tap = DeploymentTap(embedded_stack)
+    await tap.start()
+    yield tap
+    await tap.stop()
+
+
+@pytest.fixture
+async def fake(gateway: RunningGateway) -> AsyncIterator[FakeInference]:
+    async with fake_inference(gateway.app) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+async def keys(gateway: RunningGateway) -> dict[str, Key]:
+    return {role: await gateway.keys.make(role) for role in ("viewer", "developer")}
+
+
+async def test_deploy_is_a_command_with_the_caller_and_reads_queued_until_served(
+    gateway: RunningGateway, keys: dict[str, Key], deployment_tap: DeploymentTap, fake: FakeInference
+) -> None:
+    name = f"dep-{uuid.uuid4().hex[:8]}"
+    body = {"name": name, "base_model": "base-1", "adapters": ["lora-a"]}
+    async with gateway.client(keys["viewer"].secret) as viewer, gateway.client(keys["developer"].secret) as dev:
+        denied = await viewer.post("/v1/deployments", json=body)
+        assert denied.status_code == 403, denied.text
+
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        accepted = await dev.post("/v1/deployments", json=body, headers=headers)
+        assert accepted.status_code == 202, accepted.text
+        assert accepted.json() == {"name": name, "status": "queued"}
+        replayed = await dev.post("/v1/deployments", json=body, headers=headers)
+        assert replayed.headers["Idempotency-Replayed"] == "true"
+
+        (command,) = await deployment_tap.wait_for(name, Deploy)
+        assert (command.base_model, command.adapters) == ("base-1", ["lora-a"])
+        assert command.requested_by == keys["developer"].name
+
+        queued = (await viewer.get(f"/v1/deployments/{name}")).json()
+        assert queued["status"] == "queued"
+        assert queued["requested_by"] == keys["developer"].name
+        assert name in {d["name"] for d in (await viewer.get("/v1/deployments")).json()}
+
+        fake.known[name] = {
+            "name": name,
+            "status": "failed",
+            "reason": "adapter lora-a is revoked",
+            "base_model": "base-1",
+            "base_model_id": "base-1",
+            "adapters": ["lora-a"],
+            "adapter_ids": ["lora-a"],
+            "models": [],
+        }
+        failed = (await viewer.get(f"/v1/deployments/{name}")).json()
+        assert (failed["status"], failed["reason"]) == ("failed", "adapter lora-a is revoked")
+
+        assert (await viewer.delete(f"/v1/deployments/{name}")).status_code == 403
+        removing = await dev.delete(f"/v1/deployments/{name}")
+        assert removing.status_code == 202, removing.text
+        (undeploy,) = await deployment_tap.wait_for(name, Undeploy)
+        assert undeploy.requested_by == keys["developer"].name
+        del fake.known[name]
+        assert (await viewer.get(f"/v1/deployments/{name}")).status_code == 404
+        assert (await dev.delete(f"/v1/deployments/{name}")).status_code == 404
+
+        empty = await dev.post("/v1/deployments", json={"name": f"{name}-base", "base_model": "base-1"})
+        assert empty.status_code == 202
+        (base_only,) = await deployment_tap.wait_for(f"{name}-base", Deploy)
+        assert base_only.adapters == []
+        bad = await dev.post("/v1/deployments", json={"name": "Not A Name", "base_model": "b"})
+        assert bad.status_code == 422
+
+
+async def test_completions_are_proxied_with_auth_and_streams_pass_through(
+    gateway: RunningGateway, keys: dict[str, Key], fake: FakeInference
+) -> None:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    async with gateway.client(keys["viewer"].secret) as viewer, gateway.client() as anonymous:
+        refused = await anonymous.post("/v1/chat/completions", json=body)
+        assert refused.status_code == 401
+        assert refused.json()["error"]["type"] == "authentication_error"
+
+        answered = await viewer.post("/v1/chat/completions", json=body)
+        assert answered.status_code == 200
+        assert answered.json()["choices"][0]["message"]["content"] == "hello"
+        assert "ratelimit-remaining" in answered.headers
+        assert fake.received[-1][:2] == ("/v1/chat/completions", body)
+
+        streamed = await viewer.post("/v1/completions", json={"model": "m", "prompt": "x", "stream": True})
+        assert streamed.headers["content-type"].startswith("text/event-stream")
+        assert streamed.text.endswith("data: [DONE]\n\n")
+        assert streamed.text.count("data: ") == 3
+
+        loading = await viewer.post("/v1/completions", json={"model": "loading", "prompt": "x"})
+        assert loading.status_code == 503
+        assert loading.headers["retry-after"] == "1"
+        assert loading.json()["error"]["code"] == "model-loading"
+
+        models = await viewer.get("/v1/models")
+        assert models.status_code == 200
+        assert models.json()["data"][0]["id"] == "m"
+
+
+async def test_unreachable_inference_and_rate_limits_answer_openai_errors(gateway: RunningGateway) -> None:
+    limited = await gateway.keys.make("viewer", rate_limit="2/minute")
+    async with (
+        httpx.AsyncClient(base_url="http://127.0.0.1:1") as nowhere,
+        inference_at(gateway.app, nowhere),
+        gateway.client(limited.secret) as client,
+    ):
+        body = {"model": "m", "prompt": "x"}
+        unreachable = await client.post("/v1/completions", json=body)
+        assert unreachable.status_code == 503
+        assert unreachable.json()["error"]["type"] == "server_error"
+        assert (await client.get("/v1/deployments")).status_code == 503
+        over = await client.post("/v1/completions", json=body)
+        assert over.status_code == 429
+        assert "retry-after" in over.headers
+        assert over.json()["error"]["type"] == "rate_limit_error"
+
+
+async def test_a_deployment_made_through_the_gateway_answers_the_openai_client(
+    gateway: RunningGateway,
+    keys: dict[str, Key],
+    embedded_stack: Settings,
+    registry_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The real thing: a tiny base model and an adapter registered, the inference service running, a deployment
+    made through the gateway, and chat completions (plain and streamed) through the gateway with `openai`."""
+    import tempfile
+
+    from inference.support import make_adapter, submit_adapter
+    from modelops_inference.app import create_app as create_inference
+    from modelops_inference.settings import InferenceSettings
+    from modelops_shared.bus import Bus
+    from modelops_shared.storage import open_store
+    from modelops_trainer.bootstrap import build_base_model, submit_base_model
+
+    root = tmp_path_factory.mktemp("deploy-models")
+    await asyncio.to_thread(build_base_model, root / "base", 0)
+    await asyncio.to_thread(make_adapter, root / "base", root / "adapter", 1)
+    bus = Bus(embedded_stack.model_copy(update={"service_name": "deploy-test"}))
+    await bus.start()
+    suffix = uuid.uuid4().hex[:8]
+    settings = InferenceSettings(
+        **embedded_stack.model_dump(exclude={"service_name", "registry_url"}),
+        registry_url=registry_url,
+        inference_schema=f"inference_{suffix}",
+        inference_group=f"inference-{suffix}",
+        inference_work_dir=Path(tempfile.mkdtemp(prefix="modelops-inference-")),
+        inference_max_tokens=16,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=registry_url, timeout=30) as registry:
+            store = open_store(embedded_stack.store_url, embedded_stack)
+            base = await submit_base_model(store, root / "base", name="tiny-llama", created_by="bootstrap", seed=0)
+            await bus.publish(base)
+            async with asyncio.timeout(WAIT_S):
+                while (await registry.get(f"/v1/artifacts/{base.artifact_id}")).status_code != 200:
+                    await asyncio.sleep(0.1)
+            adapter = await submit_adapter(
+                embedded_stack, bus, registry, root / "adapter", base.artifact_id, f"lora-{suffix}"
+            )
+        async with (
+            serving(create_inference(settings)) as inference_url,
+            httpx.AsyncClient(base_url=inference_url, timeout=60) as to_inference,
+            inference_at(gateway.app, to_inference),
+            gateway.client(keys["developer"].secret) as dev,
+        ):
+            name = f"e2e-{suffix}"
+            body = {"name": name, "base_model": base.artifact_id, "adapters": [adapter]}
+            assert (await dev.post("/v1/deployments", json=body)).status_code == 202
+            async with asyncio.timeout(WAIT_S):
+                while (view := (await dev.get(f"/v1/deployments/{name}")).json())["status"] not in ("ready", "failed"):
+                    assert view["status"] in ("queued", "loading"), view
+                    await asyncio.sleep(0.1)
+            assert view["status"] == "ready", view
+            assert view["requested_by"] == keys["developer"].name
+
+            client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=keys["developer"].secret, max_retries=0)
+            messages: Any = [{"role": "user", "content": "Tell me about the river."}]
+            completion = await client.chat.completions.create(
+                model=name, messages=messages, max_tokens=8, temperature=0
+            )
+            text = completion.choices[0].message.content
+            assert text
+            assert completion.usage
+            assert completion.usage.completion_tokens > 0
+            stream = await client.chat.completions.create(
+                model=name, messages=messages, max_tokens=8, temperature=0, stream=True
+            )
+            pieces = [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
+            assert "".join(pieces) == text
+            assert name in {model.id async for model in client.models.list()}
+            with pytest.raises(openai.NotFoundError):
+                await client.chat.completions.create(model="no-such-model", messages=messages, max_tokens=4)
+
+            assert (await dev.delete(f"/v1/deployments/{name}")).status_code == 202
+            async with asyncio.timeout(WAIT_S):
+                while (await dev.get(f"/v1/deployments/{name}")).status_code != 404:
+                    await asyncio.sleep(0.1)
+    finally:
+        await bus.stop()

@@ -1,0 +1,42 @@
+"""The gateway and registry the gateway tests run (uvicorn in this process, on the embedded stack), reused here: the
+SDK and the CLI are driven against them over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from gateway.conftest import gateway, registry_url
+from gateway.jobs_support import JobWorld, job_world
+from modelops_sdk.cli import run
+
+__all__ = ["gateway", "registry_url"]  # fixtures, re-exported so pytest finds them for this package
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(gateway, capsys):
+    """Run one `modelops` command line as `key` against the test gateway, in a thread: the gateway serves from this
+    test's event loop, which a blocking CLI call must not hold."""
+
+    async def invoke(key: str, *args: str) -> Outcome:
+        capsys.readouterr()
+        code = await asyncio.to_thread(run, ["--url", gateway.url, "--api-key", key, *args])
+        captured = capsys.readouterr()
+        return Outcome(code, captured.out, captured.err)
+
+    return invoke
+
+
+@pytest.fixture(scope="package")
+async def world(gateway, embedded_stack) -> AsyncIterator[JobWorld]:
+    async with job_world(gateway, embedded_stack) as world:
+        yield world
