@@ -34,7 +34,7 @@ class Submitter:
     async def submit(
         self,
         kind: ArtifactKind = ArtifactKind.BASE_MODEL,
-        name: str = "tiny-llama",
+        name: str = "sample-model",
         files: dict[str, bytes] | None = None,
         *,
         parents: dict[str, LineageRelation] | None = None,
