@@ -8,7 +8,7 @@ SERVICES := $(wildcard services/*/pyproject.toml)
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 EDITABLES := -e contracts -e 'shared[embedded]' $(foreach p,$(SERVICES),-e $(dir $(p))) $(foreach p,$(PLUGINS),-e $(dir $(p))) -e sdk
 
-.PHONY: install up down status demo test test-unit test-integration test-e2e lint contracts sdk-models bench clean
+.PHONY: install up down status demo smoke test test-unit test-integration test-e2e lint contracts sdk-models bench clean
 
 install: $(BIN)/python  ## create .venv and install every distribution editable, pinned by constraints.txt
 	$(PIP) $(EDITABLES) -r requirements-dev.txt
@@ -25,7 +25,10 @@ down:  ## stop everything `make up` started
 status:  ## show what runs
 	$(BIN)/modelops-stack status
 
-demo: install up  ## the main flow end to end (grows with the platform)
+demo: install up  ## the main flow end to end: bootstrap, dataset, QLoRA job, verify, promote, deploy, ask (demo/run_demo.py)
+	$(BIN)/python demo/run_demo.py
+
+smoke: up  ## the bus smoke check: pings through the bus and the outbox, round trips printed
 	$(BIN)/python -m modelops_shared.diagnostics
 
 test:  ## every tier: unit (no I/O), integration (real embedded services), e2e (the stack as processes)
