@@ -57,7 +57,7 @@ contracts:  ## regenerate contracts/asyncapi.yaml from the catalog
 sdk-models:  ## regenerate sdk/openapi.json and the SDK's models (sdk/modelops_sdk/models.py) from the gateway
 	$(BIN)/python sdk/codegen.py
 
-bench: up  ## run every benchmark; each prints its ratio against a baseline measured in the same run
+bench:  ## run every benchmark (each starts what it needs); each prints its ratio against a same-run baseline
 	$(BIN)/python bench/bus.py
 	$(BIN)/python bench/registry.py
 	$(BIN)/python bench/train.py

@@ -2,8 +2,8 @@
 
 Ours: `Bus.publish` (CloudEvents envelope, tracing and metrics middleware, acks=all) → `IdempotentConsumer`
 (decode, Postgres transaction recording the message id, handler, offset commit). Bare: an aiokafka producer
-(acks=all) → an aiokafka consumer group loop that commits after each message. Both run on the stack that
-`make up` started (tansu + embedded PostgreSQL).
+(acks=all) → an aiokafka consumer group loop that commits after each message. Both run on a fresh embedded
+stack of the benchmark's own (tansu + PostgreSQL): a long-running stack's topic history slowed ours twofold.
 
     python bench/bus.py [--pings 300] [--burst 2000]
 
@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from isolated_stack import isolated_stack
 from modelops_contracts import Ping
 from modelops_contracts.catalog import DIAGNOSTICS_PINGS
 from modelops_shared.bus import Bus, IdempotentConsumer, MessageContext
@@ -147,10 +148,11 @@ async def main() -> None:
     parser.add_argument("--pings", type=int, default=300)
     parser.add_argument("--burst", type=int, default=2000)
     args = parser.parse_args()
-    settings = Settings(service_name="bench-bus")
-    configure_tracing(settings)  # as a service has it: spans with ids, sampled only when an exporter is set
-    bare = await bench_bare(settings, args.pings, args.burst)
-    ours = await bench_ours(settings, args.pings, args.burst)
+    async with isolated_stack() as stack:
+        settings = stack.model_copy(update={"service_name": "bench-bus"})
+        configure_tracing(settings)  # as a service has it: spans with ids, sampled only when an exporter is set
+        bare = await bench_bare(settings, args.pings, args.burst)
+        ours = await bench_ours(settings, args.pings, args.burst)
     print(f"{'':8} {'p50 ms':>8} {'p99 ms':>8} {'msgs/s':>9}")
     for name, figures in (("bare", bare), ("modelops", ours)):
         print(f"{name:8} {figures['p50_ms']:8.2f} {figures['p99_ms']:8.2f} {figures['msgs_per_s']:9.0f}")
