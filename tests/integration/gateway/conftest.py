@@ -3,17 +3,13 @@ with its own schema: the gateway reaches the registry over HTTP, as it does in p
 
 from __future__ import annotations
 
-import asyncio
-import socket
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from modelops_gateway.app import create_app as create_gateway
 from modelops_gateway.context import Gateway
@@ -22,37 +18,9 @@ from modelops_registry.app import create_app as create_registry
 from modelops_registry.settings import RegistrySettings
 from modelops_shared.settings import Settings
 from modelops_shared.storage import ObjectStore
+from servers import serving
 
 from .support import KeyMaker
-
-START_TIMEOUT_S = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """`app` (its lifespan entered first) behind uvicorn on a free loopback port of this event loop; yields its URL."""
-    port = free_port()
-    async with app.router.lifespan_context(app):
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None, access_log=False)
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        async with asyncio.timeout(START_TIMEOUT_S):
-            while not server.started:
-                if task.done():
-                    task.result()  # raises why it could not serve
-                await asyncio.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            await task
 
 
 @pytest.fixture(scope="package")

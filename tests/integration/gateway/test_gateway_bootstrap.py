@@ -13,10 +13,10 @@ import uuid
 from pathlib import Path
 
 import httpx
+from modelops_shared.devstack import free_port
 from modelops_shared.devstack.admin import take_unshown_admin_key
 from modelops_shared.settings import Settings
-
-from .conftest import START_TIMEOUT_S, free_port
+from servers import START_TIMEOUT_S
 
 
 async def _ready(url: str, process: subprocess.Popen[bytes]) -> None:

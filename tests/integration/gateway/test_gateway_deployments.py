@@ -19,8 +19,9 @@ from aiokafka import TopicPartition
 from modelops_contracts import Deploy, Undeploy
 from modelops_contracts.catalog import DEPLOYMENT_COMMANDS
 from modelops_shared.settings import Settings
+from servers import serving
 
-from .conftest import RunningGateway, serving
+from .conftest import RunningGateway
 from .inference_support import FakeInference, fake_inference, inference_at
 from .jobs_support import CommandTap
 from .support import WAIT_S, Key

@@ -19,8 +19,9 @@ from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from modelops_shared.storage import open_store
 from modelops_trainer.bootstrap import build_base_model, submit_base_model
+from servers import serving
 
-from .support import WAIT_S, make_adapter, serving, submit_adapter
+from .support import WAIT_S, make_adapter, submit_adapter
 
 
 @pytest.fixture(scope="session")

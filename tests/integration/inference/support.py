@@ -5,17 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import torch
-import uvicorn
-from fastapi import FastAPI
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, Deploy, FileDigest, LineageRelation, ParentRef
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
@@ -24,25 +19,6 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 WAIT_S = 120
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """`app` behind uvicorn on a free loopback port of this event loop (lifespan included); yields its URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(60):
-        while not server.started:
-            assert not task.done(), "the server exited while starting"
-            await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 def make_adapter(base: Path, target: Path, seed: int) -> None:

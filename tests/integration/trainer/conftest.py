@@ -20,8 +20,9 @@ from modelops_shared.settings import Settings
 from modelops_shared.storage import open_store
 from modelops_trainer.bootstrap import build_base_model, submit_base_model
 from modelops_trainer.settings import TrainerSettings
+from servers import serving
 
-from .support import WAIT_S, EventTap, serving
+from .support import WAIT_S, EventTap
 
 
 @pytest.fixture(scope="session")

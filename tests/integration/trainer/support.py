@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import pyarrow as pa
-import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from deltalake import write_deltalake
-from fastapi import FastAPI
 from modelops_contracts import (
     DatasetSchema,
     DatasetVersionCreated,
@@ -32,30 +27,6 @@ from modelops_shared.settings import Settings
 from modelops_shared.storage.delta import dataset_table_uri, delta_storage_options
 
 WAIT_S = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """`app` behind uvicorn on a free loopback port of this event loop (lifespan included); yields its URL."""
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, access_log=False))
-    task = asyncio.create_task(server.serve())
-    async with asyncio.timeout(60):
-        while not server.started:
-            assert not task.done(), "the server exited while starting"
-            await asyncio.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        await task
 
 
 class EventTap:

@@ -20,10 +20,11 @@ from modelops_contracts import (
     TrainingFailed,
     TrainingStarted,
 )
+from modelops_shared.devstack import free_port
 from modelops_trainer.jobs import adapter_artifact_id
 from modelops_trainer.settings import TrainerSettings
 
-from .support import EventTap, arithmetic_rows, create_dataset, free_port, job
+from .support import EventTap, arithmetic_rows, create_dataset, job
 
 STEPS = 24
 

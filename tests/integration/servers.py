@@ -1,0 +1,31 @@
+"""Serve an ASGI app for a test: uvicorn on a free loopback port of the test's event loop."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from fastapi import FastAPI
+from modelops_shared.devstack import free_port
+
+START_TIMEOUT_S = 60
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[str]:
+    """`app` (its lifespan entered first) behind uvicorn on a free loopback port of this event loop; yields its URL."""
+    port = free_port()
+    async with app.router.lifespan_context(app):
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None, access_log=False)
+        server = uvicorn.Server(config)
+        task = asyncio.create_task(server.serve())
+        async with asyncio.timeout(START_TIMEOUT_S):
+            while not server.started:
+                if task.done():
+                    task.result()  # raises why it could not serve
+                await asyncio.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await task
