@@ -57,12 +57,8 @@ contracts:  ## regenerate contracts/asyncapi.yaml from the catalog
 sdk-models:  ## regenerate sdk/openapi.json and the SDK's models (sdk/modelops_sdk/models.py) from the gateway
 	$(BIN)/python sdk/codegen.py
 
-bench:  ## run every benchmark (each starts what it needs); each prints its ratio against a same-run baseline
-	$(BIN)/python bench/bus.py
-	$(BIN)/python bench/registry.py
-	$(BIN)/python bench/train.py
-	$(BIN)/python bench/inference.py
-	$(BIN)/python bench/gateway.py
+bench:  ## run every benchmark (each starts what it needs, each prints its ratio to a same-run baseline); writes bench/RESULTS.md
+	$(BIN)/python bench/run_all.py
 
 clean: down
 	rm -rf .modelops
