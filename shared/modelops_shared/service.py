@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from modelops_contracts import Topic
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.middleware.base import RequestResponseEndpoint
 
 from .bus import Bus, Handler, IdempotentConsumer, OutboxRelay
@@ -29,6 +30,10 @@ from .telemetry import configure_logging, configure_tracing, request_id_var
 ReadinessCheck = Callable[[], Awaitable[bool]]
 READINESS_TIMEOUT_S = 2.0
 REQUEST_ID = "X-Request-ID"
+# http_requests_total and http_request_duration_seconds by route template, method and status class. Made once per
+# process and shared by every app built in it (tests build many): a second registration of the same names would
+# be refused and leave that app unmeasured.
+HTTP_METRICS = metrics.default()
 
 
 @dataclass(frozen=True)
@@ -111,6 +116,8 @@ def create_service_app(
     app = FastAPI(title=title, version=version, lifespan=lifespan)
     app.state.readiness_checks = {}
     install_problem_handlers(app)
+    # Probes and scrapes are left out so that they do not drown the traffic.
+    Instrumentator(excluded_handlers=["/healthz", "/readyz", "/metrics"]).add(HTTP_METRICS).instrument(app)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: RequestResponseEndpoint) -> Response:

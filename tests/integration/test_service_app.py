@@ -253,6 +253,18 @@ async def test_metrics_expose_bus_counters_and_consumer_lag(service):
     assert lag[0] >= 0
 
 
+async def test_metrics_count_http_requests_by_route_template_and_leave_probes_out(service):
+    before = (await service.client.get("/metrics")).text
+    for _ in range(3):
+        await service.client.get("/conflict")
+    await service.client.get("/healthz")
+    after = (await service.client.get("/metrics")).text
+    requests = {"handler": "/conflict", "method": "GET", "status": "4xx"}
+    assert _total(after, "http_requests_total", **requests) == _total(before, "http_requests_total", **requests) + 3
+    assert _total(after, "http_request_duration_seconds_count", handler="/conflict", method="GET") >= 3
+    assert _total(after, "http_requests_total", handler="/healthz") == 0
+
+
 # --- problem details -----------------------------------------------------------------------------------------------
 
 
