@@ -1,5 +1,6 @@
 """HTTP routes: OpenAI-compatible completions, chat completions (SSE streaming as OpenAI streams) and models, plus
-the deployments' status. Errors are problem+json with OpenAI's `error` member, so the openai client reads them."""
+the deployments' status. Errors are problem+json with OpenAI's `error` member, so the openai client reads them.
+A model on a vLLM engine is answered by relaying the request to its vLLM server (`_relay`)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from pydantic import BaseModel, Field
 from . import metrics
 from .backend import AdapterBudgetExceeded
 from .batching import QueueFull
-from .deployments import Deployments
+from .deployments import Deployments, ProxyEngine
 from .generation import Generation, GenerationFailed
 from .sampling import SamplingParams
 from .settings import InferenceSettings
+from .vllm import VllmBusy, VllmError, count_usage
 
 router = APIRouter(prefix="/v1")
 _ERROR_TYPES = {429: "rate_limit_error", 404: "invalid_request_error", 400: "invalid_request_error"}
@@ -109,6 +111,8 @@ async def chat_completions(
 ) -> JSONResponse | StreamingResponse:
     """OpenAI chat completions: the prompt is the base model's chat template over `messages`."""
     engine, route = _engine(deployments, body.model)
+    if isinstance(engine, ProxyEngine):
+        return await _relay(request, engine, route, body, chat=True)
     tokenizer = engine.backend.tokenizer
     rendered = tokenizer.apply_chat_template(
         [m.model_dump() for m in body.messages], add_generation_prompt=True, tokenize=False
@@ -129,6 +133,8 @@ async def completions(
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     if len(prompts) != 1:
         raise openai_problem(400, "one-prompt", "send one prompt per request", param="prompt")
+    if isinstance(engine, ProxyEngine):
+        return await _relay(request, engine, route, body, chat=False)
     prompt = engine.backend.tokenizer(prompts[0])["input_ids"]
     generation = await _start(request, engine, route, body, prompt, body.max_tokens)
     return await _answer(generation, body, chat=False)
@@ -144,13 +150,7 @@ def _engine(deployments: Deployments, model: str) -> tuple[Any, Any]:
     return deployments.engines[route.base_id], route
 
 
-async def _start(
-    request: Request, engine: Any, route: Any, body: _Sampling, prompt: list[int], max_tokens: int | None
-) -> Generation:
-    settings: InferenceSettings = request.app.state.settings
-    room = engine.backend.max_context - len(prompt)
-    if room <= 0:
-        raise openai_problem(400, "context_length_exceeded", f"the prompt is {len(prompt)} tokens", param="messages")
+def _max_tokens(settings: InferenceSettings, max_tokens: int | None) -> int:
     if max_tokens is not None and max_tokens > settings.inference_max_tokens:
         raise openai_problem(
             400,
@@ -158,9 +158,76 @@ async def _start(
             f"max_tokens may be at most {settings.inference_max_tokens}",
             param="max_tokens",
         )
+    return max_tokens or settings.inference_max_tokens
+
+
+async def _relay(
+    request: Request, engine: ProxyEngine, route: Any, body: _Sampling, *, chat: bool
+) -> JSONResponse | StreamingResponse:
+    """Answer through the vLLM server: same bounds as our own engine, the adapter (or base) as vLLM's model name."""
+    settings: InferenceSettings = request.app.state.settings
+    payload = body.model_dump(exclude_none=True, exclude={"max_completion_tokens"})
+    requested = body.max_completion_tokens if isinstance(body, ChatCompletionRequest) else None
+    payload["max_tokens"] = _max_tokens(settings, requested or body.max_tokens)
+    endpoint = "/v1/chat/completions" if chat else "/v1/completions"
+    labels = (route.deployment, body.model)
+    backend = engine.backend
+    try:
+        if not body.stream:
+            answer = await backend.complete(endpoint, payload, route.adapter_id, body.model)
+            count_usage(*labels, answer.get("usage"))
+            metrics.REQUESTS.labels(*labels, "ok").inc()
+            return JSONResponse(answer)
+        chunks = backend.stream(endpoint, payload, route.adapter_id, body.model)
+        # The first chunk is awaited here, so a refusal is still an HTTP error rather than a broken stream.
+        first = await anext(chunks, None)
+    except VllmBusy as error:
+        metrics.REQUESTS.labels(*labels, "rejected").inc()
+        raise openai_problem(429, "queue-full", str(error), retry_after=settings.inference_retry_after_s) from None
+    except AdapterBudgetExceeded as error:
+        metrics.REQUESTS.labels(*labels, "rejected").inc()
+        raise openai_problem(503, "adapters-busy", str(error), retry_after=settings.inference_retry_after_s) from None
+    except VllmError as error:
+        metrics.REQUESTS.labels(*labels, "failed").inc()
+        slug = "vllm-refused" if 400 <= error.status < 500 else "generation-failed"
+        raise openai_problem(error.status, slug, str(error)) from None
+    started = time.perf_counter()
+
+    async def events() -> AsyncIterator[str]:
+        try:
+            if first is not None:
+                metrics.TIME_TO_FIRST_TOKEN.labels(*labels).observe(time.perf_counter() - started)
+                yield f"data: {json.dumps(first)}\n\n"
+            async for chunk in chunks:
+                if not chunk.get("choices"):
+                    count_usage(*labels, chunk.get("usage"))
+                yield f"data: {json.dumps(chunk)}\n\n"
+        except VllmError as error:
+            metrics.REQUESTS.labels(*labels, "failed").inc()
+            problem = openai_problem(503, "generation-failed", str(error))
+            yield f"data: {json.dumps({'error': problem.extensions['error']})}\n\n"
+            return
+        finally:
+            await chunks.aclose()  # also when the client goes away: vLLM's request is closed, its slot freed
+        metrics.REQUESTS.labels(*labels, "ok").inc()
+        yield "data: [DONE]\n\n"
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+
+
+async def _start(
+    request: Request, engine: Any, route: Any, body: _Sampling, prompt: list[int], max_tokens: int | None
+) -> Generation:
+    settings: InferenceSettings = request.app.state.settings
+    room = engine.backend.max_context - len(prompt)
+    if room <= 0:
+        raise openai_problem(400, "context_length_exceeded", f"the prompt is {len(prompt)} tokens", param="messages")
+    max_tokens = _max_tokens(settings, max_tokens)
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     params = SamplingParams(
-        max_tokens=min(max_tokens or settings.inference_max_tokens, room),
+        max_tokens=min(max_tokens, room),
         temperature=body.temperature,
         top_p=body.top_p,
         stop=tuple(s for s in stop if s),

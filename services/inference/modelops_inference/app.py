@@ -1,8 +1,10 @@
 """Composition root: settings, runtime (pool, bus with the deployment and artifact consumers, outbox relay), the
-verified artifact client, the deployments, and the HTTP app."""
+verified artifact client, the deployments (restored from the registry in the background), and the HTTP app."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,6 +16,7 @@ from modelops_shared.service import Runtime, Subscription, create_service_app
 from . import api
 from .deployments import Deployments
 from .handlers import Handlers
+from .restore import restore
 from .settings import InferenceSettings
 
 
@@ -35,7 +38,20 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
                 ) as runtime:
                     app.state.deployments = deployments
                     app.state.readiness_checks = runtime.readiness_checks()
-                    yield
+                    restoring = (
+                        asyncio.create_task(
+                            restore(deployments, deployments.registry, runtime.pool, runtime.bus), name="restore"
+                        )
+                        if settings.inference_restore
+                        else None
+                    )
+                    try:
+                        yield
+                    finally:
+                        if restoring is not None:
+                            restoring.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await restoring
             finally:
                 await deployments.close()
 

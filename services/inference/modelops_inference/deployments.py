@@ -3,15 +3,22 @@
 A base model is loaded once per artifact id and shared by every deployment on it; its adapters are loaded onto it by
 artifact id. A deployment answers to its own name (its first adapter, or the base model when it has none), to
 `<name>/<adapter artifact name>` for each adapter, and, for an adapter produced by a training job, to
-`ft:<base model name>:<job suffix>:<job id>` as OpenAI names fine-tuned models."""
+`ft:<base model name>:<job suffix>:<job id>` as OpenAI names fine-tuned models.
+
+Each base model gets one engine of the configured kind: `Engine` (transformers + PEFT under this service's own
+continuous-batching scheduler) or `ProxyEngine` (a vLLM server that batches by itself; see vllm.py).
+
+Deploy, undeploy, revoke and restore take turns (one lock), and a name commanded since this process started is never
+overwritten by a restore from the registry's older view (see restore.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import httpx
 from modelops_contracts import ArtifactKind, Deploy, DeploymentFailed, DeploymentReady, DeploymentRemoved
@@ -21,11 +28,11 @@ from . import metrics
 from .backend import Backend, TransformersBackend, pick_device
 from .batching import Scheduler
 from .settings import InferenceSettings
+from .vllm import VllmBackend, choose_backend
 
 log = logging.getLogger(__name__)
 
 Status = Literal["loading", "ready", "failed"]
-BACKEND_NAME = "transformers"
 
 
 @dataclass(frozen=True)
@@ -50,8 +57,32 @@ class Deployment:
 
 @dataclass
 class Engine:
+    """transformers + PEFT: requests go through this service's scheduler."""
+
     backend: Backend
     scheduler: Scheduler
+    kind: ClassVar[str] = "transformers"
+
+    def abort(self, adapter: str, reason: str) -> None:
+        self.scheduler.abort(adapter, reason)
+
+    async def close(self) -> None:
+        await self.scheduler.stop()
+        await self.backend.close()
+
+
+@dataclass
+class ProxyEngine:
+    """vLLM: requests are relayed to its server, which batches them itself."""
+
+    backend: VllmBackend
+    kind: ClassVar[str] = "vllm"
+
+    def abort(self, adapter: str, reason: str) -> None:
+        self.backend.abort(adapter, reason)
+
+    async def close(self) -> None:
+        await self.backend.close()
 
 
 class Deployments:
@@ -61,20 +92,36 @@ class Deployments:
         self.settings = settings
         self.artifacts = artifacts
         self.deployments: dict[str, Deployment] = {}
-        self.engines: dict[str, Engine] = {}
+        self.engines: dict[str, Engine | ProxyEngine] = {}
         self.routes: dict[str, Route] = {}
-        self._registry = httpx.AsyncClient(base_url=settings.registry_url.rstrip("/"), timeout=30)
+        self.backend_kind = choose_backend(settings.inference_backend)
+        self.registry = httpx.AsyncClient(base_url=settings.registry_url.rstrip("/"), timeout=30)
+        self._turn = asyncio.Lock()
+        self._commanded: set[str] = set()  # names a command has touched since start: a restore leaves them alone
 
     async def close(self) -> None:
         for base_id in list(self.engines):
             await self._drop_engine(base_id)
-        await self._registry.aclose()
+        await self.registry.aclose()
 
     def route(self, model: str) -> Route | None:
         return self.routes.get(model)
 
     async def deploy(self, command: Deploy) -> DeploymentReady | DeploymentFailed:
         """Fetch and verify every artifact, then load; any refusal fails the whole deployment with its reason."""
+        async with self._turn:
+            self._commanded.add(command.name)
+            return await self._deploy(command)
+
+    async def restore(self, command: Deploy) -> DeploymentReady | DeploymentFailed | None:
+        """Deploy what the registry recorded as wanted, verified as any deploy; None when a command since start has
+        already decided about this name (it is newer than the registry's view)."""
+        async with self._turn:
+            if command.name in self._commanded or command.name in self.deployments:
+                return None
+            return await self._deploy(command)
+
+    async def _deploy(self, command: Deploy) -> DeploymentReady | DeploymentFailed:
         if command.name in self.deployments:
             await self._unroute(command.name)
         deployment = Deployment(command.name, command.base_model, list(command.adapters))
@@ -103,18 +150,24 @@ class Deployments:
             deployment.models.append(alias)
         deployment.status = "ready"
         return DeploymentReady(
-            name=command.name, base_model=base.id, adapters=deployment.adapter_ids, backend=BACKEND_NAME
+            name=command.name, base_model=base.id, adapters=deployment.adapter_ids, backend=engine.kind
         )
 
     async def undeploy(self, name: str) -> DeploymentRemoved | None:
-        if name not in self.deployments:
-            return None
-        await self._unroute(name)
-        del self.deployments[name]
-        return DeploymentRemoved(name=name, reason="undeployed")
+        async with self._turn:
+            self._commanded.add(name)
+            if name not in self.deployments:
+                return None
+            await self._unroute(name)
+            del self.deployments[name]
+            return DeploymentRemoved(name=name, reason="undeployed")
 
     async def revoke(self, artifact_id: str, reason: str) -> list[DeploymentFailed]:
         """Stop serving every deployment that uses the revoked artifact, and unload it."""
+        async with self._turn:
+            return await self._revoke(artifact_id, reason)
+
+    async def _revoke(self, artifact_id: str, reason: str) -> list[DeploymentFailed]:
         failed = []
         for deployment in list(self.deployments.values()):
             if artifact_id != deployment.base_id and artifact_id not in deployment.adapter_ids:
@@ -125,9 +178,11 @@ class Deployments:
             failed.append(DeploymentFailed(name=deployment.name, reason=why))
         return failed
 
-    async def _engine(self, base: VerifiedArtifact) -> Engine:
+    async def _engine(self, base: VerifiedArtifact) -> Engine | ProxyEngine:
         engine = self.engines.get(base.id)
-        if engine is None:
+        if engine is None and self.backend_kind == "vllm":
+            engine = self.engines[base.id] = ProxyEngine(await VllmBackend.launch(base.id, base.path, self.settings))
+        elif engine is None:
             backend = await TransformersBackend.load(
                 base.id, base.path, pick_device(self.settings.inference_device), self.settings.inference_max_adapters
             )
@@ -154,7 +209,7 @@ class Deployments:
 
     async def _job_suffix(self, job_id: str) -> str:
         """The job's `suffix` as submitted (empty when it had none or the registry does not know the job)."""
-        response = await self._registry.get(f"/v1/jobs/{job_id}")
+        response = await self.registry.get(f"/v1/jobs/{job_id}")
         if response.status_code != 200:
             return ""
         return str((response.json().get("spec") or {}).get("suffix") or "")
@@ -172,7 +227,7 @@ class Deployments:
         engine = self.engines[base_id]
         for adapter_id in deployment.adapter_ids:
             if adapter_id == revoked or not any(adapter_id in d.adapter_ids for d in others):
-                engine.scheduler.abort(adapter_id, why)
+                engine.abort(adapter_id, why)
                 await engine.backend.remove_adapter(adapter_id)
         # A revoked base takes down every deployment on it; `revoke` visits (and reports) each of them.
         if base_id == revoked or not any(d.base_id == base_id for d in others):
@@ -183,7 +238,6 @@ class Deployments:
     async def _drop_engine(self, base_id: str) -> None:
         engine = self.engines.pop(base_id, None)
         if engine is not None:
-            await engine.scheduler.stop()
-            await engine.backend.close()
+            await engine.close()
             with contextlib.suppress(KeyError):
                 metrics.LOADED_ADAPTERS.remove(base_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from modelops_shared.settings import Settings
 from pydantic import Field
@@ -19,6 +20,15 @@ class InferenceSettings(Settings):
     inference_max_queue: int = Field(64, ge=1, description="Requests waiting per base model before 429s")
     inference_max_tokens: int = Field(512, ge=1, description="Largest max_tokens a request may ask for")
     inference_retry_after_s: int = Field(1, ge=1, description="Retry-After of a 429 when the queue is full")
+    inference_backend: Literal["auto", "transformers", "vllm"] = Field(
+        "auto", description="Engine per base model; auto is vllm when vllm is importable and a GPU is present"
+    )
+    inference_restore: bool = Field(True, description="On start, re-deploy what the registry says is still wanted")
+    inference_restore_retry_s: float = Field(2.0, gt=0, description="Pause between tries to reach the registry")
+    inference_vllm_python: str = Field("", description="Python that runs the vLLM server; default this interpreter")
+    inference_vllm_max_lora_rank: int = Field(64, ge=1, description="vLLM --max-lora-rank: the largest adapter rank")
+    inference_vllm_args: str = Field("", description="Extra vLLM server arguments (shell words)")
+    inference_vllm_start_timeout_s: float = Field(900, gt=0, description="How long a vLLM server may take to start")
 
     @property
     def work_dir(self) -> Path:

@@ -197,6 +197,13 @@ async def get_job_events(registry: RegistryDep, job_id: str) -> list[dict[str, A
     return [{"seq": e["seq"], **json.loads(e["event"])} for e in events]
 
 
+@router.get("/deployments")
+async def list_deployments(registry: RegistryDep, wanted: bool = False) -> list[dict[str, Any]]:
+    """Deployments as projected from their commands and events; `wanted=true` leaves out undeployed ones (a restarting
+    inference replica re-deploys those)."""
+    return await queries.deployments(registry.runtime.pool, wanted=wanted)
+
+
 @router.get("/keys")
 async def list_keys(registry: RegistryDep) -> list[dict[str, Any]]:
     """Every public key the registry has signed with (PEM); the active one signs new artifacts."""

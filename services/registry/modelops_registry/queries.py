@@ -117,3 +117,18 @@ async def job_events(conn: asyncpg.Connection, job_id: str) -> list[dict[str, An
         job_id,
     )
     return [{"seq": row["seq"], "event": bytes(row["canonical"])} for row in rows]
+
+
+# Projected deployment statuses that mean "still wanted": everything but an Undeploy's `removing` and `removed`.
+_UNWANTED_DEPLOYMENT_STATUSES = ("removing", "removed")
+
+
+async def deployments(conn: asyncpg.Connection, *, wanted: bool) -> list[dict[str, Any]]:
+    """Every projected deployment by name; with `wanted`, only those not undeployed (what inference restores)."""
+    rows = await conn.fetch(
+        "SELECT name, base_model, adapters, status, backend, reason, updated_at FROM deployments"
+        " WHERE NOT $1::boolean OR status <> ALL($2::text[]) ORDER BY name",
+        wanted,
+        list(_UNWANTED_DEPLOYMENT_STATUSES),
+    )
+    return [dict(row) for row in rows]

@@ -4,7 +4,6 @@ model and two LoRA adapters registered in it, and the inference app serving on a
 from __future__ import annotations
 
 import asyncio
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import httpx
 import pytest
 from modelops_inference.app import create_app as create_inference
-from modelops_inference.settings import InferenceSettings
 from modelops_registry.app import create_app as create_registry
 from modelops_registry.settings import RegistrySettings
 from modelops_shared.bus import Bus
@@ -21,7 +19,7 @@ from modelops_shared.storage import open_store
 from modelops_trainer.bootstrap import build_base_model, submit_base_model
 from servers import serving
 
-from .support import WAIT_S, make_adapter, submit_adapter
+from .support import WAIT_S, inference_settings, make_adapter, submit_adapter
 
 
 @pytest.fixture(scope="session")
@@ -83,14 +81,6 @@ async def adapters(
 
 @pytest.fixture(scope="session")
 async def inference(embedded_stack: Settings, registry_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    suffix = uuid.uuid4().hex[:8]
-    settings = InferenceSettings(
-        **embedded_stack.model_dump(exclude={"service_name", "registry_url"}),
-        registry_url=registry_url,
-        inference_schema=f"inference_{suffix}",
-        inference_group=f"inference-{suffix}",
-        inference_work_dir=Path(tempfile.mkdtemp(prefix="modelops-inference-")),
-        inference_max_tokens=16,
-    )
+    settings = inference_settings(embedded_stack, registry_url)
     async with serving(create_inference(settings)) as url, httpx.AsyncClient(base_url=url, timeout=60) as client:
         yield client

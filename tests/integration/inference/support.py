@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from typing import Any
 import httpx
 import torch
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, Deploy, FileDigest, LineageRelation, ParentRef
+from modelops_inference.settings import InferenceSettings
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from modelops_shared.storage import open_store
@@ -19,6 +21,19 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 WAIT_S = 120
+
+
+def inference_settings(stack: Settings, registry_url: str) -> InferenceSettings:
+    """An inference replica of its own (schema, consumer groups, artifact cache) on the test stack."""
+    suffix = uuid.uuid4().hex[:8]
+    return InferenceSettings(
+        **stack.model_dump(exclude={"service_name", "registry_url"}),
+        registry_url=registry_url,
+        inference_schema=f"inference_{suffix}",
+        inference_group=f"inference-{suffix}",
+        inference_work_dir=Path(tempfile.mkdtemp(prefix="modelops-inference-")),
+        inference_max_tokens=16,
+    )
 
 
 def make_adapter(base: Path, target: Path, seed: int) -> None:
