@@ -13,8 +13,9 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
-from .errors import ConnectionFailed
+from .errors import ApiError, ConnectionFailed
 from .http import AsyncHttp, SyncHttp
+from .retrying import RETRY_STATUSES
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
 # Longer than the gateway's keep-alive interval (15 s by default), so a silent stream means a dead connection.
@@ -75,11 +76,27 @@ class Resumption:
             yield event
 
     def dropped(self, error: Exception) -> float:
-        """How long to wait before reconnecting; ConnectionFailed once `reconnects` tries in a row have failed."""
+        """How long to wait before reconnecting; ConnectionFailed once `reconnects` tries in a row have failed.
+        The error itself is raised when it is not one a reconnection can mend (a 404, a 403)."""
+        if isinstance(error, ApiError) and not _transient(error):
+            raise error
         self.failures += 1
         if self.failures > self.reconnects:
             raise ConnectionFailed(f"job event stream lost after {self.reconnects} reconnections: {error!r}") from error
-        return float(min(30.0, self.backoff_s * 2 ** (self.failures - 1)))
+        return self.backoff()
+
+    def ended(self) -> float:
+        """How long to wait before reconnecting to a stream that ended without the terminal event (its gateway
+        shutting down): as after a drop, but never given up on while the gateway keeps answering."""
+        return self.backoff()
+
+    def backoff(self) -> float:
+        return float(min(30.0, self.backoff_s * 2 ** max(self.failures - 1, 0)))
+
+
+def _transient(error: ApiError) -> bool:
+    """A refusal that may pass once the gateway is back (its request-level retries are spent by then)."""
+    return error.status in RETRY_STATUSES or error.status >= 500
 
 
 def stream(
@@ -98,9 +115,10 @@ def stream(
                     yield event
                     if event.terminal:
                         return
-        except (httpx.TransportError, ConnectionFailed) as error:
+        except (httpx.TransportError, ConnectionFailed, ApiError) as error:
             time.sleep(where.dropped(error))
-        # A stream that ended without a terminal event (a gateway restarting) is resumed like a dropped one.
+            continue
+        time.sleep(where.ended())  # the stream ended early (its gateway restarting): resume it after a pause
 
 
 async def astream(
@@ -121,5 +139,7 @@ async def astream(
                         yield event
                         if event.terminal:
                             return
-        except (httpx.TransportError, ConnectionFailed) as error:
+        except (httpx.TransportError, ConnectionFailed, ApiError) as error:
             await asyncio.sleep(where.dropped(error))
+            continue
+        await asyncio.sleep(where.ended())

@@ -1,5 +1,9 @@
 """The HTTP layer under both clients: auth, timeouts, retries (one `Idempotency-Key` per creating call, kept across
-its retries so the gateway answers a retry with the first response), and problem documents raised as ApiError."""
+its retries so the gateway answers a retry with the first response), and problem documents raised as ApiError.
+
+The blocking and the asyncio twins differ only in how they wait: what is retried and for how long is decided once,
+by `RetryPolicy` (retrying.py, from the ApiError's status and `Retry-After`), what a request sends by the helpers
+below, and a gateway that stays unreachable becomes ConnectionFailed through `_reachable` in both."""
 
 from __future__ import annotations
 
@@ -32,10 +36,21 @@ def _idempotency(creates: bool, headers: dict[str, str] | None) -> dict[str, str
 
 
 def _checked(response: httpx.Response) -> httpx.Response:
+    """The response, or its problem raised as ApiError (an error's body is read first: the blocking twin's streamed
+    responses have not read it yet, the asyncio twin reads it before calling this)."""
     if response.is_error:
         response.read()
         raise ApiError.of(response)
     return response
+
+
+@contextmanager
+def _reachable(method: str, path: str) -> Iterator[None]:
+    """A transport error that outlived every retry is raised as ConnectionFailed, whatever httpx called it."""
+    try:
+        yield
+    except httpx.TransportError as error:
+        raise ConnectionFailed(f"{method} {path}: {error!r}") from error
 
 
 class SyncHttp:
@@ -58,13 +73,11 @@ class SyncHttp:
         **kwargs: Any,
     ) -> httpx.Response:
         headers = _idempotency(creates, headers)
-        try:
+        with _reachable(method, path):
             for attempt in Retrying(**self.retry.tenacity()):
                 with attempt, ExitStack() as stack:
                     files = parts(stack) if parts else None
                     return _checked(self.client.request(method, path, headers=headers, files=files, **kwargs))
-        except httpx.TransportError as error:
-            raise ConnectionFailed(f"{method} {path}: {error!r}") from error
         raise AssertionError("tenacity re-raises the last error")  # pragma: no cover
 
     def call(self, answer: type[T], method: str, path: str, **kwargs: Any) -> T:
@@ -74,9 +87,11 @@ class SyncHttp:
     @contextmanager
     def stream(self, method: str, path: str, **kwargs: Any) -> Iterator[httpx.Response]:
         """A response to read as it arrives; opening it is retried, reading it is the caller's business."""
-        for attempt in Retrying(**self.retry.tenacity()):
-            with attempt:
-                response = _checked(self.client.send(self.client.build_request(method, path, **kwargs), stream=True))
+        with _reachable(method, path):
+            for attempt in Retrying(**self.retry.tenacity()):
+                with attempt:
+                    request = self.client.build_request(method, path, **kwargs)
+                    response = _checked(self.client.send(request, stream=True))
         try:
             yield response
         finally:
@@ -86,10 +101,11 @@ class SyncHttp:
         """A file streamed to `target` through a sibling temporary file, so a failed download leaves no half file."""
         partial = target.with_name(target.name + ".part")
         target.parent.mkdir(parents=True, exist_ok=True)
-        for attempt in Retrying(**self.retry.tenacity()):
-            with attempt, self.stream("GET", path) as response, partial.open("wb") as out:
-                for chunk in response.iter_bytes():
-                    out.write(chunk)
+        with _reachable("GET", path):
+            for attempt in Retrying(**self.retry.tenacity()):  # a body cut off midway is fetched again
+                with attempt, self.stream("GET", path) as response, partial.open("wb") as out:
+                    for chunk in response.iter_bytes():
+                        out.write(chunk)
         partial.replace(target)
 
     def close(self) -> None:
@@ -116,16 +132,12 @@ class AsyncHttp:
         **kwargs: Any,
     ) -> httpx.Response:
         headers = _idempotency(creates, headers)
-        try:
+        with _reachable(method, path):
             async for attempt in AsyncRetrying(**self.retry.tenacity()):
                 with attempt, ExitStack() as stack:
                     files = parts(stack) if parts else None
-                    response = await self.client.request(method, path, headers=headers, files=files, **kwargs)
-                    if response.is_error:
-                        await response.aread()
-                    return _checked(response)
-        except httpx.TransportError as error:
-            raise ConnectionFailed(f"{method} {path}: {error!r}") from error
+                    # Not streamed: httpx has read the body already.
+                    return _checked(await self.client.request(method, path, headers=headers, files=files, **kwargs))
         raise AssertionError("tenacity re-raises the last error")  # pragma: no cover
 
     async def call(self, answer: type[T], method: str, path: str, **kwargs: Any) -> T:
@@ -135,13 +147,14 @@ class AsyncHttp:
     @asynccontextmanager
     async def stream(self, method: str, path: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
         """A response to read as it arrives; opening it is retried, reading it is the caller's business."""
-        async for attempt in AsyncRetrying(**self.retry.tenacity()):
-            with attempt:
-                response = await self.client.send(self.client.build_request(method, path, **kwargs), stream=True)
-                if response.is_error:
-                    await response.aread()
-                    await response.aclose()
-                _checked(response)
+        with _reachable(method, path):
+            async for attempt in AsyncRetrying(**self.retry.tenacity()):
+                with attempt:
+                    response = await self.client.send(self.client.build_request(method, path, **kwargs), stream=True)
+                    if response.is_error:
+                        await response.aread()
+                        await response.aclose()
+                    _checked(response)
         try:
             yield response
         finally:
@@ -151,12 +164,13 @@ class AsyncHttp:
         """A file streamed to `target` through a sibling temporary file, so a failed download leaves no half file."""
         partial = target.with_name(target.name + ".part")
         target.parent.mkdir(parents=True, exist_ok=True)
-        async for attempt in AsyncRetrying(**self.retry.tenacity()):
-            with attempt:
-                async with self.stream("GET", path) as response:
-                    with partial.open("wb") as out:
-                        async for chunk in response.aiter_bytes():
-                            out.write(chunk)
+        with _reachable("GET", path):
+            async for attempt in AsyncRetrying(**self.retry.tenacity()):  # a body cut off midway is fetched again
+                with attempt:
+                    async with self.stream("GET", path) as response:
+                        with partial.open("wb") as out:
+                            async for chunk in response.aiter_bytes():
+                                out.write(chunk)
         partial.replace(target)
 
     async def aclose(self) -> None:

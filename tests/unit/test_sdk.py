@@ -1,5 +1,6 @@
 """The SDK without a gateway: its generated models match the gateway's OpenAPI document, bundles signed with Ed25519
-and ECDSA P-256 verify locally (and tampering does not), and the SSE parser and resumption skip nothing twice."""
+and ECDSA P-256 verify locally (and tampering does not), the SSE parser and resumption skip nothing twice,
+and an unreachable gateway ends in ConnectionFailed after the retry policy's attempts, in both HTTP twins."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
-from modelops_sdk.errors import VerificationFailed
+from modelops_sdk.errors import ApiError, ConnectionFailed, VerificationFailed
 from modelops_sdk.events import Resumption, SseParser
+from modelops_sdk.http import DEFAULT_TIMEOUT, AsyncHttp, SyncHttp
+from modelops_sdk.retrying import RetryPolicy
 from modelops_sdk.verify import PAYLOAD_TYPE, check_files, pae, verify_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
+NO_WAIT = RetryPolicy(attempts=2, backoff_s=0)
 
 
 def test_the_committed_sdk_models_are_generated_from_the_current_gateway():
@@ -87,3 +92,51 @@ def test_sse_events_are_parsed_and_a_replayed_one_is_dropped():
     assert [e.id for e in where.seen(parsed)] == [3]
     assert list(where.seen(parsed)) == []  # the same event again after a reconnection
     assert where.last_event_id == 3
+
+
+def test_a_stream_is_resumed_after_drops_and_early_ends_but_not_after_a_refusal():
+    where = Resumption(last_event_id=None, reconnects=2, backoff_s=1)
+    assert where.dropped(ConnectionError("reset")) == 1
+    assert where.dropped(ApiError(503, "Service Unavailable")) == 2  # the gateway still starting
+    assert where.ended() == 2  # an early end waits as long, and does not count as a failure
+    with pytest.raises(ConnectionFailed, match="after 2 reconnections"):
+        where.dropped(ConnectionError("reset"))
+    where = Resumption(last_event_id=None, reconnects=2, backoff_s=1)
+    assert where.ended() == 1
+    with pytest.raises(ApiError, match="404"):
+        where.dropped(ApiError(404, "Not Found"))
+
+
+def _unreachable(calls: list[str]) -> httpx.MockTransport:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.path)
+        raise httpx.ConnectError("refused", request=request)
+
+    return httpx.MockTransport(refuse)
+
+
+def test_an_unreachable_gateway_is_connection_failed_after_the_policys_attempts(tmp_path):
+    calls: list[str] = []
+    http = SyncHttp("http://gw", None, timeout=DEFAULT_TIMEOUT, retry=NO_WAIT, transport=_unreachable(calls))
+    with pytest.raises(ConnectionFailed, match="GET /a"):
+        http.request("GET", "/a")
+    with pytest.raises(ConnectionFailed, match="GET /b"), http.stream("GET", "/b"):
+        pass
+    with pytest.raises(ConnectionFailed, match="GET /c"):
+        http.download("/c", tmp_path / "c")
+    assert calls == ["/a"] * 2 + ["/b"] * 2 + ["/c"] * 2  # a download's opening is not retried twice over
+    assert not (tmp_path / "c").exists()
+
+
+async def test_the_asyncio_twin_fails_the_same_way(tmp_path):
+    calls: list[str] = []
+    http = AsyncHttp("http://gw", None, timeout=DEFAULT_TIMEOUT, retry=NO_WAIT, transport=_unreachable(calls))
+    with pytest.raises(ConnectionFailed, match="GET /a"):
+        await http.request("GET", "/a")
+    with pytest.raises(ConnectionFailed, match="GET /b"):
+        async with http.stream("GET", "/b"):
+            pass
+    with pytest.raises(ConnectionFailed, match="GET /c"):
+        await http.download("/c", tmp_path / "c")
+    await http.aclose()
+    assert calls == ["/a"] * 2 + ["/b"] * 2 + ["/c"] * 2
