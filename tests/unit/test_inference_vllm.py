@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from modelops_inference import api, vllm
-from modelops_inference.backend import AdapterBudgetExceeded
+from modelops_inference.adapter_slots import AdapterBudgetExceeded
 from modelops_inference.deployments import Deployment, Deployments, ProxyEngine, Route
 from modelops_inference.settings import InferenceSettings
 from modelops_inference.vllm import VllmBackend, VllmBusy, VllmError, choose_backend

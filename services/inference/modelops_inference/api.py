@@ -16,7 +16,7 @@ from modelops_shared.problems import Problem
 from pydantic import BaseModel, Field
 
 from . import metrics
-from .backend import AdapterBudgetExceeded
+from .adapter_slots import AdapterBudgetExceeded
 from .batching import QueueFull
 from .deployments import Deployments, ProxyEngine
 from .generation import Generation, GenerationFailed

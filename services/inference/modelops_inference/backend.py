@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter, OrderedDict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,15 +17,13 @@ import torch
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedTokenizerBase
 
+from .adapter_slots import AdapterSlots
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 # PEFT's name for "no adapter" in a mixed batch's `adapter_names`.
 BASE_ROW = "__base__"
-
-
-class AdapterBudgetExceeded(Exception):
-    """Every loaded adapter is in use, so none can make room for another."""
 
 
 class Backend(Protocol):
@@ -71,7 +68,6 @@ class TransformersBackend:
     def __init__(self, name: str, path: Path, device: torch.device, max_adapters: int) -> None:
         self.name = name
         self.device = device
-        self.max_adapters = max_adapters
         self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(path)
         # bf16 halves memory and uses tensor cores on GPUs; CPUs compute it slowly, so they stay in fp32.
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
@@ -79,8 +75,7 @@ class TransformersBackend:
         self._base = loaded.to(device).eval()
         self._model: Any = self._base
         self.max_context = int(getattr(self._base.config, "max_position_embeddings", 2048))
-        self._adapters: OrderedDict[str, Path] = OrderedDict()  # loaded, least recently used first
-        self._in_use: Counter[str] = Counter()
+        self._slots = AdapterSlots(name, max_adapters)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
 
     @classmethod
@@ -117,36 +112,30 @@ class TransformersBackend:
     async def acquire_adapter(self, name: str, path: Path) -> None:
         """Load `name` unless loaded (evicting the least recently used idle adapter beyond the budget) and hold it
         until `release_adapter`, so it cannot be evicted while a request uses it."""
-        self._in_use[name] += 1
+        self._slots.hold(name)
         try:
             await self.run(lambda: self._ensure_loaded(name, path))
         except BaseException:
-            self.release_adapter(name)
+            self._slots.release(name)
             raise
 
     def release_adapter(self, name: str) -> None:
-        self._in_use[name] -= 1
-        if self._in_use[name] <= 0:
-            del self._in_use[name]
+        self._slots.release(name)
 
     async def remove_adapter(self, name: str) -> None:
         """Unload `name` now (revoked or undeployed); its running sequences must have been aborted first."""
         await self.run(lambda: self._unload(name))
 
     def loaded_adapters(self) -> list[str]:
-        return list(self._adapters)
+        return self._slots.names()
 
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
 
     def _ensure_loaded(self, name: str, path: Path) -> None:
-        if name in self._adapters:
-            self._adapters.move_to_end(name)
+        if self._slots.touch(name):
             return
-        while len(self._adapters) >= self.max_adapters:
-            idle = next((loaded for loaded in self._adapters if not self._in_use[loaded]), None)
-            if idle is None:
-                raise AdapterBudgetExceeded(f"all {self.max_adapters} adapters of {self.name} are in use")
+        for idle in self._slots.to_evict():
             log.info("evicting adapter %s from %s (least recently used)", idle, self.name)
             self._unload(idle)
         if isinstance(self._model, PeftModel):
@@ -154,14 +143,13 @@ class TransformersBackend:
         else:
             self._model = PeftModel.from_pretrained(self._base, str(path), adapter_name=name)
         self._model.eval()
-        self._adapters[name] = path
+        self._slots.add(name, path)
         log.info("loaded adapter %s onto %s", name, self.name)
 
     def _unload(self, name: str) -> None:
-        if name not in self._adapters:
+        if not self._slots.discard(name):
             return
-        del self._adapters[name]
-        if self._adapters:
+        if self._slots:
             self._model.delete_adapter(name)
         else:
             # PEFT cannot delete its last adapter and still run; unloading strips the LoRA layers off the base.

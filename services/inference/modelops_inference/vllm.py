@@ -24,7 +24,6 @@ import os
 import shlex
 import sys
 import time
-from collections import Counter, OrderedDict
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ import httpx
 from modelops_shared.devstack import free_port
 
 from . import metrics
-from .backend import AdapterBudgetExceeded
+from .adapter_slots import AdapterSlots
 
 if TYPE_CHECKING:
     from .settings import InferenceSettings
@@ -93,11 +92,9 @@ class VllmBackend:
     ) -> None:
         self.name = name
         self.client = client
-        self.max_adapters = max_adapters
         self.max_in_flight = max_in_flight
         self.process = process
-        self._adapters: OrderedDict[str, Path] = OrderedDict()  # loaded, least recently used first
-        self._in_use: Counter[str] = Counter()
+        self._slots = AdapterSlots(name, max_adapters)
         self._lock = asyncio.Lock()  # one load/unload at a time, so the budget holds
         self._calls: set[_Call] = set()
 
@@ -159,25 +156,23 @@ class VllmBackend:
     async def acquire_adapter(self, name: str, path: Path) -> None:
         """Load `name` unless loaded (evicting the least recently used idle adapter beyond the budget) and hold it
         until `release_adapter`, so it cannot be evicted while a request uses it."""
-        self._in_use[name] += 1
+        self._slots.hold(name)
         try:
             async with self._lock:
                 await self._ensure_loaded(name, path)
         except BaseException:
-            self.release_adapter(name)
+            self._slots.release(name)
             raise
 
     def release_adapter(self, name: str) -> None:
-        self._in_use[name] -= 1
-        if self._in_use[name] <= 0:
-            del self._in_use[name]
+        self._slots.release(name)
 
     async def remove_adapter(self, name: str) -> None:
         async with self._lock:
             await self._unload(name)
 
     def loaded_adapters(self) -> list[str]:
-        return list(self._adapters)
+        return self._slots.names()
 
     def abort(self, adapter: str, reason: str) -> None:
         """Every running request of `adapter` delivers nothing more and ends with `reason` as its error."""
@@ -196,26 +191,21 @@ class VllmBackend:
                 await self.process.wait()
 
     async def _ensure_loaded(self, name: str, path: Path) -> None:
-        if name in self._adapters:
-            self._adapters.move_to_end(name)
+        if self._slots.touch(name):
             return
-        while len(self._adapters) >= self.max_adapters:
-            idle = next((loaded for loaded in self._adapters if not self._in_use[loaded]), None)
-            if idle is None:
-                raise AdapterBudgetExceeded(f"all {self.max_adapters} adapters of {self.name} are in use")
+        for idle in self._slots.to_evict():
             log.info("evicting adapter %s from %s (least recently used)", idle, self.name)
             await self._unload(idle)
         response = await self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path)})
         # A server that kept the adapter across our bookkeeping (we restarted, it did not) says so: that is loaded.
         if response.status_code != 200 and "already" not in response.text:
             raise VllmError(response.status_code, f"vLLM could not load adapter {name}: {_message(response)}")
-        self._adapters[name] = path
+        self._slots.add(name, path)
         log.info("loaded adapter %s onto vLLM %s", name, self.name)
 
     async def _unload(self, name: str) -> None:
-        if name not in self._adapters:
+        if not self._slots.discard(name):
             return
-        del self._adapters[name]
         response = await self._post("/v1/unload_lora_adapter", {"lora_name": name})
         if response.status_code != 200:
             log.warning("vLLM %s could not unload adapter %s: %s", self.name, name, _message(response))
