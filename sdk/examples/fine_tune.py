@@ -40,7 +40,7 @@ def main(model_dir: Path, dataset_file: Path, max_steps: int, dataset_name: str)
 
         # Trust nothing but the registry's public keys: check the signature and every file here.
         client.artifacts.wait_registered(done.adapter_artifact_id, timeout_s=120)
-        keys = [key["pem"] for key in client.artifacts.signing_keys()]
+        keys = [key.pem for key in client.artifacts.signing_keys()]
         statement = verify_bundle(client.artifacts.bundle(done.adapter_artifact_id), keys)
         with tempfile.TemporaryDirectory() as scratch:
             client.artifacts.download(done.adapter_artifact_id, Path(scratch))

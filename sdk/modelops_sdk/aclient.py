@@ -16,6 +16,10 @@ from .http import DEFAULT_TIMEOUT, AsyncHttp
 from .models import (
     ApiKeyView,
     ArtifactAccepted,
+    ArtifactFile,
+    ArtifactPage,
+    ArtifactPromoted,
+    ArtifactView,
     CreatedApiKey,
     DatasetPage,
     DatasetRows,
@@ -23,7 +27,10 @@ from .models import (
     JobAccepted,
     JobPage,
     JobView,
+    LineageGraph,
+    PromotionRecord,
     QueryResult,
+    SigningKey,
     TrainingJobRequest,
     VersionList,
 )
@@ -35,6 +42,9 @@ Json = dict[str, Any]
 JsonList = list[Json]
 ApiKeyList = list[ApiKeyView]
 PathList = list[Path]
+FileList = list[ArtifactFile]
+KeyList = list[SigningKey]
+PromotionList = list[PromotionRecord]
 
 
 class ApiKeys:
@@ -97,8 +107,6 @@ class Datasets:
 
 
 class Artifacts:
-    """Artifact reads are the registry's documents as they come (the gateway does not type them yet)."""
-
     def __init__(self, http: AsyncHttp) -> None:
         self.http = http
 
@@ -110,26 +118,26 @@ class Artifacts:
         parts = artifact_parts(directory)
         return await self.http.call(ArtifactAccepted, "POST", "/v1/artifacts", data=fields, parts=parts, creates=True)
 
-    async def page(self, cursor: str | None = None, limit: int | None = None, **filters: str | None) -> Json:
+    async def page(self, cursor: str | None = None, limit: int | None = None, **filters: str | None) -> ArtifactPage:
         query = params(cursor=cursor, limit=limit, **filters)
-        return await self.http.call(Json, "GET", "/v1/artifacts", params=query)
+        return await self.http.call(ArtifactPage, "GET", "/v1/artifacts", params=query)
 
     async def list(
         self, *, kind: str | None = None, stage: str | None = None, name: str | None = None, limit: int | None = None
-    ) -> AsyncIterator[Json]:
+    ) -> AsyncIterator[ArtifactView]:
         """Every matching artifact, newest first, page after page."""
         cursor: str | None = None
         while True:
             page = await self.page(cursor, limit, kind=kind, stage=stage, name=name)
-            for artifact in page["data"]:
+            for artifact in page.data:
                 yield artifact
-            if not (cursor := page["next_cursor"]):
+            if not (cursor := page.next_cursor):
                 return
 
-    async def show(self, artifact_id: str) -> Json:
-        return await self.http.call(Json, "GET", f"/v1/artifacts/{artifact_id}")
+    async def show(self, artifact_id: str) -> ArtifactView:
+        return await self.http.call(ArtifactView, "GET", f"/v1/artifacts/{artifact_id}")
 
-    async def wait_registered(self, artifact_id: str, timeout_s: float = 60, poll_s: float = 0.2) -> Json:
+    async def wait_registered(self, artifact_id: str, timeout_s: float = 60, poll_s: float = 0.2) -> ArtifactView:
         """The artifact once registered; an ApiError if the registry rejected it or after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -142,33 +150,33 @@ class Artifacts:
                     raise
             await asyncio.sleep(poll_s)
 
-    async def lineage(self, artifact_id: str) -> Json:
-        return await self.http.call(Json, "GET", f"/v1/artifacts/{artifact_id}/lineage")
+    async def lineage(self, artifact_id: str) -> LineageGraph:
+        return await self.http.call(LineageGraph, "GET", f"/v1/artifacts/{artifact_id}/lineage")
 
-    async def files(self, artifact_id: str) -> JsonList:
-        return await self.http.call(JsonList, "GET", f"/v1/artifacts/{artifact_id}/files")
+    async def files(self, artifact_id: str) -> FileList:
+        return await self.http.call(FileList, "GET", f"/v1/artifacts/{artifact_id}/files")
 
     async def download(self, artifact_id: str, target: Path) -> PathList:
         """Every file of the artifact under `target`, at its relative path."""
         listed = await self.files(artifact_id)
         for file in listed:
-            await self.http.download(f"/v1/artifacts/{artifact_id}/files/{file['path']}", target / file["path"])
-        return [target / file["path"] for file in listed]
+            await self.http.download(f"/v1/artifacts/{artifact_id}/files/{file.path}", target / file.path)
+        return [target / file.path for file in listed]
 
     async def bundle(self, artifact_id: str) -> Json:
         return await self.http.call(Json, "GET", f"/v1/artifacts/{artifact_id}/bundle")
 
-    async def signing_keys(self) -> JsonList:
+    async def signing_keys(self) -> KeyList:
         """The registry's public signing keys (PEM), old ones included."""
-        return await self.http.call(JsonList, "GET", "/v1/keys")
+        return await self.http.call(KeyList, "GET", "/v1/keys")
 
-    async def promotions(self, artifact_id: str) -> JsonList:
-        return await self.http.call(JsonList, "GET", f"/v1/artifacts/{artifact_id}/promotions")
+    async def promotions(self, artifact_id: str) -> PromotionList:
+        return await self.http.call(PromotionList, "GET", f"/v1/artifacts/{artifact_id}/promotions")
 
-    async def promote(self, artifact_id: str, to_stage: str, reason: str) -> Json:
+    async def promote(self, artifact_id: str, to_stage: str, reason: str) -> ArtifactPromoted:
         body = {"to_stage": to_stage, "reason": reason}
         path = f"/v1/artifacts/{artifact_id}/promotions"
-        return await self.http.call(Json, "POST", path, json=body, creates=True)
+        return await self.http.call(ArtifactPromoted, "POST", path, json=body, creates=True)
 
 
 class Jobs:

@@ -15,6 +15,10 @@ from .http import DEFAULT_TIMEOUT, SyncHttp
 from .models import (
     ApiKeyView,
     ArtifactAccepted,
+    ArtifactFile,
+    ArtifactPage,
+    ArtifactPromoted,
+    ArtifactView,
     CreatedApiKey,
     DatasetPage,
     DatasetRows,
@@ -22,7 +26,10 @@ from .models import (
     JobAccepted,
     JobPage,
     JobView,
+    LineageGraph,
+    PromotionRecord,
     QueryResult,
+    SigningKey,
     TrainingJobRequest,
     VersionList,
 )
@@ -34,6 +41,9 @@ Json = dict[str, Any]
 JsonList = list[Json]
 ApiKeyList = list[ApiKeyView]
 PathList = list[Path]
+FileList = list[ArtifactFile]
+KeyList = list[SigningKey]
+PromotionList = list[PromotionRecord]
 
 
 class ApiKeys:
@@ -91,8 +101,6 @@ class Datasets:
 
 
 class Artifacts:
-    """Artifact reads are the registry's documents as they come (the gateway does not type them yet)."""
-
     def __init__(self, http: SyncHttp) -> None:
         self.http = http
 
@@ -104,25 +112,25 @@ class Artifacts:
         parts = artifact_parts(directory)
         return self.http.call(ArtifactAccepted, "POST", "/v1/artifacts", data=fields, parts=parts, creates=True)
 
-    def page(self, cursor: str | None = None, limit: int | None = None, **filters: str | None) -> Json:
+    def page(self, cursor: str | None = None, limit: int | None = None, **filters: str | None) -> ArtifactPage:
         query = params(cursor=cursor, limit=limit, **filters)
-        return self.http.call(Json, "GET", "/v1/artifacts", params=query)
+        return self.http.call(ArtifactPage, "GET", "/v1/artifacts", params=query)
 
     def list(
         self, *, kind: str | None = None, stage: str | None = None, name: str | None = None, limit: int | None = None
-    ) -> Iterator[Json]:
+    ) -> Iterator[ArtifactView]:
         """Every matching artifact, newest first, page after page."""
         cursor: str | None = None
         while True:
             page = self.page(cursor, limit, kind=kind, stage=stage, name=name)
-            yield from page["data"]
-            if not (cursor := page["next_cursor"]):
+            yield from page.data
+            if not (cursor := page.next_cursor):
                 return
 
-    def show(self, artifact_id: str) -> Json:
-        return self.http.call(Json, "GET", f"/v1/artifacts/{artifact_id}")
+    def show(self, artifact_id: str) -> ArtifactView:
+        return self.http.call(ArtifactView, "GET", f"/v1/artifacts/{artifact_id}")
 
-    def wait_registered(self, artifact_id: str, timeout_s: float = 60, poll_s: float = 0.2) -> Json:
+    def wait_registered(self, artifact_id: str, timeout_s: float = 60, poll_s: float = 0.2) -> ArtifactView:
         """The artifact once registered; an ApiError if the registry rejected it or after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -135,33 +143,33 @@ class Artifacts:
                     raise
             time.sleep(poll_s)
 
-    def lineage(self, artifact_id: str) -> Json:
-        return self.http.call(Json, "GET", f"/v1/artifacts/{artifact_id}/lineage")
+    def lineage(self, artifact_id: str) -> LineageGraph:
+        return self.http.call(LineageGraph, "GET", f"/v1/artifacts/{artifact_id}/lineage")
 
-    def files(self, artifact_id: str) -> JsonList:
-        return self.http.call(JsonList, "GET", f"/v1/artifacts/{artifact_id}/files")
+    def files(self, artifact_id: str) -> FileList:
+        return self.http.call(FileList, "GET", f"/v1/artifacts/{artifact_id}/files")
 
     def download(self, artifact_id: str, target: Path) -> PathList:
         """Every file of the artifact under `target`, at its relative path."""
         listed = self.files(artifact_id)
         for file in listed:
-            self.http.download(f"/v1/artifacts/{artifact_id}/files/{file['path']}", target / file["path"])
-        return [target / file["path"] for file in listed]
+            self.http.download(f"/v1/artifacts/{artifact_id}/files/{file.path}", target / file.path)
+        return [target / file.path for file in listed]
 
     def bundle(self, artifact_id: str) -> Json:
         return self.http.call(Json, "GET", f"/v1/artifacts/{artifact_id}/bundle")
 
-    def signing_keys(self) -> JsonList:
+    def signing_keys(self) -> KeyList:
         """The registry's public signing keys (PEM), old ones included."""
-        return self.http.call(JsonList, "GET", "/v1/keys")
+        return self.http.call(KeyList, "GET", "/v1/keys")
 
-    def promotions(self, artifact_id: str) -> JsonList:
-        return self.http.call(JsonList, "GET", f"/v1/artifacts/{artifact_id}/promotions")
+    def promotions(self, artifact_id: str) -> PromotionList:
+        return self.http.call(PromotionList, "GET", f"/v1/artifacts/{artifact_id}/promotions")
 
-    def promote(self, artifact_id: str, to_stage: str, reason: str) -> Json:
+    def promote(self, artifact_id: str, to_stage: str, reason: str) -> ArtifactPromoted:
         body = {"to_stage": to_stage, "reason": reason}
         path = f"/v1/artifacts/{artifact_id}/promotions"
-        return self.http.call(Json, "POST", path, json=body, creates=True)
+        return self.http.call(ArtifactPromoted, "POST", path, json=body, creates=True)
 
 
 class Jobs:

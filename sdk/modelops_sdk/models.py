@@ -23,6 +23,12 @@ class ArtifactAccepted(BaseModel):
     status: Annotated[Literal["submitted"], Field(title="Status")]
 
 
+class ArtifactFile(BaseModel):
+    path: Annotated[str, Field(title="Path")]
+    sha256: Annotated[str, Field(title="Sha256")]
+    size: Annotated[int, Field(title="Size")]
+
+
 class ArtifactKind(StrEnum):
     base_model = "base_model"
     dataset = "dataset"
@@ -303,6 +309,15 @@ class Status2(StrEnum):
     cancelled = "cancelled"
 
 
+class LineageRelation(StrEnum):
+    trained_from = "trained_from"
+    fine_tuned_on = "fine_tuned_on"
+    quantized_from = "quantized_from"
+    evaluated_on = "evaluated_on"
+    deployed_as = "deployed_as"
+    indexed_from = "indexed_from"
+
+
 class Type1(StrEnum):
     supervised = "supervised"
     dpo = "dpo"
@@ -396,12 +411,26 @@ class Role(StrEnum):
     admin = "admin"
 
 
+class SigningKey(BaseModel):
+    key_id: Annotated[str, Field(title="Key Id")]
+    algorithm: Annotated[str, Field(title="Algorithm")]
+    pem: Annotated[str, Field(title="Pem")]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    active: Annotated[bool, Field(title="Active")]
+
+
 class Stage(StrEnum):
     dev = "dev"
     staging = "staging"
     prod = "prod"
     archived = "archived"
     revoked = "revoked"
+
+
+class StageAt(BaseModel):
+    artifact_id: Annotated[str, Field(title="Artifact Id")]
+    at: Annotated[AwareDatetime, Field(title="At")]
+    stage: Stage
 
 
 class SupervisedMethodRequest(BaseModel):
@@ -550,6 +579,56 @@ class ApiKeyView(BaseModel):
     revoked_at: Annotated[AwareDatetime | None, Field(title="Revoked At")]
 
 
+class ArtifactPromoted(BaseModel):
+    artifact_id: Annotated[str, Field(title="Artifact Id")]
+    from_stage: Stage
+    to_stage: Stage
+    actor: Annotated[str, Field(title="Actor")]
+    reason: Annotated[str, Field(title="Reason")]
+    at: Annotated[AwareDatetime, Field(title="At")]
+    key_id: Annotated[str, Field(title="Key Id")]
+    signature: Annotated[
+        str,
+        Field(
+            description="Base64 signature over the canonical promotion record",
+            title="Signature",
+        ),
+    ]
+
+
+class ArtifactView(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    kind: ArtifactKind
+    name: Annotated[str, Field(title="Name")]
+    version: Annotated[str, Field(title="Version")]
+    stage: Stage
+    digest: Annotated[
+        str,
+        Field(
+            description="sha256 of the signed DSSE payload (the in-toto statement)",
+            title="Digest",
+        ),
+    ]
+    size: Annotated[int, Field(description="Total bytes of the artifact's files", title="Size")]
+    uri: Annotated[str, Field(description="Where the files are stored", title="Uri")]
+    bundle_uri: Annotated[
+        str | None,
+        Field(description="Where the signed bundle is served", title="Bundle Uri"),
+    ]
+    key_id: Annotated[
+        str | None,
+        Field(
+            description="The signing key's id (sha256 of its public key)",
+            title="Key Id",
+        ),
+    ]
+    job_id: Annotated[str | None, Field(title="Job Id")]
+    created_by: Annotated[str, Field(title="Created By")]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    metrics: Annotated[dict[str, Any], Field(title="Metrics")]
+    metadata: Annotated[dict[str, Any], Field(title="Metadata")]
+
+
 class CreatedApiKey(BaseModel):
     id: Annotated[str, Field(title="Id")]
     name: Annotated[str, Field(title="Name")]
@@ -682,6 +761,27 @@ class JobView(BaseModel):
     updated_at: Annotated[AwareDatetime, Field(title="Updated At")]
 
 
+class LineageEdge(BaseModel):
+    parent_id: Annotated[str, Field(title="Parent Id")]
+    child_id: Annotated[str, Field(title="Child Id")]
+    relation: LineageRelation
+
+
+class LineageGraph(BaseModel):
+    artifact_id: Annotated[str, Field(title="Artifact Id")]
+    ancestors: Annotated[
+        list[LineageEdge],
+        Field(description="Every edge above the artifact, transitively", title="Ancestors"),
+    ]
+    descendants: Annotated[
+        list[LineageEdge],
+        Field(
+            description="Every edge below the artifact, transitively",
+            title="Descendants",
+        ),
+    ]
+
+
 class MethodRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -691,6 +791,24 @@ class MethodRequest(BaseModel):
     dpo: DpoMethodRequest | None = None
 
 
+class PromotionRecord(BaseModel):
+    artifact_id: Annotated[str, Field(title="Artifact Id")]
+    seq: Annotated[int, Field(title="Seq")]
+    from_stage: Stage
+    to_stage: Stage
+    actor: Annotated[str, Field(title="Actor")]
+    reason: Annotated[str, Field(title="Reason")]
+    at: Annotated[AwareDatetime, Field(title="At")]
+    key_id: Annotated[str, Field(title="Key Id")]
+    signature: Annotated[
+        str,
+        Field(
+            description="Signature over the promotion record by the registry's key",
+            title="Signature",
+        ),
+    ]
+
+
 class PromotionRequest(BaseModel):
     to_stage: Stage
     reason: Annotated[str, Field(max_length=2000, min_length=1, title="Reason")]
@@ -698,6 +816,17 @@ class PromotionRequest(BaseModel):
 
 class VersionList(BaseModel):
     data: Annotated[list[VersionView], Field(description="Newest first", title="Data")]
+
+
+class ArtifactPage(BaseModel):
+    data: Annotated[list[ArtifactView], Field(title="Data")]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description="Pass as `cursor` for the next page; null on the last",
+            title="Next Cursor",
+        ),
+    ]
 
 
 class FineTuningJobRequest(BaseModel):

@@ -6,12 +6,13 @@ from __future__ import annotations
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
 from rich.tree import Tree
 
+from ..models import LineageGraph
 from ..verify import check_files, verify_bundle
 from .app import JsonFlag, emit_json, err, out, target
 
@@ -38,7 +39,7 @@ def list_(
         return
     table = Table("id", "kind", "name", "version", "stage", "created")
     for a in artifacts:
-        table.add_row(*(str(a.get(field) or "") for field in ("id", "kind", "name", "version", "stage", "created_at")))
+        table.add_row(a.id, a.kind.value, a.name, a.version, a.stage.value, a.created_at.isoformat())
     out.print(table)
 
 
@@ -50,27 +51,27 @@ def show(ctx: typer.Context, artifact_id: str, as_json: JsonFlag = False) -> Non
     if as_json:
         emit_json(artifact)
         return
-    for field, value in artifact.items():
+    for field, value in artifact.model_dump(mode="json").items():
         out.print(f"{field}: {value}")
 
 
-def lineage_tree(lineage: dict[str, Any]) -> Tree:
+def lineage_tree(lineage: LineageGraph) -> Tree:
     """Ancestors (what it came from) and descendants (what came of it) as nested branches."""
     parents, children = defaultdict(list), defaultdict(list)
-    for edge in lineage["ancestors"]:
-        parents[edge["child_id"]].append((edge["parent_id"], edge["relation"]))
-    for edge in lineage["descendants"]:
-        children[edge["parent_id"]].append((edge["child_id"], edge["relation"]))
-    root = Tree(f"[bold]{lineage['artifact_id']}[/bold]")
+    for edge in lineage.ancestors:
+        parents[edge.child_id].append((edge.parent_id, edge.relation.value))
+    for edge in lineage.descendants:
+        children[edge.parent_id].append((edge.child_id, edge.relation.value))
+    root = Tree(f"[bold]{lineage.artifact_id}[/bold]")
 
     def grow(branch: Tree, node: str, edges: dict[str, list[tuple[str, str]]], path: frozenset[str]) -> None:
         for other, relation in edges[node]:
             if other not in path:  # lineage is acyclic, but a bad record must not hang the CLI
                 grow(branch.add(f"{other} [dim]({relation})[/dim]"), other, edges, path | {other})
 
-    start = frozenset({lineage["artifact_id"]})
-    grow(root.add("came from"), lineage["artifact_id"], parents, start)
-    grow(root.add("led to"), lineage["artifact_id"], children, start)
+    start = frozenset({lineage.artifact_id})
+    grow(root.add("came from"), lineage.artifact_id, parents, start)
+    grow(root.add("led to"), lineage.artifact_id, children, start)
     return root
 
 
@@ -101,11 +102,11 @@ def import_(
     """Import a directory as an artifact; the registry hashes, signs and registers it."""
     with target(ctx).client() as client:
         accepted = client.artifacts.import_dir(directory, kind=kind, name=name, version=version, parents=parent)
-        result = client.artifacts.wait_registered(accepted.id) if wait else accepted.model_dump()
+        result = client.artifacts.wait_registered(accepted.id) if wait else accepted
     if as_json:
         emit_json(result)
     else:
-        out.print(f"{accepted.id}: {(result.get('stage') and 'registered') or accepted.status}")
+        out.print(f"{accepted.id}: {'registered' if wait else accepted.status}")
 
 
 @app.command()
@@ -148,7 +149,7 @@ def verify(
     """Check the signed bundle against the registry's public keys and every file against its signed digest; exit 3
     when anything does not verify."""
     with target(ctx).client() as client, tempfile.TemporaryDirectory() as scratch:
-        keys = [key["pem"] for key in client.artifacts.signing_keys()]
+        keys = [key.pem for key in client.artifacts.signing_keys()]
         statement = verify_bundle(client.artifacts.bundle(artifact_id), keys)
         files = directory or Path(scratch)
         if directory is None:

@@ -1,5 +1,6 @@
 """Artifact routes: import (a multipart upload streamed into the object store, then ArtifactSubmitted through the
-outbox), the registry's reads behind role checks, and promotions forwarded with the caller as actor.
+outbox), the registry's reads behind role checks, and promotions forwarded with the caller as actor. The reads relay
+the registry's answers as they are; their documented schemas are the registry's own read models (modelops_contracts).
 
 Produces: artifacts.submissions.v1 (ArtifactSubmitted)."""
 
@@ -14,7 +15,20 @@ import asyncpg
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
-from modelops_contracts import ArtifactKind, ArtifactSubmitted, ParentRef, Stage
+from modelops_contracts import (
+    ArtifactFile,
+    ArtifactKind,
+    ArtifactPage,
+    ArtifactPromoted,
+    ArtifactSubmitted,
+    ArtifactView,
+    LineageGraph,
+    ParentRef,
+    PromotionRecord,
+    SigningKey,
+    Stage,
+    StageAt,
+)
 from modelops_shared.bus import enqueue
 from modelops_shared.problems import Problem
 from modelops_shared.storage import InvalidKey
@@ -119,6 +133,7 @@ async def import_artifact(
 @router.post(
     "/artifacts/{artifact_id}/promotions",
     status_code=201,
+    response_model=ArtifactPromoted,
     max_body_size=JSON_BODY_LIMIT,
     responses=problems(404, 409, 413, 422, 502, 503),
 )
@@ -143,7 +158,7 @@ def _params(**values: Any) -> dict[str, str]:
     }
 
 
-@reads.get("/artifacts")
+@reads.get("/artifacts", response_model=ArtifactPage)
 async def list_artifacts(
     gateway: GatewayDep,
     kind: ArtifactKind | None = None,
@@ -157,13 +172,13 @@ async def list_artifacts(
     return await gateway.registry.forward("GET", "/v1/artifacts", params=params)
 
 
-@reads.get("/artifacts/{artifact_id}")
+@reads.get("/artifacts/{artifact_id}", response_model=ArtifactView)
 async def get_artifact(gateway: GatewayDep, artifact_id: ArtifactId) -> Response:
     """One artifact; a 404 problem says when it is still pending or was rejected (`submission_status`)."""
     return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}")
 
 
-@reads.get("/artifacts/{artifact_id}/files")
+@reads.get("/artifacts/{artifact_id}/files", response_model=list[ArtifactFile])
 async def list_files(gateway: GatewayDep, artifact_id: ArtifactId) -> Response:
     """Every file with its sha256 and size."""
     return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/files")
@@ -183,13 +198,13 @@ async def download_file(gateway: GatewayDep, artifact_id: ArtifactId, path: str)
     return await gateway.registry.stream(f"/v1/artifacts/{artifact_id}/files/{quote(path)}")
 
 
-@reads.get("/artifacts/{artifact_id}/bundle")
+@reads.get("/artifacts/{artifact_id}/bundle", response_model=dict[str, Any])
 async def get_bundle(gateway: GatewayDep, artifact_id: ArtifactId) -> Response:
     """The signed Sigstore bundle (DSSE envelope over the in-toto statement)."""
     return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/bundle")
 
 
-@reads.get("/artifacts/{artifact_id}/lineage")
+@reads.get("/artifacts/{artifact_id}/lineage", response_model=LineageGraph | list[dict[str, Any]])
 async def get_lineage(
     gateway: GatewayDep, artifact_id: ArtifactId, format: Literal["graph", "openlineage"] = "graph"
 ) -> Response:
@@ -197,25 +212,25 @@ async def get_lineage(
     return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/lineage", params=_params(format=format))
 
 
-@reads.get("/artifacts/{artifact_id}/promotions")
+@reads.get("/artifacts/{artifact_id}/promotions", response_model=list[PromotionRecord])
 async def list_promotions(gateway: GatewayDep, artifact_id: ArtifactId) -> Response:
     """Every stage move, signed, with actor, reason and time."""
     return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/promotions")
 
 
-@reads.get("/artifacts/{artifact_id}/stage")
+@reads.get("/artifacts/{artifact_id}/stage", response_model=StageAt)
 async def get_stage_at(gateway: GatewayDep, artifact_id: ArtifactId, at: At) -> Response:
     """The artifact's stage at time `at`."""
     return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/stage", params=_params(at=at))
 
 
-@reads.get("/stages/{stage}/artifacts")
+@reads.get("/stages/{stage}/artifacts", response_model=list[ArtifactView])
 async def get_artifacts_in_stage_at(gateway: GatewayDep, stage: Stage, at: At) -> Response:
     """Every artifact that was in `stage` at time `at`, e.g. what was in prod at T."""
     return await gateway.registry.forward("GET", f"/v1/stages/{stage.value}/artifacts", params=_params(at=at))
 
 
-@reads.get("/keys")
+@reads.get("/keys", response_model=list[SigningKey])
 async def list_signing_keys(gateway: GatewayDep) -> Response:
     """The registry's public signing keys (PEM), old ones included, to verify bundles with."""
     return await gateway.registry.forward("GET", "/v1/keys")

@@ -9,7 +9,16 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from modelops_contracts import Stage
+from modelops_contracts import (
+    ArtifactFile,
+    ArtifactPage,
+    ArtifactView,
+    LineageGraph,
+    PromotionRecord,
+    SigningKey,
+    Stage,
+    StageAt,
+)
 from modelops_shared.problems import Problem
 from modelops_shared.service import Runtime
 from modelops_shared.signing import KeyRing
@@ -41,11 +50,6 @@ def _registry(request: Request) -> Registry:
 RegistryDep = Annotated[Registry, Depends(_registry)]
 
 
-class Page(BaseModel):
-    data: list[dict[str, Any]]
-    next_cursor: str | None
-
-
 class PromotionBody(BaseModel):
     to_stage: Stage
     actor: str = Field(min_length=1, description="Who asks; the gateway sets it from the API key")
@@ -69,7 +73,7 @@ async def _artifact_or_404(registry: Registry, artifact_id: str) -> dict[str, An
     return artifact
 
 
-@router.get("/artifacts", response_model=Page)
+@router.get("/artifacts", response_model=ArtifactPage)
 async def list_artifacts(
     registry: RegistryDep,
     kind: str | None = None,
@@ -77,7 +81,7 @@ async def list_artifacts(
     name: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> Page:
+) -> ArtifactPage:
     rows = await queries.list_artifacts(
         registry.runtime.pool,
         kind=kind,
@@ -86,15 +90,16 @@ async def list_artifacts(
         after=cursor,
         limit=limit + 1,
     )
-    return Page(data=rows[:limit], next_cursor=rows[limit - 1]["id"] if len(rows) > limit else None)
+    next_cursor = rows[limit - 1]["id"] if len(rows) > limit else None
+    return ArtifactPage.model_validate({"data": rows[:limit], "next_cursor": next_cursor})
 
 
-@router.get("/artifacts/{artifact_id}")
+@router.get("/artifacts/{artifact_id}", response_model=ArtifactView)
 async def get_artifact(registry: RegistryDep, artifact_id: str) -> dict[str, Any]:
     return await _artifact_or_404(registry, artifact_id)
 
 
-@router.get("/artifacts/{artifact_id}/files")
+@router.get("/artifacts/{artifact_id}/files", response_model=list[ArtifactFile])
 async def list_files(registry: RegistryDep, artifact_id: str) -> list[dict[str, Any]]:
     await _artifact_or_404(registry, artifact_id)
     return await queries.files(registry.runtime.pool, artifact_id)
@@ -125,7 +130,7 @@ async def get_bundle(registry: RegistryDep, artifact_id: str) -> Any:
     return bundle
 
 
-@router.get("/artifacts/{artifact_id}/lineage")
+@router.get("/artifacts/{artifact_id}/lineage", response_model=LineageGraph | list[dict[str, Any]])
 async def get_lineage(
     registry: RegistryDep, artifact_id: str, format: Literal["graph", "openlineage"] = "graph"
 ) -> Any:
@@ -159,13 +164,13 @@ async def create_promotion(registry: RegistryDep, artifact_id: str, body: Promot
     return event.model_dump(mode="json")
 
 
-@router.get("/artifacts/{artifact_id}/promotions")
+@router.get("/artifacts/{artifact_id}/promotions", response_model=list[PromotionRecord])
 async def list_promotions(registry: RegistryDep, artifact_id: str) -> list[dict[str, Any]]:
     await _artifact_or_404(registry, artifact_id)
     return await queries.promotions(registry.runtime.pool, artifact_id)
 
 
-@router.get("/artifacts/{artifact_id}/stage")
+@router.get("/artifacts/{artifact_id}/stage", response_model=StageAt)
 async def get_stage_at(registry: RegistryDep, artifact_id: str, at: datetime) -> dict[str, Any]:
     """The artifact's stage at time `at` (ISO 8601 with a timezone)."""
     await _artifact_or_404(registry, artifact_id)
@@ -175,7 +180,7 @@ async def get_stage_at(registry: RegistryDep, artifact_id: str, at: datetime) ->
     return {"artifact_id": artifact_id, "at": at, "stage": stage}
 
 
-@router.get("/stages/{stage}/artifacts")
+@router.get("/stages/{stage}/artifacts", response_model=list[ArtifactView])
 async def get_artifacts_in_stage_at(registry: RegistryDep, stage: Stage, at: datetime) -> list[dict[str, Any]]:
     """Every artifact that was in `stage` at time `at` — e.g. what was in prod at T."""
     return await queries.in_stage_at(registry.runtime.pool, stage.value, at)
@@ -204,7 +209,7 @@ async def list_deployments(registry: RegistryDep, wanted: bool = False) -> list[
     return await queries.deployments(registry.runtime.pool, wanted=wanted)
 
 
-@router.get("/keys")
+@router.get("/keys", response_model=list[SigningKey])
 async def list_keys(registry: RegistryDep) -> list[dict[str, Any]]:
     """Every public key the registry has signed with (PEM); the active one signs new artifacts."""
     return [asdict(key) for key in registry.keys.public_keys()]
