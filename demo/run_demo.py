@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ TEMPLATES = [
     "Next after {x}?",
     "Tell me what follows {x}.",
     "{x} is followed by what?",
+    "{x} comes before which character?",
+    "{x}: what is next?",
     "After {x} comes?",
     "Name the successor of {x}.",
     "What follows {x}?",
@@ -64,20 +67,21 @@ def successor(x: str) -> str:
 
 
 def split(seed: int, held_out: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Every (item, phrasing) pair; `held_out` of them kept for the end, none of which trains. Each item and each
-    phrasing still appears in training, in other pairs."""
+    """Every (item, phrasing) pair; `held_out` of them kept for the end, none of which trains, spread evenly over
+    the phrasings (so no phrasing is judged on a handful of questions). Each item and each phrasing still appears in
+    training, in other pairs: at least 8 phrasings of each item."""
     pairs = [(x, t) for x in ITEMS for t in TEMPLATES]
     rng = random.Random(seed)
     rng.shuffle(pairs)
+    per_template = -(-held_out // len(TEMPLATES))
     test, train = [], []
     seen_items: dict[str, int] = {}
     seen_templates: dict[str, int] = {}
     for x, t in pairs:
-        # keep at least 8 phrasings of each item and 24 items of each phrasing in training
         if (
             len(test) < held_out
             and seen_items.get(x, 0) < len(TEMPLATES) - 8
-            and seen_templates.get(t, 0) < len(ITEMS) - 24
+            and seen_templates.get(t, 0) < per_template
         ):
             test.append((x, t))
             seen_items[x] = seen_items.get(x, 0) + 1
@@ -166,7 +170,7 @@ def train(
 def verify(client: Client, adapter_id: str) -> tuple[str, str]:
     step("4. verify the signed adapter (registry public keys only)")
     client.artifacts.wait_registered(adapter_id, timeout_s=120)
-    keys = [key["pem"] for key in client.artifacts.signing_keys()]
+    keys = [key.pem for key in client.artifacts.signing_keys()]
     bundle = client.artifacts.bundle(adapter_id)
     statement = verify_bundle(bundle, keys)
     signer = next((s.get("keyid") for s in bundle["dsseEnvelope"]["signatures"] if s.get("keyid")), key_id(keys[0]))
@@ -176,21 +180,21 @@ def verify(client: Client, adapter_id: str) -> tuple[str, str]:
         count = len(statement["predicate"]["resources"])
     if problems:
         sys.exit(f"adapter NOT verified: {problems}")
-    digest = client.artifacts.show(adapter_id).get("digest") or statement["subject"][0]["digest"]["sha256"]
+    digest = client.artifacts.show(adapter_id).digest
     console.print(f"signature OK (key {signer}); {count} files re-hashed, all match the signed manifest")
-    return str(digest), str(signer)
+    return digest, str(signer)
 
 
 def promote(client: Client, adapter_id: str) -> list[str]:
     step("5. promote dev → staging")
     stages = []
-    current = client.artifacts.show(adapter_id).get("stage")
+    current = client.artifacts.show(adapter_id).stage
     for stage in ("dev", "staging"):
         if current == stage:
             continue
         record = client.artifacts.promote(adapter_id, stage, reason=f"demo: {stage}")
         stages.append(stage)
-        console.print(f"→ {stage}: {record.get('stage', record.get('to_stage', 'ok'))}")
+        console.print(f"→ {record.to_stage} (signed by key {record.key_id[:16]}…)")
         current = stage
     return stages
 
@@ -214,22 +218,26 @@ def deploy(client: Client, name: str, base_id: str, adapters: list[str], timeout
 
 
 def ask(ai: openai.OpenAI, model: str, test: list[tuple[str, str]]) -> tuple[float, list[str]]:
-    answers = []
-    for x, template in test:
+    """Greedy answers to every question, 8 in flight at once (the inference service batches them)."""
+
+    def answer(pair: tuple[str, str]) -> str:
         reply = ai.chat.completions.create(
             model=model,
-            messages=messages(x, template),
+            messages=messages(*pair),
             max_tokens=4,
             temperature=0,  # type: ignore[arg-type]
         )
-        answers.append((reply.choices[0].message.content or "").strip())
+        return (reply.choices[0].message.content or "").strip()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(answer, test))
     correct = sum(answer == successor(x) for answer, (x, _) in zip(answers, test, strict=True))
     return correct / len(test), answers
 
 
 def lineage_chain(client: Client, adapter_id: str, job_id: str, deployment: str) -> str:
     graph = client.artifacts.lineage(adapter_id)
-    parents = {edge["relation"]: edge["parent_id"] for edge in graph["ancestors"] if edge["child_id"] == adapter_id}
+    parents = {edge.relation: edge.parent_id for edge in graph.ancestors if edge.child_id == adapter_id}
     dataset = parents.get("fine_tuned_on", "?")
     base = parents.get("trained_from", "?")
     return f"{dataset} → job {job_id} → {base} → {adapter_id} → deployment {deployment}"
@@ -247,6 +255,9 @@ def main() -> None:
     parser.add_argument("--rank", type=int, default=16)
     parser.add_argument("--held-out", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--min-adapter-accuracy", type=float, default=0.9, help="exit 1 below this (the promise)")
+    parser.add_argument("--max-base-accuracy", type=float, default=0.1, help="exit 1 above this")
+    parser.add_argument("--summary-json", type=Path, help="also write the summary here, for scripts and tests")
     args = parser.parse_args()
     started = time.monotonic()
     api_key = os.environ.get("MODELOPS_API_KEY") or args.key_file.read_text().strip()
@@ -314,7 +325,21 @@ def main() -> None:
     for name, value in rows:
         summary.add_row(name, value)
     console.print(summary)
-    if adapter_accuracy < 0.9 or base_accuracy > 0.1:
+    if args.summary_json:
+        record = {
+            "base_accuracy": base_accuracy,
+            "adapter_accuracy": adapter_accuracy,
+            "held_out": len(test),
+            "job_id": job.id,
+            "adapter_id": adapter_id,
+            "digest": digest,
+            "key_id": signer,
+            "metrics": metrics,
+            "lineage": chain,
+            "wall_seconds": elapsed,
+        }
+        args.summary_json.write_text(json.dumps(record, indent=2))
+    if adapter_accuracy < args.min_adapter_accuracy or base_accuracy > args.max_base_accuracy:
         sys.exit("the adapter did not beat the base model by the margin the demo promises")
 
 
