@@ -1,12 +1,12 @@
 """The same fine-tune with the official `openai` client, unchanged, pointed at the gateway: upload the training file,
-create the job on a base model the registry knows (by name or artifact id), follow its events, deploy the adapter
-it produced, and ask the fine-tuned model (`ft:…`) a question.
+create the job on a base model the registry knows (by name or artifact id), follow its events, wait for the
+fine-tuned model (`ft:…`) to be served, and ask it a question.
 
     MODELOPS_API_KEY=... python sdk/examples/openai_fine_tune.py BASE_MODEL TRAIN.jsonl [--epochs N]
 
-OpenAI has no deployments API: the gateway serves an `ft:` model once a deployment holds its adapter, so the
-example deploys it through the same client's plain `post` to the gateway's `/v1/deployments`. Exits 0 once the
-fine-tuned model answered, 1 otherwise.
+As with OpenAI, nothing is deployed by hand: when the job succeeds the gateway deploys its adapter (as `ft-<job id>`),
+and the `ft:` model shows in `models.list()` once the inference service has loaded it. Exits 0 once the fine-tuned
+model answered, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from openai import OpenAI
 from openai.types.fine_tuning import FineTuningJob
@@ -24,33 +23,28 @@ from openai.types.fine_tuning import FineTuningJob
 FINISHED = {"succeeded", "failed", "cancelled"}
 
 
-def follow(client: OpenAI, job_id: str, poll_s: float) -> tuple[FineTuningJob, str | None]:
-    """Poll the job until it finishes, printing each new event; the job, and the adapter its completion reported."""
+def follow(client: OpenAI, job_id: str, poll_s: float) -> FineTuningJob:
+    """Poll the job until it finishes, printing each new event."""
     seen: set[str] = set()
-    adapter = None
     while True:
         job = client.fine_tuning.jobs.retrieve(job_id)
         for event in reversed(client.fine_tuning.jobs.list_events(job_id, limit=50).data):
             if event.id not in seen:
                 seen.add(event.id)
-                if isinstance(event.data, dict):
-                    adapter = event.data.get("adapter_artifact_id", adapter)
                 print(event.created_at, event.type, event.message, flush=True)
         if job.status in FINISHED:
-            return job, adapter
+            return job
         time.sleep(poll_s)
 
 
-def deploy(client: OpenAI, name: str, base_model: str, adapter_id: str, timeout_s: float = 300) -> dict[str, Any]:
-    client.post("/deployments", body={"name": name, "base_model": base_model, "adapters": [adapter_id]}, cast_to=object)
+def wait_served(client: OpenAI, model: str, poll_s: float, timeout_s: float) -> bool:
+    """Whether `model` appears among the served models within `timeout_s`."""
     deadline = time.monotonic() + timeout_s
-    while True:
-        view: Any = client.get(f"/deployments/{name}", cast_to=object)
-        if view["status"] == "ready" and adapter_id in (view.get("adapter_ids") or []):
-            return dict(view)
-        if view["status"] == "failed" or time.monotonic() > deadline:
-            sys.exit(f"deployment {name}: {view['status']} {view.get('reason') or ''}")
-        time.sleep(0.5)
+    while model not in {served.id for served in client.models.list()}:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(poll_s)
+    return True
 
 
 def main(args: argparse.Namespace) -> int:
@@ -63,13 +57,15 @@ def main(args: argparse.Namespace) -> int:
         suffix=args.suffix,
         method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": args.epochs}}},
     )
-    job, adapter = follow(client, job.id, args.poll_s)
+    job = follow(client, job.id, args.poll_s)
     print(f"{job.id}: {job.status}, model {job.fine_tuned_model}")
-    if job.status != "succeeded" or not job.fine_tuned_model or not adapter:
+    if job.status != "succeeded" or not job.fine_tuned_model:
         return 1
 
-    deployment = deploy(client, args.deployment, job.model, adapter)
-    print(f"deployment {args.deployment} ready: {deployment.get('models')}")
+    if not wait_served(client, job.fine_tuned_model, args.poll_s, args.serve_timeout_s):
+        print(f"{job.fine_tuned_model} is not served after {args.serve_timeout_s} s")
+        return 1
+    print(f"{job.fine_tuned_model} is served")
     reply = client.chat.completions.create(
         model=job.fine_tuned_model,
         messages=[{"role": "user", "content": args.question}],
@@ -85,7 +81,7 @@ if __name__ == "__main__":
     parser.add_argument("training_file", type=Path, help="chat JSONL in OpenAI's fine-tuning format")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--suffix", default="example")
-    parser.add_argument("--deployment", default="example-ft")
+    parser.add_argument("--serve-timeout-s", type=float, default=300.0, help="how long to wait for the ft: model")
     parser.add_argument("--question", default="What comes after a?")
     parser.add_argument("--poll-s", type=float, default=2.0)
     sys.exit(main(parser.parse_args()))

@@ -28,6 +28,7 @@ from starlette.background import BackgroundTask
 
 from .auth import Developer, Viewer
 from .context import GatewayDep
+from .deployment_records import stage_deploy
 from .idempotency import Idempotent
 from .openai_errors import OpenAIErrorRoute
 from .openapi import problems
@@ -113,16 +114,7 @@ async def deploy(body: DeployRequest, caller: Developer, gateway: GatewayDep, id
     command = Deploy(name=body.name, base_model=body.base_model, adapters=body.adapters, requested_by=caller.name)
 
     async def stage(conn: asyncpg.Connection) -> Response:
-        await conn.execute(
-            """INSERT INTO deployments (name, base_model, adapters, requested_by) VALUES ($1, $2, $3, $4)
-               ON CONFLICT (name) DO UPDATE SET base_model = excluded.base_model, adapters = excluded.adapters,
-                   requested_by = excluded.requested_by, requested_at = now(), removed_at = NULL, removed_by = NULL""",
-            body.name,
-            body.base_model,
-            body.adapters,
-            caller.name,
-        )
-        await enqueue(conn, gateway.runtime.bus, command, correlation_id=body.name)
+        await stage_deploy(conn, gateway.runtime.bus, command)
         accepted = DeploymentAccepted(name=body.name, status="queued")
         return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/deployments/{body.name}"})
 

@@ -45,6 +45,11 @@ class GatewaySettings(Settings):
         ge=0,
         description="How long a job submission waits for the registry to record a dataset version just announced",
     )
+    gateway_deploy_fine_tuned: bool = Field(
+        True,
+        description="Deploy the adapter of each job created through the OpenAI fine-tuning API once it succeeds,"
+        " so that its ft: model answers (a job created while this is on)",
+    )
 
     inference_url: str = Field("http://127.0.0.1:8004", description="The inference service's HTTP API")
     inference_timeout_s: float = Field(

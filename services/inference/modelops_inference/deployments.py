@@ -9,7 +9,13 @@ Each base model gets one engine of the configured kind: `Engine` (transformers +
 continuous-batching scheduler) or `ProxyEngine` (a vLLM server that batches by itself; see vllm.py).
 
 Deploy, undeploy, revoke and restore take turns (one lock), and a name commanded since this process started is never
-overwritten by a restore from the registry's older view (see restore.py)."""
+overwritten by a restore from the registry's older view (see restore.py).
+
+A Deploy may arrive before the registry has registered one of its adapters: a training job's adapter is submitted by
+the trainer and signed by the registry asynchronously, while the gateway deploys it as soon as the job succeeds. So an
+adapter the registry does not know yet, or has recorded but not signed, is fetched again with backoff for up to
+`inference_artifact_wait_s` before the deployment fails; it stays `loading` meanwhile (holding the turn, as a model
+load does). The base model is fetched first and is not waited for."""
 
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ from typing import ClassVar, Literal
 
 import httpx
 from modelops_contracts import ArtifactKind, Deploy, DeploymentFailed, DeploymentReady, DeploymentRemoved
-from modelops_shared.artifacts import ArtifactClient, ArtifactError, VerifiedArtifact
+from modelops_shared.artifacts import ArtifactClient, ArtifactError, ArtifactNotFound, VerifiedArtifact
 
 from . import metrics
 from .backend import Backend, TransformersBackend, pick_device
@@ -33,6 +39,9 @@ from .vllm import VllmBackend, choose_backend
 log = logging.getLogger(__name__)
 
 Status = Literal["loading", "ready", "failed"]
+# Backoff between fetches of an adapter the registry has not registered yet.
+FIRST_RETRY_S = 0.25
+MAX_RETRY_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -128,7 +137,7 @@ class Deployments:
         self.deployments[command.name] = deployment
         try:
             base = await self.artifacts.fetch(command.base_model, ArtifactKind.BASE_MODEL)
-            adapters = [await self.artifacts.fetch(ref, ArtifactKind.ADAPTER) for ref in command.adapters]
+            adapters = [await self._fetch_adapter(ref) for ref in command.adapters]
             for adapter in adapters:
                 trained_on = adapter.record.get("metadata", {}).get("base_model")
                 if trained_on and trained_on != base.id:
@@ -152,6 +161,21 @@ class Deployments:
         return DeploymentReady(
             name=command.name, base_model=base.id, adapters=deployment.adapter_ids, backend=engine.kind
         )
+
+    async def _fetch_adapter(self, ref: str) -> VerifiedArtifact:
+        """The verified adapter, waiting with backoff while the registry has not registered it yet."""
+        deadline = asyncio.get_running_loop().time() + self.settings.inference_artifact_wait_s
+        delay = FIRST_RETRY_S
+        while True:
+            try:
+                return await self.artifacts.fetch(ref, ArtifactKind.ADAPTER)
+            except ArtifactError as error:
+                left = deadline - asyncio.get_running_loop().time()
+                if not _not_registered_yet(error) or left <= 0:
+                    raise
+                log.info("adapter %s is not registered yet (%s); fetching again in %.2f s", ref, error, delay)
+                await asyncio.sleep(min(delay, left))
+                delay = min(delay * 2, MAX_RETRY_S)
 
     async def undeploy(self, name: str) -> DeploymentRemoved | None:
         async with self._turn:
@@ -241,3 +265,13 @@ class Deployments:
             await engine.close()
             with contextlib.suppress(KeyError):
                 metrics.LOADED_ADAPTERS.remove(base_id)
+
+
+def _not_registered_yet(error: ArtifactError) -> bool:
+    """The registry does not know the artifact yet, holds its submission pending, or recorded it but has not signed it:
+    what a fetch sees between a trainer's submission and the registry's signature (artifacts.ArtifactClient's
+    messages name the last two)."""
+    if isinstance(error, ArtifactNotFound):
+        return True
+    message = str(error)
+    return " is pending" in message or "recorded but not signed" in message

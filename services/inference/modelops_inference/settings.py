@@ -23,6 +23,9 @@ class InferenceSettings(Settings):
     inference_backend: Literal["auto", "transformers", "vllm"] = Field(
         "auto", description="Engine per base model; auto is vllm when vllm is importable and a GPU is present"
     )
+    inference_artifact_wait_s: float = Field(
+        60.0, ge=0, description="How long a Deploy waits for the registry to register (and sign) an adapter it names"
+    )
     inference_restore: bool = Field(True, description="On start, re-deploy what the registry says is still wanted")
     inference_restore_retry_s: float = Field(2.0, gt=0, description="Pause between tries to reach the registry")
     inference_vllm_python: str = Field("", description="Python that runs the vLLM server; default this interpreter")

@@ -1,5 +1,5 @@
-"""Helpers for the gateway's job tests: a registered base model and datasets, a tap on training.commands.v1, a
-stand-in trainer that publishes training events, and a Server-Sent Events reader."""
+"""Helpers for the gateway's job tests: a registered base model and datasets, taps on training.commands.v1 and
+deployments.commands.v1, a stand-in trainer that publishes training events, and a Server-Sent Events reader."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from modelops_contracts import DatasetSchema, DatasetVersionCreated, Message, decode
-from modelops_contracts.catalog import TRAINING_COMMANDS
+from modelops_contracts.catalog import DEPLOYMENT_COMMANDS, TRAINING_COMMANDS, Topic
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 
@@ -23,9 +23,10 @@ from .support import WAIT_S, Key, import_artifact, registered, sample_files
 
 
 class CommandTap:
-    """Every command on training.commands.v1 from the moment the tap started."""
+    """Every command on `topic` (training.commands.v1 unless told) from the moment the tap started."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, topic: Topic = TRAINING_COMMANDS) -> None:
+        self.topic = topic
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, group_id=None, fetch_max_wait_ms=50
         )
@@ -34,7 +35,7 @@ class CommandTap:
 
     async def start(self) -> None:
         await self.consumer.start()
-        partitions = [TopicPartition(TRAINING_COMMANDS.name, p) for p in range(TRAINING_COMMANDS.partitions)]
+        partitions = [TopicPartition(self.topic.name, p) for p in range(self.topic.partitions)]
         self.consumer.assign(partitions)
         await self.consumer.seek_to_end(*partitions)
         for partition in partitions:
@@ -55,20 +56,21 @@ class CommandTap:
                     headers = {name: value.decode() for name, value in record.headers}
                     self.commands.append(decode(record.key, record.value, headers)[1])
 
-    def of(self, job_id: str, kind: type[Message] | None = None) -> list[Any]:
-        return [c for c in self.commands if c.subject() == job_id and (kind is None or isinstance(c, kind))]
+    def of(self, subject: str, kind: type[Message] | None = None) -> list[Any]:
+        return [c for c in self.commands if c.subject() == subject and (kind is None or isinstance(c, kind))]
 
-    async def wait_for(self, job_id: str, kind: type[Message], count: int = 1) -> list[Any]:
-        """The first `count` commands of `kind` for the job, once that many arrived."""
+    async def wait_for(self, subject: str, kind: type[Message], count: int = 1) -> list[Any]:
+        """The first `count` commands of `kind` about `subject` (a job id, a deployment name), once that many
+        arrived."""
         async with asyncio.timeout(WAIT_S):
-            while len(found := self.of(job_id, kind)) < count:
+            while len(found := self.of(subject, kind)) < count:
                 await asyncio.sleep(0.05)
         return found
 
 
 @dataclass
 class JobWorld:
-    """What job tests share: keys, a registered base model and a chat and a preference dataset, the tap, a bus."""
+    """What job tests share: keys, a registered base model and a chat and a preference dataset, the taps, a bus."""
 
     developer: Key
     viewer: Key
@@ -78,6 +80,7 @@ class JobWorld:
     preference_dataset: str
     commands: CommandTap
     bus: Bus
+    deployments: CommandTap
 
     def training_request(self, **overrides: Any) -> dict[str, Any]:
         return {
@@ -125,6 +128,8 @@ async def job_world(gateway: Any, settings: Settings) -> AsyncIterator[JobWorld]
     await bus.start()
     tap = CommandTap(settings)
     await tap.start()
+    deployments = CommandTap(settings, DEPLOYMENT_COMMANDS)
+    await deployments.start()
     try:
         async with gateway.client(developer.secret) as dev:
             name = f"tiny-llama-{uuid.uuid4().hex[:8]}"
@@ -135,8 +140,9 @@ async def job_world(gateway: Any, settings: Settings) -> AsyncIterator[JobWorld]
             for version in (0, 1):
                 await register_dataset(bus, dev, chat, version)
             await register_dataset(bus, dev, preference, 0, DatasetSchema.PREFERENCE)
-        yield JobWorld(developer, viewer, base_model_id, name, chat, preference, tap, bus)
+        yield JobWorld(developer, viewer, base_model_id, name, chat, preference, tap, bus, deployments)
     finally:
+        await deployments.stop()
         await tap.stop()
         await bus.stop()
 

@@ -173,7 +173,7 @@ async def test_a_deployment_made_through_the_gateway_answers_the_openai_client(
     made through the gateway, and chat completions (plain and streamed) through the gateway with `openai`."""
     import tempfile
 
-    from inference.support import make_adapter, submit_adapter
+    from inference.support import make_adapter, skip_command_history, submit_adapter
     from modelops_inference.app import create_app as create_inference
     from modelops_inference.settings import InferenceSettings
     from modelops_shared.bus import Bus
@@ -205,6 +205,7 @@ async def test_a_deployment_made_through_the_gateway_answers_the_openai_client(
             adapter = await submit_adapter(
                 embedded_stack, bus, registry, root / "adapter", base.artifact_id, f"lora-{suffix}"
             )
+        await skip_command_history(settings)
         async with (
             serving(create_inference(settings)) as inference_url,
             httpx.AsyncClient(base_url=inference_url, timeout=60) as to_inference,

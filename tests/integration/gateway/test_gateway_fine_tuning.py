@@ -1,22 +1,29 @@
 """The official `openai` client's fine-tuning calls against the gateway, unchanged: an uploaded file trains at once,
-jobs list, retrieve, list their events and cancel as OpenAI objects, a completed job names its `ft:` model, and
-every refusal raises the client's own exception with a readable message."""
+jobs list, retrieve, list their events and cancel as OpenAI objects, a completed job names its `ft:` model and has
+its adapter deployed (once; a native job is not), and every refusal raises the client's own exception with a readable
+message."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 
 import openai
 import pytest
 from modelops_contracts import (
     CancelTraining,
+    Deploy,
     StartTraining,
     TrainingCancelled,
     TrainingCompleted,
     TrainingProgressed,
     TrainingStarted,
+    encode,
 )
+from modelops_contracts.catalog import TRAINING_EVENTS
+from modelops_contracts.deployments import DEPLOYMENT_NAME
 
 from .jobs_support import JobWorld, job_when, job_world
 
@@ -129,6 +136,49 @@ async def test_a_completed_job_names_its_fine_tuned_model(gateway, world):
     [latest] = (await developer.fine_tuning.jobs.list_events(job.id, limit=1)).data
     assert latest.message == f"New fine-tuned model created: {done.fine_tuned_model}"
     assert latest.data == {"adapter_artifact_id": "art-x", "metrics": {"eval_loss": 1.0}}
+
+
+async def test_a_succeeded_job_is_deployed_once_and_a_native_job_is_not(gateway, world):
+    developer = client(gateway, world.developer.secret)
+    job = await developer.fine_tuning.jobs.create(
+        model=world.base_model_name, training_file=world.chat_dataset, suffix="served"
+    )
+    async with gateway.client(world.developer.secret) as dev:
+        accepted = await dev.post("/v1/jobs/training", json=world.training_request(suffix="native"))
+    assert accepted.status_code == 202, accepted.text
+    native_id = accepted.json()["id"]
+
+    completed = TrainingCompleted(job_id=job.id, adapter_artifact_id="art-served", steps=2, duration_seconds=3)
+    record = encode(completed, world.bus.envelope_for(completed))
+    for _ in range(2):  # at-least-once delivery: the same message twice
+        await world.bus.publish_record(TRAINING_EVENTS.name, record)
+    # Another completion of the finished job (a trainer retried) changes nothing either.
+    await world.bus.publish(
+        TrainingCompleted(job_id=job.id, adapter_artifact_id="art-again", steps=2, duration_seconds=3)
+    )
+    await world.bus.publish(
+        TrainingCompleted(job_id=native_id, adapter_artifact_id="art-native", steps=2, duration_seconds=3)
+    )
+    async with gateway.client(world.viewer.secret) as view:
+        await job_when(view, job.id, status="completed")
+        await job_when(view, native_id, status="completed")
+
+    name = f"ft-{job.id}"
+    assert re.fullmatch(DEPLOYMENT_NAME, name)
+    [deploy] = await world.deployments.wait_for(name, Deploy)
+    assert (deploy.base_model, deploy.adapters, deploy.requested_by) == (
+        world.base_model_id,  # the exact artifact, although the job named the base model by name
+        ["art-served"],
+        world.developer.name,
+    )
+    # Recorded as the gateway's own deployment, so it reads `queued` until the inference service picks it up.
+    pool = gateway.state.runtime.pool
+    row = await pool.fetchrow("SELECT adapters, requested_by FROM deployments WHERE name = $1", name)
+    assert (list(row["adapters"]), row["requested_by"]) == (["art-served"], world.developer.name)
+
+    await asyncio.sleep(1.0)  # time for a second Deploy, were one sent
+    assert len(world.deployments.of(name, Deploy)) == 1
+    assert not [c for c in world.deployments.commands if native_id in c.subject()]
 
 
 async def test_dpo_is_chosen_through_the_method(gateway, world):

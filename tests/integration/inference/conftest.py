@@ -19,7 +19,7 @@ from modelops_shared.storage import open_store
 from modelops_trainer.bootstrap import build_base_model, submit_base_model
 from servers import serving
 
-from .support import WAIT_S, inference_settings, make_adapter, submit_adapter
+from .support import WAIT_S, inference_settings, make_adapter, skip_command_history, submit_adapter
 
 
 @pytest.fixture(scope="session")
@@ -82,5 +82,6 @@ async def adapters(
 @pytest.fixture(scope="session")
 async def inference(embedded_stack: Settings, registry_url: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = inference_settings(embedded_stack, registry_url)
+    await skip_command_history(settings)
     async with serving(create_inference(settings)) as url, httpx.AsyncClient(base_url=url, timeout=60) as client:
         yield client

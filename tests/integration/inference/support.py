@@ -12,7 +12,9 @@ from typing import Any
 
 import httpx
 import torch
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, Deploy, FileDigest, LineageRelation, ParentRef
+from modelops_contracts.catalog import DEPLOYMENT_COMMANDS
 from modelops_inference.settings import InferenceSettings
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
@@ -24,7 +26,8 @@ WAIT_S = 120
 
 
 def inference_settings(stack: Settings, registry_url: str) -> InferenceSettings:
-    """An inference replica of its own (schema, consumer groups, artifact cache) on the test stack."""
+    """An inference replica of its own (schema, consumer groups, artifact cache) on the test stack. Before it first
+    starts, `skip_command_history` it."""
     suffix = uuid.uuid4().hex[:8]
     return InferenceSettings(
         **stack.model_dump(exclude={"service_name", "registry_url"}),
@@ -36,6 +39,25 @@ def inference_settings(stack: Settings, registry_url: str) -> InferenceSettings:
     )
 
 
+async def skip_command_history(settings: InferenceSettings) -> None:
+    """Commit the replica's command consumer group at the end of deployments.commands.v1, so that it leaves alone the
+    Deploys earlier tests published: another test package's (the gateway's deploys of fine-tuning jobs' stand-in
+    adapters) would each wait `inference_artifact_wait_s` for an adapter that never comes."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap,
+        group_id=f"{settings.inference_group}-commands",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(DEPLOYMENT_COMMANDS.name, p) for p in range(DEPLOYMENT_COMMANDS.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_end(*partitions)
+        await consumer.commit({p: await consumer.position(p) for p in partitions})
+    finally:
+        await consumer.stop()
+
+
 def make_adapter(base: Path, target: Path, seed: int) -> None:
     """A LoRA adapter with random (non-zero) weights, so it visibly changes the base model's outputs."""
     torch.manual_seed(seed)
@@ -44,10 +66,17 @@ def make_adapter(base: Path, target: Path, seed: int) -> None:
 
 
 async def submit_adapter(
-    settings: Settings, bus: Bus, registry: httpx.AsyncClient, directory: Path, base_model: str, name: str
+    settings: Settings,
+    bus: Bus,
+    registry: httpx.AsyncClient,
+    directory: Path,
+    base_model: str,
+    name: str,
+    artifact_id: str | None = None,
 ) -> str:
+    """Submit the adapter as the trainer does (under `artifact_id`, else a new one) and wait until it is registered."""
     store = open_store(settings.store_url, settings)
-    artifact_id = f"{name}-{uuid.uuid4().hex[:8]}"
+    artifact_id = artifact_id or f"{name}-{uuid.uuid4().hex[:8]}"
     files = []
     for path in await asyncio.to_thread(lambda: sorted(p for p in directory.rglob("*") if p.is_file())):
         relative = path.relative_to(directory).as_posix()

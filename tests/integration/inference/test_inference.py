@@ -1,14 +1,17 @@
 """The inference service end to end on the tiny model: deployments by events, verified loading, adapters on one base,
-batched generation equal to PEFT's, OpenAI streaming, and revocation."""
+batched generation equal to PEFT's, OpenAI streaming, revocation, and a Deploy that waits for its adapter to be
+registered."""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from modelops_contracts import Deploy
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from modelops_shared.storage import open_store
@@ -146,3 +149,31 @@ async def test_revoked_adapter_is_unloaded_and_refused(
     again = await deploy(bus, inference, base_model, [adapter])
     assert again["status"] == "failed"
     assert "revoked" in again["reason"]
+
+
+async def test_a_deploy_waits_for_an_adapter_registered_after_it(
+    embedded_stack: Settings,
+    bus: Bus,
+    registry: httpx.AsyncClient,
+    inference: httpx.AsyncClient,
+    base_model: str,
+    model_dir: Path,
+) -> None:
+    """As when the gateway deploys a fine-tuning job's adapter before the registry signed it: the deployment stays
+    loading, then becomes ready once the adapter is registered."""
+    adapter, name = f"lora-late-{uuid.uuid4().hex[:8]}", f"dep-{uuid.uuid4().hex[:8]}"
+    await bus.publish(Deploy(name=name, base_model=base_model, adapters=[adapter], requested_by="alice"))
+    async with asyncio.timeout(WAIT_S):
+        while (response := await inference.get(f"/v1/deployments/{name}")).status_code != 200:
+            await asyncio.sleep(0.1)
+    await asyncio.sleep(2)  # a few seconds later, still waiting
+    assert (await inference.get(f"/v1/deployments/{name}")).json()["status"] == "loading", response.json()
+
+    await submit_adapter(embedded_stack, bus, registry, model_dir / "adapter-1", base_model, "lora-late", adapter)
+    async with asyncio.timeout(WAIT_S):
+        while (view := (await inference.get(f"/v1/deployments/{name}")).json())["status"] == "loading":
+            await asyncio.sleep(0.1)
+    assert view["status"] == "ready", view
+    assert view["adapter_ids"] == [adapter]
+    expected = await asyncio.to_thread(reference, model_dir, "adapter-1", PROMPTS[0], MAX_TOKENS)
+    assert await _complete(inference, name, PROMPTS[0]) == expected

@@ -14,7 +14,7 @@ from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from servers import serving
 
-from .support import WAIT_S, deploy, inference_settings
+from .support import WAIT_S, deploy, inference_settings, skip_command_history
 
 PROMPT = "the cat sat on the"
 
@@ -42,6 +42,7 @@ async def test_deployments_survive_a_restart(
     adapters: list[str],
 ) -> None:
     settings = inference_settings(embedded_stack, registry_url)
+    await skip_command_history(settings)
     async with serving(create_inference(settings)) as url, httpx.AsyncClient(base_url=url, timeout=60) as first:
         kept = await deploy(bus, first, base_model, [adapters[0]])
         gone = await deploy(bus, first, base_model, [adapters[1]])

@@ -179,7 +179,7 @@ async def test_fine_tune_trains_follows_and_verifies_the_adapter(gateway, traine
         job = await client.jobs.show(finished.group(1))
         adapter = await client.artifacts.show(finished.group(2))
     assert (job.status, job.adapter_artifact_id) == ("completed", finished.group(2))
-    assert adapter["kind"] == "adapter"
+    assert adapter.kind == "adapter"
 
 
 async def test_async_stream_follows_several_jobs_to_their_end(gateway, trainer, base, developer, tmp_path):
@@ -205,13 +205,12 @@ async def test_async_stream_follows_several_jobs_to_their_end(gateway, trainer, 
         assert f"{job_id}: completed" in ran.out
 
 
-async def test_openai_fine_tune_trains_deploys_and_the_fine_tuned_model_answers(
+async def test_openai_fine_tune_trains_and_the_fine_tuned_model_answers_without_a_deploy(
     gateway, trainer, inference, base, developer, tmp_path
 ):
-    deployment = f"ex-{uuid.uuid4().hex[:8]}"
     args = [base.name, str(chat_file(tmp_path / "train.jsonl")), "--epochs", "1", "--poll-s", "0.5"]
 
-    ran = await run_example(gateway, developer, "openai_fine_tune.py", *args, "--deployment", deployment)
+    ran = await run_example(gateway, developer, "openai_fine_tune.py", *args)
 
     assert ran.code == 0, ran.out
     assert re.search(r"metrics Step \d+/\d+: training loss=", ran.out), ran.out  # progress events came through
@@ -219,8 +218,11 @@ async def test_openai_fine_tune_trains_deploys_and_the_fine_tuned_model_answers(
     assert finished, ran.out
     job_id, model = finished.groups()
     assert model == f"ft:{base.name}:example:{job_id}"
-    assert f"deployment {deployment} ready" in ran.out
-    assert model in ran.out.split(f"deployment {deployment} ready", 1)[1].splitlines()[0]
+    assert f"{model} is served" in ran.out  # the gateway deployed it when the job succeeded
     reply = re.search(r"^(\S+) says: (.+)$", ran.out, re.MULTILINE)
     assert reply, ran.out
     assert reply.group(1) == model
+    headers = {"Authorization": f"Bearer {developer}"}
+    async with httpx.AsyncClient(base_url=gateway.url, headers=headers, timeout=30) as client:
+        deployment = (await client.get(f"/v1/deployments/ft-{job_id}")).json()
+    assert (deployment["status"], deployment["base_model_id"]) == ("ready", base.id), deployment

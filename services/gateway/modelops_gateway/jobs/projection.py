@@ -1,7 +1,10 @@
 """What each training event does to its job: the gateway's projection of training.events.v1, run by an
-IdempotentConsumer in the transaction that also records the message as processed.
+IdempotentConsumer in the transaction that also records the message as processed. A job created to be deployed
+when it succeeds (through the OpenAI fine-tuning API) has its adapter deployed in that same transaction: a Deploy of
+`ft-<job id>` staged in the outbox, once, however often its TrainingCompleted is delivered.
 
-Consumes: training.events.v1 (consumer group: the gateway's schema name, `gateway`)."""
+Consumes: training.events.v1 (consumer group: the gateway's schema name, `gateway`).
+Produces: deployments.commands.v1 (Deploy), through the outbox."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from modelops_contracts import (
+    Deploy,
     Message,
     TrainingCancelled,
     TrainingCheckpointed,
@@ -20,7 +24,8 @@ from modelops_contracts import (
 )
 from modelops_shared.bus import MessageContext
 
-from .store import record_event
+from ..deployment_records import stage_deploy
+from .store import get_job, record_event
 
 log = logging.getLogger(__name__)
 
@@ -87,3 +92,26 @@ async def project(message: Message, context: MessageContext) -> None:
     )
     if seq is None:
         log.debug("ignoring %s of job %s: not ours, or already finished", event_type, job_id)
+    elif isinstance(message, TrainingCompleted):
+        await deploy_if_wanted(message, context)
+
+
+def deployment_name(job_id: str) -> str:
+    """The deployment serving a job's adapter: `ft-<job id>` (a gateway job id is 31 characters of [a-z0-9-])."""
+    return f"ft-{job_id}"
+
+
+async def deploy_if_wanted(completed: TrainingCompleted, context: MessageContext) -> None:
+    """Stage a Deploy of the job's adapter on the exact base model it was trained on, requested by the job's
+    submitter, when the job was created to be deployed. The inference service waits for the registry to register
+    the adapter, which the trainer submitted just before this event."""
+    job = await get_job(context.conn, completed.job_id)
+    if job is None or not job.deploy_when_completed:
+        return
+    command = Deploy(
+        name=deployment_name(job.id),
+        base_model=job.base_model_id,
+        adapters=[completed.adapter_artifact_id],
+        requested_by=job.submitted_by,
+    )
+    await stage_deploy(context.conn, context.bus, command, causation=context.envelope)

@@ -67,6 +67,7 @@ class Job:
     error_type: str | None
     cancel_requested_at: datetime | None
     cancel_requested_by: str | None
+    deploy_when_completed: bool
     last_seq: int
     created_at: datetime
     started_at: datetime | None
@@ -102,12 +103,13 @@ async def insert_job(
     base_model_name: str,
     dataset: str,
     dataset_id: str,
+    deploy_when_completed: bool = False,
 ) -> Job:
     """A queued job for `command`, with its first event (seq 1), in the caller's transaction: one statement."""
     row = await conn.fetchrow(
         "WITH job AS (INSERT INTO jobs (id, kind, status, submitted_by, base_model, base_model_id, base_model_name,"
-        " dataset, dataset_version, dataset_id, spec, last_seq)"
-        f" VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, 1) RETURNING {_JOB_COLUMNS}),"
+        " dataset, dataset_version, dataset_id, spec, deploy_when_completed, last_seq)"
+        f" VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $12, 1) RETURNING {_JOB_COLUMNS}),"
         f" queued AS (INSERT INTO job_events ({_EVENT_COLUMNS})"
         " SELECT id, 1, 'queued', $11::jsonb, created_at FROM job)"
         f" SELECT {_JOB_COLUMNS}, pg_notify({CHANNEL_SQL}, id) FROM job",
@@ -122,6 +124,7 @@ async def insert_job(
         dataset_id,
         command.model_dump(mode="json"),
         {"submitted_by": command.submitted_by},
+        deploy_when_completed,
     )
     return Job(**{name: row[name] for name in _JOB_FIELDS})
 

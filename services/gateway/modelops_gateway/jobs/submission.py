@@ -50,9 +50,11 @@ async def submit(
     submitted_by: str,
     fields: Fields = NATIVE_FIELDS,
     wait_s: float,
+    deploy_when_completed: bool = False,
 ) -> Job:
     """Check what the request names, then record the job and stage its StartTraining in `conn`'s transaction.
-    The command names the exact base model artifact and dataset version, whatever the request named."""
+    The command names the exact base model artifact and dataset version, whatever the request named.
+    `deploy_when_completed`: the projection deploys the job's adapter once the job succeeds (projection.py)."""
 
     async def announced(name: str) -> int | None:
         latest: int | None = await conn.fetchval("SELECT max(version) FROM dataset_versions WHERE name = $1", name)
@@ -91,6 +93,7 @@ async def submit(
         base_model_name=base["name"],
         dataset=request.dataset,
         dataset_id=dataset["id"],
+        deploy_when_completed=deploy_when_completed,
     )
     await enqueue(conn, bus, command, correlation_id=command.job_id)
     return job
