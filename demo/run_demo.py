@@ -47,8 +47,6 @@ TEMPLATES = [
     "Next after {x}?",
     "Tell me what follows {x}.",
     "{x} is followed by what?",
-    "{x} comes before which character?",
-    "{x}: what is next?",
     "After {x} comes?",
     "Name the successor of {x}.",
     "What follows {x}?",

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,8 +40,10 @@ class Platform:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    state = tmp_path_factory.mktemp("platform")
+def platform() -> Iterator[Platform]:
+    # Not under pytest's basetemp: each pytest session resets that tree to mode 0700, which would lock the embedded
+    # PostgreSQL (running as its own user) out of its data directory should another session start meanwhile.
+    state = Path(tempfile.mkdtemp(prefix="modelops-e2e-"))
     env = {
         **{name: value for name, value in os.environ.items() if not name.startswith("MODELOPS_")},
         "MODELOPS_STATE_DIR": str(state),
@@ -54,6 +58,7 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
         yield Platform(env, f"http://127.0.0.1:{env['MODELOPS_GATEWAY_PORT']}", state / "admin.key")
     finally:
         subprocess.run([str(CLI), "down"], env=env, cwd=ROOT, capture_output=True, timeout=300)
+        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.mark.timeout(1800)  # the stack's start, a 200-step QLoRA job on 2 cores, two deployments, 48 questions
