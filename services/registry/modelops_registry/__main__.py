@@ -12,7 +12,9 @@ import argparse
 import asyncio
 import sys
 import uuid
+from collections.abc import AsyncIterator
 
+import asyncpg
 from modelops_shared.db import apply_migrations, create_pool
 from modelops_shared.service import serve
 from modelops_shared.signing import KeyRing
@@ -22,7 +24,7 @@ from .app import MIGRATIONS, create_app
 from .projections import Projector, state_digest
 from .settings import RegistrySettings
 
-REPLAY_FLUSH_EVERY = 5000
+REPLAY_CHUNK = 1000
 
 
 async def verify_log(settings: RegistrySettings) -> int:
@@ -55,14 +57,7 @@ async def replay(settings: RegistrySettings) -> int:
             target.acquire() as conn,
             conn.transaction(),
         ):
-            projector, count = Projector(conn), 0
-            async for seq, canonical, _ in eventlog.read(source):
-                envelope, body = eventlog.parse_event(canonical)
-                await projector.add(eventlog.LoggedEvent(seq, envelope, body))
-                count += 1
-                if count % REPLAY_FLUSH_EVERY == 0:
-                    await projector.flush()
-            await projector.flush()
+            count = await _project_log(source, Projector(conn))
             digest = await state_digest(conn)
         print(f"replayed {count} events")
         print(f"state digest: {digest}")
@@ -71,6 +66,36 @@ async def replay(settings: RegistrySettings) -> int:
         await target.execute(f'DROP SCHEMA "{scratch}" CASCADE')
         await target.close()
         await live.close()
+
+
+async def _project_log(source: asyncpg.Connection, projector: Projector) -> int:
+    """Project every logged event, in order; returns how many. Each chunk is written (the database's work) while
+    the next one is read and parsed (Python's), so the two overlap on separate cores."""
+    count, writing = 0, None
+    try:
+        async for chunk in _parsed_chunks(source):
+            if writing:
+                await writing
+            writing = asyncio.create_task(projector.add_all(chunk))
+            count += len(chunk)
+        if writing:
+            await writing
+    finally:
+        if writing and not writing.done():  # reading failed: stop writing before the transaction rolls back
+            writing.cancel()
+            await asyncio.gather(writing, return_exceptions=True)
+    return count
+
+
+async def _parsed_chunks(source: asyncpg.Connection) -> AsyncIterator[list[eventlog.LoggedEvent]]:
+    chunk: list[eventlog.LoggedEvent] = []
+    async for seq, canonical, _ in eventlog.read(source):
+        chunk.append(eventlog.LoggedEvent(seq, *eventlog.parse_event(canonical)))
+        if len(chunk) == REPLAY_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,8 @@ import asyncpg
 from modelops_contracts import Envelope, Message, message_class
 
 GENESIS_HASH = "0" * 64
+# Built once: json.dumps with options builds an encoder per call. Its output must never change (the chain hashes it).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 _LOG_COLUMNS = ("seq", "event_id", "type", "subject", "correlation_id", "canonical", "prev_hash", "hash")
 
 
@@ -33,7 +35,7 @@ class LoggedEvent:
 def canonical_event(envelope: Envelope, body: Message) -> bytes:
     document: dict[str, Any] = envelope.model_dump(mode="json")
     document["data"] = body.model_dump(mode="json")
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _CANONICAL.encode(document).encode()
 
 
 def chain_hash(previous: str, canonical: bytes) -> str:

@@ -32,7 +32,7 @@ from modelops_contracts import (
     Stage,
 )
 from modelops_shared.bus import Bus, Delivery, enqueue_many
-from modelops_shared.signing import KeyRing, build_statement, sign, sign_record
+from modelops_shared.signing import KeyRing, SigningKey, build_statement, sign, sign_record
 from modelops_shared.storage import ObjectNotFound, ObjectStore, StoreError
 
 from . import eventlog
@@ -51,10 +51,19 @@ class Rejection(Exception):
     """Why a submission cannot be registered."""
 
 
-async def record(conn: asyncpg.Connection, bus: Bus, events: Sequence[tuple[Envelope, Message]]) -> None:
-    """Log, project and publish events the registry itself decided, in the caller's transaction."""
+async def record(
+    conn: asyncpg.Connection,
+    bus: Bus,
+    events: Sequence[tuple[Envelope, Message]],
+    projector: Projector | None = None,
+) -> None:
+    """Log, project and publish events the registry itself decided, in the caller's transaction.
+
+    Pass the projector that projected the batch the decisions answer: it still holds the batch's submissions,
+    which a registration's projection would otherwise read back from the database one by one.
+    """
     logged = await eventlog.append(conn, events)
-    await Projector(conn).add_all(logged)
+    await (projector or Projector(conn)).add_all(logged)
     await enqueue_many(conn, [(event.envelope, event.body) for event in logged])
 
 
@@ -76,7 +85,8 @@ class Registrar:
 
     async def handle(self, conn: asyncpg.Connection, deliveries: Sequence[Delivery]) -> None:
         logged = await eventlog.append(conn, [(d.envelope, d.body) for d in deliveries])  # redeliveries drop out
-        await Projector(conn).add_all(logged)
+        projector = Projector(conn)
+        await projector.add_all(logged)
         submitted = [(e.envelope, e.body) for e in logged if isinstance(e.body, ArtifactSubmitted)]
         pending = await self._still_pending(conn, submitted)
         if not pending:
@@ -89,6 +99,7 @@ class Registrar:
                 (self.bus.envelope_for(decision, causation=cause), decision)
                 for (cause, _), decision in zip(pending, decisions, strict=True)
             ],
+            projector,
         )
 
     async def _still_pending(
@@ -110,12 +121,13 @@ class Registrar:
     async def _decide(self, conn: asyncpg.Connection, submissions: list[ArtifactSubmitted]) -> list[Decision]:
         file_problems = await asyncio.gather(*(self._bounded(self._check_files(s)) for s in submissions))
         known = await self._known(conn, submissions)
+        key = self.keys.active  # read once per batch (each read checks the key ring on disk); a rotation applies next
         decisions: list[Decision] = []
         for submission, problem in zip(submissions, file_problems, strict=True):
             try:
                 if problem:
                     raise Rejection(problem)
-                registered = self._register(submission, known)
+                registered = self._register(submission, known, key)
             except Rejection as rejection:
                 log.warning("rejected %s: %s", submission.artifact_id, rejection)
                 decisions.append(ArtifactRejected(artifact_id=submission.artifact_id, reason=str(rejection)))
@@ -143,7 +155,7 @@ class Registrar:
             known.versions.setdefault((row["kind"], row["name"]), set()).add(row["version"])
         return known
 
-    def _register(self, submission: ArtifactSubmitted, known: _Known) -> ArtifactRegistered:
+    def _register(self, submission: ArtifactSubmitted, known: _Known, key: SigningKey) -> ArtifactRegistered:
         parents = []
         for parent in submission.parents:
             digest, stage = known.artifacts.get(parent.artifact_id, (None, None))
@@ -167,7 +179,7 @@ class Registrar:
                 "metrics": submission.metrics,
             },
         )
-        bundle = sign(statement, self.keys.active)
+        bundle = sign(statement, key)
         return ArtifactRegistered(
             artifact_id=submission.artifact_id,
             kind=submission.kind,
@@ -178,7 +190,7 @@ class Registrar:
             size=sum(f.size for f in submission.files),
             uri=submission.uri,
             bundle_uri=f"{self.public_url}/v1/artifacts/{submission.artifact_id}/bundle",
-            key_id=self.keys.active.key_id,
+            key_id=key.key_id,
             bundle=bundle,
         )
 

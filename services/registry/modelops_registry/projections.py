@@ -9,12 +9,10 @@ buffers are flushed, so the tables always change in log order.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import datetime
 from typing import Any
 
 import asyncpg
-import rfc8785
 from modelops_contracts import (
     ArtifactKind,
     ArtifactPromoted,
@@ -39,6 +37,7 @@ from modelops_contracts import (
     TrainingStarted,
     Undeploy,
 )
+from modelops_shared.signing.canonical import canonical_json
 
 from .eventlog import LoggedEvent
 
@@ -54,11 +53,28 @@ PROJECTION_TABLES = {
 }
 
 
-_ARTIFACT_INSERT = (
+# Each buffer is written by one statement that takes one array per column, rows in buffer order (WITH ORDINALITY:
+# when an id repeats, the first row is the one inserted, as row-by-row inserts would have it).
+_INSERT_SUBMISSIONS = (
+    "INSERT INTO submissions (artifact_id, status, body, submitted_at)"
+    " SELECT id, 'pending', body, at FROM unnest($1::text[], $2::jsonb[], $3::timestamptz[]) WITH ORDINALITY"
+    " AS s(id, body, at, n) ORDER BY n"
+    " ON CONFLICT (artifact_id) DO NOTHING"
+)
+_INSERT_ARTIFACTS = (
     "INSERT INTO artifacts (id, kind, name, version, stage, digest, size, uri, bundle_uri, key_id, job_id, created_by,"
-    " created_at, metrics, metadata, bundle) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,"
-    " $16)"
+    " created_at, metrics, metadata, bundle)"
+    " SELECT id, kind, name, version, stage, digest, size, uri, bundle_uri, key_id, job_id, created_by, created_at,"
+    " metrics, metadata, bundle FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],"
+    " $7::bigint[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::timestamptz[], $14::jsonb[],"
+    " $15::jsonb[], $16::jsonb[]) WITH ORDINALITY AS a(id, kind, name, version, stage, digest, size, uri, bundle_uri,"
+    " key_id, job_id, created_by, created_at, metrics, metadata, bundle, n) ORDER BY n"
     " ON CONFLICT (id) DO NOTHING"
+)
+_INSERT_LINEAGE = "INSERT INTO lineage SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) ON CONFLICT DO NOTHING"
+_UPDATE_VERDICTS = (
+    "UPDATE submissions SET status = v.status, reason = v.reason"
+    " FROM unnest($1::text[], $2::text[], $3::text[]) AS v(id, status, reason) WHERE artifact_id = v.id"
 )
 
 
@@ -71,7 +87,7 @@ class Projector:
         self._artifacts: list[tuple[Any, ...]] = []
         self._files: list[tuple[Any, ...]] = []
         self._lineage: list[tuple[Any, ...]] = []
-        self._verdicts: list[tuple[Any, ...]] = []
+        self._verdicts: dict[str, tuple[str, str | None]] = {}  # the last verdict per id is the one that stands
         # Submissions seen but not yet decided: a registration reads its files and parents from here.
         self._undecided: dict[str, ArtifactSubmitted] = {}
 
@@ -84,7 +100,7 @@ class Projector:
             case ArtifactRegistered():
                 await self._register(body, at)
             case ArtifactRejected():
-                self._verdicts.append((body.artifact_id, "rejected", body.reason))
+                self._verdicts[body.artifact_id] = ("rejected", body.reason)
                 self._undecided.pop(body.artifact_id, None)
             case DatasetVersionCreated():
                 self._artifacts.append(_dataset_row(body, at))
@@ -98,23 +114,15 @@ class Projector:
         await self.flush()
 
     async def flush(self) -> None:
-        statements = (
-            (
-                "INSERT INTO submissions (artifact_id, status, body, submitted_at) VALUES ($1, 'pending', $2, $3)"
-                " ON CONFLICT (artifact_id) DO NOTHING",
-                self._submissions,
-            ),
-            (_ARTIFACT_INSERT, self._artifacts),
-            ("INSERT INTO lineage VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", self._lineage),
-            ("UPDATE submissions SET status = $2, reason = $3 WHERE artifact_id = $1", self._verdicts),
-        )
-        for sql, rows in statements:
-            if rows:
-                await self.conn.executemany(sql, rows)
-                rows.clear()
-            if sql is _ARTIFACT_INSERT and self._files:  # files need their artifacts (foreign key)
-                await self.conn.copy_records_to_table("artifact_files", records=self._files)
-                self._files.clear()
+        await _write_columns(self.conn, _INSERT_SUBMISSIONS, self._submissions)
+        await _write_columns(self.conn, _INSERT_ARTIFACTS, self._artifacts)
+        if self._files:  # after their artifacts (foreign key)
+            await self.conn.copy_records_to_table("artifact_files", records=self._files)
+            self._files.clear()
+        await _write_columns(self.conn, _INSERT_LINEAGE, self._lineage)
+        verdicts = [(artifact_id, *verdict) for artifact_id, verdict in self._verdicts.items()]
+        self._verdicts.clear()
+        await _write_columns(self.conn, _UPDATE_VERDICTS, verdicts)
 
     async def _register(self, body: ArtifactRegistered, at: datetime) -> None:
         submission = self._undecided.pop(body.artifact_id, None)
@@ -145,7 +153,14 @@ class Projector:
         )
         self._files.extend((body.artifact_id, f.path, f.sha256, f.size) for f in submission.files)
         self._lineage.extend((p.artifact_id, body.artifact_id, p.relation.value) for p in submission.parents)
-        self._verdicts.append((body.artifact_id, "registered", None))
+        self._verdicts[body.artifact_id] = ("registered", None)
+
+
+async def _write_columns(conn: asyncpg.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Run `sql` once over `rows`, passed as one array per column, and empty the buffer."""
+    if rows:
+        await conn.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
+        rows.clear()
 
 
 async def _project_one(conn: asyncpg.Connection, event: LoggedEvent) -> None:
@@ -175,7 +190,7 @@ async def _project_one(conn: asyncpg.Connection, event: LoggedEvent) -> None:
 
 def _dataset_row(body: DatasetVersionCreated, at: datetime) -> tuple[Any, ...]:
     """A dataset version is an artifact the gateway already validated; its digest is that of the event itself."""
-    digest = hashlib.sha256(rfc8785.dumps(body.model_dump(mode="json"))).hexdigest()
+    digest = hashlib.sha256(canonical_json(body.model_dump(mode="json"))).hexdigest()
     metadata = {"schema": body.schema_kind.value, "num_rows": body.num_rows}
     return (
         body.dataset_id,
@@ -311,13 +326,10 @@ async def state_digest(conn: asyncpg.Connection) -> str:
     for table, order in PROJECTION_TABLES.items():
         hasher.update(table.encode())
         for row in await conn.fetch(f"SELECT * FROM {table} ORDER BY {order}"):
-            hasher.update(rfc8785.dumps({key: _plain(value) for key, value in row.items()}))
+            hasher.update(canonical_json({key: _plain(value) for key, value in row.items()}))
     return hasher.hexdigest()
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, (dict, list)):
-        return json.loads(json.dumps(value))
-    return value
+    """Timestamps as ISO text; every other column (json and jsonb decode to plain values) is JSON already."""
+    return value.isoformat() if isinstance(value, datetime) else value

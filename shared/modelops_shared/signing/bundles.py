@@ -21,9 +21,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-import rfc8785
 from modelops_contracts import FileDigest
 
+from .canonical import canonical_json
 from .keys import PublicKeyObject, SigningKey, key_id_of, load_public_key, public_pem_of, verify_signature
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -90,7 +90,7 @@ def build_statement(name: str, files: Iterable[FileDigest], predicate_fields: Ma
 
 def sign(statement: Mapping[str, Any], key: SigningKey) -> dict[str, Any]:
     """Wrap the statement (as RFC 8785 canonical JSON, so equal statements give equal payloads) in a signed bundle."""
-    payload = rfc8785.dumps(statement)
+    payload = canonical_json(statement)
     signature = key.sign(pae(PAYLOAD_TYPE, payload))
     return {
         "mediaType": BUNDLE_MEDIA_TYPE,
@@ -139,7 +139,7 @@ def sign_record(record: Mapping[str, Any], key: SigningKey) -> tuple[str, str]:
     re-canonicalising the same record reproduces the signed bytes, and a record signature can never pass for
     an artifact envelope's signature or the reverse.
     """
-    signature = key.sign(pae(RECORD_PAYLOAD_TYPE, rfc8785.dumps(record)))
+    signature = key.sign(pae(RECORD_PAYLOAD_TYPE, canonical_json(record)))
     return key.key_id, base64.b64encode(signature).decode()
 
 
@@ -148,7 +148,7 @@ def verify_record(record: Mapping[str, Any], key_id: str, signature_b64: str, pu
     public_key = _public_key(public_key_pem)
     if key_id_of(public_key) != key_id:
         raise SignatureError(f"the public key given is {key_id_of(public_key)}, not the signer {key_id}")
-    if not verify_signature(public_key, _b64decode(signature_b64), pae(RECORD_PAYLOAD_TYPE, rfc8785.dumps(record))):
+    if not verify_signature(public_key, _b64decode(signature_b64), pae(RECORD_PAYLOAD_TYPE, canonical_json(record))):
         raise SignatureError(f"record signature by key {key_id} does not verify")
 
 
