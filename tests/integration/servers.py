@@ -1,4 +1,4 @@
-"""Serve an ASGI app for a test: uvicorn on a free loopback port of the test's event loop."""
+"""Serve an ASGI app for a test: uvicorn on a loopback port of the test's event loop."""
 
 import asyncio
 from collections.abc import AsyncIterator
@@ -12,11 +12,20 @@ START_TIMEOUT_S = 60
 
 
 @asynccontextmanager
-async def serving(app: FastAPI) -> AsyncIterator[str]:
-    """`app` (its lifespan entered first) behind uvicorn on a free loopback port of this event loop; yields its URL."""
-    port = free_port()
+async def serving(app: FastAPI, port: int | None = None, *, grace_s: float | None = None) -> AsyncIterator[str]:
+    """`app` (its lifespan entered first) behind uvicorn on `port` (a free one by default) of this event loop; yields
+    its URL. Leaving stops it, cutting connections still open after `grace_s` (None: waits for them)."""
+    port = port or free_port()
     async with app.router.lifespan_context(app):
-        config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_config=None, access_log=False)
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            lifespan="off",
+            log_config=None,
+            access_log=False,
+            timeout_graceful_shutdown=grace_s,
+        )
         server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         async with asyncio.timeout(START_TIMEOUT_S):

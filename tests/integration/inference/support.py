@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import torch
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from consumer_groups import skip_history
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, Deploy, FileDigest, LineageRelation, ParentRef
 from modelops_contracts.catalog import DEPLOYMENT_COMMANDS
 from modelops_inference.settings import InferenceSettings
@@ -40,22 +40,10 @@ def inference_settings(stack: Settings, registry_url: str) -> InferenceSettings:
 
 
 async def skip_command_history(settings: InferenceSettings) -> None:
-    """Commit the replica's command consumer group at the end of deployments.commands.v1, so that it leaves alone the
-    Deploys earlier tests published: another test package's (the gateway's deploys of fine-tuning jobs' stand-in
-    adapters) would each wait `inference_artifact_wait_s` for an adapter that never comes."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=f"{settings.inference_group}-commands",
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(DEPLOYMENT_COMMANDS.name, p) for p in range(DEPLOYMENT_COMMANDS.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        await consumer.commit({p: await consumer.position(p) for p in partitions})
-    finally:
-        await consumer.stop()
+    """Start the replica's command consumer group at the end of deployments.commands.v1: another test package's
+    Deploys (the gateway's deploys of fine-tuning jobs' stand-in adapters) would each wait `inference_artifact_wait_s`
+    for an adapter that never comes."""
+    await skip_history(settings, f"{settings.inference_group}-commands", DEPLOYMENT_COMMANDS)
 
 
 def make_adapter(base: Path, target: Path, seed: int) -> None:

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from consumer_groups import skip_history
 from gateway.inference_support import inference_at
-from modelops_contracts.catalog import DEPLOYMENT_COMMANDS, TRAINING_COMMANDS, Topic
+from modelops_contracts.catalog import DEPLOYMENT_COMMANDS, TRAINING_COMMANDS
 from modelops_inference.app import create_app as create_inference
 from modelops_inference.settings import InferenceSettings
 from modelops_sdk import AsyncClient
@@ -36,20 +36,6 @@ pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parents[3] / "sdk" / "examples"
 RUN_TIMEOUT_S = 240
 LETTERS = "abcdefghijklmnopqrstuvwxy"
-
-
-async def skip_history(settings: Settings, group: str, topic: Topic) -> None:
-    """Commit `group`'s offsets at the end of `topic`, so that a worker started now in that group leaves alone the
-    commands earlier tests published (for stand-in models a real worker cannot load)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_end(*partitions)
-        await consumer.commit({p: await consumer.position(p) for p in partitions})
-    finally:
-        await consumer.stop()
 
 
 @pytest.fixture(scope="module")

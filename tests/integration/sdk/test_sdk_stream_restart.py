@@ -6,13 +6,11 @@ each resume with `Last-Event-ID` and see every event exactly once."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from gateway.conftest import gateway_settings
 from gateway.support import KeyMaker
 from modelops_contracts import TrainingCompleted, TrainingProgressed, TrainingStarted
@@ -21,38 +19,15 @@ from modelops_gateway.settings import GatewaySettings
 from modelops_sdk import AsyncClient, Client
 from modelops_sdk.events import JobEvent
 from modelops_shared.devstack import free_port
+from servers import serving
 
-START_TIMEOUT_S = 60
 STEPS = 5
 
 
-@asynccontextmanager
-async def gateway_on(settings: GatewaySettings, port: int) -> AsyncIterator[str]:
+def gateway_on(settings: GatewaySettings, port: int) -> AbstractAsyncContextManager[str]:
     """A fresh gateway app on `settings`, served on `port`; leaving stops it, cutting the streams still open after a
     second's grace (as a redeploy would)."""
-    app = create_gateway(settings)
-    async with app.router.lifespan_context(app):
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            lifespan="off",
-            log_config=None,
-            access_log=False,
-            timeout_graceful_shutdown=1,
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        async with asyncio.timeout(START_TIMEOUT_S):
-            while not server.started:
-                if task.done():
-                    task.result()
-                await asyncio.sleep(0.02)
-        try:
-            yield f"http://127.0.0.1:{port}"
-        finally:
-            server.should_exit = True
-            await task
+    return serving(create_gateway(settings), port, grace_s=1)
 
 
 async def progressed(bus, job_id: str, step: int) -> None:
