@@ -52,6 +52,8 @@ def platform() -> Iterator[Platform]:
         "MODELOPS_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         **{f"MODELOPS_{name.upper()}_PORT": str(free_port()) for name in SERVICES},
     }
+    # For the processes the tests run beside the stack (bootstrap-base): the stack's services are told it by `up`.
+    env["MODELOPS_REGISTRY_URL"] = f"http://127.0.0.1:{env['MODELOPS_REGISTRY_PORT']}"
     started = subprocess.run([str(CLI), "up"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     try:
         assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
