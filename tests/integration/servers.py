@@ -1,12 +1,17 @@
-"""Serve an ASGI app for a test: uvicorn on a loopback port of the test's event loop."""
+"""Serve an ASGI app for a test: uvicorn on a loopback port of the test's event loop; and a registry of its own."""
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI
+from modelops_registry.app import create_app as create_registry
+from modelops_registry.settings import RegistrySettings
 from modelops_shared.devstack import free_port
+from modelops_shared.settings import Settings
 
 START_TIMEOUT_S = 60
 
@@ -38,3 +43,15 @@ async def serving(app: FastAPI, port: int | None = None, *, grace_s: float | Non
         finally:
             server.should_exit = True
             await task
+
+
+@asynccontextmanager
+async def registry_serving(stack: Settings, keys_dir: Path) -> AsyncIterator[str]:
+    """A registry of its own on the session's stack (a fresh schema, its keys in `keys_dir`), served; yields its URL."""
+    settings = RegistrySettings(
+        **stack.model_dump(exclude={"service_name"}),
+        registry_schema=f"reg_{uuid.uuid4().hex[:8]}",
+        registry_keys_dir=keys_dir,
+    )
+    async with serving(create_registry(settings)) as url:
+        yield url

@@ -14,23 +14,16 @@ from fastapi import FastAPI
 from modelops_gateway.app import create_app as create_gateway
 from modelops_gateway.context import Gateway
 from modelops_gateway.settings import GatewaySettings
-from modelops_registry.app import create_app as create_registry
-from modelops_registry.settings import RegistrySettings
 from modelops_shared.settings import Settings
 from modelops_shared.storage import ObjectStore
-from servers import serving
+from servers import registry_serving, serving
 
 from .support import KeyMaker
 
 
 @pytest.fixture(scope="package")
 async def registry_url(embedded_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    settings = RegistrySettings(
-        **embedded_stack.model_dump(exclude={"service_name"}),
-        registry_schema=f"reg_{uuid.uuid4().hex[:8]}",
-        registry_keys_dir=tmp_path_factory.mktemp("registry-keys"),
-    )
-    async with serving(create_registry(settings)) as url:
+    async with registry_serving(embedded_stack, tmp_path_factory.mktemp("registry-keys")) as url:
         yield url
 
 

@@ -15,7 +15,6 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from aiokafka import TopicPartition
 from modelops_contracts import Deploy, Undeploy
 from modelops_contracts.catalog import DEPLOYMENT_COMMANDS
 from modelops_shared.settings import Settings
@@ -27,22 +26,9 @@ from .jobs_support import CommandTap
 from .support import WAIT_S, Key
 
 
-class DeploymentTap(CommandTap):
-    """Every command on deployments.commands.v1 from the moment the tap started."""
-
-    async def start(self) -> None:
-        await self.consumer.start()
-        partitions = [TopicPartition(DEPLOYMENT_COMMANDS.name, p) for p in range(DEPLOYMENT_COMMANDS.partitions)]
-        self.consumer.assign(partitions)
-        await self.consumer.seek_to_end(*partitions)
-        for partition in partitions:
-            await self.consumer.position(partition)
-        self._task = asyncio.create_task(self._run())
-
-
 @pytest.fixture(scope="module")
-async def deployment_tap(embedded_stack: Settings) -> AsyncIterator[DeploymentTap]:
-    tap = DeploymentTap(embedded_stack)
+async def deployment_tap(embedded_stack: Settings) -> AsyncIterator[CommandTap]:
+    tap = CommandTap(embedded_stack, DEPLOYMENT_COMMANDS)
     await tap.start()
     yield tap
     await tap.stop()
@@ -60,7 +46,7 @@ async def keys(gateway: RunningGateway) -> dict[str, Key]:
 
 
 async def test_deploy_is_a_command_with_the_caller_and_reads_queued_until_served(
-    gateway: RunningGateway, keys: dict[str, Key], deployment_tap: DeploymentTap, fake: FakeInference
+    gateway: RunningGateway, keys: dict[str, Key], deployment_tap: CommandTap, fake: FakeInference
 ) -> None:
     name = f"dep-{uuid.uuid4().hex[:8]}"
     body = {"name": name, "base_model": "base-1", "adapters": ["lora-a"]}

@@ -13,26 +13,19 @@ from pathlib import Path
 
 import httpx
 import pytest
-from modelops_registry.app import create_app as create_registry
-from modelops_registry.settings import RegistrySettings
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from modelops_shared.storage import open_store
 from modelops_trainer.bootstrap import build_base_model, submit_base_model
 from modelops_trainer.settings import TrainerSettings
-from servers import serving
+from servers import registry_serving
 
 from .support import WAIT_S, EventTap
 
 
 @pytest.fixture(scope="session")
 async def registry_url(embedded_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    settings = RegistrySettings(
-        **embedded_stack.model_dump(exclude={"service_name"}),
-        registry_schema=f"reg_{uuid.uuid4().hex[:8]}",
-        registry_keys_dir=tmp_path_factory.mktemp("registry-keys"),
-    )
-    async with serving(create_registry(settings)) as url:
+    async with registry_serving(embedded_stack, tmp_path_factory.mktemp("registry-keys")) as url:
         yield url
 
 
