@@ -5,7 +5,6 @@ version committed and announced (dataset_announcer.py explains the order)."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, aclosing, asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from .context import Gateway
 from .dataset_announcer import announce
 from .datasets import DatasetError, DatasetFormat, DatasetVersion, spooled, validate_file, write_version
 from .idempotency import Idempotency
-from .uploads import FormField, form_parts
+from .uploads import FormField, Hashed, form_parts
 
 FILE_FIELD = "file"
 
@@ -79,20 +78,12 @@ async def received_form(request: Request, *, max_bytes: int) -> AsyncIterator[Da
 
 
 async def _spool(stack: AsyncExitStack, filename: str, chunks: AsyncIterator[bytes], max_bytes: int) -> ReceivedFile:
-    hasher, size = hashlib.sha256(), 0
-
-    async def hashed() -> AsyncIterator[bytes]:
-        nonlocal size
-        async for chunk in chunks:
-            hasher.update(chunk)
-            size += len(chunk)
-            yield chunk
-
+    hashed = Hashed(chunks)
     try:
-        file = await stack.enter_async_context(spooled(hashed(), max_bytes))
+        file = await stack.enter_async_context(spooled(aiter(hashed), max_bytes))
     except DatasetError as error:
         raise problem_of(error) from None
-    return ReceivedFile(filename, file, hasher.hexdigest(), size)
+    return ReceivedFile(filename, file, hashed.sha256, hashed.size)
 
 
 Respond = Callable[[asyncpg.Connection, DatasetVersion], Awaitable[Response]]

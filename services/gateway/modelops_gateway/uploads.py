@@ -228,15 +228,26 @@ def _checked_path(path: str, stored: list[FileDigest]) -> str:
     return path
 
 
-async def _store_file(store: ObjectStore, key: str, path: str, chunks: AsyncIterator[bytes]) -> FileDigest:
-    hasher, size = hashlib.sha256(), 0
+class Hashed:
+    """The chunks of a stream passed through as they come, hashed (sha256) and counted on the way."""
 
-    async def hashed() -> AsyncIterator[bytes]:
-        nonlocal size
-        async for chunk in chunks:
-            hasher.update(chunk)
-            size += len(chunk)
+    def __init__(self, chunks: AsyncIterator[bytes]) -> None:
+        self._chunks = chunks
+        self._hasher = hashlib.sha256()
+        self.size = 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._chunks:
+            self._hasher.update(chunk)
+            self.size += len(chunk)
             yield chunk
 
-    await store.put(key, hashed())
-    return FileDigest(path=path, sha256=hasher.hexdigest(), size=size)
+    @property
+    def sha256(self) -> str:
+        return self._hasher.hexdigest()
+
+
+async def _store_file(store: ObjectStore, key: str, path: str, chunks: AsyncIterator[bytes]) -> FileDigest:
+    hashed = Hashed(chunks)
+    await store.put(key, aiter(hashed))
+    return FileDigest(path=path, sha256=hashed.sha256, size=hashed.size)
