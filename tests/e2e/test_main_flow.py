@@ -5,62 +5,18 @@ client."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import openai
 import pytest
 import torch
 from modelops_sdk import Client
-from modelops_shared.devstack import free_port
 from peft import PeftModel
+from platforms import ROOT, Platform
 from transformers import AutoModelForCausalLM, AutoTokenizer
-
-ROOT = Path(__file__).resolve().parents[2]
-CLI = Path(sys.executable).with_name("modelops-stack")
-SERVICES = ("gateway", "registry", "trainer", "inference")
-
-
-@dataclass(frozen=True)
-class Platform:
-    env: dict[str, str]
-    url: str
-    key_file: Path
-
-    @property
-    def key(self) -> str:
-        return self.key_file.read_text().strip()
-
-
-@pytest.fixture(scope="module")
-def platform() -> Iterator[Platform]:
-    # Not under pytest's basetemp: each pytest session resets that tree to mode 0700, which would lock the embedded
-    # PostgreSQL (running as its own user) out of its data directory should another session start meanwhile.
-    state = Path(tempfile.mkdtemp(prefix="modelops-e2e-"))
-    env = {
-        **{name: value for name, value in os.environ.items() if not name.startswith("MODELOPS_")},
-        "MODELOPS_STATE_DIR": str(state),
-        "MODELOPS_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-        "MODELOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
-        "MODELOPS_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
-        **{f"MODELOPS_{name.upper()}_PORT": str(free_port()) for name in SERVICES},
-    }
-    # For the processes the tests run beside the stack (bootstrap-base): the stack's services are told it by `up`.
-    env["MODELOPS_REGISTRY_URL"] = f"http://127.0.0.1:{env['MODELOPS_REGISTRY_PORT']}"
-    started = subprocess.run([str(CLI), "up"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    try:
-        assert started.returncode == 0, started.stdout[-3000:] + started.stderr[-3000:]
-        yield Platform(env, f"http://127.0.0.1:{env['MODELOPS_GATEWAY_PORT']}", state / "admin.key")
-    finally:
-        subprocess.run([str(CLI), "down"], env=env, cwd=ROOT, capture_output=True, timeout=300)
-        shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.mark.timeout(1800)  # the stack's start, a 200-step QLoRA job on 2 cores, two deployments, 48 questions
@@ -109,9 +65,7 @@ def _adapter_changes_the_base_model(base_dir: Path, adapter_dir: Path) -> bool:
 
 
 def _bootstrap_base(platform: Platform) -> None:
-    command = [sys.executable, "-m", "modelops_trainer", "bootstrap-base", "--wait"]
-    done = subprocess.run(command, env=platform.env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
+    platform.run(sys.executable, "-m", "modelops_trainer", "bootstrap-base", "--wait")
 
 
 @pytest.mark.timeout(900)

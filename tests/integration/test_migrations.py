@@ -24,7 +24,15 @@ async def test_concurrent_replicas_apply_each_migration_once(embedded_stack, mig
         results = await asyncio.gather(*(apply_migrations(p, schema, ("svc", migrations)) for p in pools))
 
         applied = [versions for versions in results if versions]
-        assert applied == [["runtime:0001_bus", "runtime:0002_tracking", "svc:0001_things", "svc:0002_seed"]]
+        assert applied == [
+            [
+                "runtime:0001_bus",
+                "runtime:0002_tracking",
+                "runtime:0003_topic_incarnations",
+                "svc:0001_things",
+                "svc:0002_seed",
+            ]
+        ]
         assert await pools[0].fetchval("SELECT count(*) FROM runs") == 1
         assert await apply_migrations(pools[0], schema, ("svc", migrations)) == []
     finally:

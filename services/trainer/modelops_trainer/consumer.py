@@ -11,7 +11,8 @@ hung worker by that long.)
 Offsets: a job's offset is committed only when the job has ended (completed, failed or cancelled), after its
 outcome and events were recorded in Postgres (outbox) — so a worker dying mid-job gets the command redelivered to
 the next owner of the partition, which resumes from the job's last checkpoint, and a command redelivered after its
-job ended is recognised in the ledger and skipped. A job started more than `trainer_max_job_attempts` times (its
+job ended is recognised in the ledger and skipped. That ledger also makes it safe to read a recreated topic from its
+beginning (modelops_shared.bus.incarnations). A job started more than `trainer_max_job_attempts` times (its
 worker died each time: out of memory, a crash) is failed, not retried forever.
 
 Rebalances: aiokafka's eager protocol revokes every partition and assigns them again; if the running job's
@@ -45,6 +46,7 @@ from modelops_contracts import (
 from modelops_contracts.catalog import TRAINING_COMMANDS
 from modelops_shared.bus import Bus
 from modelops_shared.bus.consumer import dead_letter_headers
+from modelops_shared.bus.incarnations import Incarnations, ReadRecreatedFromStart
 
 from . import ledger
 from .cancellation import CancelWatcher
@@ -110,7 +112,9 @@ class JobConsumer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self.consumer.subscribe([TRAINING_COMMANDS.name], listener=_KeepJobPartition(self))
+        incarnations = Incarnations(self.pool, self.settings.kafka_bootstrap, self.settings.trainer_group)
+        listener = ReadRecreatedFromStart(incarnations, lambda: self.consumer, then=_KeepJobPartition(self))
+        self.consumer.subscribe([TRAINING_COMMANDS.name], listener=listener)
         await self.consumer.start()
         self._task = asyncio.create_task(self._run(), name="job-consumer")
 

@@ -19,6 +19,7 @@ from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_atte
 
 from ..settings import Settings
 from ..telemetry import CONSUMER_LAG, MESSAGES_DEAD_LETTERED, MESSAGES_DUPLICATE
+from .incarnations import Incarnations, ReadRecreatedFromStart
 from .outbox import enqueue
 from .publisher import Bus
 
@@ -76,9 +77,12 @@ class IdempotentConsumer:
 
     def subscribe(self) -> None:
         """Register on the bus's broker; it consumes once the bus starts. Offsets are committed only after
-        `process` returns, and a crash before that redelivers the message."""
-        session_ms = self.bus.settings.kafka_session_timeout_ms
-        self.bus.broker.subscriber(
+        `process` returns, and a crash before that redelivers the message. A recreated topic is read from its
+        beginning (see `incarnations`)."""
+        settings = self.bus.settings
+        session_ms = settings.kafka_session_timeout_ms
+        incarnations = Incarnations(self.pool, settings.kafka_bootstrap, self.group)
+        subscriber = self.bus.broker.subscriber(
             self.topic.name,
             group_id=self.group,
             auto_offset_reset="earliest",
@@ -86,7 +90,9 @@ class IdempotentConsumer:
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(session_ms // 3, 100),
             fetch_max_wait_ms=50,
-        )(self.process)
+            listener=ReadRecreatedFromStart(incarnations, lambda: subscriber.consumer),
+        )
+        subscriber(self.process)
 
     async def process(self, msg: KafkaMessage) -> None:
         """Handle one record: apply once, retry transient failures, dead-letter what cannot be handled."""

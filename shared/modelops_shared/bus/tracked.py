@@ -1,6 +1,8 @@
 """Tracked batch consumers: each batch's effects and its (topic, partition, offset) tracking rows commit in one
 Postgres transaction, and assigned partitions resume from those rows rather than from Kafka's committed
-offsets — exactly-once effect over at-least-once delivery, for projections that must not miss or repeat.
+offsets — exactly-once effect over at-least-once delivery, for projections that must not miss or repeat. A
+position belongs to one incarnation of its topic (its topic id, see `incarnations`): a recreated topic is read from
+its beginning.
 
 The handler sees the whole batch at once, so it can write in bulk; when it fails, the batch is applied message
 by message in savepoints, and only the message that still fails goes to the dead-letter topic."""
@@ -21,6 +23,7 @@ from tenacity import AsyncRetrying, wait_exponential
 
 from ..telemetry import CONSUMER_LAG, MESSAGES_DEAD_LETTERED
 from .consumer import dead_letter_headers, handler_retries
+from .incarnations import Incarnations
 from .publisher import Bus
 
 log = logging.getLogger(__name__)
@@ -47,6 +50,7 @@ class _ResumeFromTracking(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         """Nothing to flush: progress lives in the database, committed with the effects it describes."""
+        self.owner.positioned.difference_update(revoked)
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         await self.owner.seek_to_tracked(assigned)
@@ -82,6 +86,11 @@ class TrackedConsumer:
             heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 3, 100),
             fetch_max_wait_ms=50,
         )
+        self.incarnations = Incarnations(pool, settings.kafka_bootstrap, name)
+        self.topic_ids: dict[str, str] = {}
+        # Partitions placed at their tracked position. The fetcher runs while the rebalance listener awaits, so
+        # records can arrive from where Kafka's committed offset points; they are dropped and fetched again.
+        self.positioned: set[TopicPartition] = set()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -97,7 +106,28 @@ class TrackedConsumer:
         await self.consumer.stop()
 
     async def seek_to_tracked(self, partitions: Sequence[TopicPartition]) -> None:
-        rows = await self.pool.fetch('SELECT topic, partition, "offset" FROM tracking WHERE consumer = $1', self.name)
+        """Resume each partition after its tracked position in the topic's current incarnation; a partition with
+        none there (new, or its topic recreated) is read from the beginning."""
+        if not partitions:
+            return
+        ids = await self.incarnations.current(partitions)
+        async with self.pool.acquire() as conn, conn.transaction():
+            for topic, topic_id in ids.items():
+                # Positions recorded before topic ids were belong to the first incarnation seen since.
+                await conn.execute(
+                    "UPDATE tracking SET topic_id = $3 WHERE consumer = $1 AND topic = $2 AND topic_id = ''"
+                    " AND NOT EXISTS (SELECT 1 FROM tracking WHERE consumer = $1 AND topic = $2 AND topic_id <> '')",
+                    self.name,
+                    topic,
+                    topic_id,
+                )
+            rows = await conn.fetch(
+                'SELECT topic, partition, "offset" FROM tracking WHERE consumer = $1 AND topic_id = any($2::text[])',
+                self.name,
+                list(ids.values()),
+            )
+        self.topic_ids.update(ids)
+        await self.incarnations.record(ids, partitions)
         tracked = {(row["topic"], row["partition"]): row["offset"] for row in rows}
         for tp in partitions:
             offset = tracked.get((tp.topic, tp.partition))
@@ -105,10 +135,12 @@ class TrackedConsumer:
                 await self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset + 1)
+        self.positioned.update(partitions)
 
     async def _run(self) -> None:
         while True:
-            batch: RecordBatch = await self.consumer.getmany(timeout_ms=500, max_records=self.max_batch)
+            fetched: RecordBatch = await self.consumer.getmany(timeout_ms=500, max_records=self.max_batch)
+            batch = {tp: records for tp, records in fetched.items() if tp in self.positioned}
             if not batch:
                 continue
             # A failed batch rolled back whole; trying it again is safe, and skipping it would lose events.
@@ -138,10 +170,13 @@ class TrackedConsumer:
                 with tracer.start_as_current_span(f"{self.name} batch", kind=trace.SpanKind.CONSUMER, links=links):
                     await self._apply_deliveries(conn, deliveries)
             await conn.executemany(
-                'INSERT INTO tracking (consumer, topic, partition, "offset") VALUES ($1, $2, $3, $4)'
-                " ON CONFLICT (consumer, topic, partition)"
+                'INSERT INTO tracking (consumer, topic, topic_id, partition, "offset") VALUES ($1, $2, $3, $4, $5)'
+                " ON CONFLICT (consumer, topic, topic_id, partition)"
                 ' DO UPDATE SET "offset" = GREATEST(tracking."offset", excluded."offset")',
-                [(self.name, tp.topic, tp.partition, records[-1].offset) for tp, records in batch.items()],
+                [
+                    (self.name, tp.topic, self.topic_ids[tp.topic], tp.partition, records[-1].offset)
+                    for tp, records in batch.items()
+                ],
             )
 
     async def _decoded(self, record: ConsumerRecord[bytes, bytes]) -> Delivery | None:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from ..settings import Settings
 from .admin import ADMIN_KEY_FILE, take_unshown_admin_key
 from .components import StackPaths
+from .drain import DRAIN_TIMEOUT_S
 from .processes import StackError
-from .stack import SERVICE_TIMEOUT_S, Row, start_infrastructure, start_services, status, stop_all
+from .stack import SERVICE_TIMEOUT_S, Row, quiesce, start_infrastructure, start_services, status, stop_all
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -23,7 +25,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     up = commands.add_parser("up", help="start what is not running and wait until everything is ready")
-    commands.add_parser("down", help="stop everything `up` started")
+    down = commands.add_parser(
+        "down", help="wait until what is in flight has been consumed (the broker keeps it in memory), then stop all"
+    )
+    down.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=DRAIN_TIMEOUT_S,
+        help="seconds to wait for in-flight messages before stopping anyway (and saying what is lost)",
+    )
     show = commands.add_parser("status", help="show each component: state, pid, address")
     for command in (up, show):
         command.add_argument(
@@ -56,6 +66,22 @@ def _show_admin_key(settings: Settings) -> None:
         print(f"\ngateway admin API key (shown once; also in {key_file}, readable by you only):\n  {secret}")
 
 
+def _drain(settings: Settings, timeout_s: float) -> None:
+    started = time.monotonic()
+    try:
+        left = asyncio.run(quiesce(settings, timeout_s))
+    except Exception as error:  # whatever stops the look (a broker already gone) must not stop the stop
+        print(f"could not check for in-flight messages ({type(error).__name__}: {error}); stopping anyway")
+        return
+    if left:
+        print(f"still in flight after {timeout_s:.0f} s; the broker keeps it in memory, so stopping loses it:")
+        for line in left.lines():
+            print(f"  {line}")
+        print("  (a training job still running keeps its command unconsumed; wait for it, or cancel it, first)")
+    else:
+        print(f"drained: nothing in flight ({time.monotonic() - started:.1f} s)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     settings = Settings()
@@ -66,6 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"logs in {StackPaths.of(settings).root / 'logs'}")
             _show_admin_key(settings)
         elif args.command == "down":
+            _drain(settings, args.drain_timeout)
             stopped = stop_all(settings)
             print(f"stopped {', '.join(stopped)}" if stopped else "nothing was running")
         else:

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..bus.topics import ensure_topics
 from ..settings import Settings
 from .components import Component, StackPaths, infrastructure, object_dir, wait_ready
+from .drain import Backlog, drain
 from .processes import PidRecord, StackError, is_alive, port_open, read_pid, running_pid, stop_group, write_pid
 from .services import discover, service
 
@@ -80,6 +81,17 @@ def _launch(component: Component) -> PidRecord:
     # Run in a worker thread, which writes the pid file even when the awaiting task is cancelled (Ctrl-C), so that
     # `down` can still stop what was started.
     return write_pid(component.pid_file, component.launch())
+
+
+async def quiesce(settings: Settings, timeout_s: float) -> Backlog:
+    """Before `stop_all`: wait until the running services have published and consumed what is in flight (see
+    `drain`); returns what was left when `timeout_s` ran out. Nothing to wait for without the broker and database."""
+    paths = StackPaths.of(settings)
+    infra = {component.name: component for component in infrastructure(settings)}
+    if any(running_pid(infra[name].pid_file) is None for name in ("kafka", "postgres")):
+        return Backlog()
+    services = [f.stem for f in sorted(paths.run.glob("*.pid")) if f.stem not in infra and running_pid(f) is not None]
+    return await drain(settings, services, timeout_s) if services else Backlog()
 
 
 def stop_all(settings: Settings) -> list[str]:

@@ -1,0 +1,111 @@
+"""Drain before stopping: the embedded broker (tansu) keeps messages in memory, so whatever was published but not yet
+consumed when it stops is gone. `modelops-stack down` first waits, bounded, until the stack is quiet — every outbox
+empty and every consumer group of the running services caught up — and reports what was still in flight if it gives
+up. Staged outbox rows are never lost (they live in PostgreSQL and leave after the next start); this is about what
+has already left them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+
+import asyncpg
+from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]  # exported, not re-declared
+from modelops_contracts import all_topic_names
+
+from ..bus.incarnations import ADMIN_TIMEOUT_S, admin_client
+from ..settings import Settings
+
+DRAIN_TIMEOUT_S = 60.0
+POLL_S = 0.25
+QUIET_CHECKS = 2  # a relay may publish a row just after its outbox was counted: quiet twice in a row is quiet
+
+
+@dataclass
+class Backlog:
+    """What is in flight: outbox rows not yet published, and messages a consumer group has not yet consumed."""
+
+    outbox: dict[str, int] = field(default_factory=dict)  # schema → rows
+    lag: dict[tuple[str, str, int], int] = field(default_factory=dict)  # (group, topic, partition) → messages
+
+    def __bool__(self) -> bool:
+        return bool(self.outbox or self.lag)
+
+    def lines(self) -> list[str]:
+        return [f"outbox of {schema}: {rows} message(s) not yet published" for schema, rows in self.outbox.items()] + [
+            f"group {group}: {topic}[{partition}] {behind} message(s) not yet consumed"
+            for (group, topic, partition), behind in sorted(self.lag.items())
+        ]
+
+
+async def drain(settings: Settings, schemas: Sequence[str], timeout_s: float = DRAIN_TIMEOUT_S) -> Backlog:
+    """Wait until the services owning `schemas` are quiet; returns the backlog left (empty when drained)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    quiet = 0
+    conn = await asyncpg.connect(settings.database_url.get_secret_value(), timeout=ADMIN_TIMEOUT_S)
+    try:
+        while True:
+            left = await backlog(conn, settings.kafka_bootstrap, schemas)
+            quiet = 0 if left else quiet + 1
+            if quiet >= QUIET_CHECKS or (left and loop.time() > deadline):
+                return left
+            await asyncio.sleep(POLL_S)
+    finally:
+        await conn.close()
+
+
+async def backlog(conn: asyncpg.Connection, bootstrap: str, schemas: Sequence[str]) -> Backlog:
+    """One look: the outbox first, then the groups, so that a row published in between shows up as lag."""
+    result = Backlog()
+    reads: set[tuple[str, str]] = set()
+    for schema in await _schemas_with(conn, schemas, "outbox"):
+        rows = await conn.fetchval(f'SELECT count(*) FROM "{schema}".outbox')
+        if rows:
+            result.outbox[schema] = rows
+    for schema in await _schemas_with(conn, schemas, "topic_incarnations"):
+        found = await conn.fetch(f'SELECT DISTINCT consumer, topic FROM "{schema}".topic_incarnations')
+        reads.update((row["consumer"], row["topic"]) for row in found)
+    result.lag = await _lag(bootstrap, reads)
+    return result
+
+
+async def _schemas_with(conn: asyncpg.Connection, schemas: Sequence[str], table: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT table_schema FROM information_schema.tables WHERE table_name = $1 AND table_schema = any($2::text[])",
+        table,
+        list(schemas),
+    )
+    return [row["table_schema"] for row in rows]
+
+
+async def _lag(bootstrap: str, reads: Collection[tuple[str, str]]) -> dict[tuple[str, str, int], int]:
+    """Messages each group has not consumed yet in each partition of the catalog topics it reads."""
+    partitions = dict(all_topic_names())
+    topics = {topic for _, topic in reads if topic in partitions}
+    every = [TopicPartition(topic, p) for topic in topics for p in range(partitions[topic])]
+    latest = await _offsets(bootstrap, every, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+    earliest = await _offsets(bootstrap, every, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+    admin = admin_client(bootstrap)
+    lag: dict[tuple[str, str, int], int] = {}
+    for group in sorted({group for group, topic in reads if topic in topics}):
+        mine = [tp for tp in every if (group, tp.topic) in reads]
+        request = [ConsumerGroupTopicPartitions(group, mine)]
+        future = admin.list_consumer_group_offsets(request, request_timeout=ADMIN_TIMEOUT_S)[group]
+        committed = await asyncio.wrap_future(future)
+        for tp in committed.topic_partitions:
+            key = (tp.topic, tp.partition)
+            start = tp.offset if tp.offset >= 0 else earliest[key]  # nothing committed: all there is
+            if (behind := latest[key] - start) > 0:
+                lag[(group, tp.topic, tp.partition)] = behind
+    return lag
+
+
+async def _offsets(bootstrap: str, partitions: list[TopicPartition], spec: OffsetSpec) -> dict[tuple[str, int], int]:
+    if not partitions:
+        return {}
+    futures = admin_client(bootstrap).list_offsets({tp: spec for tp in partitions}, request_timeout=ADMIN_TIMEOUT_S)
+    results = await asyncio.gather(*(asyncio.wrap_future(future) for future in futures.values()))
+    return {(tp.topic, tp.partition): info.offset for tp, info in zip(futures, results, strict=True)}
