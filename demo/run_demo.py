@@ -24,11 +24,11 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import openai
 from modelops_sdk import Client
-from modelops_sdk.errors import ApiError
+from modelops_sdk.errors import ApiError, ConnectionFailed, ModelOpsError
 from modelops_sdk.events import JobEvent
 from modelops_sdk.verify import check_files, key_id, verify_bundle
 from rich.console import Console
@@ -241,7 +241,7 @@ def lineage_chain(client: Client, adapter_id: str, job_id: str, deployment: str)
     return f"{dataset} → job {job_id} → {base} → {adapter_id} → deployment {deployment}"
 
 
-def main() -> None:
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=os.environ.get("MODELOPS_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--key-file", type=Path, default=ROOT / ".modelops" / "admin.key")
@@ -256,9 +256,30 @@ def main() -> None:
     parser.add_argument("--min-adapter-accuracy", type=float, default=0.9, help="exit 1 below this (the promise)")
     parser.add_argument("--max-base-accuracy", type=float, default=0.1, help="exit 1 above this")
     parser.add_argument("--summary-json", type=Path, help="also write the summary here, for scripts and tests")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    """The demo, with every failure told as a problem and what to do about it, never as a traceback."""
+    args = arguments()
+    try:
+        demo(args)
+    except ModelOpsError as error:
+        fail(str(error), error.hint)
+    except openai.APIStatusError as error:
+        fail(f"{error.status_code} {error.message}", ApiError(error.status_code, "").hint)
+    except openai.APIConnectionError as error:
+        fail(f"{error.message} ({args.url})", ConnectionFailed.hint)
+
+
+def fail(problem: str, hint: str) -> NoReturn:
+    console.print(f"[red]error[/red] {problem}\n  what to do: {hint}")
+    sys.exit(1)
+
+
+def demo(args: argparse.Namespace) -> None:
     started = time.monotonic()
-    api_key = os.environ.get("MODELOPS_API_KEY") or args.key_file.read_text().strip()
+    api_key = os.environ.get("MODELOPS_API_KEY") or read_key(args.key_file)
 
     base_id = bootstrap_base()
     train_pairs, test = split(args.seed, args.held_out)
@@ -339,6 +360,13 @@ def main() -> None:
         args.summary_json.write_text(json.dumps(record, indent=2))
     if adapter_accuracy < args.min_adapter_accuracy or base_accuracy > args.max_base_accuracy:
         sys.exit("the adapter did not beat the base model by the margin the demo promises")
+
+
+def read_key(key_file: Path) -> str:
+    try:
+        return key_file.read_text().strip()
+    except OSError:
+        fail(f"no API key in {key_file}", "start the stack with `make up` (it writes it), or set MODELOPS_API_KEY")
 
 
 def job_duration(job: Any) -> float:

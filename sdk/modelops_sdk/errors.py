@@ -9,12 +9,30 @@ import httpx
 PROBLEM_FIELDS = ("type", "title", "status", "detail", "instance")
 
 
+# What to do about an error, by HTTP status, where the problem document says nothing more specific (`hint`).
+_HINTS = {
+    400: "fix the request as the detail says",
+    401: "check the API key (MODELOPS_API_KEY, --api-key, or `modelops config set`)",
+    403: "this API key's role may not do this: use a key with the role it needs (an admin can create one)",
+    404: "check the name or id; something submitted a moment ago may still be on its way to the registry: retry soon",
+    409: "it changed meanwhile: look at it again, then retry",
+    413: "the request is larger than the gateway accepts: send less at a time",
+    422: "fix the request as the detail says",
+    429: "too many requests: wait and retry",
+}
+_SERVER_HINT = "the platform failed: see the services' logs (on the embedded stack: `make status`, .modelops/logs/)"
+
+
 class ModelOpsError(Exception):
-    """Anything the SDK raises."""
+    """Anything the SDK raises; `hint` says what to do about it."""
+
+    hint = "see the message above"
 
 
 class ConnectionFailed(ModelOpsError):
     """The gateway could not be reached, or the connection kept failing, after every retry."""
+
+    hint = "is the gateway running at that URL? `make up` starts the embedded stack, `make status` shows it"
 
 
 class VerificationFailed(ModelOpsError):
@@ -43,6 +61,13 @@ class ApiError(ModelOpsError):
         self.instance = instance
         self.extensions = extensions or {}
         self.retry_after = retry_after
+
+    @property
+    def hint(self) -> str:  # type: ignore[override]  # computed per error, a class attribute elsewhere
+        """What to do: the problem's own `hint` member when it has one, else what the status usually calls for."""
+        if "hint" in self.extensions:
+            return str(self.extensions["hint"])
+        return _SERVER_HINT if self.status >= 500 else _HINTS.get(self.status, _HINTS[400])
 
     @property
     def slug(self) -> str:

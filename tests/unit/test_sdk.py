@@ -140,3 +140,13 @@ async def test_the_asyncio_twin_fails_the_same_way(tmp_path):
         await http.download("/c", tmp_path / "c")
     await http.aclose()
     assert calls == ["/a"] * 2 + ["/b"] * 2 + ["/c"] * 2
+
+
+def test_every_error_says_what_to_do_and_a_problems_own_hint_wins():
+    not_found = ApiError.of(httpx.Response(404, json={"title": "Not Found", "detail": "no registered dataset 'x'"}))
+    assert "registry" in not_found.hint
+    assert "logs" in ApiError(502, "Bad Gateway").hint
+    assert "API key" in ApiError(401, "Unauthorized").hint
+    own = ApiError.of(httpx.Response(409, json={"title": "Conflict", "hint": "cancel the running job first"}))
+    assert own.hint == "cancel the running job first"
+    assert "make up" in ConnectionFailed("GET /a: refused").hint

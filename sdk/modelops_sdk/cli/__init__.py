@@ -30,10 +30,13 @@ def run(argv: list[str]) -> int:
     except ApiError as error:
         err.print(f"[red]error[/red] {error}" + (f" ({error.type})" if error.type != "about:blank" else ""))
         for name, value in error.extensions.items():
-            err.print(f"  {name}: {value}")
+            if name != "hint":
+                err.print(f"  {name}: {value}")
+        err.print(f"  what to do: {error.hint}")
         return USER_ERROR if error.status < 500 else SERVER_ERROR
     except ConnectionFailed as error:
         err.print(f"[red]error[/red] {error}")
+        err.print(f"  what to do: {error.hint}")
         return SERVER_ERROR
     except VerificationFailed as error:
         err.print(f"[red]verification failed[/red] {error}")

@@ -81,3 +81,12 @@ async def test_cancel_and_the_main_error_paths(cli, world):
     assert "job-not-found" in missing.err
     no_gateway = ["--url", "http://127.0.0.1:9", "--api-key", key, "jobs", "list"]
     assert await asyncio.to_thread(run, no_gateway) == 2  # nothing listens on port 9: a server-side failure
+
+
+def test_the_cli_prints_the_problem_and_what_to_do_and_exits_non_zero_without_a_traceback(capsys):
+    # Nothing listens on port 9 (discard): the CLI must say so in words, not in a traceback.
+    code = run(["--url", "http://127.0.0.1:9", "--api-key", "k", "jobs", "list"])
+    assert code == 2
+    printed = capsys.readouterr()
+    assert "what to do: is the gateway running" in " ".join(printed.err.split())
+    assert "Traceback" not in printed.err + printed.out
