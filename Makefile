@@ -19,7 +19,7 @@ $(BIN)/python:
 up:  ## start tansu, PostgreSQL, Redis, the object store and every service; wait until all are ready
 	$(BIN)/modelops-stack up
 
-down:  ## stop everything `make up` started
+down:  ## wait until in-flight messages are consumed (bounded), then stop everything `make up` started
 	$(BIN)/modelops-stack down
 
 status:  ## show what runs
