@@ -28,8 +28,12 @@ ADMIN_TIMEOUT_S = 10.0
 def admin_client(bootstrap: str) -> AdminClient:
     """One admin client per broker address and process (it keeps connections and threads of its own)."""
     # librdkafka logs through Python logging rather than to stderr, and not every idle connection it closes.
-    config = {"bootstrap.servers": bootstrap, "client.id": "modelops-admin", "log.connection.close": False}
-    return AdminClient({**config, "logger": logging.getLogger("confluent_kafka")})
+    config: dict[str, str | int | float | bool] = {
+        "bootstrap.servers": bootstrap,
+        "client.id": "modelops-admin",
+        "log.connection.close": False,
+    }
+    return AdminClient(config, logger=logging.getLogger("confluent_kafka"))
 
 
 async def topic_ids(bootstrap: str, topics: Collection[str]) -> dict[str, str]:
