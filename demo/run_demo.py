@@ -315,7 +315,8 @@ def demo(args: argparse.Namespace) -> None:
         deployed = deploy(client, "demo-successor", base_id, [adapter_id])
 
         step("7. held-out questions through the openai client")
-        ai = openai.OpenAI(base_url=f"{args.url}/v1", api_key=api_key)
+        # 120 questions in a few seconds can exceed the key's rate limit: wait as the 429's Retry-After says.
+        ai = openai.OpenAI(base_url=f"{args.url}/v1", api_key=api_key, max_retries=8)
         base_accuracy, base_answers = ask(ai, "demo-base", test)
         adapter_accuracy, adapter_answers = ask(ai, "demo-successor", test)
         table = Table("question", "expected", "base", "adapter")
