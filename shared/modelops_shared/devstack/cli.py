@@ -73,6 +73,8 @@ def _drain(settings: Settings, timeout_s: float) -> None:
     except Exception as error:  # whatever stops the look (a broker already gone) must not stop the stop
         print(f"could not check for in-flight messages ({type(error).__name__}: {error}); stopping anyway")
         return
+    if left is None:
+        return
     if left:
         print(f"still in flight after {timeout_s:.0f} s; the broker keeps it in memory, so stopping loses it:")
         for line in left.lines():

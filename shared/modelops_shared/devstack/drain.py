@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]  # exported, not re-declared
+from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]  # its stub omits it
 from modelops_contracts import all_topic_names
 
 from ..bus.incarnations import ADMIN_TIMEOUT_S, admin_client

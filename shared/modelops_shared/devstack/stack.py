@@ -83,15 +83,16 @@ def _launch(component: Component) -> PidRecord:
     return write_pid(component.pid_file, component.launch())
 
 
-async def quiesce(settings: Settings, timeout_s: float) -> Backlog:
+async def quiesce(settings: Settings, timeout_s: float) -> Backlog | None:
     """Before `stop_all`: wait until the running services have published and consumed what is in flight (see
-    `drain`); returns what was left when `timeout_s` ran out. Nothing to wait for without the broker and database."""
+    `drain`); returns what was left when `timeout_s` ran out, or None when nothing runs that could hold any."""
     paths = StackPaths.of(settings)
     infra = {component.name: component for component in infrastructure(settings)}
     if any(running_pid(infra[name].pid_file) is None for name in ("kafka", "postgres")):
-        return Backlog()
+        return None
     services = [f.stem for f in sorted(paths.run.glob("*.pid")) if f.stem not in infra and running_pid(f) is not None]
-    return await drain(settings, services, timeout_s) if services else Backlog()
+    # Each service's schema bears its name (the default of MODELOPS_<NAME>_SCHEMA).
+    return await drain(settings, services, timeout_s) if services else None
 
 
 def stop_all(settings: Settings) -> list[str]:
