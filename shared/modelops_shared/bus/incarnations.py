@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from functools import cache
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from confluent_kafka import TopicCollection
 from confluent_kafka.admin import AdminClient
+from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,22 @@ async def topic_ids(bootstrap: str, topics: Collection[str]) -> dict[str, str]:
     futures = admin_client(bootstrap).describe_topics(TopicCollection(sorted(topics)), request_timeout=ADMIN_TIMEOUT_S)
     described = await asyncio.gather(*(asyncio.wrap_future(future) for future in futures.values()))
     return {description.name: str(description.topic_id) for description in described}
+
+
+async def while_paused(
+    consumer: AIOKafkaConsumer, partitions: Collection[TopicPartition], place: Callable[[], Awaitable[None]]
+) -> None:
+    """Run `place` (a rebalance listener's positioning) with `partitions` paused, retrying until it succeeds.
+
+    aiokafka's fetcher keeps running while a listener awaits, and would hand out records from wherever Kafka's
+    committed offset points; paused partitions' buffered records are discarded and fetched again on resume."""
+    consumer.pause(*partitions)
+    async for attempt in AsyncRetrying(
+        wait=wait_exponential(multiplier=0.2, max=30), before_sleep=before_sleep_log(log, logging.WARNING)
+    ):
+        with attempt:
+            await place()
+    consumer.resume(*partitions)
 
 
 class Incarnations:
@@ -101,18 +118,21 @@ class ReadRecreatedFromStart(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         consumer = self.consumer()
         if assigned and consumer is not None:
-            ids = await self.incarnations.current(assigned)
-            stale = await self.incarnations.changed(ids, assigned)
-            if stale:
-                log.warning(
-                    "topic recreated since %s last read it; reading its partitions from the beginning",
-                    self.incarnations.consumer,
-                    extra={"partitions": [f"{tp.topic}[{tp.partition}]" for tp in stale]},
-                )
-                starts = await consumer.beginning_offsets(stale)
-                await consumer.commit(starts)
-                for tp, offset in starts.items():
-                    consumer.seek(tp, offset)
-            await self.incarnations.record(ids, assigned)
+            await while_paused(consumer, assigned, lambda: self._restart_recreated(consumer, assigned))
         if self.then is not None:
             await self.then.on_partitions_assigned(assigned)
+
+    async def _restart_recreated(self, consumer: AIOKafkaConsumer, assigned: Sequence[TopicPartition]) -> None:
+        ids = await self.incarnations.current(assigned)
+        stale = await self.incarnations.changed(ids, assigned)
+        if stale:
+            log.warning(
+                "topic recreated since %s last read it; reading its partitions from the beginning",
+                self.incarnations.consumer,
+                extra={"partitions": [f"{tp.topic}[{tp.partition}]" for tp in stale]},
+            )
+            starts = await consumer.beginning_offsets(stale)
+            await consumer.commit(starts)
+            for tp, offset in starts.items():
+                consumer.seek(tp, offset)
+        await self.incarnations.record(ids, assigned)

@@ -23,7 +23,7 @@ from tenacity import AsyncRetrying, wait_exponential
 
 from ..telemetry import CONSUMER_LAG, MESSAGES_DEAD_LETTERED
 from .consumer import dead_letter_headers, handler_retries
-from .incarnations import Incarnations
+from .incarnations import Incarnations, while_paused
 from .publisher import Bus
 
 log = logging.getLogger(__name__)
@@ -50,10 +50,9 @@ class _ResumeFromTracking(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
         """Nothing to flush: progress lives in the database, committed with the effects it describes."""
-        self.owner.positioned.difference_update(revoked)
 
     async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        await self.owner.seek_to_tracked(assigned)
+        await while_paused(self.owner.consumer, assigned, lambda: self.owner.seek_to_tracked(assigned))
 
 
 class TrackedConsumer:
@@ -88,9 +87,6 @@ class TrackedConsumer:
         )
         self.incarnations = Incarnations(pool, settings.kafka_bootstrap, name)
         self.topic_ids: dict[str, str] = {}
-        # Partitions placed at their tracked position. The fetcher runs while the rebalance listener awaits, so
-        # records can arrive from where Kafka's committed offset points; they are dropped and fetched again.
-        self.positioned: set[TopicPartition] = set()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -135,12 +131,10 @@ class TrackedConsumer:
                 await self.consumer.seek_to_beginning(tp)
             else:
                 self.consumer.seek(tp, offset + 1)
-        self.positioned.update(partitions)
 
     async def _run(self) -> None:
         while True:
-            fetched: RecordBatch = await self.consumer.getmany(timeout_ms=500, max_records=self.max_batch)
-            batch = {tp: records for tp, records in fetched.items() if tp in self.positioned}
+            batch: RecordBatch = await self.consumer.getmany(timeout_ms=500, max_records=self.max_batch)
             if not batch:
                 continue
             # A failed batch rolled back whole; trying it again is safe, and skipping it would lose events.
