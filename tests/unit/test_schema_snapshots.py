@@ -1,7 +1,8 @@
 """JSON-schema snapshots of every message: a removed, renamed or retyped field fails; new optional fields pass.
 
-A missing snapshot is written (commit it). A breaking change inside v1 is a new topic version instead —
-delete a snapshot only when you really mean to break the contract.
+A missing snapshot fails; `pytest tests/unit/test_schema_snapshots.py --update-snapshots` writes it (commit it). A
+breaking change inside v1 is a new topic version instead — delete a snapshot only when you really mean to break the
+contract.
 """
 
 import json
@@ -31,12 +32,13 @@ def _field_shapes(schema: dict) -> dict[str, object]:
 
 
 @pytest.mark.parametrize("message_type", sorted(MESSAGE_TYPES))
-def test_message_schema_is_compatible_with_its_snapshot(message_type):
+def test_message_schema_is_compatible_with_its_snapshot(message_type, request):
     schema = _schema(MESSAGE_TYPES[message_type])
     path = SNAPSHOTS / f"{message_type}.json"
     if not path.exists():
+        if not request.config.getoption("--update-snapshots"):
+            pytest.fail(f"{message_type} has no snapshot: run with --update-snapshots, then commit {path.name}")
         path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
-        pytest.skip(f"wrote new snapshot {path.name}; commit it")
     snapshot = json.loads(path.read_text())
 
     before, now = _field_shapes(snapshot), _field_shapes(schema)
