@@ -161,6 +161,7 @@ async def test_a_quiet_stream_sends_keep_alive_comments(gateway, world):
     job_id = await _submit(gateway, world)
     settings = gateway.state.settings
     ping, settings.gateway_stream_ping_s = settings.gateway_stream_ping_s, 0.1
+    comments = []
     try:
         async with (
             gateway.client(world.viewer.secret) as view,
@@ -169,6 +170,8 @@ async def test_a_quiet_stream_sends_keep_alive_comments(gateway, world):
         ):
             async for line in response.aiter_lines():
                 if line.startswith(":"):
-                    break  # a comment: EventSource ignores it, proxies see traffic
+                    comments.append(line)  # a comment: EventSource ignores it, proxies see traffic
+                    break
     finally:
         settings.gateway_stream_ping_s = ping
+    assert comments, "the stream ended without a keep-alive comment"
