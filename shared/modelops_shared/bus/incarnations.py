@@ -16,6 +16,7 @@ from functools import cache
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
 from confluent_kafka import TopicCollection
 from confluent_kafka.admin import AdminClient
 from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
@@ -125,6 +126,7 @@ class ReadRecreatedFromStart(ConsumerRebalanceListener):  # type: ignore[misc]
     async def _restart_recreated(self, consumer: AIOKafkaConsumer, assigned: Sequence[TopicPartition]) -> None:
         ids = await self.incarnations.current(assigned)
         stale = await self.incarnations.changed(ids, assigned)
+        settled = [tp for tp in assigned if tp not in stale]
         if stale:
             log.warning(
                 "topic recreated since %s last read it; reading its partitions from the beginning",
@@ -132,7 +134,13 @@ class ReadRecreatedFromStart(ConsumerRebalanceListener):  # type: ignore[misc]
                 extra={"partitions": [f"{tp.topic}[{tp.partition}]" for tp in stale]},
             )
             starts = await consumer.beginning_offsets(stale)
-            await consumer.commit(starts)
             for tp, offset in starts.items():
                 consumer.seek(tp, offset)
-        await self.incarnations.record(ids, assigned)
+            try:
+                await consumer.commit(starts)
+                settled += stale
+            except KafkaError as error:
+                # A newer rebalance is under way (retrying here would hold it up). Left unrecorded, the partitions
+                # are found stale again by whoever is assigned them next.
+                log.warning("could not commit the beginnings of recreated partitions: %s", error)
+        await self.incarnations.record(ids, settled)
