@@ -86,11 +86,10 @@ def _launch(component: Component) -> PidRecord:
 async def quiesce(settings: Settings, timeout_s: float) -> Backlog | None:
     """Before `stop_all`: wait until the running services have published and consumed what is in flight (see
     `drain`); returns what was left when `timeout_s` ran out, or None when nothing runs that could hold any."""
-    paths = StackPaths.of(settings)
     infra = {component.name: component for component in infrastructure(settings)}
     if any(running_pid(infra[name].pid_file) is None for name in ("kafka", "postgres")):
         return None
-    services = [f.stem for f in sorted(paths.run.glob("*.pid")) if f.stem not in infra and running_pid(f) is not None]
+    services = [f.stem for f in _service_pid_files(settings, set(infra)) if running_pid(f) is not None]
     # Each service's schema bears its name (the default of MODELOPS_<NAME>_SCHEMA).
     return await drain(settings, services, timeout_s) if services else None
 
@@ -98,11 +97,9 @@ async def quiesce(settings: Settings, timeout_s: float) -> Backlog | None:
 def stop_all(settings: Settings) -> list[str]:
     """Stop every process this state dir records, services before the infrastructure they use; returns the names of
     those that were running. Harmless when nothing runs."""
-    paths = StackPaths.of(settings)
     infra = infrastructure(settings)
-    infra_names = {component.name for component in infra}
     stops: list[tuple[Path, Callable[[int], None]]] = [
-        (pid_file, stop_group) for pid_file in sorted(paths.run.glob("*.pid")) if pid_file.stem not in infra_names
+        (pid_file, stop_group) for pid_file in _service_pid_files(settings, {component.name for component in infra})
     ]
     stops += [(component.pid_file, component.halt) for component in reversed(infra)]
     stopped = []
@@ -113,6 +110,11 @@ def stop_all(settings: Settings) -> list[str]:
             stopped.append(pid_file.stem)
         pid_file.unlink(missing_ok=True)
     return stopped
+
+
+def _service_pid_files(settings: Settings, infra_names: set[str]) -> list[Path]:
+    """The pid files of the services this state dir records, whether or not they still run."""
+    return [f for f in sorted(StackPaths.of(settings).run.glob("*.pid")) if f.stem not in infra_names]
 
 
 def status(settings: Settings, services_root: Path) -> list[Row]:
