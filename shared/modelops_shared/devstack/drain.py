@@ -47,8 +47,11 @@ async def drain(settings: Settings, schemas: Sequence[str], timeout_s: float = D
     quiet = 0
     conn = await asyncpg.connect(settings.database_url.get_secret_value(), timeout=ADMIN_TIMEOUT_S)
     try:
+        # The running services migrated their schemas when they started: which tables exist does not change here.
+        outboxes = await _schemas_with(conn, schemas, "outbox")
+        readers = await _schemas_with(conn, schemas, "topic_incarnations")
         while True:
-            left = await backlog(conn, settings.kafka_bootstrap, schemas)
+            left = await backlog(conn, settings.kafka_bootstrap, outboxes, readers)
             quiet = 0 if left else quiet + 1
             if quiet >= QUIET_CHECKS or (left and loop.time() > deadline):
                 return left
@@ -57,15 +60,16 @@ async def drain(settings: Settings, schemas: Sequence[str], timeout_s: float = D
         await conn.close()
 
 
-async def backlog(conn: asyncpg.Connection, bootstrap: str, schemas: Sequence[str]) -> Backlog:
-    """One look: the outbox first, then the groups, so that a row published in between shows up as lag."""
+async def backlog(conn: asyncpg.Connection, bootstrap: str, outboxes: Sequence[str], readers: Sequence[str]) -> Backlog:
+    """One look: the outboxes first, then the groups of the `readers` schemas, so that a row published in between
+    shows up as lag."""
     result = Backlog()
     reads: set[tuple[str, str]] = set()
-    for schema in await _schemas_with(conn, schemas, "outbox"):
+    for schema in outboxes:
         rows = await conn.fetchval(f'SELECT count(*) FROM "{schema}".outbox')
         if rows:
             result.outbox[schema] = rows
-    for schema in await _schemas_with(conn, schemas, "topic_incarnations"):
+    for schema in readers:
         found = await conn.fetch(f'SELECT DISTINCT consumer, topic FROM "{schema}".topic_incarnations')
         reads.update((row["consumer"], row["topic"]) for row in found)
     result.lag = await _lag(bootstrap, reads)
