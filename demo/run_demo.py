@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 
 import openai
 from modelops_sdk import Client
-from modelops_sdk.errors import ApiError, ConnectionFailed, ModelOpsError
+from modelops_sdk.errors import ApiError, ConnectionFailed, ModelOpsError, hint_for
 from modelops_sdk.events import JobEvent
 from modelops_sdk.verify import check_files, key_id, verify_bundle
 from rich.console import Console
@@ -267,7 +267,7 @@ def main() -> None:
     except ModelOpsError as error:
         fail(str(error), error.hint)
     except openai.APIStatusError as error:
-        fail(f"{error.status_code} {error.message}", ApiError(error.status_code, "").hint)
+        fail(f"{error.status_code} {error.message}", hint_for(error.status_code))
     except openai.APIConnectionError as error:
         fail(f"{error.message} ({args.url})", ConnectionFailed.hint)
 

@@ -23,6 +23,11 @@ _HINTS = {
 _SERVER_HINT = "the platform failed: see the services' logs (on the embedded stack: `make status`, .modelops/logs/)"
 
 
+def hint_for(status: int) -> str:
+    """What an HTTP error status usually calls for."""
+    return _SERVER_HINT if status >= 500 else _HINTS.get(status, _HINTS[400])
+
+
 class ModelOpsError(Exception):
     """Anything the SDK raises; `hint` says what to do about it."""
 
@@ -67,7 +72,7 @@ class ApiError(ModelOpsError):
         """What to do: the problem's own `hint` member when it has one, else what the status usually calls for."""
         if "hint" in self.extensions:
             return str(self.extensions["hint"])
-        return _SERVER_HINT if self.status >= 500 else _HINTS.get(self.status, _HINTS[400])
+        return hint_for(self.status)
 
     @property
     def slug(self) -> str:
