@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 
+from .errors import DomainError
+
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://modelops.dev/problems/"
 
@@ -55,9 +57,12 @@ def unexpected_error_response(request: HTTPConnection, exc: BaseException) -> JS
 
 
 def problem_for(request: HTTPConnection, exc: Exception) -> JSONResponse:
-    """The problem response for any error: a Problem, an HTTP exception, invalid input, or the unexpected (500)."""
+    """The problem response for any error: a Problem or a domain error, an HTTP exception, invalid input, or the
+    unexpected (500)."""
     if isinstance(exc, Problem):
         return problem_response(request, exc.status, exc.slug, exc.detail, **exc.extensions)
+    if isinstance(exc, DomainError):
+        return problem_response(request, exc.status, exc.slug, str(exc), **exc.extensions)
     if isinstance(exc, StarletteHTTPException):
         slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
         detail = exc.detail if isinstance(exc.detail, str) else None
@@ -77,5 +82,5 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         return problem_for(request, exc)
 
-    for error_type in (Problem, StarletteHTTPException, RequestValidationError, Exception):
+    for error_type in (Problem, DomainError, StarletteHTTPException, RequestValidationError, Exception):
         app.add_exception_handler(error_type, on_error)

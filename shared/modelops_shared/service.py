@@ -25,11 +25,10 @@ from .db import apply_migrations, create_pool
 from .problems import install_problem_handlers, problem_response, unexpected_error_response
 from .settings import Settings
 from .storage import ObjectNotFound, ObjectStore, open_store
-from .telemetry import configure_logging, configure_tracing, request_id_var
+from .telemetry import REQUEST_ID, configure_logging, configure_tracing, request_id_var
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
 READINESS_TIMEOUT_S = 2.0
-REQUEST_ID = "X-Request-ID"
 # http_requests_total and http_request_duration_seconds by route template, method and status class. Made once per
 # process and shared by every app built in it (tests build many): a second registration of the same names would
 # be refused and leave that app unmeasured.

@@ -16,6 +16,7 @@ from pythonjsonlogger.json import JsonFormatter
 
 from .settings import Settings
 
+REQUEST_ID = "X-Request-ID"  # the header that carries it between services
 request_id_var: ContextVar[str | None] = ContextVar("request_id", default=None)
 
 MESSAGES_DEAD_LETTERED = Counter(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from modelops_gateway.keys import Role, digest, new_secret
-from modelops_gateway.ratelimit import Quota
+from modelops_gateway.access.domain import Role, digest, new_secret
 from modelops_gateway.settings import checked_rate_limit
+from modelops_gateway.web.ratelimit import Quota
 
 
 def test_each_role_includes_the_ones_before_it_and_no_other():

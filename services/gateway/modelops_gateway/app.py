@@ -1,82 +1,111 @@
 """Composition root: settings, runtime (pool with the gateway's migrations, bus with the outbox relay, object
-store, the training events consumer), API keys with the first admin key, the rate limiter, the registry client, the
-reconciler of dataset announcements, the job event feed, and the HTTP app."""
+store, the training events consumer), API keys with the first admin key, the rate limiter, the upstream clients of
+the registry and the inference service, the reconciler of dataset announcements, the job event feed, and the
+HTTP app with every feature's routes."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import dataclasses
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.resources import files
+from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from modelops_contracts.catalog import TRAINING_EVENTS
 from modelops_shared.service import Runtime, Subscription, create_service_app
 
-from . import (
-    api_keys,
-    artifacts,
-    dataset_api,
-    deployments,
-    fine_tuning,
-    job_streams,
-    openai_files,
-    training_jobs,
-)
-from .context import Gateway
-from .dataset_announcer import reconciling
-from .idempotency import purge_expired
-from .jobs import JobFeed, RegistryLookups, project
-from .keys import KeyStore
-from .ratelimit import RateLimiter, RateLimitHeaders
+from .access import api as access_api
+from .access.store import KeyStore
+from .artifacts import api as artifacts_api
+from .datasets import api as datasets_api
+from .datasets.announcer import reconciling
+from .deployments import api as deployments_api
+from .deps import Gateway
+from .jobs import handlers as job_handlers
+from .jobs.api import fine_tuning, streams, training
+from .jobs.feed import JobFeed
+from .jobs.references import RegistryLookups
 from .settings import GatewaySettings
-from .upstream import RegistryClient
+from .upstream import Upstream
+from .web.idempotency import purge_expired
+from .web.ratelimit import RateLimiter, RateLimitHeaders
 
 MIGRATIONS = files("modelops_gateway") / "migrations"
 DESCRIPTION = """The ModelOps platform's public API. Send an API key as `Authorization: Bearer <key>`; roles are
 viewer < developer < approver < admin. Every key is rate limited (`RateLimit-*` headers, 429 with `Retry-After`).
 Creating POSTs take an `Idempotency-Key`. Errors are RFC 9457 `application/problem+json`."""
+ROUTERS = (
+    access_api.router,
+    artifacts_api.router,
+    artifacts_api.reads,
+    datasets_api.router,
+    datasets_api.reads,
+    datasets_api.files,
+    training.router,
+    streams.router,
+    fine_tuning.router,
+    deployments_api.router,
+    deployments_api.openai,
+)
 
 
-def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+def create_app(settings: GatewaySettings | None = None, *, overrides: Mapping[str, Any] | None = None) -> FastAPI:
+    """The gateway's app. `overrides` replace parts of its context by name (`inference=Upstream(…)`, a stand-in for
+    tests); what is overridden belongs to the caller, who closes it."""
     settings = settings or GatewaySettings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The consumer group is the schema's name: each deployment (schema) follows every job event once.
-        training_events = Subscription(TRAINING_EVENTS, settings.gateway_schema, project)
-        async with (
-            Runtime.started(
-                settings, schema=settings.gateway_schema, migrations=MIGRATIONS, subscriptions=(training_events,)
-            ) as runtime,
-            JobFeed.running(runtime.pool, settings.gateway_stream_recheck_s) as feed,
-        ):
+        training_events = Subscription(TRAINING_EVENTS, settings.gateway_schema, job_handlers.project)
+        async with AsyncExitStack() as stack:
+            runtime = await stack.enter_async_context(
+                Runtime.started(
+                    settings, schema=settings.gateway_schema, migrations=MIGRATIONS, subscriptions=(training_events,)
+                )
+            )
+            feed = await stack.enter_async_context(JobFeed.running(runtime.pool, settings.gateway_stream_recheck_s))
             keys = KeyStore(runtime.pool)
             await keys.ensure_admin(settings.admin_key_file)
             await purge_expired(runtime.pool, settings.gateway_idempotency_ttl_s)
             limiter = RateLimiter(settings.redis_url.get_secret_value(), settings.gateway_default_rate_limit)
-            registry = RegistryClient(settings.registry_url, settings.registry_timeout_s)
-            lookups = RegistryLookups(registry, settings.gateway_registry_cache_s)
-            app.state.gateway = Gateway(settings, runtime, keys, limiter, registry, feed, lookups)
+            stack.push_async_callback(limiter.close)
+            registry = await stack.enter_async_context(
+                Upstream("registry", settings.registry_url, _timeout(settings.registry_timeout_s), label="registry")
+            )
+            inference = await stack.enter_async_context(
+                Upstream(
+                    "inference",
+                    settings.inference_url,
+                    _timeout(settings.inference_timeout_s),
+                    label="inference service",
+                )
+            )
+            gateway = Gateway(
+                settings,
+                runtime,
+                keys,
+                limiter,
+                registry,
+                inference,
+                feed,
+                RegistryLookups(registry, settings.gateway_registry_cache_s),
+            )
+            app.state.gateway = dataclasses.replace(gateway, **(overrides or {}))
             app.state.readiness_checks = {**runtime.readiness_checks(), "redis": limiter.ready}
-            try:
-                async with reconciling(runtime, settings):
-                    yield
-            finally:
-                await registry.aclose()
-                await limiter.close()
+            await stack.enter_async_context(reconciling(runtime.pool, runtime.bus, settings))
+            yield
 
     app = create_service_app(settings, title="ModelOps gateway", lifespan=lifespan)
     app.description = DESCRIPTION
     app.add_middleware(RateLimitHeaders)
-    app.include_router(api_keys.router)
-    app.include_router(artifacts.router)
-    app.include_router(artifacts.reads)
-    app.include_router(dataset_api.router)
-    app.include_router(dataset_api.reads)
-    app.include_router(openai_files.router)
-    app.include_router(training_jobs.router)
-    app.include_router(job_streams.router)
-    app.include_router(fine_tuning.router)
-    app.include_router(deployments.router)
-    app.include_router(deployments.openai)
+    for router in ROUTERS:
+        app.include_router(router)
     return app
+
+
+def _timeout(total_s: float) -> httpx.Timeout:
+    """A service that does not accept a connection within seconds is down: say so rather than wait `total_s`."""
+    return httpx.Timeout(total_s, connect=5.0)

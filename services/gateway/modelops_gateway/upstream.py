@@ -1,99 +1,114 @@
-"""The registry over HTTP: requests forwarded with the caller's request id and trace context; its answers,
-problems included, passed through as they are; its absence or failure turned into 503 and 502 problems."""
+"""The platform's internal services over HTTP (the registry, the inference service): one client class that sends
+the caller's request id and trace context along, and turns an upstream's absence or failure into domain errors
+(503 to retry, 502 otherwise). Framework-free: logic reads its answers; web/relay.py hands them on as they are."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from fastapi import Response
-from fastapi.responses import StreamingResponse
-from modelops_shared.problems import Problem
-from modelops_shared.service import REQUEST_ID
-from modelops_shared.telemetry import current_trace_headers, request_id_var
+from modelops_shared.errors import DomainError
+from modelops_shared.telemetry import REQUEST_ID, current_trace_headers, request_id_var
 
 RETRY_AFTER_S = 5
-# A buffered body is re-encoded by us (httpx decodes it), so only the headers that describe its meaning pass.
-_BUFFERED_HEADERS = ("content-type", "digest")
-_STREAMED_HEADERS = ("content-type", "content-length", "content-encoding", "digest")
+PROBLEM_JSON = "application/problem+json"
 
 
-class RegistryClient:
-    def __init__(self, base_url: str, timeout_s: float) -> None:
-        self.http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout_s)
+class UpstreamUnavailable(DomainError):
+    status = 503
+
+    def __init__(self, upstream: str, detail: str) -> None:
+        super().__init__(detail, retry_after=RETRY_AFTER_S)
+        self.slug = f"{upstream}-unavailable"
+
+
+class UpstreamFailed(DomainError):
+    status = 502
+
+    def __init__(self, upstream: str, detail: str, **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.slug = f"{upstream}-error"
+
+
+class Upstream:
+    """One internal service, named in problem types (`registry-unavailable`) and, by `label`, in their details."""
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        timeout: httpx.Timeout,
+        *,
+        label: str,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self.label = label
+        self.http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
 
     async def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
     ) -> httpx.Response:
-        """The registry's answer, read whole, for the gateway to use; its 4xx answers are returned too."""
+        """The answer, read whole; 4xx answers are returned too."""
+        return await self.send(method, path, params=params, json=json, stream=False)
+
+    async def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        stream: bool,
+        relay_problems: bool = False,
+    ) -> httpx.Response:
+        """The answer; with `stream`, its body is still to read and the caller closes it (`aclose`). Any 5xx is a bad
+        gateway, never our 500, except with `relay_problems` the upstream's own problem+json (a model still loading),
+        which is the client's to see."""
+        headers = {**context_headers(), **({"Content-Type": "application/json"} if content is not None else {})}
+        outgoing = self.http.build_request(method, path, params=params, json=json, content=content, headers=headers)
         try:
-            upstream = await self.http.request(method, path, params=params, json=json, headers=_context_headers())
+            answer = await self.http.send(outgoing, stream=stream)
         except httpx.TransportError as error:
-            raise _unreachable(error) from None
-        _raise_for_server_error(upstream)
-        return upstream
+            raise self._unreachable(error) from None
+        if answer.status_code >= 500 and not (relay_problems and _is_problem(answer)):
+            await answer.aclose()
+            raise self.failure(answer.status_code)
+        return answer
 
-    async def forward(
-        self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
-    ) -> Response:
-        """The registry's answer to the request, read whole, to return to the client as it is."""
-        upstream = await self.request(method, path, params=params, json=json)
-        return Response(upstream.content, upstream.status_code, headers=_kept(upstream.headers, _BUFFERED_HEADERS))
+    async def json_of(self, path: str) -> Any:
+        """The JSON body of a GET that must succeed; any other answer is a bad gateway."""
+        answer = await self.request("GET", path)
+        if answer.status_code != 200:
+            raise self.failure(answer.status_code)
+        return answer.json()
 
-    async def stream(self, path: str) -> Response:
-        """The registry's answer to a GET, streamed through without being held whole (file downloads)."""
-        request = self.http.build_request("GET", path, headers=_context_headers())
-        try:
-            upstream = await self.http.send(request, stream=True)
-        except httpx.TransportError as error:
-            raise _unreachable(error) from None
-        if upstream.status_code != 200:
-            try:
-                body = await upstream.aread()
-            finally:
-                await upstream.aclose()
-            _raise_for_server_error(upstream)
-            return Response(body, upstream.status_code, headers=_kept(upstream.headers, _BUFFERED_HEADERS))
-        return StreamingResponse(
-            _relayed(upstream), upstream.status_code, headers=_kept(upstream.headers, _STREAMED_HEADERS)
-        )
+    def failure(self, status: int) -> DomainError:
+        """An upstream answer the gateway cannot use: a service that is starting is a 503 to retry."""
+        if status == 503:
+            return UpstreamUnavailable(self.name, f"the {self.label} is not ready")
+        if status >= 500:
+            return UpstreamFailed(self.name, f"the {self.label} failed ({status})", upstream_status=status)
+        return UpstreamFailed(self.name, f"the {self.label} answered {status}")
 
-    async def aclose(self) -> None:
+    def _unreachable(self, error: httpx.TransportError) -> DomainError:
+        if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
+            return UpstreamUnavailable(self.name, f"the {self.label} cannot be reached")
+        return UpstreamFailed(self.name, f"the {self.label} did not answer properly ({type(error).__name__})")
+
+    async def __aenter__(self) -> Upstream:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
         await self.http.aclose()
 
 
-async def _relayed(upstream: httpx.Response) -> AsyncIterator[bytes]:
-    """The upstream body as it arrives; its connection is released however the download ends (a client that
-    hangs up included, when a background task would not run)."""
-    try:
-        async for chunk in upstream.aiter_raw():
-            yield chunk
-    finally:
-        await upstream.aclose()
-
-
-def _context_headers() -> dict[str, str]:
-    """So the registry's log lines and spans join the request that caused them."""
+def context_headers() -> dict[str, str]:
+    """So the upstream's log lines and spans join the request that caused them."""
     request_id = request_id_var.get()
     return {**current_trace_headers(), **({REQUEST_ID: request_id} if request_id else {})}
 
 
-def _kept(headers: httpx.Headers, names: tuple[str, ...]) -> dict[str, str]:
-    return {name: headers[name] for name in names if name in headers}
-
-
-def _unreachable(error: httpx.TransportError) -> Problem:
-    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
-        return Problem(503, "registry-unavailable", "the registry cannot be reached", retry_after=RETRY_AFTER_S)
-    return Problem(502, "registry-error", f"the registry did not answer properly ({type(error).__name__})")
-
-
-def _raise_for_server_error(upstream: httpx.Response) -> None:
-    """A registry that is starting is a 503 to retry; any other failure of it is a bad gateway, not our 500."""
-    if upstream.status_code == 503:
-        raise Problem(503, "registry-unavailable", "the registry is not ready", retry_after=RETRY_AFTER_S)
-    if upstream.status_code >= 500:
-        raise Problem(
-            502, "registry-error", f"the registry failed ({upstream.status_code})", upstream_status=upstream.status_code
-        )
+def _is_problem(answer: httpx.Response) -> bool:
+    return str(answer.headers.get("content-type", "")).startswith(PROBLEM_JSON)

@@ -12,12 +12,14 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from modelops_gateway.app import create_app as create_gateway
-from modelops_gateway.context import Gateway
+from modelops_gateway.deps import Gateway
 from modelops_gateway.settings import GatewaySettings
+from modelops_gateway.upstream import Upstream
 from modelops_shared.settings import Settings
 from modelops_shared.storage import ObjectStore
 from servers import registry_serving, serving
 
+from .inference_support import InferenceStandIn
 from .support import KeyMaker
 
 
@@ -34,6 +36,7 @@ class RunningGateway:
     settings: GatewaySettings
     admin_key: str
     keys: KeyMaker
+    inference: InferenceStandIn
 
     @property
     def state(self) -> Gateway:
@@ -65,8 +68,13 @@ async def gateway(
     embedded_stack: Settings, registry_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningGateway]:
     settings = gateway_settings(embedded_stack, tmp_path_factory.mktemp("gateway-state"), registry_url)
-    app = create_gateway(settings)
-    async with serving(app) as url:
-        admin_key = settings.admin_key_file.read_text().strip()
-        async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}) as admin:
-            yield RunningGateway(url, app, settings, admin_key, KeyMaker(admin))
+    stand_in = InferenceStandIn()
+    timeout = httpx.Timeout(settings.inference_timeout_s, connect=5.0)
+    async with Upstream(
+        "inference", "http://inference", timeout, label="inference service", transport=stand_in
+    ) as inference:
+        app = create_gateway(settings, overrides={"inference": inference})
+        async with serving(app) as url:
+            admin_key = settings.admin_key_file.read_text().strip()
+            async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}) as admin:
+                yield RunningGateway(url, app, settings, admin_key, KeyMaker(admin), stand_in)

@@ -1,5 +1,5 @@
-"""A stand-in for the inference service behind the gateway: a small ASGI app the gateway's inference client is pointed
-at for a while, so its routes answer without a model."""
+"""A stand-in for the inference service behind the test gateway, injected when the gateway's app is created: a small
+ASGI app (FakeInference) answers its routes without a model, or a real inference service does, for a while."""
 
 from __future__ import annotations
 
@@ -61,25 +61,44 @@ class FakeInference:
         return JSONResponse({"object": "chat.completion", "choices": [{"message": {"content": "hello"}}]})
 
 
-@contextlib.asynccontextmanager
-async def inference_at(app: FastAPI, client: httpx.AsyncClient) -> AsyncIterator[None]:
-    """The gateway `app` talking to `client`'s inference service for a while."""
-    state = app.state
-    previous = state.inference_client
-    state.inference_client = client
-    try:
-        yield
-    finally:
-        state.inference_client = previous
+class InferenceStandIn(httpx.AsyncBaseTransport):
+    """The inference service as the test gateway reaches it, injected through `create_app(overrides=…)`: nothing
+    answers (connection refused) until a test points it at an app (`answered_by`) or a served URL (`served_at`)."""
+
+    def __init__(self) -> None:
+        self._target: httpx.AsyncBaseTransport | None = None
+        self._url: httpx.URL | None = None
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._target is None:
+            raise httpx.ConnectError("no inference service", request=request)
+        if self._url is not None:
+            request.url = request.url.copy_with(scheme=self._url.scheme, host=self._url.host, port=self._url.port)
+        return await self._target.handle_async_request(request)
+
+    @contextlib.asynccontextmanager
+    async def answered_by(self, app: FastAPI) -> AsyncIterator[None]:
+        async with self._pointed(httpx.ASGITransport(app=app), None):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def served_at(self, url: str) -> AsyncIterator[None]:
+        async with httpx.AsyncHTTPTransport() as transport, self._pointed(transport, httpx.URL(url)):
+            yield
+
+    @contextlib.asynccontextmanager
+    async def _pointed(self, target: httpx.AsyncBaseTransport, url: httpx.URL | None) -> AsyncIterator[None]:
+        previous = self._target, self._url
+        self._target, self._url = target, url
+        try:
+            yield
+        finally:
+            self._target, self._url = previous
 
 
 @contextlib.asynccontextmanager
-async def fake_inference(app: FastAPI) -> AsyncIterator[FakeInference]:
-    """The gateway `app` answered by a FakeInference for a while."""
+async def fake_inference(stand_in: InferenceStandIn) -> AsyncIterator[FakeInference]:
+    """The gateway's inference service answered by a FakeInference for a while."""
     fake = FakeInference()
-    transport = httpx.ASGITransport(app=fake.app)
-    async with (
-        httpx.AsyncClient(transport=transport, base_url="http://inference") as client,
-        inference_at(app, client),
-    ):
+    async with stand_in.answered_by(fake.app):
         yield fake

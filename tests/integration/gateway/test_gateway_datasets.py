@@ -15,8 +15,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from modelops_contracts import DatasetSchema
-from modelops_gateway.dataset_announcer import reconcile
 from modelops_gateway.datasets import ARROW_SCHEMAS, write_version
+from modelops_gateway.datasets.announcer import reconcile
 
 from .support import registered
 from .test_gateway_auth import assert_problem

@@ -21,7 +21,7 @@ from modelops_shared.settings import Settings
 from servers import serving
 
 from .conftest import RunningGateway
-from .inference_support import FakeInference, fake_inference, inference_at
+from .inference_support import FakeInference, fake_inference
 from .jobs_support import CommandTap
 from .support import WAIT_S, Key
 
@@ -36,7 +36,7 @@ async def deployment_tap(embedded_stack: Settings) -> AsyncIterator[CommandTap]:
 
 @pytest.fixture
 async def fake(gateway: RunningGateway) -> AsyncIterator[FakeInference]:
-    async with fake_inference(gateway.app) as fake:
+    async with fake_inference(gateway.inference) as fake:
         yield fake
 
 
@@ -132,11 +132,7 @@ async def test_completions_are_proxied_with_auth_and_streams_pass_through(
 
 async def test_unreachable_inference_and_rate_limits_answer_openai_errors(gateway: RunningGateway) -> None:
     limited = await gateway.keys.make("viewer", rate_limit="2/minute")
-    async with (
-        httpx.AsyncClient(base_url="http://127.0.0.1:1") as nowhere,
-        inference_at(gateway.app, nowhere),
-        gateway.client(limited.secret) as client,
-    ):
+    async with gateway.client(limited.secret) as client:  # the stand-in answers nothing: connection refused
         body = {"model": "m", "prompt": "x"}
         unreachable = await client.post("/v1/completions", json=body)
         assert unreachable.status_code == 503
@@ -194,8 +190,7 @@ async def test_a_deployment_made_through_the_gateway_answers_the_openai_client(
         await skip_command_history(settings)
         async with (
             serving(create_inference(settings)) as inference_url,
-            httpx.AsyncClient(base_url=inference_url, timeout=60) as to_inference,
-            inference_at(gateway.app, to_inference),
+            gateway.inference.served_at(inference_url),
             gateway.client(keys["developer"].secret) as dev,
         ):
             name = f"e2e-{suffix}"

@@ -60,7 +60,7 @@ async def test_no_generated_request_gets_a_5xx_or_an_off_schema_response(gateway
     admin = await gateway.keys.make("admin", rate_limit="100000/minute")
     started = time.monotonic()
     # The inference routes are answered by a stand-in: this test fuzzes the gateway, not a model.
-    async with fake_inference(gateway.app):
+    async with fake_inference(gateway.inference):
         exercised, failures = await asyncio.to_thread(_fuzz, gateway.url, admin.secret)
     assert failures == []
     assert exercised >= 15

@@ -20,7 +20,6 @@ from pathlib import Path
 import httpx
 import pytest
 from consumer_groups import skip_history
-from gateway.inference_support import inference_at
 from modelops_contracts.catalog import DEPLOYMENT_COMMANDS, TRAINING_COMMANDS
 from modelops_inference.app import create_app as create_inference
 from modelops_inference.settings import InferenceSettings
@@ -77,8 +76,7 @@ async def inference(embedded_stack: Settings, registry_url: str, gateway) -> Asy
     try:
         async with (
             serving(create_inference(settings)) as url,
-            httpx.AsyncClient(base_url=url, timeout=60) as client,
-            inference_at(gateway.app, client),
+            gateway.inference.served_at(url),
         ):
             yield
     finally:

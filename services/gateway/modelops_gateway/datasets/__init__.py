@@ -1,8 +1,9 @@
-"""Datasets: validate uploads row by row, keep each dataset as a versioned Delta Lake table, query a version read-only.
+"""Datasets: validate uploads row by row, keep each dataset as a versioned Delta Lake table, query a version
+read-only, announce each version once; the routes over them (api.py) and OpenAI's files API.
 
-A library for the routes: nothing here speaks HTTP or Kafka. Every error is a `DatasetError` with a slug, an HTTP
-status and a message safe to show. Validation of a stream is async; the rest blocks (run it in a worker thread).
-"""
+Below api.py nothing speaks HTTP. Every error is a `DatasetError`, a domain error with a slug, a status and a
+message safe to show. Validation of a stream is async; the library's other calls block (run them in a worker thread).
+The names below are the dataset library's public face, for code outside the package (tests, tools)."""
 
 from .errors import (
     ConcurrentWrite,

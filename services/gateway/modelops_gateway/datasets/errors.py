@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from modelops_contracts import DatasetSchema
+from modelops_shared.errors import DomainError
 
 
-class DatasetError(Exception):
-    """Base of every error this package raises on its own account; `str(error)` is safe to show a client.
+class DatasetError(DomainError):
+    """Base of every error this package raises on its own account; `str(error)` is safe to show a client."""
 
-    `slug` and `status` let a route answer `Problem(error.status, error.slug, str(error), **error.extensions)`.
-    """
-
-    slug: ClassVar[str] = "dataset-error"
-    status: ClassVar[int] = 400
-
-    @property
-    def extensions(self) -> dict[str, Any]:
-        """Extra members for the problem response."""
-        return {}
+    slug = "dataset-error"
+    status = 400
 
 
 class InvalidDatasetName(DatasetError, ValueError):
@@ -119,3 +112,11 @@ class QueryTimeout(DatasetError):
     @property
     def extensions(self) -> dict[str, Any]:
         return {"timeout_s": self.timeout_s}
+
+
+class FileNotFound(DatasetError, LookupError):
+    slug = "file-not-found"
+    status = 404
+
+    def __init__(self, file_id: str) -> None:
+        super().__init__(f"no file {file_id!r}")

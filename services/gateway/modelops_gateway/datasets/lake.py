@@ -329,3 +329,12 @@ def read_rows(
     dataset = dataset_in_upload_order(open_table(settings, name, version))
     rows: list[dict[str, Any]] = dataset.head(offset + limit).slice(offset).to_pylist()
     return rows
+
+
+def read_pinned_rows(
+    settings: Settings, name: str, version: int | None, *, limit: int, offset: int
+) -> tuple[int, list[dict[str, Any]]]:
+    """The version read (default: the latest) and its rows, as `read_rows`; the version is pinned first, so that the
+    rows and the version they are reported with agree while uploads land."""
+    pinned = open_table(settings, name, version).version()
+    return pinned, read_rows(settings, name, pinned, limit=limit, offset=offset)

@@ -13,9 +13,9 @@ from datetime import datetime
 from typing import Any
 
 from modelops_contracts import ArtifactKind, DatasetSchema, Stage
-from modelops_shared.problems import Problem
 
-from ..upstream import RegistryClient
+from ..upstream import Upstream
+from .domain import UnknownReference, UnusableReference
 
 PAGE_LIMIT = 500
 REGISTRY_POLL_S = 0.1
@@ -48,7 +48,7 @@ class RegistryLookups:
 
     MAX_KEPT = 1024
 
-    def __init__(self, registry: RegistryClient, ttl_s: float) -> None:
+    def __init__(self, registry: Upstream, ttl_s: float) -> None:
         self.registry = registry
         self.ttl_s = ttl_s
         self._kept: dict[tuple[ArtifactKind, str], tuple[float, list[dict[str, Any]]]] = {}
@@ -104,7 +104,7 @@ async def _base_model(lookups: RegistryLookups, ref: str, fields: Fields) -> dic
         pending = response.json().get("submission_status") if response.status_code == 404 else None
         if pending:
             detail = f"artifact {ref} is {pending}, not registered"
-    raise Problem(404, "base-model-not-found", f"{fields.base_model}: {detail}", param=fields.base_model)
+    raise UnknownReference("base-model-not-found", f"{fields.base_model}: {detail}", param=fields.base_model)
 
 
 async def _dataset_version(
@@ -137,11 +137,10 @@ async def _dataset_version(
             break
         await asyncio.sleep(REGISTRY_POLL_S)
     if not versions:
-        raise Problem(
-            404, "dataset-not-found", f"{fields.dataset}: no registered dataset {name!r}", param=fields.dataset
+        raise UnknownReference(
+            "dataset-not-found", f"{fields.dataset}: no registered dataset {name!r}", param=fields.dataset
         )
-    raise Problem(
-        404,
+    raise UnknownReference(
         "dataset-version-not-found",
         f"{fields.dataset_version}: dataset {name!r} has no registered version {version}",
         param=fields.dataset_version,
@@ -159,26 +158,24 @@ async def _versions(lookups: RegistryLookups, name: str, *, fresh: bool) -> dict
 
 def _usable_base_model(record: dict[str, Any], fields: Fields) -> dict[str, Any]:
     if record["kind"] != ArtifactKind.BASE_MODEL.value:
-        raise Problem(
-            422,
+        raise UnusableReference(
             "not-a-base-model",
             f"{fields.base_model}: artifact {record['id']} is a {record['kind']}",
             param=fields.base_model,
         )
     if record["stage"] == Stage.REVOKED.value:
-        raise Problem(
-            422, "base-model-revoked", f"{fields.base_model}: {record['id']} is revoked", param=fields.base_model
+        raise UnusableReference(
+            "base-model-revoked", f"{fields.base_model}: {record['id']} is revoked", param=fields.base_model
         )
     return record
 
 
 def _usable_dataset(record: dict[str, Any], method: str, fields: Fields) -> dict[str, Any]:
     if record["stage"] == Stage.REVOKED.value:
-        raise Problem(422, "dataset-revoked", f"{fields.dataset}: {record['id']} is revoked", param=fields.dataset)
+        raise UnusableReference("dataset-revoked", f"{fields.dataset}: {record['id']} is revoked", param=fields.dataset)
     schema = (record.get("metadata") or {}).get("schema")
     if schema is not None and schema not in _SCHEMAS_OF_METHOD[method]:
-        raise Problem(
-            422,
+        raise UnusableReference(
             "dataset-schema-mismatch",
             f"{fields.dataset}: {method} trains on {' or '.join(sorted(_SCHEMAS_OF_METHOD[method]))} rows;"
             f" {record['name']} holds {schema} rows",
@@ -187,13 +184,13 @@ def _usable_dataset(record: dict[str, Any], method: str, fields: Fields) -> dict
     return record
 
 
-async def _registered(registry: RegistryClient, kind: ArtifactKind, name: str) -> list[dict[str, Any]]:
+async def _registered(registry: Upstream, kind: ArtifactKind, name: str) -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     params = {"kind": kind.value, "name": name, "limit": str(PAGE_LIMIT)}
     while True:
         response = await registry.request("GET", "/v1/artifacts", params=params)
         if response.status_code != 200:
-            raise Problem(502, "registry-error", f"the registry answered {response.status_code} to a lookup")
+            raise registry.failure(response.status_code)
         page = response.json()
         records.extend(page["data"])
         if not page["next_cursor"]:

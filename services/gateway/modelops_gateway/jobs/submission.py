@@ -12,9 +12,9 @@ from typing import Literal
 import asyncpg
 from modelops_contracts import AdapterSpec, CancelTraining, Hyperparameters, PluginSpec, StartTraining
 from modelops_shared.bus import Bus, enqueue
-from modelops_shared.problems import Problem
 from pydantic import BaseModel, ConfigDict, Field
 
+from .domain import JobFinished, JobNotFound
 from .references import Fields, RegistryLookups, resolve
 from .store import Job, insert_job, lock_job, new_job_id, record_event
 
@@ -54,7 +54,7 @@ async def submit(
 ) -> Job:
     """Check what the request names, then record the job and stage its StartTraining in `conn`'s transaction.
     The command names the exact base model artifact and dataset version, whatever the request named.
-    `deploy_when_completed`: the projection deploys the job's adapter once the job succeeds (projection.py)."""
+    `deploy_when_completed`: the jobs handler deploys the job's adapter once the job succeeds (handlers.py)."""
 
     async def announced(name: str) -> int | None:
         latest: int | None = await conn.fetchval("SELECT max(version) FROM dataset_versions WHERE name = $1", name)
@@ -100,13 +100,13 @@ async def submit(
 
 
 async def cancel(conn: asyncpg.Connection, bus: Bus, job_id: str, *, requested_by: str, reason: str) -> Job:
-    """Ask the job's worker to stop: a 404 problem for an unknown job, a 409 for a finished one. Asking again
+    """Ask the job's worker to stop: JobNotFound for an unknown job, JobFinished for a finished one. Asking again
     sends nothing more; the job is cancelled once its worker says so (TrainingCancelled)."""
     job = await lock_job(conn, job_id)
     if job is None:
-        raise Problem(404, "job-not-found", f"no job {job_id}")
+        raise JobNotFound(job_id)
     if job.finished:
-        raise Problem(409, "job-finished", f"job {job_id} is already {job.status}", job_status=job.status)
+        raise JobFinished(job_id, job.status)
     if job.cancel_requested_at is None:
         now = datetime.now(UTC)
         await record_event(

@@ -24,7 +24,7 @@ from modelops_contracts import (
 )
 from modelops_shared.bus import MessageContext
 
-from ..deployment_records import stage_deploy
+from ..deployments.store import stage_deploy
 from .store import get_job, record_event
 
 log = logging.getLogger(__name__)

@@ -23,10 +23,9 @@ from contextlib import asynccontextmanager
 import asyncpg
 from modelops_contracts import DatasetVersionCreated
 from modelops_shared.bus import Bus, enqueue
-from modelops_shared.service import Runtime
 
-from .datasets import DatasetVersion, describe, list_datasets, versions
-from .settings import GatewaySettings
+from ..settings import GatewaySettings
+from .lake import DatasetVersion, describe, list_datasets, versions
 
 UNKNOWN_UPLOADER = "unknown"  # a commit written without the uploader's name (not by this gateway)
 
@@ -104,10 +103,10 @@ async def _reconcile_dataset(pool: asyncpg.Pool, bus: Bus, settings: GatewaySett
     return announced
 
 
-async def _reconcile_forever(runtime: Runtime, settings: GatewaySettings) -> None:
+async def _reconcile_forever(pool: asyncpg.Pool, bus: Bus, settings: GatewaySettings) -> None:
     while True:
         try:
-            await reconcile(runtime.pool, runtime.bus, settings)
+            await reconcile(pool, bus, settings)
         except Exception:
             log.exception(
                 "dataset reconciliation failed; trying again in %g s", settings.gateway_dataset_reconcile_interval_s
@@ -116,9 +115,9 @@ async def _reconcile_forever(runtime: Runtime, settings: GatewaySettings) -> Non
 
 
 @asynccontextmanager
-async def reconciling(runtime: Runtime, settings: GatewaySettings) -> AsyncIterator[None]:
+async def reconciling(pool: asyncpg.Pool, bus: Bus, settings: GatewaySettings) -> AsyncIterator[None]:
     """Reconcile now and then periodically in the background, for as long as the block runs."""
-    task = asyncio.create_task(_reconcile_forever(runtime, settings), name="dataset-reconciler")
+    task = asyncio.create_task(_reconcile_forever(pool, bus, settings), name="dataset-reconciler")
     try:
         yield
     finally:

@@ -1,72 +1,22 @@
-"""API keys: roles, creation (the secret is shown once), lookup by digest, listing, revocation, and the first
-admin key a fresh gateway writes to its state directory."""
+"""The `api_keys` table: creation (the secret is returned once and stored only as its digest), lookup by digest,
+listing, revocation, and the first admin key a fresh gateway writes to its state directory."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
-import secrets
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 
 import asyncpg
 
+from .domain import ApiKey, LastAdminKey, NameTaken, Role, digest, new_secret
+
 log = logging.getLogger(__name__)
 
-SECRET_PREFIX = "mok_"  # lets secret scanners and people recognise a leaked ModelOps key
 BOOTSTRAP_ADMIN_NAME = "admin"
 _BOOTSTRAP_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('gateway_admin_bootstrap:' || current_schema()))"
 _COLUMNS = "id, name, role, rate_limit, created_by, created_at, revoked_at"
-
-
-class Role(StrEnum):
-    """Roles in increasing power; each includes every role before it."""
-
-    VIEWER = "viewer"
-    DEVELOPER = "developer"
-    APPROVER = "approver"
-    ADMIN = "admin"
-
-    def includes(self, required: Role) -> bool:
-        order = list(Role)
-        return order.index(self) >= order.index(required)
-
-
-class NameTaken(Exception):
-    """Another live key already has this name."""
-
-
-class LastAdminKey(Exception):
-    """Revoking this key would leave nobody able to manage keys."""
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    id: str
-    name: str
-    role: Role
-    rate_limit: str | None
-    created_by: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-    @classmethod
-    def from_row(cls, row: asyncpg.Record) -> ApiKey:
-        return cls(**{**dict(row), "role": Role(row["role"])})
-
-
-def new_secret() -> str:
-    return SECRET_PREFIX + secrets.token_urlsafe(32)
-
-
-def digest(secret: str) -> str:
-    # Plain sha256 rather than a password hash (bcrypt, argon2): the secret is 256 random bits, so a slow hash would
-    # not make guessing any harder, while a deterministic digest lets each request find its key through an index.
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class KeyStore:
@@ -91,18 +41,18 @@ class KeyStore:
             )
         except asyncpg.UniqueViolationError:
             raise NameTaken(name) from None
-        return ApiKey.from_row(row), secret
+        return _key_of(row), secret
 
     async def authenticate(self, secret: str) -> ApiKey | None:
         """The live key whose secret this is; None for an unknown or revoked one."""
         row = await self.pool.fetchrow(
             f"SELECT {_COLUMNS} FROM api_keys WHERE secret_sha256 = $1 AND revoked_at IS NULL", digest(secret)
         )
-        return ApiKey.from_row(row) if row else None
+        return _key_of(row) if row else None
 
     async def list(self) -> list[ApiKey]:
         rows = await self.pool.fetch(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created_at, id")
-        return [ApiKey.from_row(row) for row in rows]
+        return [_key_of(row) for row in rows]
 
     async def revoke(self, key_id: str) -> ApiKey | None:
         """Revoke the key (already revoked is fine); None when there is no such key."""
@@ -113,12 +63,12 @@ class KeyStore:
                 "SELECT id FROM api_keys WHERE role = 'admin' AND revoked_at IS NULL ORDER BY id FOR UPDATE"
             )
             if [row["id"] for row in admins] == [key_id]:
-                raise LastAdminKey(key_id)
+                raise LastAdminKey()
             row = await conn.fetchrow(
                 f"UPDATE api_keys SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 RETURNING {_COLUMNS}",
                 key_id,
             )
-        return ApiKey.from_row(row) if row else None
+        return _key_of(row) if row else None
 
     async def ensure_admin(self, key_file: Path) -> ApiKey | None:
         """Create an admin key when no live one exists and write its secret to `key_file` (0600); returns the new
@@ -148,3 +98,7 @@ def write_secret(path: Path, secret: str) -> None:
     except BaseException:
         staged.unlink(missing_ok=True)
         raise
+
+
+def _key_of(row: asyncpg.Record) -> ApiKey:
+    return ApiKey(**{**dict(row), "role": Role(row["role"])})

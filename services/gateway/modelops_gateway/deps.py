@@ -11,11 +11,12 @@ from modelops_shared.problems import Problem
 from modelops_shared.service import Runtime
 from starlette.requests import HTTPConnection
 
-from .jobs import JobFeed, RegistryLookups
-from .keys import KeyStore
-from .ratelimit import RateLimiter
+from .access.store import KeyStore
+from .jobs.feed import JobFeed
+from .jobs.references import RegistryLookups
 from .settings import GatewaySettings
-from .upstream import RegistryClient
+from .upstream import Upstream
+from .web.ratelimit import RateLimiter
 
 
 @dataclass
@@ -24,7 +25,8 @@ class Gateway:
     runtime: Runtime
     keys: KeyStore
     limiter: RateLimiter
-    registry: RegistryClient
+    registry: Upstream
+    inference: Upstream
     feed: JobFeed
     lookups: RegistryLookups
 
@@ -32,7 +34,7 @@ class Gateway:
 def _gateway(connection: HTTPConnection) -> Gateway:
     gateway: Gateway | None = getattr(connection.app.state, "gateway", None)
     if gateway is None:
-        raise Problem(503, "not-ready", "the gateway is starting")
+        raise Problem(503, "not-ready", "the gateway is starting", retry_after=1)
     return gateway
 
 

@@ -12,8 +12,8 @@ from fastapi import Depends, HTTPException, Request, WebSocket
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from modelops_shared.problems import Problem
 
-from .context import Gateway, GatewayDep
-from .keys import Role
+from ..access.domain import Role
+from ..deps import Gateway, GatewayDep
 from .ratelimit import STATE_KEY, Quota
 
 __all__ = [

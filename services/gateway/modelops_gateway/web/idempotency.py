@@ -15,8 +15,8 @@ from fastapi import Depends, Header, Request, Response
 from fastapi.encoders import jsonable_encoder
 from modelops_shared.problems import Problem
 
+from ..deps import GatewayDep
 from .auth import Authenticated, Caller
-from .context import GatewayDep
 
 REPLAYED_HEADER = "Idempotency-Replayed"
 _KEPT_HEADERS = ("content-type", "location")

@@ -9,28 +9,26 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
+from modelops_shared.errors import DomainError
 from modelops_shared.problems import Problem, problem_for
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from .auth import Role, Viewer, authenticate_websocket
-from .context import GatewayDep
-from .jobs import JobEvent, get_job
-from .openapi import problems
-from .training_jobs import JobId
+from ...deps import GatewayDep
+from ...web.auth import Role, Viewer, authenticate_websocket
+from ...web.openapi import problems
+from ..domain import JobNotFound
+from ..schemas import wire
+from ..store import JobEvent, get_job
+from . import JobId
 
 log = logging.getLogger(__name__)
 
 EventId = Annotated[int | None, Query(ge=0, description="Resume after this event id (the last one received)")]
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
-
-
-def wire(event: JobEvent) -> dict[str, Any]:
-    """An event as a stream sends it."""
-    return {"id": event.seq, "job_id": event.job_id, "type": event.type, "at": event.at.isoformat(), "data": event.data}
 
 
 async def _sse(events: AsyncIterator[JobEvent]) -> AsyncIterator[ServerSentEvent]:
@@ -60,7 +58,7 @@ async def stream_job_events(
     terminal event."""
     job = await get_job(gateway.runtime.pool, job_id)
     if job is None:
-        raise Problem(404, "job-not-found", f"no job {job_id}")
+        raise JobNotFound(job_id)
     after = last_event_id or 0
     if job.finished and after >= job.last_seq:
         # The one answer that stops a browser's EventSource from reconnecting for ever to a finished job.
@@ -82,8 +80,8 @@ async def job_events_socket(
     try:
         await authenticate_websocket(websocket, gateway, Role.VIEWER, api_key)
         if await get_job(gateway.runtime.pool, job_id) is None:
-            raise Problem(404, "job-not-found", f"no job {job_id}")
-    except (Problem, HTTPException) as refusal:
+            raise JobNotFound(job_id)
+    except (Problem, DomainError, HTTPException) as refusal:
         await websocket.send_denial_response(problem_for(websocket, refusal))
         return
     await websocket.accept()

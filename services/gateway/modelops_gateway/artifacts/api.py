@@ -7,6 +7,7 @@ Produces: artifacts.submissions.v1 (ArtifactSubmitted)."""
 from __future__ import annotations
 
 import uuid
+from contextlib import aclosing
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -23,7 +24,6 @@ from modelops_contracts import (
     ArtifactSubmitted,
     ArtifactView,
     LineageGraph,
-    ParentRef,
     PromotionRecord,
     SigningKey,
     Stage,
@@ -33,13 +33,16 @@ from modelops_shared.bus import enqueue
 from modelops_shared.problems import Problem
 from modelops_shared.storage import InvalidKey
 from modelops_shared.storage.base import check_key
-from pydantic import BaseModel, ConfigDict, Field, Json
 
-from .auth import Approver, Developer, Role, require
-from .context import GatewayDep
-from .idempotency import Idempotent
-from .openapi import IMPORT_BODY, problems
-from .uploads import form_model, receive_upload
+from ..deps import GatewayDep
+from ..web.auth import Approver, Developer, Role, require
+from ..web.forms import form_model
+from ..web.idempotency import Idempotent
+from ..web.multipart import form_parts
+from ..web.openapi import IMPORT_BODY, problems
+from ..web.relay import forwarded, streamed
+from .schemas import ArtifactAccepted, ArtifactImport, PromotionRequest
+from .uploads import receive_upload
 
 JSON_BODY_LIMIT = 64 * 1024
 
@@ -57,27 +60,6 @@ reads = APIRouter(
 )
 
 
-class ArtifactImport(BaseModel):
-    """The text fields of an import."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    kind: ArtifactKind
-    name: str = Field(min_length=1, max_length=200)
-    version: str | None = Field(None, min_length=1, max_length=100)
-    parents: Json[list[ParentRef]] = Field(default_factory=list)
-
-
-class ArtifactAccepted(BaseModel):
-    id: str
-    status: Literal["submitted"]
-
-
-class PromotionRequest(BaseModel):
-    to_stage: Stage
-    reason: str = Field(min_length=1, max_length=2000)
-
-
 @router.post(
     "/artifacts",
     status_code=202,
@@ -93,13 +75,9 @@ async def import_artifact(
     artifact_id = f"art-{uuid.uuid4().hex}"
     prefix = f"artifacts/{artifact_id}"
     store = gateway.runtime.store
-    upload = await receive_upload(
-        request,
-        store,
-        prefix,
-        max_bytes=gateway.settings.gateway_max_upload_bytes,
-        max_files=gateway.settings.gateway_max_upload_files,
-    )
+    body = form_parts(request.headers, request.stream(), gateway.settings.gateway_max_upload_bytes)
+    async with aclosing(body) as parts:
+        upload = await receive_upload(parts, store, prefix, max_files=gateway.settings.gateway_max_upload_files)
     try:
         form = form_model(ArtifactImport, upload.fields)
         files = sorted(upload.files, key=lambda file: file.path)
@@ -142,10 +120,10 @@ async def promote(
 ) -> Response:
     """Move an artifact to another stage (approver). The registry's policy decides; its refusals come back as
     they are. The registry records this key's name as the actor."""
-    forwarded = {**body.model_dump(mode="json"), "actor": caller.name, "actor_role": caller.role.value}
+    with_actor = {**body.model_dump(mode="json"), "actor": caller.name, "actor_role": caller.role.value}
 
     async def forward(_: asyncpg.Connection) -> Response:
-        return await gateway.registry.forward("POST", f"/v1/artifacts/{artifact_id}/promotions", json=forwarded)
+        return await forwarded(gateway.registry, "POST", f"/v1/artifacts/{artifact_id}/promotions", json=with_actor)
 
     return (await idempotency.run(body.model_dump(mode="json"), forward)).response
 
@@ -169,19 +147,19 @@ async def list_artifacts(
 ) -> Response:
     """Registered artifacts, newest first, a page at a time (`next_cursor`)."""
     params = _params(kind=kind, stage=stage, name=name, cursor=cursor, limit=limit)
-    return await gateway.registry.forward("GET", "/v1/artifacts", params=params)
+    return await forwarded(gateway.registry, "GET", "/v1/artifacts", params=params)
 
 
 @reads.get("/artifacts/{artifact_id}", response_model=ArtifactView)
 async def get_artifact(gateway: GatewayDep, artifact_id: ArtifactId) -> Response:
     """One artifact; a 404 problem says when it is still pending or was rejected (`submission_status`)."""
-    return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}")
+    return await forwarded(gateway.registry, "GET", f"/v1/artifacts/{artifact_id}")
 
 
 @reads.get("/artifacts/{artifact_id}/files", response_model=list[ArtifactFile])
 async def list_files(gateway: GatewayDep, artifact_id: ArtifactId) -> Response:
     """Every file with its sha256 and size."""
-    return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/files")
+    return await forwarded(gateway.registry, "GET", f"/v1/artifacts/{artifact_id}/files")
 
 
 @reads.get(
@@ -195,13 +173,15 @@ async def download_file(gateway: GatewayDep, artifact_id: ArtifactId, path: str)
         check_key(path)
     except InvalidKey as error:
         raise Problem(422, "invalid-file-path", str(error)) from None
-    return await gateway.registry.stream(f"/v1/artifacts/{artifact_id}/files/{quote(path)}")
+    return await streamed(
+        gateway.registry, "GET", f"/v1/artifacts/{artifact_id}/files/{quote(path)}", only_success=True
+    )
 
 
 @reads.get("/artifacts/{artifact_id}/bundle", response_model=dict[str, Any])
 async def get_bundle(gateway: GatewayDep, artifact_id: ArtifactId) -> Response:
     """The signed Sigstore bundle (DSSE envelope over the in-toto statement)."""
-    return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/bundle")
+    return await forwarded(gateway.registry, "GET", f"/v1/artifacts/{artifact_id}/bundle")
 
 
 @reads.get("/artifacts/{artifact_id}/lineage", response_model=LineageGraph | list[dict[str, Any]])
@@ -209,28 +189,30 @@ async def get_lineage(
     gateway: GatewayDep, artifact_id: ArtifactId, format: Literal["graph", "openlineage"] = "graph"
 ) -> Response:
     """Where the artifact came from and what came of it, as a graph or as OpenLineage events."""
-    return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/lineage", params=_params(format=format))
+    return await forwarded(
+        gateway.registry, "GET", f"/v1/artifacts/{artifact_id}/lineage", params=_params(format=format)
+    )
 
 
 @reads.get("/artifacts/{artifact_id}/promotions", response_model=list[PromotionRecord])
 async def list_promotions(gateway: GatewayDep, artifact_id: ArtifactId) -> Response:
     """Every stage move, signed, with actor, reason and time."""
-    return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/promotions")
+    return await forwarded(gateway.registry, "GET", f"/v1/artifacts/{artifact_id}/promotions")
 
 
 @reads.get("/artifacts/{artifact_id}/stage", response_model=StageAt)
 async def get_stage_at(gateway: GatewayDep, artifact_id: ArtifactId, at: At) -> Response:
     """The artifact's stage at time `at`."""
-    return await gateway.registry.forward("GET", f"/v1/artifacts/{artifact_id}/stage", params=_params(at=at))
+    return await forwarded(gateway.registry, "GET", f"/v1/artifacts/{artifact_id}/stage", params=_params(at=at))
 
 
 @reads.get("/stages/{stage}/artifacts", response_model=list[ArtifactView])
 async def get_artifacts_in_stage_at(gateway: GatewayDep, stage: Stage, at: At) -> Response:
     """Every artifact that was in `stage` at time `at`, e.g. what was in prod at T."""
-    return await gateway.registry.forward("GET", f"/v1/stages/{stage.value}/artifacts", params=_params(at=at))
+    return await forwarded(gateway.registry, "GET", f"/v1/stages/{stage.value}/artifacts", params=_params(at=at))
 
 
 @reads.get("/keys", response_model=list[SigningKey])
 async def list_signing_keys(gateway: GatewayDep) -> Response:
     """The registry's public signing keys (PEM), old ones included, to verify bundles with."""
-    return await gateway.registry.forward("GET", "/v1/keys")
+    return await forwarded(gateway.registry, "GET", "/v1/keys")

@@ -1,0 +1,97 @@
+"""The one path from an uploaded dataset file to an announced version, for `POST /v1/datasets` and `POST /v1/files`:
+the file part spooled and hashed as it streams (`received_form`), every row validated (`validated_rows`), then a
+new Delta version committed and announced in the caller's transaction (`commit_version`; announcer.py explains the
+order)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack, aclosing, asynccontextmanager
+from dataclasses import dataclass
+from typing import IO, Any
+
+import asyncpg
+import pyarrow as pa
+from modelops_contracts import DatasetSchema
+from modelops_shared.bus import Bus
+
+from ..settings import GatewaySettings
+from ..web.multipart import FormField, FormFile, Hashed, UploadRejected
+from .announcer import announce
+from .lake import DatasetVersion, write_version
+from .validation import DatasetFormat, spooled, validate_file
+
+FILE_FIELD = "file"
+
+
+@dataclass(frozen=True)
+class ReceivedFile:
+    """The uploaded file, spooled to a temporary file (gone when its block exits), with its digest."""
+
+    filename: str
+    file: IO[bytes]
+    sha256: str
+    size: int
+
+    def fingerprint(self, fmt: DatasetFormat, fields: dict[str, Any]) -> dict[str, Any]:
+        """What makes two uploads the same upload, for Idempotency-Key: the fields and the file's content."""
+        return {**fields, "format": fmt.value, "sha256": self.sha256, "bytes": self.size}
+
+
+@dataclass(frozen=True)
+class DatasetForm:
+    fields: dict[str, list[str]]
+    file: ReceivedFile
+
+
+@asynccontextmanager
+async def received_form(
+    parts: AsyncGenerator[FormField | FormFile, None], *, max_bytes: int
+) -> AsyncIterator[DatasetForm]:
+    """The multipart body's text fields and its one `file` part, read to the end (parts in any order)."""
+    fields: dict[str, list[str]] = {}
+    received: ReceivedFile | None = None
+    async with AsyncExitStack() as stack:
+        async with aclosing(parts):
+            async for part in parts:
+                if isinstance(part, FormField):
+                    fields.setdefault(part.name, []).append(part.value)
+                    continue
+                if part.name != FILE_FIELD or received is not None:
+                    raise UploadRejected(422, "unexpected-file", f"send exactly one file, in the `{FILE_FIELD}` part")
+                received = await _spool(stack, part.filename, part.chunks, max_bytes)
+        if received is None:
+            raise UploadRejected(422, "no-file", f"send the dataset as a `{FILE_FIELD}` part with a filename")
+        yield DatasetForm(fields, received)
+
+
+async def _spool(stack: AsyncExitStack, filename: str, chunks: AsyncIterator[bytes], max_bytes: int) -> ReceivedFile:
+    hashed = Hashed(chunks)
+    file = await stack.enter_async_context(spooled(aiter(hashed), max_bytes))
+    return ReceivedFile(filename, file, hashed.sha256, hashed.size)
+
+
+async def validated_rows(upload: ReceivedFile, fmt: DatasetFormat, kind: DatasetSchema) -> pa.Table:
+    """Every row checked against `kind`; one bad row raises DatasetInvalid with the row-level report."""
+    return await asyncio.to_thread(validate_file, upload.file, fmt, kind)
+
+
+async def commit_version(
+    conn: asyncpg.Connection,
+    bus: Bus,
+    settings: GatewaySettings,
+    *,
+    name: str,
+    kind: DatasetSchema,
+    rows: pa.Table,
+    created_by: str,
+) -> DatasetVersion:
+    """Append `rows` to dataset `name` as a new version and announce it in `conn`'s transaction.
+
+    The Delta commit lands first; a failure before the transaction commits leaves an unannounced version, which the
+    reconciler announces (announcer.py). A caller holding an Idempotency-Key's claim in this transaction makes a
+    concurrent retry wait for this outcome rather than write a second version."""
+    version = await asyncio.to_thread(write_version, settings, name, kind, rows, created_by=created_by)
+    await announce(conn, bus, version, created_by)
+    return version

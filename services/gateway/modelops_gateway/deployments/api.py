@@ -1,0 +1,139 @@
+"""Inference routes: deployments (Deploy and Undeploy through the outbox; status read from the inference service)
+and the OpenAI-compatible completions, chat completions and models, relayed to the inference service behind the
+gateway's keys, roles and rate limits. A streamed completion (`stream: true`) passes through as its SSE bytes arrive.
+
+Produces: deployments.commands.v1 (Deploy, Undeploy)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import asyncpg
+from fastapi import APIRouter, Request, Response
+from fastapi import Path as PathParam
+from fastapi.responses import JSONResponse
+from modelops_contracts import Deploy
+from modelops_contracts.deployments import DEPLOYMENT_NAME
+from modelops_shared.problems import Problem
+
+from ..deps import GatewayDep
+from ..web.auth import Developer, Viewer
+from ..web.idempotency import Idempotent
+from ..web.openai_errors import OpenAIErrorRoute
+from ..web.openapi import problems
+from ..web.relay import forwarded, streamed
+from . import store
+from .schemas import DeploymentAccepted, DeploymentRemoval, DeploymentView, DeployRequest
+
+JSON_BODY_LIMIT = 64 * 1024
+COMPLETION_BODY_LIMIT = 4 * 1024 * 1024
+
+_COMPLETION_CONTENT = {"content": {"application/json": {}, "text/event-stream": {}}, "description": "The completion"}
+
+DeploymentName = Annotated[str, PathParam(pattern=DEPLOYMENT_NAME)]
+
+router = APIRouter(prefix="/v1/deployments", tags=["deployments"], responses=problems(401, 403, 429))
+# OpenAI's routes answer errors with OpenAI's `error` member too, so the `openai` client shows them.
+openai = APIRouter(
+    prefix="/v1", tags=["inference"], route_class=OpenAIErrorRoute, responses=problems(401, 403, 429, 502, 503)
+)
+
+
+@router.post(
+    "",
+    status_code=202,
+    response_model=DeploymentAccepted,
+    max_body_size=JSON_BODY_LIMIT,
+    responses=problems(413, 422),
+)
+async def deploy(body: DeployRequest, caller: Developer, gateway: GatewayDep, idempotency: Idempotent) -> Response:
+    """Serve a base model with adapters under `name` (developer). The inference service fetches and verifies the
+    artifacts, then loads them: follow `GET /v1/deployments/{name}` from `queued` to `ready` or `failed`.
+    Deploying a name again replaces that deployment."""
+    command = Deploy(name=body.name, base_model=body.base_model, adapters=body.adapters, requested_by=caller.name)
+
+    async def stage(conn: asyncpg.Connection) -> Response:
+        await store.stage_deploy(conn, gateway.runtime.bus, command)
+        accepted = DeploymentAccepted(name=body.name, status="queued")
+        return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/deployments/{body.name}"})
+
+    return (await idempotency.run(body.model_dump(mode="json"), stage)).response
+
+
+@router.get("", response_model=list[DeploymentView], responses=problems(502, 503))
+async def list_deployments(_: Viewer, gateway: GatewayDep) -> list[DeploymentView]:
+    """Every deployment: what the inference service serves, and what was accepted here that it has not yet."""
+    served = await gateway.inference.json_of("/v1/deployments")
+    rows = {row["name"]: row for row in await store.active_deployments(gateway.runtime.pool)}
+    views = [DeploymentView.served(view, rows.get(view["name"])) for view in served]
+    known = {view.name for view in views}
+    views += [DeploymentView.queued(row) for name, row in sorted(rows.items()) if name not in known]
+    return sorted(views, key=lambda view: view.name)
+
+
+@router.get("/{name}", response_model=DeploymentView, responses=problems(404, 422, 502, 503))
+async def get_deployment(_: Viewer, gateway: GatewayDep, name: DeploymentName) -> DeploymentView:
+    """One deployment's status: queued, loading, ready, or failed with the reason."""
+    row = await store.active_deployment(gateway.runtime.pool, name)
+    upstream = await gateway.inference.request("GET", f"/v1/deployments/{name}")
+    if upstream.status_code == 404:
+        if row is None:
+            raise Problem(404, "deployment-not-found", f"no deployment {name}")
+        return DeploymentView.queued(row)
+    if upstream.status_code != 200:
+        raise gateway.inference.failure(upstream.status_code)
+    return DeploymentView.served(upstream.json(), row)
+
+
+@router.delete("/{name}", status_code=202, response_model=DeploymentRemoval, responses=problems(404, 422))
+async def undeploy(caller: Developer, gateway: GatewayDep, name: DeploymentName) -> Response:
+    """Stop serving `name` (developer): its running requests end and its models disappear."""
+    async with gateway.runtime.pool.acquire() as conn, conn.transaction():
+        if not await store.mark_removed(conn, name, removed_by=caller.name):
+            # Deployed some other way (or before this gateway kept a record): the inference service still knows it.
+            upstream = await gateway.inference.request("GET", f"/v1/deployments/{name}")
+            if upstream.status_code != 200:
+                raise Problem(404, "deployment-not-found", f"no deployment {name}")
+        await store.stage_undeploy(conn, gateway.runtime.bus, name, requested_by=caller.name)
+    return JSONResponse(DeploymentRemoval(name=name, status="removing").model_dump(), 202)
+
+
+@openai.post(
+    "/chat/completions",
+    response_model=None,
+    responses={200: _COMPLETION_CONTENT, **problems(400, 404, 413)},
+)
+async def chat_completions(_: Viewer, gateway: GatewayDep, request: Request) -> Response:
+    """OpenAI chat completions (viewer), answered by the inference service; `stream: true` streams SSE chunks."""
+    body = await _completion_body(request)
+    return await streamed(gateway.inference, "POST", "/v1/chat/completions", content=body, relay_problems=True)
+
+
+@openai.post(
+    "/completions",
+    response_model=None,
+    responses={200: _COMPLETION_CONTENT, **problems(400, 404, 413)},
+)
+async def completions(_: Viewer, gateway: GatewayDep, request: Request) -> Response:
+    """OpenAI (legacy) completions (viewer), answered by the inference service; `stream: true` streams SSE."""
+    body = await _completion_body(request)
+    return await streamed(gateway.inference, "POST", "/v1/completions", content=body, relay_problems=True)
+
+
+@openai.get("/models", response_model=None)
+async def list_models(_: Viewer, gateway: GatewayDep) -> Response:
+    """Every model name being served: deployments, `<deployment>/<adapter>`, and `ft:` names of fine-tuned models."""
+    return await forwarded(gateway.inference, "GET", "/v1/models", relay_problems=True)
+
+
+async def _completion_body(request: Request) -> bytes:
+    """The request body, bounded and checked to be JSON; the inference service validates the rest."""
+    body = await request.body()
+    if len(body) > COMPLETION_BODY_LIMIT:
+        raise Problem(413, "body-too-large", f"a completion request may be at most {COMPLETION_BODY_LIMIT} bytes")
+    try:
+        json.loads(body)
+    except ValueError:
+        raise Problem(400, "invalid-json", "the request body must be JSON") from None
+    return body
