@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -18,8 +18,26 @@ class AdapterSpec(BaseModel):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
 
 
+def _only(member: str, kind: str, other: str) -> dict[str, Any]:
+    return {"required": [member], "properties": {member: {"type": kind}, other: {"type": "null"}}}
+
+
 class Hyperparameters(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # The schema says what `_one_budget` checks, so that a client (or a fuzzer) can tell a valid request from the
+    # document alone.
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["max_steps"],
+                    "properties": {"max_steps": {"type": "integer"}, "epochs": {"type": "null"}},
+                },
+                {"required": ["epochs"], "properties": {"epochs": {"type": "number"}, "max_steps": {"type": "null"}}},
+            ]
+        },
+    )
 
     max_steps: int | None = Field(None, ge=1)
     epochs: float | None = Field(None, gt=0)

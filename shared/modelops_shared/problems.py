@@ -8,18 +8,35 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
+import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import DomainError
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://modelops.dev/problems/"
+# RFC 9457's members; a problem type may add its own (`errors` of a 422, `retry_after`, …).
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+    },
+    "additionalProperties": True,
+}
 
 log = logging.getLogger(__name__)
+_UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
 
 
 class Problem(Exception):
@@ -64,11 +81,15 @@ def problem_for(request: HTTPConnection, exc: Exception) -> JSONResponse:
     if isinstance(exc, DomainError):
         return problem_response(request, exc.status, exc.slug, str(exc), **exc.extensions)
     if isinstance(exc, StarletteHTTPException):
-        slug = HTTPStatus(exc.status_code).phrase.lower().replace(" ", "-")
         detail = exc.detail if isinstance(exc.detail, str) else None
-        response = problem_response(request, exc.status_code, slug, detail)
+        response = problem_response(request, exc.status_code, _slug_of(exc.status_code), detail)
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405:
+            response.headers["Allow"] = _allowed_methods(request)
         return response
+    if isinstance(exc, _UNSTORABLE_TEXT):
+        # Text Postgres cannot hold (a NUL byte) that no pattern at the edge caught: the client's input, not our bug.
+        return problem_response(request, 422, "invalid-text", "the request holds text with a NUL or invalid character")
     if isinstance(exc, RequestValidationError):
         errors = [
             {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}
@@ -78,9 +99,97 @@ def problem_for(request: HTTPConnection, exc: Exception) -> JSONResponse:
     return unexpected_error_response(request, exc)
 
 
+def _slug_of(status: int) -> str:
+    return HTTPStatus(status).phrase.lower().replace(" ", "-")
+
+
+def _allowed_methods(request: HTTPConnection) -> str:
+    """Every method the path takes: Starlette's own 405 names only those of the first route whose path matched."""
+    methods = {
+        method
+        for route in request.app.router.routes
+        if route.matches(request.scope)[0] is not Match.NONE
+        for method in getattr(route, "methods", None) or ()
+    }
+    return ", ".join(sorted(methods))
+
+
+class PlainErrorsAsProblems:
+    """Starlette answers a few errors itself, in plain text, below the exception handlers (a body over a route's
+    `max_body_size`: 413). This middleware answers those as problem+json too, so that every error has one shape."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        plain_status: int | None = None
+
+        async def send_as_problem(message: Message) -> None:
+            nonlocal plain_status
+            if message["type"] == "http.response.start" and message["status"] >= 400 and _is_plain(message):
+                plain_status = message["status"]
+                return
+            if plain_status is None:
+                await send(message)
+            elif not message.get("more_body"):
+                status = plain_status
+                await problem_response(HTTPConnection(scope), status, _slug_of(status), HTTPStatus(status).phrase)(
+                    scope, receive, send
+                )
+
+        await self.app(scope, receive, send_as_problem)
+
+
+def _is_plain(start: Message) -> bool:
+    return any(name == b"content-type" and value.startswith(b"text/plain") for name, value in start["headers"])
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         return problem_for(request, exc)
 
     for error_type in (Problem, DomainError, StarletteHTTPException, RequestValidationError, Exception):
         app.add_exception_handler(error_type, on_error)
+    app.add_middleware(PlainErrorsAsProblems)
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the app's OpenAPI document say what its handlers do: every error response (4xx, 5xx) of every operation
+    is `application/problem+json`, FastAPI's own 422 (`HTTPValidationError`, JSON) included; an operation with a
+    body may answer 400 (a body that does not parse); an optional parameter is left out, never sent as null."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        document = generate()
+        problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path_item in document.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.setdefault("responses", {})
+                if "requestBody" in operation:
+                    responses.setdefault("400", {"description": "Bad Request"})
+                for status, response in responses.items():
+                    if status[0] in "45":
+                        response["content"] = problem
+                for parameter in operation.get("parameters", []):
+                    _without_null(parameter.get("schema", {}))
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(unused, None)
+        schemas["Problem"] = PROBLEM_SCHEMA
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _without_null(schema: dict[str, Any]) -> None:
+    """`anyOf: [X, null]` as X: pydantic's rendering of an optional parameter, which a query string cannot carry."""
+    options = schema.get("anyOf")
+    if options and {"type": "null"} in options:
+        kept = [option for option in options if option != {"type": "null"}]
+        del schema["anyOf"]
+        schema.update(kept[0] if len(kept) == 1 else {"anyOf": kept})

@@ -22,7 +22,7 @@ from starlette.middleware.base import RequestResponseEndpoint
 
 from .bus import Bus, Handler, IdempotentConsumer, OutboxRelay
 from .db import apply_migrations, create_pool
-from .problems import install_problem_handlers, problem_response, unexpected_error_response
+from .problems import document_problems, install_problem_handlers, problem_response, unexpected_error_response
 from .settings import Settings
 from .storage import ObjectNotFound, ObjectStore, open_store
 from .telemetry import REQUEST_ID, configure_logging, configure_tracing, request_id_var
@@ -115,6 +115,7 @@ def create_service_app(
     app = FastAPI(title=title, version=version, lifespan=lifespan)
     app.state.readiness_checks = {}
     install_problem_handlers(app)
+    document_problems(app)
     # Probes and scrapes are left out so that they do not drown the traffic.
     Instrumentator(excluded_handlers=["/healthz", "/readyz", "/metrics"]).add(HTTP_METRICS).instrument(app)
 

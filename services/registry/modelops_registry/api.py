@@ -19,6 +19,7 @@ from modelops_contracts import (
     Stage,
     StageAt,
 )
+from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_shared.problems import Problem
 from modelops_shared.service import Runtime
 from modelops_shared.signing import KeyRing
@@ -76,10 +77,10 @@ async def _artifact_or_404(registry: Registry, artifact_id: str) -> dict[str, An
 @router.get("/artifacts", response_model=ArtifactPage)
 async def list_artifacts(
     registry: RegistryDep,
-    kind: str | None = None,
+    kind: Annotated[str | None, Query(max_length=100, pattern=TEXT_PATTERN)] = None,
     stage: Stage | None = None,
-    name: str | None = None,
-    cursor: str | None = None,
+    name: Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN)] = None,
+    cursor: Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> ArtifactPage:
     rows = await queries.list_artifacts(

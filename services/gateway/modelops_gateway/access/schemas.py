@@ -10,6 +10,9 @@ from pydantic import BaseModel, Field, field_validator
 from ..settings import checked_rate_limit
 from .domain import ApiKey, Role
 
+# One rate as the `limits` library writes it: a count, `/` or `per`, an optional multiple, a unit.
+RATE_PATTERN = r"^[1-9][0-9]* *(/|per) *([0-9]+ *)?(second|minute|hour|day|month|year)s?$"
+
 
 class ApiKeyRequest(BaseModel):
     name: str = Field(
@@ -19,7 +22,11 @@ class ApiKeyRequest(BaseModel):
         description="Who holds the key; the registry records it as submitter and approver",
     )
     role: Role
-    rate_limit: str | None = Field(None, description="Own limit, e.g. 5/minute; default: the gateway's")
+    rate_limit: str | None = Field(
+        None,
+        pattern=RATE_PATTERN,
+        description="Own limit in `limits` notation, e.g. 5/minute or 100 per hour; default: the gateway's",
+    )
 
     @field_validator("rate_limit")
     @classmethod

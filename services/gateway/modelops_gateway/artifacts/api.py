@@ -29,10 +29,12 @@ from modelops_contracts import (
     Stage,
     StageAt,
 )
+from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_shared.bus import enqueue
 from modelops_shared.problems import Problem
 from modelops_shared.storage import InvalidKey
 from modelops_shared.storage.base import check_key
+from pydantic import AwareDatetime, BeforeValidator
 
 from ..deps import GatewayDep
 from ..web.auth import Approver, Developer, Role, require
@@ -48,7 +50,8 @@ JSON_BODY_LIMIT = 64 * 1024
 
 # Letters, digits, `.`, `_`, `-`, starting with a letter or digit: safe in an upstream URL as it is, and never `..`.
 ArtifactId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
-At = Annotated[datetime, Query(description="ISO 8601 with a timezone")]
+# Pydantic would also read a number as a Unix time; the document promises ISO 8601, so only that is read.
+At = Annotated[AwareDatetime, BeforeValidator(datetime.fromisoformat), Query(description="ISO 8601 with a timezone")]
 
 router = APIRouter(prefix="/v1", tags=["artifacts"], responses=problems(401, 403, 429))
 # Reads need only a viewer; the registry answers them.
@@ -141,8 +144,8 @@ async def list_artifacts(
     gateway: GatewayDep,
     kind: ArtifactKind | None = None,
     stage: Stage | None = None,
-    name: str | None = None,
-    cursor: str | None = None,
+    name: Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN)] = None,
+    cursor: Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
     """Registered artifacts, newest first, a page at a time (`next_cursor`)."""

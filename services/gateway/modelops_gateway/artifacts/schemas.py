@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Literal
 
 from modelops_contracts import ArtifactKind, ParentRef, Stage
+from modelops_contracts.artifacts import TEXT_PATTERN
 from pydantic import BaseModel, ConfigDict, Field, Json
 
 
@@ -15,8 +16,8 @@ class ArtifactImport(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: ArtifactKind
-    name: str = Field(min_length=1, max_length=200)
-    version: str | None = Field(None, min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    version: str | None = Field(None, min_length=1, max_length=100, pattern=TEXT_PATTERN)
     parents: Json[list[ParentRef]] = Field(default_factory=list)
 
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from modelops_contracts import DatasetSchema
+from modelops_contracts.artifacts import TEXT_PATTERN
 
 from ..deps import GatewayDep
 from ..web.auth import Developer, Role, Viewer, require
@@ -45,6 +46,7 @@ from .uploads import commit_version, received_form, validated_rows
 from .validation import DatasetFormat, format_of
 
 MAX_ROWS_PER_READ = 1000
+MAX_OFFSET = 2**31 - 1 - MAX_ROWS_PER_READ  # Arrow's `head` counts rows in a C int
 QUERY_BODY_LIMIT = 128 * 1024
 MAX_LISTED_FILES = 10_000  # OpenAI's own bound on `limit`
 
@@ -136,7 +138,7 @@ async def get_rows(
     name: DatasetName,
     version: Version = None,
     limit: Annotated[int, Query(ge=1, le=MAX_ROWS_PER_READ)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> DatasetRows:
     """Rows of a version, oldest uploads first, from `offset`."""
     pinned, rows = await asyncio.to_thread(
@@ -206,10 +208,12 @@ async def upload_file(request: Request, caller: Developer, gateway: GatewayDep, 
 async def list_files(
     _: Viewer,
     gateway: GatewayDep,
-    after: Annotated[str | None, Query(max_length=64, description="The last id of the previous page")] = None,
+    after: Annotated[
+        str | None, Query(max_length=64, pattern=TEXT_PATTERN, description="The last id of the previous page")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LISTED_FILES)] = MAX_LISTED_FILES,
     order: Literal["asc", "desc"] = "desc",
-    purpose: Annotated[str | None, Query(max_length=64)] = None,
+    purpose: Annotated[str | None, Query(max_length=64, pattern=TEXT_PATTERN)] = None,
 ) -> FileList:
     """Uploaded files by creation time, newest first by default; page on with `after`."""
     rows = await store.list_files(gateway.runtime.pool, purpose=purpose, after=after, limit=limit + 1, order=order)

@@ -327,6 +327,8 @@ def read_rows(
     if limit < 0 or offset < 0:
         raise ValueError("limit and offset must not be negative")
     dataset = dataset_in_upload_order(open_table(settings, name, version))
+    if offset >= dataset.count_rows():
+        return []
     rows: list[dict[str, Any]] = dataset.head(offset + limit).slice(offset).to_pylist()
     return rows
 

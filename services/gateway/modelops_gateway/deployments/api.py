@@ -6,7 +6,6 @@ Produces: deployments.commands.v1 (Deploy, Undeploy)."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated
 
 import asyncpg
@@ -15,6 +14,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from modelops_contracts import Deploy
 from modelops_contracts.deployments import DEPLOYMENT_NAME
+from modelops_contracts.openai_requests import ChatCompletionRequest, CompletionRequest
 from modelops_shared.problems import Problem
 
 from ..deps import GatewayDep
@@ -102,38 +102,30 @@ async def undeploy(caller: Developer, gateway: GatewayDep, name: DeploymentName)
 @openai.post(
     "/chat/completions",
     response_model=None,
+    max_body_size=COMPLETION_BODY_LIMIT,
     responses={200: _COMPLETION_CONTENT, **problems(400, 404, 413)},
 )
-async def chat_completions(_: Viewer, gateway: GatewayDep, request: Request) -> Response:
-    """OpenAI chat completions (viewer), answered by the inference service; `stream: true` streams SSE chunks."""
-    body = await _completion_body(request)
-    return await streamed(gateway.inference, "POST", "/v1/chat/completions", content=body, relay_problems=True)
+async def chat_completions(_: Viewer, gateway: GatewayDep, body: ChatCompletionRequest, request: Request) -> Response:
+    """OpenAI chat completions (viewer), checked here, answered by the inference service; `stream: true` streams SSE
+    chunks."""
+    raw = await request.body()  # relayed as sent: what the client chose to send beyond the checked members too
+    return await streamed(gateway.inference, "POST", "/v1/chat/completions", content=raw, relay_problems=True)
 
 
 @openai.post(
     "/completions",
     response_model=None,
+    max_body_size=COMPLETION_BODY_LIMIT,
     responses={200: _COMPLETION_CONTENT, **problems(400, 404, 413)},
 )
-async def completions(_: Viewer, gateway: GatewayDep, request: Request) -> Response:
-    """OpenAI (legacy) completions (viewer), answered by the inference service; `stream: true` streams SSE."""
-    body = await _completion_body(request)
-    return await streamed(gateway.inference, "POST", "/v1/completions", content=body, relay_problems=True)
+async def completions(_: Viewer, gateway: GatewayDep, body: CompletionRequest, request: Request) -> Response:
+    """OpenAI (legacy) completions (viewer), checked here, answered by the inference service; `stream: true` streams
+    SSE."""
+    raw = await request.body()
+    return await streamed(gateway.inference, "POST", "/v1/completions", content=raw, relay_problems=True)
 
 
 @openai.get("/models", response_model=None)
 async def list_models(_: Viewer, gateway: GatewayDep) -> Response:
     """Every model name being served: deployments, `<deployment>/<adapter>`, and `ft:` names of fine-tuned models."""
     return await forwarded(gateway.inference, "GET", "/v1/models", relay_problems=True)
-
-
-async def _completion_body(request: Request) -> bytes:
-    """The request body, bounded and checked to be JSON; the inference service validates the rest."""
-    body = await request.body()
-    if len(body) > COMPLETION_BODY_LIMIT:
-        raise Problem(413, "body-too-large", f"a completion request may be at most {COMPLETION_BODY_LIMIT} bytes")
-    try:
-        json.loads(body)
-    except ValueError:
-        raise Problem(400, "invalid-json", "the request body must be JSON") from None
-    return body

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
+from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_contracts.deployments import DEPLOYMENT_NAME
 from pydantic import BaseModel, Field
 
@@ -14,8 +15,10 @@ Status = Literal["queued", "loading", "ready", "failed"]
 
 class DeployRequest(BaseModel):
     name: str = Field(pattern=DEPLOYMENT_NAME, description="The deployment's name: the model name clients send")
-    base_model: str = Field(min_length=1, max_length=200, description="The base model's artifact id")
-    adapters: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+    base_model: str = Field(
+        min_length=1, max_length=200, pattern=TEXT_PATTERN, description="The base model's artifact id"
+    )
+    adapters: list[Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]] = Field(
         default_factory=list, max_length=64, description="Adapter artifact ids; none serves the base model alone"
     )
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from modelops_contracts import Hyperparameters
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from modelops_contracts.artifacts import TEXT_PATTERN
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .store import Job, JobEvent
 from .submission import SUFFIX_PATTERN, TrainingJobRequest
@@ -30,7 +31,7 @@ class HyperparameterRequest(BaseModel):
 
     n_epochs: Auto | Annotated[int, Field(ge=1, le=50)] = "auto"
     batch_size: Auto | Annotated[int, Field(ge=1, le=1024)] = "auto"
-    learning_rate_multiplier: Auto | Annotated[float, Field(gt=0, le=50)] = "auto"
+    learning_rate_multiplier: Auto | Annotated[float, Field(ge=1e-6, le=50)] = "auto"
 
 
 class DpoHyperparameterRequest(HyperparameterRequest):
@@ -60,21 +61,31 @@ class MethodRequest(BaseModel):
 class FineTuningJobRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, max_length=200, description="A base model's name, or its artifact id")
-    training_file: str = Field(min_length=1, max_length=200, description="A file id (= a dataset name)")
-    validation_file: str | None = Field(
-        None, description="Not supported: `eval_split` of the training file is held out"
+    model: str = Field(
+        min_length=1, max_length=200, pattern=TEXT_PATTERN, description="A base model's name, or its artifact id"
     )
+    training_file: str = Field(
+        min_length=1, max_length=200, pattern=TEXT_PATTERN, description="A file id (= a dataset name)"
+    )
+    validation_file: None = Field(None, description="Not supported: `eval_split` of the training file is held out")
     hyperparameters: HyperparameterRequest | None = None
     method: MethodRequest | None = None
     suffix: str | None = Field(None, pattern=SUFFIX_PATTERN)
     seed: int | None = Field(None, ge=0, le=2**31 - 1)
 
-    @field_validator("validation_file")
+    @field_validator("validation_file", mode="before")
     @classmethod
-    def _no_validation_file(cls, value: str | None) -> None:
+    def _no_validation_file(cls, value: object) -> None:
         if value is not None:
             raise ValueError("validation files are not supported; a share of the training file is held out instead")
+        return None
+
+    @model_validator(mode="after")
+    def _trainable(self) -> FineTuningJobRequest:
+        """A request whose hyperparameters the trainer would refuse (a multiplier so small the learning rate
+        rounds to 0) is invalid here, not a failure later."""
+        self.training_request()
+        return self
 
     def training_request(self) -> TrainingJobRequest:
         method = self.method.type if self.method else "supervised"

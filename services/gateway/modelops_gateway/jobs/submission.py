@@ -11,6 +11,7 @@ from typing import Literal
 
 import asyncpg
 from modelops_contracts import AdapterSpec, CancelTraining, Hyperparameters, PluginSpec, StartTraining
+from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_shared.bus import Bus, enqueue
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -29,8 +30,10 @@ class TrainingJobRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    base_model: str = Field(min_length=1, max_length=200, description="A base_model artifact id, or a name (latest)")
-    dataset: str = Field(min_length=1, max_length=200, description="A registered dataset's name")
+    base_model: str = Field(
+        min_length=1, max_length=200, pattern=TEXT_PATTERN, description="A base_model artifact id, or a name (latest)"
+    )
+    dataset: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN, description="A registered dataset's name")
     dataset_version: int | None = Field(None, ge=0, description="Default: the latest registered version")
     method: Literal["sft", "dpo"] = "sft"
     adapter: AdapterSpec = AdapterSpec()

@@ -7,25 +7,13 @@ from http import HTTPStatus
 from typing import Any
 
 from modelops_contracts import ArtifactKind, DatasetSchema
-from modelops_shared.problems import PROBLEM_JSON
-
-_PROBLEM_SCHEMA = {
-    "type": "object",
-    "required": ["type", "title", "status"],
-    "properties": {
-        "type": {"type": "string", "format": "uri"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "instance": {"type": "string"},
-    },
-}
+from modelops_shared.problems import PROBLEM_JSON, PROBLEM_SCHEMA
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """`responses=` entries documenting RFC 9457 problem details for each status."""
     return {
-        status: {"description": HTTPStatus(status).phrase, "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
+        status: {"description": HTTPStatus(status).phrase, "content": {PROBLEM_JSON: {"schema": PROBLEM_SCHEMA}}}
         for status in statuses
     }
 
@@ -38,6 +26,7 @@ IMPORT_BODY: dict[str, Any] = {
                 "schema": {
                     "type": "object",
                     "required": ["kind", "name", "files"],
+                    "additionalProperties": False,
                     "properties": {
                         "kind": {"type": "string", "enum": [kind.value for kind in ArtifactKind]},
                         "name": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -53,6 +42,7 @@ IMPORT_BODY: dict[str, Any] = {
                         },
                         "files": {
                             "type": "array",
+                            "minItems": 1,
                             "items": {"type": "string", "format": "binary"},
                             "description": "One part per file; each part's filename is its path in the artifact, "
                             "relative and `/`-separated, e.g. tokenizer/tokenizer.json",
@@ -66,7 +56,7 @@ IMPORT_BODY: dict[str, Any] = {
 
 
 def _multipart(required: list[str], properties: dict[str, Any]) -> dict[str, Any]:
-    schema = {"type": "object", "required": required, "properties": properties}
+    schema = {"type": "object", "required": required, "properties": properties, "additionalProperties": False}
     return {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": schema}}}}
 
 
