@@ -14,9 +14,18 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from .support import PROBLEM_JSON
 
+# The members the real service requires of each completion route before it looks at a model.
+REQUIRED = {"/v1/chat/completions": ("model", "messages"), "/v1/completions": ("model", "prompt")}
+
+
+def problem(status: int, slug: str, **members: Any) -> JSONResponse:
+    body = {"type": f"https://modelops.dev/problems/{slug}", "title": slug, "status": status, **members}
+    return JSONResponse(body, status, media_type=PROBLEM_JSON)
+
 
 class FakeInference:
-    """An inference service stand-in: knows the deployments in `known`, records what it was sent."""
+    """An inference service stand-in that answers as the real one does, without a model: knows the deployments in
+    `known`, refuses what the real one refuses before generating, records what it was sent."""
 
     def __init__(self) -> None:
         self.known: dict[str, dict[str, Any]] = {}
@@ -33,7 +42,7 @@ class FakeInference:
 
     async def get(self, name: str) -> Response:
         if name not in self.known:
-            return JSONResponse({"status": 404, "title": "not found"}, 404, media_type=PROBLEM_JSON)
+            return problem(404, "deployment-not-found")
         return JSONResponse(self.known[name])
 
     async def models(self) -> dict[str, Any]:
@@ -42,14 +51,17 @@ class FakeInference:
     async def complete(self, request: Request) -> Response:
         try:
             body = await request.json()
-            model = body["model"]
-        except (ValueError, KeyError, TypeError):
-            return JSONResponse({"status": 400, "title": "bad request"}, 400, media_type=PROBLEM_JSON)
+        except ValueError:
+            return problem(400, "invalid-json")
+        missing = [member for member in REQUIRED[request.url.path] if not isinstance(body, dict) or member not in body]
+        if missing:
+            return problem(422, "validation-error", errors=[{"location": ["body", m]} for m in missing])
         self.received.append((request.url.path, body, dict(request.headers)))
-        if model == "loading":
+        if body["model"] == "loading":
             error = {"message": "loading", "type": "server_error", "param": None, "code": "model-loading"}
-            problem = {"status": 503, "title": "loading", "error": error}
-            return JSONResponse(problem, 503, headers={"Retry-After": "1"}, media_type=PROBLEM_JSON)
+            answer = problem(503, "model-loading", error=error)
+            answer.headers["Retry-After"] = "1"
+            return answer
         if body.get("stream"):
 
             async def chunks() -> AsyncIterator[str]:
@@ -58,6 +70,8 @@ class FakeInference:
                 yield "data: [DONE]\n\n"
 
             return StreamingResponse(chunks(), media_type="text/event-stream")
+        if request.url.path == "/v1/completions":
+            return JSONResponse({"object": "text_completion", "choices": [{"text": "hello"}]})
         return JSONResponse({"object": "chat.completion", "choices": [{"message": {"content": "hello"}}]})
 
 
