@@ -1,0 +1,256 @@
+# Generated from sdk/modelops_sdk/_async/client.py by `make sdk-models`; do not edit.
+"""The client: one resource object per area of the gateway's API. `AsyncClient` awaits each call
+(`await AsyncClient(url, api_key).datasets.page()`); `Client`, generated from it, blocks."""
+
+from __future__ import annotations
+
+# Only for asyncio.sleep, which unasync turns into time.sleep in the generated twin.
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from time import monotonic
+from typing import Any, Self
+
+import httpx
+
+from ..errors import ApiError
+from ..events import JobEvent
+from ..http import DEFAULT_TIMEOUT
+from ..models import (
+    ApiKeyView,
+    ArtifactAccepted,
+    ArtifactFile,
+    ArtifactPage,
+    ArtifactPromoted,
+    ArtifactView,
+    CreatedApiKey,
+    DatasetPage,
+    DatasetRows,
+    DatasetView,
+    JobAccepted,
+    JobPage,
+    JobView,
+    LineageGraph,
+    PromotionRecord,
+    QueryResult,
+    SigningKey,
+    TrainingJobRequest,
+    VersionList,
+)
+from ..payloads import artifact_fields, artifact_parts, file_part, params, training_body
+from ..retrying import RetryPolicy
+from . import events
+from .http import SyncHttp
+
+Json = dict[str, Any]
+# Module-level names: inside a resource class, `list` is its own method.
+JsonList = list[Json]
+ApiKeyList = list[ApiKeyView]
+PathList = list[Path]
+FileList = list[ArtifactFile]
+KeyList = list[SigningKey]
+PromotionList = list[PromotionRecord]
+
+
+class ApiKeys:
+    def __init__(self, http: SyncHttp) -> None:
+        self.http = http
+
+    def create(self, name: str, role: str, rate_limit: str | None = None) -> CreatedApiKey:
+        body = params(name=name, role=role, rate_limit=rate_limit)
+        return self.http.call(CreatedApiKey, "POST", "/v1/api-keys", json=body, creates=True)
+
+    def list(self) -> ApiKeyList:
+        return self.http.call(ApiKeyList, "GET", "/v1/api-keys")
+
+    def revoke(self, key_id: str) -> None:
+        self.http.request("DELETE", f"/v1/api-keys/{key_id}")
+
+
+class Datasets:
+    def __init__(self, http: SyncHttp) -> None:
+        self.http = http
+
+    def upload(self, name: str, schema: str, path: Path) -> DatasetView:
+        """A new version of `name` from a .jsonl/.csv/.parquet file (the first upload creates the dataset)."""
+        fields = {"name": name, "schema": schema}
+        return self.http.call(DatasetView, "POST", "/v1/datasets", data=fields, parts=file_part(path), creates=True)
+
+    def page(self, cursor: str | None = None, limit: int | None = None) -> DatasetPage:
+        query = params(cursor=cursor, limit=limit)
+        return self.http.call(DatasetPage, "GET", "/v1/datasets", params=query)
+
+    def list(self, limit: int | None = None) -> Iterator[DatasetView]:
+        """Every dataset, fetching page after page as the iteration goes."""
+        cursor: str | None = None
+        while True:
+            page = self.page(cursor, limit)
+            for item in page.data:
+                yield item
+            if not (cursor := page.next_cursor):
+                return
+
+    def show(self, name: str, version: int | None = None) -> DatasetView:
+        query = params(version=version)
+        return self.http.call(DatasetView, "GET", f"/v1/datasets/{name}", params=query)
+
+    def versions(self, name: str, limit: int | None = None) -> VersionList:
+        query = params(limit=limit)
+        return self.http.call(VersionList, "GET", f"/v1/datasets/{name}/versions", params=query)
+
+    def rows(self, name: str, version: int | None = None, limit: int | None = None, offset: int = 0) -> DatasetRows:
+        query = params(version=version, limit=limit, offset=offset)
+        return self.http.call(DatasetRows, "GET", f"/v1/datasets/{name}/rows", params=query)
+
+    def query(self, name: str, sql: str, version: int | None = None) -> QueryResult:
+        body = params(sql=sql, version=version)
+        return self.http.call(QueryResult, "POST", f"/v1/datasets/{name}/query", json=body)
+
+
+class Artifacts:
+    def __init__(self, http: SyncHttp) -> None:
+        self.http = http
+
+    def import_dir(
+        self, directory: Path, *, kind: str, name: str, version: str | None = None, parents: list[str] | None = None
+    ) -> ArtifactAccepted:
+        """Upload every file under `directory`; the registry verifies and signs them (see `wait_registered`)."""
+        fields = artifact_fields(kind, name, version, parents)
+        parts = artifact_parts(directory)
+        return self.http.call(ArtifactAccepted, "POST", "/v1/artifacts", data=fields, parts=parts, creates=True)
+
+    def page(self, cursor: str | None = None, limit: int | None = None, **filters: str | None) -> ArtifactPage:
+        query = params(cursor=cursor, limit=limit, **filters)
+        return self.http.call(ArtifactPage, "GET", "/v1/artifacts", params=query)
+
+    def list(
+        self, *, kind: str | None = None, stage: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> Iterator[ArtifactView]:
+        """Every matching artifact, newest first, page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.page(cursor, limit, kind=kind, stage=stage, name=name)
+            for artifact in page.data:
+                yield artifact
+            if not (cursor := page.next_cursor):
+                return
+
+    def show(self, artifact_id: str) -> ArtifactView:
+        return self.http.call(ArtifactView, "GET", f"/v1/artifacts/{artifact_id}")
+
+    def wait_registered(self, artifact_id: str, timeout_s: float = 60, poll_s: float = 0.2) -> ArtifactView:
+        """The artifact once registered; an ApiError if the registry rejected it or after `timeout_s`."""
+        deadline = monotonic() + timeout_s
+        while True:
+            try:
+                return self.show(artifact_id)
+            except ApiError as error:
+                # Until the registry has the submission it knows nothing of the id: a 404 that is not a rejection.
+                pending = error.status == 404 and error.extensions.get("submission_status") != "rejected"
+                if not pending or monotonic() > deadline:
+                    raise
+            time.sleep(poll_s)
+
+    def lineage(self, artifact_id: str) -> LineageGraph:
+        return self.http.call(LineageGraph, "GET", f"/v1/artifacts/{artifact_id}/lineage")
+
+    def files(self, artifact_id: str) -> FileList:
+        return self.http.call(FileList, "GET", f"/v1/artifacts/{artifact_id}/files")
+
+    def download(self, artifact_id: str, target: Path) -> PathList:
+        """Every file of the artifact under `target`, at its relative path."""
+        listed = self.files(artifact_id)
+        for file in listed:
+            self.http.download(f"/v1/artifacts/{artifact_id}/files/{file.path}", target / file.path)
+        return [target / file.path for file in listed]
+
+    def bundle(self, artifact_id: str) -> Json:
+        return self.http.call(Json, "GET", f"/v1/artifacts/{artifact_id}/bundle")
+
+    def signing_keys(self) -> KeyList:
+        """The registry's public signing keys (PEM), old ones included."""
+        return self.http.call(KeyList, "GET", "/v1/keys")
+
+    def promotions(self, artifact_id: str) -> PromotionList:
+        return self.http.call(PromotionList, "GET", f"/v1/artifacts/{artifact_id}/promotions")
+
+    def promote(self, artifact_id: str, to_stage: str, reason: str) -> ArtifactPromoted:
+        body = {"to_stage": to_stage, "reason": reason}
+        path = f"/v1/artifacts/{artifact_id}/promotions"
+        return self.http.call(ArtifactPromoted, "POST", path, json=body, creates=True)
+
+
+class Jobs:
+    def __init__(self, http: SyncHttp) -> None:
+        self.http = http
+
+    def train(self, request: TrainingJobRequest | None = None, **fields: Any) -> JobAccepted:
+        """Queue a fine-tuning job: a TrainingJobRequest, or its fields as keyword arguments."""
+        body = training_body(request, fields)
+        return self.http.call(JobAccepted, "POST", "/v1/jobs/training", json=body, creates=True)
+
+    def page(
+        self, cursor: str | None = None, limit: int | None = None, status: str | None = None, kind: str | None = None
+    ) -> JobPage:
+        query = params(cursor=cursor, limit=limit, status=status, kind=kind)
+        return self.http.call(JobPage, "GET", "/v1/jobs", params=query)
+
+    def list(
+        self, *, status: str | None = None, kind: str | None = None, limit: int | None = None
+    ) -> Iterator[JobView]:
+        """Every matching job, newest first, page after page."""
+        cursor: str | None = None
+        while True:
+            page = self.page(cursor, limit, status, kind)
+            for item in page.data:
+                yield item
+            if not (cursor := page.next_cursor):
+                return
+
+    def show(self, job_id: str) -> JobView:
+        return self.http.call(JobView, "GET", f"/v1/jobs/{job_id}")
+
+    def cancel(self, job_id: str, reason: str = "") -> JobView:
+        body = {"reason": reason}
+        return self.http.call(JobView, "POST", f"/v1/jobs/{job_id}/cancel", json=body)
+
+    def stream(self, job_id: str, last_event_id: int | None = None) -> Iterator[JobEvent]:
+        """The job's events as they happen, resumed across dropped connections, ending after the terminal one."""
+        return events.stream(self.http, job_id, last_event_id)
+
+    def wait(self, job_id: str, on_event: Callable[[JobEvent], object] | None = None) -> JobView:
+        """Follow the job to its end (calling `on_event` with each event); the finished job."""
+        for event in self.stream(job_id):
+            if on_event:
+                on_event(event)
+        return self.show(job_id)
+
+
+class Client:
+    """The ModelOps gateway. Use it as a context manager, or close it when done."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        **httpx_options: Any,
+    ) -> None:
+        self.http = SyncHttp(
+            base_url, api_key, timeout=httpx.Timeout(timeout), retry=retry or RetryPolicy(), **httpx_options
+        )
+        self.api_keys = ApiKeys(self.http)
+        self.datasets = Datasets(self.http)
+        self.artifacts = Artifacts(self.http)
+        self.jobs = Jobs(self.http)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
