@@ -43,7 +43,7 @@ test-integration:
 test-e2e:
 	$(BIN)/python -m pytest tests/e2e -q
 
-lint:  ## ruff, mypy (strict on contracts and shared), import-linter, stale AsyncAPI and SDK-model checks
+lint:  ## ruff, mypy (strict on contracts and shared), import-linter, stale AsyncAPI, SDK-model and sync-client checks
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contracts/modelops_contracts shared/modelops_shared $(foreach p,$(SERVICES),$(dir $(p))) sdk
@@ -54,7 +54,7 @@ lint:  ## ruff, mypy (strict on contracts and shared), import-linter, stale Asyn
 contracts:  ## regenerate contracts/asyncapi.yaml from the catalog
 	$(BIN)/python -m modelops_contracts.asyncapi contracts/asyncapi.yaml
 
-sdk-models:  ## regenerate sdk/openapi.json and the SDK's models (sdk/modelops_sdk/models.py) from the gateway
+sdk-models:  ## regenerate sdk/openapi.json, the SDK's models (modelops_sdk/models.py) from the gateway, and its blocking client (modelops_sdk/_sync/) from the asyncio one (_async/)
 	$(BIN)/python sdk/codegen.py
 
 bench:  ## run every benchmark (each starts what it needs, each prints its ratio to a same-run baseline); writes bench/RESULTS.md

@@ -1,7 +1,7 @@
 """ModelOps Python SDK: typed sync and async clients of the gateway, and the `modelops` CLI."""
 
-from .aclient import AsyncClient
-from .client import Client
+from ._async.client import AsyncClient
+from ._sync.client import Client
 from .errors import ApiError, ConnectionFailed, ModelOpsError, VerificationFailed
 from .events import JobEvent
 from .retrying import RetryPolicy

@@ -1,12 +1,10 @@
-"""A job's event stream (Server-Sent Events): parsed, resumed with `Last-Event-ID` after a dropped connection so no
-event is missed or repeated, and ended after the job's terminal event."""
+"""A job's event stream (Server-Sent Events): its events parsed, and where to resume it with `Last-Event-ID` after a
+dropped connection so no event is missed or repeated. The stream itself is `_async/events.py` and its generated twin."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +12,6 @@ import httpx
 from pydantic import BaseModel
 
 from .errors import ApiError, ConnectionFailed
-from .http import AsyncHttp, SyncHttp
 from .retrying import RETRY_STATUSES
 
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
@@ -54,10 +51,6 @@ class SseParser:
         return JobEvent.model_validate(json.loads("\n".join(data))) if data else None
 
 
-def _headers(last_event_id: int | None) -> dict[str, str]:
-    return {"Last-Event-ID": str(last_event_id)} if last_event_id is not None else {}
-
-
 class Resumption:
     """Where a stream is, and how many reconnections in a row have failed."""
 
@@ -66,6 +59,10 @@ class Resumption:
         self.reconnects = reconnects
         self.backoff_s = backoff_s
         self.failures = 0
+
+    def headers(self) -> dict[str, str]:
+        """What a reconnection sends so that the gateway replays only the events after the last one seen."""
+        return {"Last-Event-ID": str(self.last_event_id)} if self.last_event_id is not None else {}
 
     def seen(self, events: Iterable[JobEvent | None]) -> Iterator[JobEvent]:
         """The events not yet seen (a replayed one is dropped), recording each as the point to resume after."""
@@ -97,49 +94,3 @@ class Resumption:
 def _transient(error: ApiError) -> bool:
     """A refusal that may pass once the gateway is back (its request-level retries are spent by then)."""
     return error.status in RETRY_STATUSES or error.status >= 500
-
-
-def stream(
-    http: SyncHttp, job_id: str, last_event_id: int | None = None, reconnects: int = 10, backoff_s: float = 0.5
-) -> Iterator[JobEvent]:
-    """The job's events after `last_event_id` (all without it), live, until its terminal event."""
-    where = Resumption(last_event_id, reconnects, backoff_s)
-    while True:
-        parser = SseParser()
-        try:
-            headers = _headers(where.last_event_id)
-            with http.stream("GET", f"/v1/jobs/{job_id}/events", headers=headers, timeout=STREAM_TIMEOUT) as response:
-                if response.status_code == 204:
-                    return  # finished, and everything was seen already
-                for event in where.seen(parser.feed(line) for line in response.iter_lines()):
-                    yield event
-                    if event.terminal:
-                        return
-        except (httpx.TransportError, ConnectionFailed, ApiError) as error:
-            time.sleep(where.dropped(error))
-            continue
-        time.sleep(where.ended())  # the stream ended early (its gateway restarting): resume it after a pause
-
-
-async def astream(
-    http: AsyncHttp, job_id: str, last_event_id: int | None = None, reconnects: int = 10, backoff_s: float = 0.5
-) -> AsyncIterator[JobEvent]:
-    """The job's events after `last_event_id` (all without it), live, until its terminal event."""
-    where = Resumption(last_event_id, reconnects, backoff_s)
-    while True:
-        parser = SseParser()
-        try:
-            headers = _headers(where.last_event_id)
-            path = f"/v1/jobs/{job_id}/events"
-            async with http.stream("GET", path, headers=headers, timeout=STREAM_TIMEOUT) as response:
-                if response.status_code == 204:
-                    return
-                async for line in response.aiter_lines():
-                    for event in where.seen([parser.feed(line)]):
-                        yield event
-                        if event.terminal:
-                            return
-        except (httpx.TransportError, ConnectionFailed, ApiError) as error:
-            await asyncio.sleep(where.dropped(error))
-            continue
-        await asyncio.sleep(where.ended())

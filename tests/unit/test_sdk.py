@@ -1,11 +1,14 @@
-"""The SDK without a gateway: its generated models match the gateway's OpenAPI document, bundles signed with Ed25519
-and ECDSA P-256 verify locally (and tampering does not), the SSE parser and resumption skip nothing twice,
-and an unreachable gateway ends in ConnectionFailed after the retry policy's attempts, in both HTTP twins."""
+"""The SDK without a gateway: its generated models match the gateway's OpenAPI document and its blocking client the
+asyncio one, bundles signed with Ed25519 and ECDSA P-256 verify locally (and tampering does not), the SSE parser and
+resumption skip nothing twice, and an unreachable gateway ends in ConnectionFailed after the retry policy's attempts,
+in both HTTP twins."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
+import inspect
 import json
 import subprocess
 import sys
@@ -15,9 +18,12 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from modelops_sdk import AsyncClient, Client
+from modelops_sdk._async.http import AsyncHttp
+from modelops_sdk._sync.http import SyncHttp
 from modelops_sdk.errors import ApiError, ConnectionFailed, VerificationFailed
 from modelops_sdk.events import Resumption, SseParser
-from modelops_sdk.http import DEFAULT_TIMEOUT, AsyncHttp, SyncHttp
+from modelops_sdk.http import DEFAULT_TIMEOUT
 from modelops_sdk.retrying import RetryPolicy
 from modelops_sdk.verify import PAYLOAD_TYPE, check_files, pae, verify_bundle
 
@@ -28,6 +34,38 @@ NO_WAIT = RetryPolicy(attempts=2, backoff_s=0)
 def test_the_committed_sdk_models_are_generated_from_the_current_gateway():
     checked = subprocess.run([sys.executable, ROOT / "sdk" / "codegen.py", "--check"], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stderr + " (run `make sdk-models`)"
+
+
+def _codegen():
+    spec = importlib.util.spec_from_file_location("codegen", ROOT / "sdk" / "codegen.py")
+    assert spec
+    assert spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _methods(resource: object) -> dict[str, object]:
+    return {name: method for name, method in inspect.getmembers(resource, inspect.ismethod) if name[0] != "_"}
+
+
+def test_the_blocking_client_is_the_asyncio_one_generated():
+    codegen = _codegen()
+    generated = codegen.sync_client()
+    assert codegen.stale(generated) == [], "run `make sdk-models`"
+    client = codegen.SYNC / "client.py"
+    edited = generated | {client: generated[client] + "# edited by hand\n"}
+    assert codegen.stale(edited) == ["modelops_sdk/_sync/client.py"]
+
+    blocking, asyncio_ = Client("http://gw"), AsyncClient("http://gw")
+    for area in ("api_keys", "datasets", "artifacts", "jobs"):
+        methods, awaited = _methods(getattr(blocking, area)), _methods(getattr(asyncio_, area))
+        assert methods.keys() == awaited.keys()
+        for name, method in methods.items():
+            assert not inspect.iscoroutinefunction(method), f"{area}.{name}"
+            assert not inspect.isasyncgenfunction(method), f"{area}.{name}"
+            assert inspect.signature(method).parameters == inspect.signature(awaited[name]).parameters
+    blocking.close()
 
 
 def _bundle(files: dict[str, bytes], sign) -> dict:

@@ -11,7 +11,7 @@ import typer
 from pydantic import BaseModel
 from rich.console import Console
 
-from ..client import Client
+from .._sync.client import Client
 from ..config import Config, config_path
 
 out = Console()

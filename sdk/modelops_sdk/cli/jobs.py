@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..client import Client
+from .._sync.client import Client
 from ..events import JobEvent
 from ..models import JobView
 from .app import JsonFlag, emit_json, err, out, target

@@ -1,18 +1,22 @@
-"""The blocking client: `Client(url, api_key).datasets.list()`; one resource object per area of the gateway's API."""
+# Generated from sdk/modelops_sdk/_async/client.py by `make sdk-models`; do not edit.
+"""The client: one resource object per area of the gateway's API. `AsyncClient` awaits each call
+(`await AsyncClient(url, api_key).datasets.page()`); `Client`, generated from it, blocks."""
 
 from __future__ import annotations
 
+# Only for asyncio.sleep, which unasync turns into time.sleep in the generated twin.
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from time import monotonic
 from typing import Any, Self
 
 import httpx
 
-from . import events
-from .errors import ApiError
-from .http import DEFAULT_TIMEOUT, SyncHttp
-from .models import (
+from ..errors import ApiError
+from ..events import JobEvent
+from ..http import DEFAULT_TIMEOUT
+from ..models import (
     ApiKeyView,
     ArtifactAccepted,
     ArtifactFile,
@@ -33,8 +37,10 @@ from .models import (
     TrainingJobRequest,
     VersionList,
 )
-from .payloads import artifact_fields, artifact_parts, file_part, params, training_body
-from .retrying import RetryPolicy
+from ..payloads import artifact_fields, artifact_parts, file_part, params, training_body
+from ..retrying import RetryPolicy
+from . import events
+from .http import SyncHttp
 
 Json = dict[str, Any]
 # Module-level names: inside a resource class, `list` is its own method.
@@ -79,7 +85,8 @@ class Datasets:
         cursor: str | None = None
         while True:
             page = self.page(cursor, limit)
-            yield from page.data
+            for item in page.data:
+                yield item
             if not (cursor := page.next_cursor):
                 return
 
@@ -123,7 +130,8 @@ class Artifacts:
         cursor: str | None = None
         while True:
             page = self.page(cursor, limit, kind=kind, stage=stage, name=name)
-            yield from page.data
+            for artifact in page.data:
+                yield artifact
             if not (cursor := page.next_cursor):
                 return
 
@@ -132,14 +140,14 @@ class Artifacts:
 
     def wait_registered(self, artifact_id: str, timeout_s: float = 60, poll_s: float = 0.2) -> ArtifactView:
         """The artifact once registered; an ApiError if the registry rejected it or after `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
+        deadline = monotonic() + timeout_s
         while True:
             try:
                 return self.show(artifact_id)
             except ApiError as error:
                 # Until the registry has the submission it knows nothing of the id: a 404 that is not a rejection.
                 pending = error.status == 404 and error.extensions.get("submission_status") != "rejected"
-                if not pending or time.monotonic() > deadline:
+                if not pending or monotonic() > deadline:
                     raise
             time.sleep(poll_s)
 
@@ -194,7 +202,8 @@ class Jobs:
         cursor: str | None = None
         while True:
             page = self.page(cursor, limit, status, kind)
-            yield from page.data
+            for item in page.data:
+                yield item
             if not (cursor := page.next_cursor):
                 return
 
@@ -205,11 +214,11 @@ class Jobs:
         body = {"reason": reason}
         return self.http.call(JobView, "POST", f"/v1/jobs/{job_id}/cancel", json=body)
 
-    def stream(self, job_id: str, last_event_id: int | None = None) -> Iterator[events.JobEvent]:
+    def stream(self, job_id: str, last_event_id: int | None = None) -> Iterator[JobEvent]:
         """The job's events as they happen, resumed across dropped connections, ending after the terminal one."""
         return events.stream(self.http, job_id, last_event_id)
 
-    def wait(self, job_id: str, on_event: Callable[[events.JobEvent], object] | None = None) -> JobView:
+    def wait(self, job_id: str, on_event: Callable[[JobEvent], object] | None = None) -> JobView:
         """Follow the job to its end (calling `on_event` with each event); the finished job."""
         for event in self.stream(job_id):
             if on_event:
@@ -218,7 +227,7 @@ class Jobs:
 
 
 class Client:
-    """The ModelOps gateway, blocking. Use as a context manager, or call `close()`."""
+    """The ModelOps gateway. Use it as a context manager, or close it when done."""
 
     def __init__(
         self,

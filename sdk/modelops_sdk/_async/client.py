@@ -1,19 +1,21 @@
-"""The asyncio client: `await AsyncClient(url, api_key).datasets.page()`; the same resources as `Client`, awaited."""
+"""The client: one resource object per area of the gateway's API. `AsyncClient` awaits each call
+(`await AsyncClient(url, api_key).datasets.page()`); `Client`, generated from it, blocks."""
 
 from __future__ import annotations
 
+# Only for asyncio.sleep, which unasync turns into time.sleep in the generated twin.
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from time import monotonic
 from typing import Any, Self
 
 import httpx
 
-from . import events
-from .errors import ApiError
-from .http import DEFAULT_TIMEOUT, AsyncHttp
-from .models import (
+from ..errors import ApiError
+from ..events import JobEvent
+from ..http import DEFAULT_TIMEOUT
+from ..models import (
     ApiKeyView,
     ArtifactAccepted,
     ArtifactFile,
@@ -34,8 +36,10 @@ from .models import (
     TrainingJobRequest,
     VersionList,
 )
-from .payloads import artifact_fields, artifact_parts, file_part, params, training_body
-from .retrying import RetryPolicy
+from ..payloads import artifact_fields, artifact_parts, file_part, params, training_body
+from ..retrying import RetryPolicy
+from . import events
+from .http import AsyncHttp
 
 Json = dict[str, Any]
 # Module-level names: inside a resource class, `list` is its own method.
@@ -139,14 +143,14 @@ class Artifacts:
 
     async def wait_registered(self, artifact_id: str, timeout_s: float = 60, poll_s: float = 0.2) -> ArtifactView:
         """The artifact once registered; an ApiError if the registry rejected it or after `timeout_s`."""
-        deadline = time.monotonic() + timeout_s
+        deadline = monotonic() + timeout_s
         while True:
             try:
                 return await self.show(artifact_id)
             except ApiError as error:
                 # Until the registry has the submission it knows nothing of the id: a 404 that is not a rejection.
                 pending = error.status == 404 and error.extensions.get("submission_status") != "rejected"
-                if not pending or time.monotonic() > deadline:
+                if not pending or monotonic() > deadline:
                     raise
             await asyncio.sleep(poll_s)
 
@@ -213,11 +217,11 @@ class Jobs:
         body = {"reason": reason}
         return await self.http.call(JobView, "POST", f"/v1/jobs/{job_id}/cancel", json=body)
 
-    def stream(self, job_id: str, last_event_id: int | None = None) -> AsyncIterator[events.JobEvent]:
+    def stream(self, job_id: str, last_event_id: int | None = None) -> AsyncIterator[JobEvent]:
         """The job's events as they happen, resumed across dropped connections, ending after the terminal one."""
-        return events.astream(self.http, job_id, last_event_id)
+        return events.stream(self.http, job_id, last_event_id)
 
-    async def wait(self, job_id: str, on_event: Callable[[events.JobEvent], object] | None = None) -> JobView:
+    async def wait(self, job_id: str, on_event: Callable[[JobEvent], object] | None = None) -> JobView:
         """Follow the job to its end (calling `on_event` with each event); the finished job."""
         async for event in self.stream(job_id):
             if on_event:
@@ -226,7 +230,7 @@ class Jobs:
 
 
 class AsyncClient:
-    """The ModelOps gateway, for asyncio. Use as an async context manager, or await `aclose()`."""
+    """The ModelOps gateway. Use it as a context manager, or close it when done."""
 
     def __init__(
         self,

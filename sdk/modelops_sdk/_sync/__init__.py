@@ -1,0 +1,3 @@
+# Generated from sdk/modelops_sdk/_async/__init__.py by `make sdk-models`; do not edit.
+"""The client, its HTTP layer and its job event stream, written once for asyncio in `_async/`; `make sdk-models`
+generates their blocking twins in `_sync/` from it with unasync."""
