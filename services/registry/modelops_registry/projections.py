@@ -25,6 +25,7 @@ from modelops_contracts import (
     DeploymentFailed,
     DeploymentReady,
     DeploymentRemoved,
+    JobStatus,
     LineageRelation,
     Message,
     Stage,
@@ -32,6 +33,7 @@ from modelops_contracts import (
     TrainingCancelled,
     TrainingCheckpointed,
     TrainingCompleted,
+    TrainingEventType,
     TrainingFailed,
     TrainingProgressed,
     TrainingStarted,
@@ -212,20 +214,15 @@ def _dataset_row(body: DatasetVersionCreated, at: datetime) -> tuple[Any, ...]:
     )
 
 
-_JOB_STATUS: dict[type[Message], str] = {
-    StartTraining: "queued",
-    TrainingStarted: "running",
-    TrainingCompleted: "completed",
-    TrainingFailed: "failed",
-    TrainingCancelled: "cancelled",
-}
+_UNFINISHED = [status for status in JobStatus if not status.is_terminal]
 
 
 async def _job_progress(conn: asyncpg.Connection, body: Any, at: datetime) -> None:
     await conn.execute(
-        "INSERT INTO jobs (id, status, updated_at) VALUES ($1, 'queued', $2) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO jobs (id, status, updated_at) VALUES ($1, $3, $2) ON CONFLICT (id) DO NOTHING",
         body.job_id,
         at,
+        JobStatus.QUEUED,
     )
     match body:
         case StartTraining():
@@ -239,12 +236,14 @@ async def _job_progress(conn: asyncpg.Connection, body: Any, at: datetime) -> No
             )
         case TrainingStarted():
             await conn.execute(
-                "UPDATE jobs SET status = 'running', worker = $2, total_steps = $3, started_at = $4, updated_at = $4"
-                " WHERE id = $1 AND status IN ('queued', 'running')",
+                "UPDATE jobs SET status = $5, worker = $2, total_steps = $3, started_at = $4, updated_at = $4"
+                " WHERE id = $1 AND status = any($6::text[])",
                 body.job_id,
                 body.worker,
                 body.total_steps,
                 at,
+                JobStatus.RUNNING,
+                _UNFINISHED,
             )
         case TrainingProgressed():
             await conn.execute(
@@ -260,7 +259,7 @@ async def _job_progress(conn: asyncpg.Connection, body: Any, at: datetime) -> No
 
 async def _job_ended(conn: asyncpg.Connection, body: Any, at: datetime) -> None:
     await _job_progress(conn, body, at)
-    status = _JOB_STATUS[type(body)]
+    status = TrainingEventType.of(body).status
     match body:
         case TrainingCompleted():
             await conn.execute(

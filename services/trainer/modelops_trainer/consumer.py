@@ -38,6 +38,7 @@ from modelops_contracts import (
     CancelTraining,
     Envelope,
     EnvelopeError,
+    JobStatus,
     StartTraining,
     TrainingCancelled,
     TrainingFailed,
@@ -156,8 +157,8 @@ class JobConsumer:
             await self._commit(tp, record)
             return
         outcome = await self._run_job(tp, body, envelope)
-        if outcome.status == "handed_off":
-            return
+        if outcome.status is None:
+            return  # handed off: recorded and committed by whoever finishes it
         recorded = await ledger.finish(
             self.pool,
             self.bus,
@@ -181,10 +182,10 @@ class JobConsumer:
             with self.watcher.watch(spec.job_id, lambda cancel: stop.cancel(cancel.reason)) as cancelled:
                 if cancelled is not None:
                     event = TrainingCancelled(job_id=spec.job_id, at_step=0, reason=cancelled.reason)
-                    return Outcome("cancelled", [event], steps=0, reason=cancelled.reason)
+                    return Outcome(JobStatus.CANCELLED, [event], steps=0, reason=cancelled.reason)
                 attempts = await ledger.begin(self.pool, spec.job_id, self.worker)
                 if attempts is None:
-                    return Outcome("handed_off")  # ended by another worker since we looked
+                    return Outcome(None)  # ended by another worker since we looked
                 if attempts > self.settings.trainer_max_job_attempts:
                     return failed(
                         spec.job_id,
@@ -228,7 +229,7 @@ class JobConsumer:
         if headers.get("ce_type") == StartTraining.type and record.key:
             job_id = record.key.decode()
             event = TrainingFailed(job_id=job_id, reason=f"invalid job spec: {error}"[:2000], error_type="invalid_spec")
-            await ledger.finish(self.pool, self.bus, job_id, "failed", [event], cause=None, reason=event.reason)
+            await ledger.finish(self.pool, self.bus, job_id, JobStatus.FAILED, [event], cause=None, reason=event.reason)
             return
         dlq = dead_letter_headers(headers, record, self.settings.trainer_group, error, attempts=1)
         await self.bus.broker.publish(record.value, topic=TRAINING_COMMANDS.dlq, key=record.key, headers=dlq)
