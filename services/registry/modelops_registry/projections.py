@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from importlib.resources import files
 from typing import Any
 
 import asyncpg
@@ -42,6 +43,8 @@ from modelops_contracts import (
 from modelops_shared.signing.canonical import canonical_json
 
 from .eventlog import LoggedEvent
+
+MIGRATIONS = files("modelops_registry") / "migrations"  # the tables, created and changed in order
 
 # Tables in the state digest, each with its ordering key; the log itself is verified by its own chain.
 PROJECTION_TABLES = {
