@@ -51,14 +51,14 @@ from modelops_shared.storage import ObjectStore, StoreError
 from modelops_shared.storage.delta import DatasetNotFound, read_dataset
 
 from . import data, engine
+from .artifact_upload import upload_directory
 from .callbacks import Progress
 from .card import write_card
 from .checkpoints import Checkpoints
 from .errors import InputNotFound, InputUnusable, JobFailure, JobSpecError
+from .mlflow_runs import Tracker
 from .plugins import load_plugins
-from .publishing import upload_directory
 from .settings import TrainerSettings
-from .tracking import Tracker
 
 log = logging.getLogger(__name__)
 
