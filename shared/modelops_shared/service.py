@@ -167,16 +167,17 @@ def create_service_app(
 
 
 def state_dependency(
-    name: str, kind: type[T], *, detail: str = "the service is starting"
+    name: str, kind: type[T], *, detail: str = "the service is starting", retry_after: int | None = None
 ) -> Callable[[HTTPConnection], T]:
     """A dependency (HTTP and WebSocket routes) answering `app.state.<name>`, which the lifespan sets once its
-    connections are up; until then a 503 `not-ready` problem. `kind` types the answer and is not checked, so that a
-    test may override the dependency with a fake."""
+    connections are up; until then a 503 `not-ready` problem (with `Retry-After` when `retry_after` is given). `kind`
+    types the answer and is not checked, so that a test may override the dependency with a fake."""
+    extensions = {} if retry_after is None else {"retry_after": retry_after}
 
     def dependency(connection: HTTPConnection) -> T:
         value = getattr(connection.app.state, name, None)
         if value is None:
-            raise Problem(503, "not-ready", detail)
+            raise Problem(503, "not-ready", detail, **extensions)
         return cast(T, value)
 
     dependency.__name__ = dependency.__qualname__ = f"{name}_from_state"

@@ -11,7 +11,7 @@ import openai
 import pytest
 from fastapi import APIRouter, Depends, FastAPI
 from modelops_shared.openai_errors import OpenAIErrorRoute, openai_error_of
-from modelops_shared.problems import PROBLEM_JSON, Problem
+from modelops_shared.problems import PROBLEM_JSON, Problem, install_problem_handlers
 from modelops_shared.service import DependencyOverrides, create_service_app, state_dependency
 from modelops_shared.settings import Settings
 from pydantic import BaseModel
@@ -24,6 +24,7 @@ class Context:
 
 get_context = state_dependency("context", Context, detail="the test service is starting")
 ContextDep = Annotated[Context, Depends(get_context)]
+PatientContextDep = Annotated[Context, Depends(state_dependency("context", Context, retry_after=1))]
 
 
 class Body(BaseModel):
@@ -64,8 +65,24 @@ async def test_the_state_is_a_503_problem_until_the_lifespan_sets_it() -> None:
         assert response.headers["content-type"] == PROBLEM_JSON
         assert response.json()["type"].endswith("/not-ready")
         assert response.json()["detail"] == "the test service is starting"
+        assert "retry-after" not in response.headers
         app.state.context = Context("started")  # what the lifespan does once it has started
         assert (await client.get("/v1/context")).json() == {"name": "started"}
+
+
+async def test_a_starting_service_may_say_when_to_retry() -> None:
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/context")
+    async def read(context: PatientContextDep) -> str:
+        return context.name
+
+    async with _client(app) as client:
+        response = await client.get("/context")
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "1"
+    assert response.json()["retry_after"] == 1
 
 
 async def test_overrides_answer_in_place_of_the_state() -> None:
