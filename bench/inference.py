@@ -189,7 +189,7 @@ def main() -> int:
     parser.add_argument("--no-plain", dest="plain", action="store_false", help="skip the PeftModel.generate reference")
     args = parser.parse_args()
 
-    from modelops_trainer.bootstrap import build_base_model
+    from modelops_trainer.base_model import build_base_model
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)

@@ -27,7 +27,7 @@ from pathlib import Path
 import asyncpg
 from isolated_stack import isolated_stack
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, FileDigest
-from modelops_registry.__main__ import replay
+from modelops_registry.replay import replay
 from modelops_registry.settings import RegistrySettings
 from modelops_shared.bus import Bus
 from modelops_shared.devstack import free_port

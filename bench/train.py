@@ -160,7 +160,7 @@ def main() -> int:
         print(json.dumps(figures))
         return 0
 
-    from modelops_trainer.bootstrap import build_base_model
+    from modelops_trainer.base_model import build_base_model
 
     with tempfile.TemporaryDirectory() as scratch:
         base = Path(scratch)

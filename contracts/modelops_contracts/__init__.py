@@ -28,14 +28,17 @@ from .registry_views import (
     StageAt,
 )
 from .training import (
+    TERMINAL_JOB_STATUSES,
     AdapterSpec,
     CancelTraining,
     Hyperparameters,
+    JobStatus,
     PluginSpec,
     StartTraining,
     TrainingCancelled,
     TrainingCheckpointed,
     TrainingCompleted,
+    TrainingEventType,
     TrainingFailed,
     TrainingProgressed,
     TrainingStarted,
@@ -43,6 +46,7 @@ from .training import (
 
 __all__ = [
     "MESSAGE_TYPES",
+    "TERMINAL_JOB_STATUSES",
     "TOPICS",
     "AdapterSpec",
     "ArtifactFile",
@@ -64,6 +68,7 @@ __all__ = [
     "EnvelopeError",
     "FileDigest",
     "Hyperparameters",
+    "JobStatus",
     "KafkaRecord",
     "LineageEdge",
     "LineageGraph",
@@ -81,6 +86,7 @@ __all__ = [
     "TrainingCancelled",
     "TrainingCheckpointed",
     "TrainingCompleted",
+    "TrainingEventType",
     "TrainingFailed",
     "TrainingProgressed",
     "TrainingStarted",

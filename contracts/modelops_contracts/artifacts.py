@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from .messages import Message
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
-# Names and references are printable text: no control characters (and no NUL, which Postgres text cannot hold).
+# Names and references a client sends are printable text: no control characters (nor NUL, which Postgres text cannot
+# hold). For the edges that take them; the events keep the schema they were published under.
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 
 
@@ -65,8 +66,8 @@ class ArtifactSubmitted(Message):
 
     artifact_id: str
     kind: ArtifactKind
-    name: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
-    version: str | None = Field(None, min_length=1, max_length=100, pattern=TEXT_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
+    version: str | None = None
     uri: str = Field(description="Object-store URL of the folder holding the files")
     files: list[FileDigest] = Field(min_length=1)
     parents: list[ParentRef] = []

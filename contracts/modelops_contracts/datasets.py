@@ -7,7 +7,6 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from .artifacts import TEXT_PATTERN
 from .messages import Message
 
 
@@ -24,7 +23,7 @@ class DatasetVersionCreated(Message):
     subject_field: ClassVar[str] = "name"
 
     dataset_id: str = Field(description="Artifact id of this dataset version")
-    name: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)
+    name: str = Field(min_length=1, max_length=200)
     version: int = Field(ge=0, description="Delta Lake table version")
     schema_kind: DatasetSchema
     uri: str

@@ -1,12 +1,60 @@
-"""Training commands (gateway → trainer) and training events (trainer → registry, gateway)."""
+"""Training commands (gateway → trainer) and training events (trainer → registry, gateway), and the job vocabulary
+every side shares: a job's status, its timeline's event types, and which of them end the job."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from enum import StrEnum
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .messages import Message
+
+
+class JobStatus(StrEnum):
+    """Where a training job stands. Completed, failed and cancelled are final: nothing changes a job after them."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_JOB_STATUSES
+
+
+TERMINAL_JOB_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
+
+
+class TrainingEventType(StrEnum):
+    """An entry of a job's timeline: one per training command or event the job received."""
+
+    QUEUED = "queued"
+    STARTED = "started"
+    PROGRESSED = "progressed"
+    CHECKPOINTED = "checkpointed"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @classmethod
+    def of(cls, message: Message) -> TrainingEventType:
+        """The timeline entry a StartTraining or training event makes; ValueError for any other message."""
+        try:
+            return _EVENT_TYPES[type(message)]
+        except KeyError:
+            raise ValueError(f"{message.type} is not a training event") from None
+
+    @property
+    def status(self) -> JobStatus:
+        """The job's status once this entry is on its timeline."""
+        return _STATUS_AFTER.get(self, JobStatus.RUNNING)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
 
 
 class AdapterSpec(BaseModel):
@@ -18,26 +66,8 @@ class AdapterSpec(BaseModel):
     target_modules: list[str] | Literal["all-linear"] = "all-linear"
 
 
-def _only(member: str, kind: str, other: str) -> dict[str, Any]:
-    return {"required": [member], "properties": {member: {"type": kind}, other: {"type": "null"}}}
-
-
 class Hyperparameters(BaseModel):
-    # The schema says what `_one_budget` checks, so that a client (or a fuzzer) can tell a valid request from the
-    # document alone.
-    model_config = ConfigDict(
-        frozen=True,
-        extra="forbid",
-        json_schema_extra={
-            "oneOf": [
-                {
-                    "required": ["max_steps"],
-                    "properties": {"max_steps": {"type": "integer"}, "epochs": {"type": "null"}},
-                },
-                {"required": ["epochs"], "properties": {"epochs": {"type": "number"}, "max_steps": {"type": "null"}}},
-            ]
-        },
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     max_steps: int | None = Field(None, ge=1)
     epochs: float | None = Field(None, gt=0)
@@ -156,3 +186,20 @@ class TrainingCancelled(Message):
     job_id: str
     at_step: int = Field(0, ge=0)
     reason: str = ""
+
+
+_EVENT_TYPES: dict[type[Message], TrainingEventType] = {
+    StartTraining: TrainingEventType.QUEUED,
+    TrainingStarted: TrainingEventType.STARTED,
+    TrainingProgressed: TrainingEventType.PROGRESSED,
+    TrainingCheckpointed: TrainingEventType.CHECKPOINTED,
+    TrainingCompleted: TrainingEventType.COMPLETED,
+    TrainingFailed: TrainingEventType.FAILED,
+    TrainingCancelled: TrainingEventType.CANCELLED,
+}
+_STATUS_AFTER = {
+    TrainingEventType.QUEUED: JobStatus.QUEUED,
+    TrainingEventType.COMPLETED: JobStatus.COMPLETED,
+    TrainingEventType.FAILED: JobStatus.FAILED,
+    TrainingEventType.CANCELLED: JobStatus.CANCELLED,
+}

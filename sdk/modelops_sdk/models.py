@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, Field, RootModel
 
 
 class AdapterSpec(BaseModel):
@@ -16,6 +16,17 @@ class AdapterSpec(BaseModel):
     alpha: Annotated[int | None, Field(ge=1, title="Alpha")] = 32
     dropout: Annotated[float | None, Field(ge=0.0, lt=1.0, title="Dropout")] = 0.05
     target_modules: Annotated[list[str] | Literal["all-linear"] | None, Field(title="Target Modules")] = "all-linear"
+
+
+class RateLimit(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="Own limit in `limits` notation, e.g. 5/minute or 100 per hour; default: the gateway's",
+            pattern="^[1-9][0-9]* *(/|per) *([0-9]+ *)?(second|minute|hour|day|month|year)s?$",
+            title="Rate Limit",
+        ),
+    ]
 
 
 class ArtifactAccepted(BaseModel):
@@ -41,6 +52,37 @@ class ArtifactKind(StrEnum):
 
 class CancelRequest(BaseModel):
     reason: Annotated[str | None, Field(max_length=2000, title="Reason")] = ""
+
+
+class MaxTokens(RootModel[int]):
+    root: Annotated[int, Field(ge=1, title="Max Tokens")]
+
+
+class MaxCompletionTokens(RootModel[int]):
+    root: Annotated[int, Field(ge=1, title="Max Completion Tokens")]
+
+
+class Role1(StrEnum):
+    system = "system"
+    user = "user"
+    assistant = "assistant"
+
+
+class ChatMessage(BaseModel):
+    role: Annotated[Role1, Field(title="Role")]
+    content: Annotated[str, Field(title="Content")]
+
+
+class CompletionRequest(BaseModel):
+    model: Annotated[str, Field(min_length=1, title="Model")]
+    max_tokens: Annotated[MaxTokens | None, Field(title="Max Tokens")] = None
+    temperature: Annotated[float | None, Field(ge=0.0, le=2.0, title="Temperature")] = 1.0
+    top_p: Annotated[float | None, Field(gt=0.0, le=1.0, title="Top P")] = 1.0
+    stop: Annotated[str | list[str] | None, Field(title="Stop")] = None
+    seed: Annotated[int | None, Field(title="Seed")] = None
+    n: Annotated[int | None, Field(description="One choice per request", ge=1, le=1, title="N")] = 1
+    stream: Annotated[bool | None, Field(title="Stream")] = False
+    prompt: Annotated[str | list[str], Field(title="Prompt")]
 
 
 class DatasetRows(BaseModel):
@@ -79,7 +121,7 @@ class DatasetView(BaseModel):
 
 
 class Adapter(RootModel[str]):
-    root: Annotated[str, Field(max_length=200, min_length=1)]
+    root: Annotated[str, Field(max_length=200, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]*$")]
 
 
 class DeployRequest(BaseModel):
@@ -97,6 +139,7 @@ class DeployRequest(BaseModel):
             description="The base model's artifact id",
             max_length=200,
             min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
             title="Base Model",
         ),
     ]
@@ -155,7 +198,7 @@ class BatchSize(RootModel[int]):
 
 
 class LearningRateMultiplier(RootModel[float]):
-    root: Annotated[float, Field(gt=0.0, le=50.0, title="Learning Rate Multiplier")] = "auto"
+    root: Annotated[float, Field(ge=1e-06, le=50.0, title="Learning Rate Multiplier")] = "auto"
 
 
 class DpoHyperparameterRequest(BaseModel):
@@ -461,6 +504,30 @@ class Quantization(StrEnum):
     nf4 = "nf4"
 
 
+class Hyperparameters1(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    max_steps: Annotated[MaxSteps | None, Field(title="Max Steps")]
+    epochs: Annotated[Epochs | None, Field(title="Epochs")] = None
+    learning_rate: Annotated[float | None, Field(gt=0.0, le=1.0, title="Learning Rate")] = 0.0002
+    batch_size: Annotated[int | None, Field(ge=1, le=1024, title="Batch Size")] = 8
+    seq_len: Annotated[int | None, Field(ge=8, le=131072, title="Seq Len")] = 256
+    seed: Annotated[int | None, Field(title="Seed")] = 42
+
+
+class Hyperparameters2(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    max_steps: Annotated[MaxSteps | None, Field(title="Max Steps")] = None
+    epochs: Annotated[Epochs | None, Field(title="Epochs")]
+    learning_rate: Annotated[float | None, Field(gt=0.0, le=1.0, title="Learning Rate")] = 0.0002
+    batch_size: Annotated[int | None, Field(ge=1, le=1024, title="Batch Size")] = 8
+    seq_len: Annotated[int | None, Field(ge=8, le=131072, title="Seq Len")] = 256
+    seed: Annotated[int | None, Field(title="Seed")] = 42
+
+
 class Suffix1(RootModel[str]):
     root: Annotated[
         str,
@@ -482,6 +549,7 @@ class TrainingJobRequest(BaseModel):
             description="A base_model artifact id, or a name (latest)",
             max_length=200,
             min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
             title="Base Model",
         ),
     ]
@@ -491,6 +559,7 @@ class TrainingJobRequest(BaseModel):
             description="A registered dataset's name",
             max_length=200,
             min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
             title="Dataset",
         ),
     ]
@@ -509,7 +578,7 @@ class TrainingJobRequest(BaseModel):
         "target_modules": "all-linear",
     }
     quantization: Annotated[Quantization | None, Field(title="Quantization")] = Quantization.none
-    hyperparameters: Hyperparameters
+    hyperparameters: Annotated[Hyperparameters1 | Hyperparameters2, Field(title="Hyperparameters")]
     eval_split: Annotated[
         float | None,
         Field(
@@ -526,14 +595,6 @@ class TrainingJobRequest(BaseModel):
     ] = None
 
 
-class ValidationError(BaseModel):
-    loc: Annotated[list[str | int], Field(title="Location")]
-    msg: Annotated[str, Field(title="Message")]
-    type: Annotated[str, Field(title="Error Type")]
-    input: Annotated[Any | None, Field(title="Input")] = None
-    ctx: Annotated[dict[str, Any] | None, Field(title="Context")] = None
-
-
 class VersionView(BaseModel):
     version: Annotated[int, Field(title="Version")]
     dataset_id: Annotated[str, Field(title="Dataset Id")]
@@ -546,6 +607,17 @@ class VersionView(BaseModel):
     num_rows: Annotated[int, Field(title="Num Rows")]
     created_by: Annotated[str | None, Field(title="Created By")]
     metrics: Annotated[dict[str, Any], Field(title="Metrics")]
+
+
+class Problem(BaseModel):
+    model_config = ConfigDict(
+        extra="allow",
+    )
+    type: AnyUrl
+    title: str
+    status: int
+    detail: str | None = None
+    instance: str | None = None
 
 
 class ApiKeyRequest(BaseModel):
@@ -561,9 +633,9 @@ class ApiKeyRequest(BaseModel):
     ]
     role: Role
     rate_limit: Annotated[
-        str | None,
+        RateLimit | None,
         Field(
-            description="Own limit, e.g. 5/minute; default: the gateway's",
+            description="Own limit in `limits` notation, e.g. 5/minute or 100 per hour; default: the gateway's",
             title="Rate Limit",
         ),
     ] = None
@@ -629,6 +701,19 @@ class ArtifactView(BaseModel):
     metadata: Annotated[dict[str, Any], Field(title="Metadata")]
 
 
+class ChatCompletionRequest(BaseModel):
+    model: Annotated[str, Field(min_length=1, title="Model")]
+    max_tokens: Annotated[MaxTokens | None, Field(title="Max Tokens")] = None
+    temperature: Annotated[float | None, Field(ge=0.0, le=2.0, title="Temperature")] = 1.0
+    top_p: Annotated[float | None, Field(gt=0.0, le=1.0, title="Top P")] = 1.0
+    stop: Annotated[str | list[str] | None, Field(title="Stop")] = None
+    seed: Annotated[int | None, Field(title="Seed")] = None
+    n: Annotated[int | None, Field(description="One choice per request", ge=1, le=1, title="N")] = 1
+    stream: Annotated[bool | None, Field(title="Stream")] = False
+    messages: Annotated[list[ChatMessage], Field(min_length=1, title="Messages")]
+    max_completion_tokens: Annotated[MaxCompletionTokens | None, Field(title="Max Completion Tokens")] = None
+
+
 class CreatedApiKey(BaseModel):
     id: Annotated[str, Field(title="Id")]
     name: Annotated[str, Field(title="Name")]
@@ -689,10 +774,6 @@ class FineTuningJobList(BaseModel):
     object: Annotated[Literal["list"], Field(title="Object")] = "list"
     data: Annotated[list[FineTuningJob], Field(title="Data")]
     has_more: Annotated[bool, Field(title="Has More")]
-
-
-class HTTPValidationError(BaseModel):
-    detail: Annotated[list[ValidationError] | None, Field(title="Detail")] = None
 
 
 class JobView(BaseModel):
@@ -839,6 +920,7 @@ class FineTuningJobRequest(BaseModel):
             description="A base model's name, or its artifact id",
             max_length=200,
             min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
             title="Model",
         ),
     ]
@@ -848,11 +930,12 @@ class FineTuningJobRequest(BaseModel):
             description="A file id (= a dataset name)",
             max_length=200,
             min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
             title="Training File",
         ),
     ]
     validation_file: Annotated[
-        str | None,
+        None,
         Field(
             description="Not supported: `eval_split` of the training file is held out",
             title="Validation File",

@@ -1,15 +1,17 @@
-"""Service app factory: FastAPI with /healthz, /readyz, /metrics, problem+json errors and request ids,
-plus the runtime a service composes (pool with migrations, bus with consumers, outbox relay, object store)."""
+"""Service app factory: FastAPI with /healthz, /readyz, /metrics, problem+json errors and request ids; the
+runtime a service composes (pool with migrations, bus with consumers, outbox relay, object store); and
+`state_dependency`, how routes reach what the lifespan started."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
+from typing import Any, TypeVar, cast
 
 import asyncpg
 import uvicorn
@@ -19,15 +21,19 @@ from modelops_contracts import Topic
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.middleware.base import RequestResponseEndpoint
+from starlette.requests import HTTPConnection
 
 from .bus import Bus, Handler, IdempotentConsumer, OutboxRelay
 from .db import apply_migrations, create_pool
-from .problems import document_problems, install_problem_handlers, problem_response, unexpected_error_response
+from .problems import Problem, document_problems, install_problem_handlers, problem_response, unexpected_error_response
 from .settings import Settings
 from .storage import ObjectNotFound, ObjectStore, open_store
 from .telemetry import REQUEST_ID, configure_logging, configure_tracing, request_id_var
 
+T = TypeVar("T")
 ReadinessCheck = Callable[[], Awaitable[bool]]
+# FastAPI's `dependency_overrides`: a dependency → what answers in its place (a test's fake).
+DependencyOverrides = Mapping[Callable[..., Any], Callable[..., Any]]
 READINESS_TIMEOUT_S = 2.0
 # http_requests_total and http_request_duration_seconds by route template, method and status class. Made once per
 # process and shared by every app built in it (tests build many): a second registration of the same names would
@@ -106,14 +112,17 @@ def create_service_app(
     title: str,
     version: str = "0.1.0",
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    overrides: DependencyOverrides | None = None,
 ) -> FastAPI:
     """A FastAPI app with the platform's operational routes and error handling.
 
     Readiness checks are read from `app.state.readiness_checks` (set by the lifespan once connections exist),
-    so /readyz answers 503 until the service has really started.
+    so /readyz answers 503 until the service has really started. `overrides` replace dependencies (a test's fakes
+    for what the lifespan would start).
     """
     app = FastAPI(title=title, version=version, lifespan=lifespan)
     app.state.readiness_checks = {}
+    app.dependency_overrides.update(overrides or {})
     install_problem_handlers(app)
     document_problems(app)
     # Probes and scrapes are left out so that they do not drown the traffic.
@@ -155,6 +164,24 @@ def create_service_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def state_dependency(
+    name: str, kind: type[T], *, detail: str = "the service is starting", retry_after: int | None = None
+) -> Callable[[HTTPConnection], T]:
+    """A dependency (HTTP and WebSocket routes) answering `app.state.<name>`, which the lifespan sets once its
+    connections are up; until then a 503 `not-ready` problem (with `Retry-After` when `retry_after` is given). `kind`
+    types the answer and is not checked, so that a test may override the dependency with a fake."""
+    extensions = {} if retry_after is None else {"retry_after": retry_after}
+
+    def dependency(connection: HTTPConnection) -> T:
+        value = getattr(connection.app.state, name, None)
+        if value is None:
+            raise Problem(503, "not-ready", detail, **extensions)
+        return cast(T, value)
+
+    dependency.__name__ = dependency.__qualname__ = f"{name}_from_state"
+    return dependency
 
 
 async def _run_check(check: ReadinessCheck) -> bool:

@@ -15,12 +15,13 @@ import openai
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from modelops_inference import api, vllm
+from modelops_inference import vllm
 from modelops_inference.adapter_slots import AdapterBudgetExceeded
+from modelops_inference.app import create_app
 from modelops_inference.deployments import Deployment, Deployments, ProxyEngine, Route
+from modelops_inference.deps import Inference, get_inference
 from modelops_inference.settings import InferenceSettings
 from modelops_inference.vllm import VllmBackend, VllmBusy, VllmError, choose_backend
-from modelops_shared.problems import install_problem_handlers
 
 BASE = "base-1234"
 WORDS = ["one", " two", " three"]
@@ -208,10 +209,7 @@ async def served(backend: VllmBackend, fake: FakeVllm) -> AsyncIterator[httpx.As
     deployments.deployments["dep"] = Deployment("dep", BASE, ["a"], "ready", base_id=BASE, adapter_ids=["a"])
     deployments.routes["dep"] = Route("dep", BASE, "a", Path("/cache/a"))
     deployments.routes["plain"] = Route("plain", BASE, None, None)
-    app = FastAPI()
-    install_problem_handlers(app)
-    app.include_router(api.router)
-    app.state.settings, app.state.deployments = settings, deployments
+    app = create_app(settings, overrides={get_inference: lambda: Inference(settings, deployments)})
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://inference") as client:
         yield client
     await deployments.registry.aclose()

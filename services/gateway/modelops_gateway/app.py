@@ -5,16 +5,14 @@ HTTP app with every feature's routes."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.resources import files
-from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from modelops_contracts.catalog import TRAINING_EVENTS
-from modelops_shared.service import Runtime, Subscription, create_service_app
+from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
 
 from .access import api as access_api
 from .access.store import KeyStore
@@ -51,9 +49,9 @@ ROUTERS = (
 )
 
 
-def create_app(settings: GatewaySettings | None = None, *, overrides: Mapping[str, Any] | None = None) -> FastAPI:
-    """The gateway's app. `overrides` replace parts of its context by name (`inference=Upstream(…)`, a stand-in for
-    tests); what is overridden belongs to the caller, who closes it."""
+def create_app(settings: GatewaySettings | None = None, *, overrides: DependencyOverrides | None = None) -> FastAPI:
+    """The gateway's app. `overrides` replace dependencies, FastAPI's way (`{get_inference: lambda: stand_in}`, for
+    tests); what an override answers belongs to the caller, who closes it."""
     settings = settings or GatewaySettings()
 
     @asynccontextmanager
@@ -83,22 +81,13 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Mapping[st
                     label="inference service",
                 )
             )
-            gateway = Gateway(
-                settings,
-                runtime,
-                keys,
-                limiter,
-                registry,
-                inference,
-                feed,
-                RegistryLookups(registry, settings.gateway_registry_cache_s),
-            )
-            app.state.gateway = dataclasses.replace(gateway, **(overrides or {}))
+            lookups = RegistryLookups(registry, settings.gateway_registry_cache_s)
+            app.state.gateway = Gateway(settings, runtime, keys, limiter, registry, inference, feed, lookups)
             app.state.readiness_checks = {**runtime.readiness_checks(), "redis": limiter.ready}
             await stack.enter_async_context(reconciling(runtime.pool, runtime.bus, settings))
             yield
 
-    app = create_service_app(settings, title="ModelOps gateway", lifespan=lifespan)
+    app = create_service_app(settings, title="ModelOps gateway", lifespan=lifespan, overrides=overrides)
     app.description = DESCRIPTION
     app.add_middleware(RateLimitHeaders)
     for router in ROUTERS:

@@ -1,5 +1,5 @@
 """What a request (or WebSocket) handler reaches: the gateway's connections, held in app state once the lifespan
-started them."""
+started them (`GatewayDep`), and the inference service the relaying routes talk to (`InferenceDep`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
-from modelops_shared.problems import Problem
-from modelops_shared.service import Runtime
-from starlette.requests import HTTPConnection
+from modelops_shared.service import Runtime, state_dependency
 
 from .access.store import KeyStore
 from .jobs.feed import JobFeed
@@ -31,11 +29,13 @@ class Gateway:
     lookups: RegistryLookups
 
 
-def _gateway(connection: HTTPConnection) -> Gateway:
-    gateway: Gateway | None = getattr(connection.app.state, "gateway", None)
-    if gateway is None:
-        raise Problem(503, "not-ready", "the gateway is starting", retry_after=1)
-    return gateway
+get_gateway = state_dependency("gateway", Gateway, detail="the gateway is starting", retry_after=1)
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-GatewayDep = Annotated[Gateway, Depends(_gateway)]
+def get_inference(gateway: GatewayDep) -> Upstream:
+    """The inference service, as the routes that relay to it reach it (a test overrides this with a stand-in)."""
+    return gateway.inference
+
+
+InferenceDep = Annotated[Upstream, Depends(get_inference)]

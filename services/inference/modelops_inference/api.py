@@ -1,6 +1,6 @@
 """HTTP routes: OpenAI-compatible completions, chat completions (SSE streaming as OpenAI streams) and models, plus
-the deployments' status. Errors are problem+json with OpenAI's `error` member, so the openai client reads them.
-A model on a vLLM engine is answered by relaying the request to its vLLM server (`_relay`)."""
+the deployments' status. Errors are problem+json with OpenAI's `error` member (`OpenAIErrorRoute`), so the openai
+client reads them. A model on a vLLM engine is answered by relaying the request to its vLLM server (`_relay`)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
+from modelops_shared.openai_errors import OpenAIErrorRoute, openai_error_of
 from modelops_shared.problems import Problem
 from pydantic import BaseModel, Field
 
@@ -19,29 +20,13 @@ from . import metrics
 from .adapter_slots import AdapterBudgetExceeded
 from .batching import QueueFull
 from .deployments import Deployments, ProxyEngine
+from .deps import InferenceDep
 from .generation import Generation, GenerationFailed
 from .sampling import SamplingParams
 from .settings import InferenceSettings
 from .vllm import VllmBusy, VllmError, count_usage
 
-router = APIRouter(prefix="/v1")
-_ERROR_TYPES = {429: "rate_limit_error", 404: "invalid_request_error", 400: "invalid_request_error"}
-
-
-def openai_problem(status: int, slug: str, detail: str, **extensions: Any) -> Problem:
-    kind = _ERROR_TYPES.get(status, "server_error" if status >= 500 else "invalid_request_error")
-    error = {"message": detail, "type": kind, "param": extensions.pop("param", None), "code": slug}
-    return Problem(status, slug, detail, error=error, **extensions)
-
-
-def _deployments(request: Request) -> Deployments:
-    deployments: Deployments | None = getattr(request.app.state, "deployments", None)
-    if deployments is None:
-        raise openai_problem(503, "not-ready", "the inference service is starting")
-    return deployments
-
-
-DeploymentsDep = Annotated[Deployments, Depends(_deployments)]
+router = APIRouter(prefix="/v1", route_class=OpenAIErrorRoute)
 
 
 class ChatMessage(BaseModel):
@@ -70,23 +55,23 @@ class CompletionRequest(_Sampling):
 
 
 @router.get("/models")
-async def list_models(deployments: DeploymentsDep) -> dict[str, Any]:
+async def list_models(inference: InferenceDep) -> dict[str, Any]:
     """Every model name this replica serves (deployments, their adapters, `ft:` names)."""
     data = [
         {"id": name, "object": "model", "created": 0, "owned_by": route.deployment}
-        for name, route in sorted(deployments.routes.items())
+        for name, route in sorted(inference.deployments.routes.items())
     ]
     return {"object": "list", "data": data}
 
 
 @router.get("/deployments")
-async def list_deployments(deployments: DeploymentsDep) -> list[dict[str, Any]]:
-    return [_view(d) for d in deployments.deployments.values()]
+async def list_deployments(inference: InferenceDep) -> list[dict[str, Any]]:
+    return [_view(d) for d in inference.deployments.deployments.values()]
 
 
 @router.get("/deployments/{name}")
-async def get_deployment(deployments: DeploymentsDep, name: str) -> dict[str, Any]:
-    deployment = deployments.deployments.get(name)
+async def get_deployment(inference: InferenceDep, name: str) -> dict[str, Any]:
+    deployment = inference.deployments.deployments.get(name)
     if deployment is None:
         raise Problem(404, "deployment-not-found", f"no deployment {name}")
     return _view(deployment)
@@ -106,13 +91,11 @@ def _view(deployment: Any) -> dict[str, Any]:
 
 
 @router.post("/chat/completions", response_model=None)
-async def chat_completions(
-    body: ChatCompletionRequest, request: Request, deployments: DeploymentsDep
-) -> JSONResponse | StreamingResponse:
+async def chat_completions(body: ChatCompletionRequest, inference: InferenceDep) -> JSONResponse | StreamingResponse:
     """OpenAI chat completions: the prompt is the base model's chat template over `messages`."""
-    engine, route = _engine(deployments, body.model)
+    engine, route = _engine(inference.deployments, body.model)
     if isinstance(engine, ProxyEngine):
-        return await _relay(request, engine, route, body, chat=True)
+        return await _relay(inference.settings, engine, route, body, chat=True)
     tokenizer = engine.backend.tokenizer
     rendered = tokenizer.apply_chat_template(
         [m.model_dump() for m in body.messages], add_generation_prompt=True, tokenize=False
@@ -120,23 +103,21 @@ async def chat_completions(
     # The template writes the special tokens itself.
     prompt = tokenizer(str(rendered), add_special_tokens=False)["input_ids"]
     max_tokens = body.max_completion_tokens or body.max_tokens
-    generation = await _start(request, engine, route, body, prompt, max_tokens)
+    generation = await _start(inference.settings, engine, route, body, prompt, max_tokens)
     return await _answer(generation, body, chat=True)
 
 
 @router.post("/completions", response_model=None)
-async def completions(
-    body: CompletionRequest, request: Request, deployments: DeploymentsDep
-) -> JSONResponse | StreamingResponse:
+async def completions(body: CompletionRequest, inference: InferenceDep) -> JSONResponse | StreamingResponse:
     """OpenAI (legacy) text completions of one prompt."""
-    engine, route = _engine(deployments, body.model)
+    engine, route = _engine(inference.deployments, body.model)
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     if len(prompts) != 1:
-        raise openai_problem(400, "one-prompt", "send one prompt per request", param="prompt")
+        raise Problem(400, "one-prompt", "send one prompt per request", param="prompt")
     if isinstance(engine, ProxyEngine):
-        return await _relay(request, engine, route, body, chat=False)
+        return await _relay(inference.settings, engine, route, body, chat=False)
     prompt = engine.backend.tokenizer(prompts[0])["input_ids"]
-    generation = await _start(request, engine, route, body, prompt, body.max_tokens)
+    generation = await _start(inference.settings, engine, route, body, prompt, body.max_tokens)
     return await _answer(generation, body, chat=False)
 
 
@@ -145,14 +126,14 @@ def _engine(deployments: Deployments, model: str) -> tuple[Any, Any]:
     if route is None:
         deployment = deployments.deployments.get(model)
         if deployment is not None and deployment.status == "loading":
-            raise openai_problem(503, "model-loading", f"model {model} is loading", retry_after=1)
-        raise openai_problem(404, "model_not_found", f"the model {model} does not exist", param="model")
+            raise Problem(503, "model-loading", f"model {model} is loading", retry_after=1)
+        raise Problem(404, "model_not_found", f"the model {model} does not exist", param="model")
     return deployments.engines[route.base_id], route
 
 
 def _max_tokens(settings: InferenceSettings, max_tokens: int | None) -> int:
     if max_tokens is not None and max_tokens > settings.inference_max_tokens:
-        raise openai_problem(
+        raise Problem(
             400,
             "max-tokens-too-large",
             f"max_tokens may be at most {settings.inference_max_tokens}",
@@ -162,10 +143,9 @@ def _max_tokens(settings: InferenceSettings, max_tokens: int | None) -> int:
 
 
 async def _relay(
-    request: Request, engine: ProxyEngine, route: Any, body: _Sampling, *, chat: bool
+    settings: InferenceSettings, engine: ProxyEngine, route: Any, body: _Sampling, *, chat: bool
 ) -> JSONResponse | StreamingResponse:
     """Answer through the vLLM server: same bounds as our own engine, the adapter (or base) as vLLM's model name."""
-    settings: InferenceSettings = request.app.state.settings
     payload = body.model_dump(exclude_none=True, exclude={"max_completion_tokens"})
     requested = body.max_completion_tokens if isinstance(body, ChatCompletionRequest) else None
     payload["max_tokens"] = _max_tokens(settings, requested or body.max_tokens)
@@ -183,14 +163,14 @@ async def _relay(
         first = await anext(chunks, None)
     except VllmBusy as error:
         metrics.REQUESTS.labels(*labels, "rejected").inc()
-        raise openai_problem(429, "queue-full", str(error), retry_after=settings.inference_retry_after_s) from None
+        raise Problem(429, "queue-full", str(error), retry_after=settings.inference_retry_after_s) from None
     except AdapterBudgetExceeded as error:
         metrics.REQUESTS.labels(*labels, "rejected").inc()
-        raise openai_problem(503, "adapters-busy", str(error), retry_after=settings.inference_retry_after_s) from None
+        raise Problem(503, "adapters-busy", str(error), retry_after=settings.inference_retry_after_s) from None
     except VllmError as error:
         metrics.REQUESTS.labels(*labels, "failed").inc()
         slug = "vllm-refused" if 400 <= error.status < 500 else "generation-failed"
-        raise openai_problem(error.status, slug, str(error)) from None
+        raise Problem(error.status, slug, str(error)) from None
     started = time.perf_counter()
 
     async def events() -> AsyncIterator[str]:
@@ -204,8 +184,8 @@ async def _relay(
                 yield f"data: {json.dumps(chunk)}\n\n"
         except VllmError as error:
             metrics.REQUESTS.labels(*labels, "failed").inc()
-            problem = openai_problem(503, "generation-failed", str(error))
-            yield f"data: {json.dumps({'error': problem.extensions['error']})}\n\n"
+            error_member = openai_error_of(Problem(503, "generation-failed", str(error)))
+            yield f"data: {json.dumps({'error': error_member})}\n\n"
             return
         finally:
             await chunks.aclose()  # also when the client goes away: vLLM's request is closed, its slot freed
@@ -218,12 +198,11 @@ async def _relay(
 
 
 async def _start(
-    request: Request, engine: Any, route: Any, body: _Sampling, prompt: list[int], max_tokens: int | None
+    settings: InferenceSettings, engine: Any, route: Any, body: _Sampling, prompt: list[int], max_tokens: int | None
 ) -> Generation:
-    settings: InferenceSettings = request.app.state.settings
     room = engine.backend.max_context - len(prompt)
     if room <= 0:
-        raise openai_problem(400, "context_length_exceeded", f"the prompt is {len(prompt)} tokens", param="messages")
+        raise Problem(400, "context_length_exceeded", f"the prompt is {len(prompt)} tokens", param="messages")
     max_tokens = _max_tokens(settings, max_tokens)
     stop = (body.stop,) if isinstance(body.stop, str) else tuple(body.stop or ())
     params = SamplingParams(
@@ -238,10 +217,10 @@ async def _start(
         await generation.start()
     except QueueFull as error:
         metrics.REQUESTS.labels(route.deployment, body.model, "rejected").inc()
-        raise openai_problem(429, "queue-full", str(error), retry_after=settings.inference_retry_after_s) from None
+        raise Problem(429, "queue-full", str(error), retry_after=settings.inference_retry_after_s) from None
     except AdapterBudgetExceeded as error:
         metrics.REQUESTS.labels(route.deployment, body.model, "rejected").inc()
-        raise openai_problem(503, "adapters-busy", str(error), retry_after=settings.inference_retry_after_s) from None
+        raise Problem(503, "adapters-busy", str(error), retry_after=settings.inference_retry_after_s) from None
     return generation
 
 
@@ -259,7 +238,7 @@ async def _answer(generation: Generation, body: _Sampling, *, chat: bool) -> JSO
         text = await generation.text()
     except GenerationFailed as error:
         metrics.REQUESTS.labels(*labels, "failed").inc()
-        raise openai_problem(503, "generation-failed", str(error)) from None
+        raise Problem(503, "generation-failed", str(error)) from None
     metrics.REQUESTS.labels(*labels, "ok").inc()
     choice: dict[str, Any] = {"index": 0, "finish_reason": generation.finish_reason, "logprobs": None}
     if chat:
@@ -300,8 +279,8 @@ async def _stream(generation: Generation, body: _Sampling, ident: str, created: 
             yield chunk(delta, None)
     except GenerationFailed as error:
         metrics.REQUESTS.labels(*labels, "failed").inc()
-        problem = openai_problem(503, "generation-failed", str(error))
-        yield f"data: {json.dumps({'error': problem.extensions['error']})}\n\n"
+        error_member = openai_error_of(Problem(503, "generation-failed", str(error)))
+        yield f"data: {json.dumps({'error': error_member})}\n\n"
         return
     yield chunk(None, generation.finish_reason)
     payload = {

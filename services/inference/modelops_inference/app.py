@@ -11,16 +11,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from modelops_contracts.catalog import DEPLOYMENT_COMMANDS, REGISTRY_ARTIFACTS
 from modelops_shared.artifacts import ArtifactClient
-from modelops_shared.service import Runtime, Subscription, create_service_app
+from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
 
 from . import api
 from .deployments import Deployments
+from .deps import Inference
 from .handlers import Handlers
 from .restore import restore
 from .settings import InferenceSettings
 
 
-def create_app(settings: InferenceSettings | None = None) -> FastAPI:
+def create_app(settings: InferenceSettings | None = None, *, overrides: DependencyOverrides | None = None) -> FastAPI:
+    """The inference app; `overrides` replace its dependencies (`deps.get_inference`) with a test's fakes."""
     settings = settings or InferenceSettings()
 
     @asynccontextmanager
@@ -36,7 +38,7 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
                 async with Runtime.started(
                     settings, schema=settings.inference_schema, subscriptions=subscriptions
                 ) as runtime:
-                    app.state.deployments = deployments
+                    app.state.inference = Inference(settings, deployments)
                     app.state.readiness_checks = runtime.readiness_checks()
                     restoring = (
                         asyncio.create_task(
@@ -55,7 +57,6 @@ def create_app(settings: InferenceSettings | None = None) -> FastAPI:
             finally:
                 await deployments.close()
 
-    app = create_service_app(settings, title="ModelOps inference", lifespan=lifespan)
-    app.state.settings = settings
+    app = create_service_app(settings, title="ModelOps inference", lifespan=lifespan, overrides=overrides)
     app.include_router(api.router)
     return app

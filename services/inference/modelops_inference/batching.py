@@ -1,12 +1,5 @@
 """Continuous batching for one backend: a scheduler task steps every active sequence together, one token per step,
-and requests that arrive meanwhile join the running batch between steps.
-
-The batch keeps one KV cache, left-padded: row i's real tokens are the right-hand end of its mask, and every row's
-position ids count only its real tokens, so padding changes no result. A step is either a prefill of the newly
-admitted sequences (left-padded among themselves, then padded to the batch's length and concatenated onto it) or a
-decode step of all rows. Finished or aborted rows are dropped from the cache, and columns that have become padding
-in every row are trimmed, so the cache is as long as the longest live sequence. Rows of different adapters share
-every forward pass (PEFT mixed-adapter batches)."""
+and requests that arrive meanwhile join the running batch between steps."""
 
 from __future__ import annotations
 
@@ -55,7 +48,15 @@ class Sequence:
 
 
 class Scheduler:
-    """Owns the batch of one backend; `submit` enqueues, the `run` task admits, steps and delivers."""
+    """Owns the batch of one backend; `submit` enqueues, the `run` task admits, steps and delivers.
+
+    The batch keeps one KV cache, left-padded: row i's real tokens are the right-hand end of its mask, and every row's
+    position ids count only its real tokens, so padding changes no result. A step is either a prefill of the newly
+    admitted sequences (left-padded among themselves, then padded to the batch's length and concatenated onto it) or a
+    decode step of all rows. Finished or aborted rows are dropped from the cache, and columns that have become padding
+    in every row are trimmed, so the cache is as long as the longest live sequence. Rows of different adapters share
+    every forward pass (PEFT mixed-adapter batches).
+    """
 
     def __init__(self, backend: Backend, *, max_batch: int, max_queue: int) -> None:
         self.backend = backend

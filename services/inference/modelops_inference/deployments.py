@@ -1,21 +1,4 @@
-"""Deployments: fetch verified artifacts, load base models and adapters, and route model names to them.
-
-A base model is loaded once per artifact id and shared by every deployment on it; its adapters are loaded onto it by
-artifact id. A deployment answers to its own name (its first adapter, or the base model when it has none), to
-`<name>/<adapter artifact name>` for each adapter, and, for an adapter produced by a training job, to
-`ft:<base model name>:<job suffix>:<job id>` as OpenAI names fine-tuned models.
-
-Each base model gets one engine of the configured kind: `Engine` (transformers + PEFT under this service's own
-continuous-batching scheduler) or `ProxyEngine` (a vLLM server that batches by itself; see vllm.py).
-
-Deploy, undeploy, revoke and restore take turns (one lock), and a name commanded since this process started is never
-overwritten by a restore from the registry's older view (see restore.py).
-
-A Deploy may arrive before the registry has registered one of its adapters: a training job's adapter is submitted by
-the trainer and signed by the registry asynchronously, while the gateway deploys it as soon as the job succeeds. So an
-adapter the registry does not know yet, or has recorded but not signed, is fetched again with backoff for up to
-`inference_artifact_wait_s` before the deployment fails; it stays `loading` meanwhile (holding the turn, as a model
-load does). The base model is fetched first and is not waited for."""
+"""Deployments: fetch verified artifacts, load base models and adapters, and route model names to them."""
 
 from __future__ import annotations
 
@@ -95,7 +78,25 @@ class ProxyEngine:
 
 
 class Deployments:
-    """Every deployment of this replica, the engines they share, and the model names they answer to."""
+    """Every deployment of this replica, the engines they share, and the model names they answer to.
+
+    A base model is loaded once per artifact id and shared by every deployment on it; its adapters are loaded onto it by
+    artifact id. A deployment answers to its own name (its first adapter, or the base model when it has none), to
+    `<name>/<adapter artifact name>` for each adapter, and, for an adapter produced by a training job, to
+    `ft:<base model name>:<job suffix>:<job id>` as OpenAI names fine-tuned models.
+
+    Each base model gets one engine of the configured kind: `Engine` (transformers + PEFT under this service's own
+    continuous-batching scheduler) or `ProxyEngine` (a vLLM server that batches by itself; see vllm.py).
+
+    Deploy, undeploy, revoke and restore take turns (one lock), and a name commanded since this process started is never
+    overwritten by a restore from the registry's older view (see restore.py).
+
+    A Deploy may arrive before the registry has registered one of its adapters: a training job's adapter is submitted by
+    the trainer and signed by the registry asynchronously, while the gateway deploys it as soon as the job succeeds. So
+    an adapter the registry does not know yet, or has recorded but not signed, is fetched again with backoff for up to
+    `inference_artifact_wait_s` before the deployment fails; it stays `loading` meanwhile (holding the turn, as a model
+    load does). The base model is fetched first and is not waited for.
+    """
 
     def __init__(self, settings: InferenceSettings, artifacts: ArtifactClient) -> None:
         self.settings = settings

@@ -1,18 +1,6 @@
 """Restore on start: re-deploy every deployment the registry records as still wanted, so a restarted replica serves
 again what it served, without waiting for new commands. Each one is fetched and verified again (a tampered or revoked
-artifact fails it) and announced as usual: DeploymentReady or DeploymentFailed, through the outbox.
-
-Why ask the registry rather than keep a table of desired deployments here: the registry already projects every
-Deploy/Undeploy command (and the events that answer them) into its `deployments` table and serves it over HTTP
-(`GET /v1/deployments?wanted=true`). It is the platform's one record of what should be served, so a replica starting
-on an empty schema (a new pod, a scale-out) learns the same set as one that restarts, and there is no second copy
-that could drift from it. The price is that the registry's view may trail the commands this replica consumed just
-before it stopped, so:
-- any name a command touches after start is left to that command (it is newer than the view; `Deployments.restore`);
-- a command consumed in the instants before a restart that the registry had not yet projected is missed (or, for an
-  Undeploy, undone) until the next command about that name — a window as long as the registry's consumer lag.
-The registry may be starting too: the query is retried until it answers, in the background, so serving starts at once.
-"""
+artifact fails it) and announced as usual: DeploymentReady or DeploymentFailed, through the outbox."""
 
 from __future__ import annotations
 
@@ -49,7 +37,21 @@ async def wanted_deployments(registry: httpx.AsyncClient, retry_s: float) -> lis
 
 async def restore(deployments: Deployments, registry: httpx.AsyncClient, pool: asyncpg.Pool, bus: Bus) -> int:
     """Re-deploy what is wanted, one by one; how many deployments were attempted (a failure is logged, not raised:
-    this runs as a background task and the service goes on serving what commands bring)."""
+    this runs as a background task and the service goes on serving what commands bring).
+
+    Why ask the registry rather than keep a table of desired deployments here: the registry already projects every
+    Deploy/Undeploy command (and the events that answer them) into its `deployments` table and serves it over HTTP
+    (`GET /v1/deployments?wanted=true`). It is the platform's one record of what should be served, so a replica
+    starting on an empty schema (a new pod, a scale-out) learns the same set as one that restarts, and there is no
+    second copy that could drift from it. The price is that the registry's view may trail the commands this replica
+    consumed just before it stopped, so:
+    - any name a command touches after start is left to that command (it is newer than the view;
+      `Deployments.restore`);
+    - a command consumed in the instants before a restart that the registry had not yet projected is missed (or, for
+      an Undeploy, undone) until the next command about that name — a window as long as the registry's consumer lag.
+    The registry may be starting too: the query is retried until it answers, in the background, so serving starts at
+    once.
+    """
     try:
         return await _restore(deployments, registry, pool, bus)
     except Exception:

@@ -2,15 +2,6 @@
 relayed to it (SSE streams included). vLLM batches continuously and mixes adapters in a batch by itself, so this
 backend has no scheduler of ours.
 
-- The server is a subprocess, `python -m vllm.entrypoints.openai.api_server --model <verified base dir>
-  --served-model-name <base artifact id> --enable-lora ...`, with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True so that its
-  adapter routes exist: `POST /v1/load_lora_adapter {"lora_name", "lora_path"}` and
-  `POST /v1/unload_lora_adapter {"lora_name"}`.
-- An adapter's `lora_name` is its artifact id and its `lora_path` the verified local copy; a request names it (or the
-  base's served name) as `model`, and answers carry the name the client asked for.
-- The adapter budget, least-recently-used eviction and "never evict one in use" are the same as the transformers
-  backend's; a revoked adapter's running requests stop delivering at once, then the adapter is unloaded.
-
 Chosen when `MODELOPS_INFERENCE_BACKEND=vllm`, or with `auto` when vllm is importable and CUDA is available."""
 
 from __future__ import annotations
@@ -79,7 +70,17 @@ class _Call:
 
 class VllmBackend:
     """Adapters on one vLLM server and the requests relayed to it. `client` talks to the server (its base URL set);
-    `process` is the server when this backend started it."""
+    `process` is the server when this backend started it.
+
+    - The server is a subprocess, `python -m vllm.entrypoints.openai.api_server --model <verified base dir>
+      --served-model-name <base artifact id> --enable-lora ...`, with VLLM_ALLOW_RUNTIME_LORA_UPDATING=True so that
+      its adapter routes exist: `POST /v1/load_lora_adapter {"lora_name", "lora_path"}` and
+      `POST /v1/unload_lora_adapter {"lora_name"}`.
+    - An adapter's `lora_name` is its artifact id and its `lora_path` the verified local copy; a request names it (or
+      the base's served name) as `model`, and answers carry the name the client asked for.
+    - The adapter budget, least-recently-used eviction and "never evict one in use" are the same as the transformers
+      backend's; a revoked adapter's running requests stop delivering at once, then the adapter is unloaded.
+    """
 
     def __init__(
         self,

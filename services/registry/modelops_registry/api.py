@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from modelops_contracts import (
     ArtifactFile,
@@ -21,34 +21,15 @@ from modelops_contracts import (
 )
 from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_shared.problems import Problem
-from modelops_shared.service import Runtime
-from modelops_shared.signing import KeyRing
 from pydantic import BaseModel, Field
 
 from . import queries
-from .domain import Policy
+from .deps import Registry, RegistryDep
 from .handlers import PromotionError, promote
 from .lineage import openlineage_events
 from .projections import state_digest
 
 router = APIRouter(prefix="/v1")
-
-
-@dataclass
-class Registry:
-    runtime: Runtime
-    keys: KeyRing
-    policy: Policy
-
-
-def _registry(request: Request) -> Registry:
-    registry: Registry | None = getattr(request.app.state, "registry", None)
-    if registry is None:
-        raise Problem(503, "not-ready", "the registry is starting")
-    return registry
-
-
-RegistryDep = Annotated[Registry, Depends(_registry)]
 
 
 class PromotionBody(BaseModel):

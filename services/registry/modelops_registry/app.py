@@ -1,10 +1,11 @@
-"""Composition root: settings, keys, policy, runtime (pool, bus, store), the tracked consumer and the HTTP app."""
+"""Composition root: settings, keys, policy, runtime (pool, bus, store), the tracked consumer and the HTTP app;
+and what the `verify-log` and `rotate-key` commands open."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from importlib.resources import files
 
 from fastapi import FastAPI
 from modelops_contracts.catalog import (
@@ -16,15 +17,18 @@ from modelops_contracts.catalog import (
     TRAINING_EVENTS,
 )
 from modelops_shared.bus import TrackedConsumer
-from modelops_shared.service import Runtime, create_service_app
+from modelops_shared.db import create_pool
+from modelops_shared.service import DependencyOverrides, Runtime, create_service_app
 from modelops_shared.signing import KeyRing
+from modelops_shared.signing.keys import Algorithm
 
-from . import api
+from . import api, eventlog
+from .deps import Registry
 from .domain import Policy
 from .handlers import Registrar
+from .projections import MIGRATIONS
 from .settings import RegistrySettings
 
-MIGRATIONS = files("modelops_registry") / "migrations"
 CONSUMED = (
     ARTIFACT_SUBMISSIONS,
     TRAINING_COMMANDS,
@@ -35,7 +39,8 @@ CONSUMED = (
 )
 
 
-def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+def create_app(settings: RegistrySettings | None = None, *, overrides: DependencyOverrides | None = None) -> FastAPI:
+    """The registry's app; `overrides` replace its dependencies (`deps.get_registry`) with a test's fakes."""
     settings = settings or RegistrySettings()
 
     @asynccontextmanager
@@ -51,13 +56,38 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
                 Registrar(runtime.store, keys, runtime.bus, settings.registry_url).handle,
             )
             await consumer.start()
-            app.state.registry = api.Registry(runtime=runtime, keys=keys, policy=policy)
+            app.state.registry = Registry(runtime=runtime, keys=keys, policy=policy)
             app.state.readiness_checks = runtime.readiness_checks()
             try:
                 yield
             finally:
                 await consumer.stop()
 
-    app = create_service_app(settings, title="ModelOps registry", lifespan=lifespan)
+    app = create_service_app(settings, title="ModelOps registry", lifespan=lifespan, overrides=overrides)
     app.include_router(api.router)
     return app
+
+
+async def verify_log(settings: RegistrySettings) -> int:
+    """Walk the log's hash chain: 0 when intact, 1 (each problem on stderr) when a row was tampered with."""
+    pool = await create_pool(settings, settings.registry_schema)
+    try:
+        async with pool.acquire() as conn:
+            problems = await eventlog.verify(conn)
+            length = await conn.fetchval("SELECT seq FROM event_log_head")
+    finally:
+        await pool.close()
+    for problem in problems:
+        print(f"TAMPERED: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"event log intact: {length} events")
+    return 0
+
+
+def rotate_key(settings: RegistrySettings, algorithm: Algorithm | None) -> int:
+    """Make a new active signing key (of the configured algorithm unless given); old public keys stay."""
+    keys = KeyRing.load_or_create(settings.keys_dir, settings.registry_signing_algorithm)
+    new = keys.rotate(algorithm or settings.registry_signing_algorithm)
+    print(f"active key: {new.key_id} ({new.algorithm}); {len(keys.public_keys())} public keys kept")
+    return 0

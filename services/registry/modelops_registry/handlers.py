@@ -1,13 +1,7 @@
 """What the registry does with each batch of consumed events: log them, project them, and decide submissions.
 
-A submission is decided once: the stored files are re-hashed, streaming; any mismatch rejects it; otherwise
-an in-toto statement over every file is signed into a DSSE bundle and the artifact registered, the bundle inside
-the event. Each decision is logged and published (through the outbox) under one envelope, so the log replays it
-as decided, signatures included. A batch's file checks run concurrently; decisions are made in log order.
-
 Consumes: artifacts.submissions.v1, training.commands.v1, training.events.v1, datasets.events.v1,
-deployments.commands.v1, deployments.events.v1. Produces: registry.artifacts.v1.
-"""
+deployments.commands.v1, deployments.events.v1. Produces: registry.artifacts.v1."""
 
 from __future__ import annotations
 
@@ -76,6 +70,14 @@ class _Known:
 
 
 class Registrar:
+    """Logs and projects each consumed batch, and decides its submissions.
+
+    A submission is decided once: the stored files are re-hashed, streaming; any mismatch rejects it; otherwise
+    an in-toto statement over every file is signed into a DSSE bundle and the artifact registered, the bundle inside
+    the event. Each decision is logged and published (through the outbox) under one envelope, so the log replays it
+    as decided, signatures included. A batch's file checks run concurrently; decisions are made in log order.
+    """
+
     def __init__(self, store: ObjectStore, keys: KeyRing, bus: Bus, public_url: str) -> None:
         self.store = store
         self.keys = keys

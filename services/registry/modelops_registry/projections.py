@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
+from importlib.resources import files
 from typing import Any
 
 import asyncpg
@@ -25,6 +26,7 @@ from modelops_contracts import (
     DeploymentFailed,
     DeploymentReady,
     DeploymentRemoved,
+    JobStatus,
     LineageRelation,
     Message,
     Stage,
@@ -32,6 +34,7 @@ from modelops_contracts import (
     TrainingCancelled,
     TrainingCheckpointed,
     TrainingCompleted,
+    TrainingEventType,
     TrainingFailed,
     TrainingProgressed,
     TrainingStarted,
@@ -40,6 +43,8 @@ from modelops_contracts import (
 from modelops_shared.signing.canonical import canonical_json
 
 from .eventlog import LoggedEvent
+
+MIGRATIONS = files("modelops_registry") / "migrations"  # the tables, created and changed in order
 
 # Tables in the state digest, each with its ordering key; the log itself is verified by its own chain.
 PROJECTION_TABLES = {
@@ -212,20 +217,15 @@ def _dataset_row(body: DatasetVersionCreated, at: datetime) -> tuple[Any, ...]:
     )
 
 
-_JOB_STATUS: dict[type[Message], str] = {
-    StartTraining: "queued",
-    TrainingStarted: "running",
-    TrainingCompleted: "completed",
-    TrainingFailed: "failed",
-    TrainingCancelled: "cancelled",
-}
+_UNFINISHED = [status for status in JobStatus if not status.is_terminal]
 
 
 async def _job_progress(conn: asyncpg.Connection, body: Any, at: datetime) -> None:
     await conn.execute(
-        "INSERT INTO jobs (id, status, updated_at) VALUES ($1, 'queued', $2) ON CONFLICT (id) DO NOTHING",
+        "INSERT INTO jobs (id, status, updated_at) VALUES ($1, $3, $2) ON CONFLICT (id) DO NOTHING",
         body.job_id,
         at,
+        JobStatus.QUEUED,
     )
     match body:
         case StartTraining():
@@ -239,12 +239,14 @@ async def _job_progress(conn: asyncpg.Connection, body: Any, at: datetime) -> No
             )
         case TrainingStarted():
             await conn.execute(
-                "UPDATE jobs SET status = 'running', worker = $2, total_steps = $3, started_at = $4, updated_at = $4"
-                " WHERE id = $1 AND status IN ('queued', 'running')",
+                "UPDATE jobs SET status = $5, worker = $2, total_steps = $3, started_at = $4, updated_at = $4"
+                " WHERE id = $1 AND status = any($6::text[])",
                 body.job_id,
                 body.worker,
                 body.total_steps,
                 at,
+                JobStatus.RUNNING,
+                _UNFINISHED,
             )
         case TrainingProgressed():
             await conn.execute(
@@ -260,7 +262,7 @@ async def _job_progress(conn: asyncpg.Connection, body: Any, at: datetime) -> No
 
 async def _job_ended(conn: asyncpg.Connection, body: Any, at: datetime) -> None:
     await _job_progress(conn, body, at)
-    status = _JOB_STATUS[type(body)]
+    status = TrainingEventType.of(body).status
     match body:
         case TrainingCompleted():
             await conn.execute(

@@ -8,50 +8,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
-import tempfile
-from pathlib import Path
 
-from modelops_contracts import ArtifactKind
-from modelops_shared.artifacts import ArtifactClient, ArtifactError
-from modelops_shared.bus import Bus
 from modelops_shared.service import serve
-from modelops_shared.storage import open_store
 
-from .app import create_app
-from .bootstrap import BASE_NAME, build_base_model, submit_base_model
+from .app import bootstrap_base, create_app
+from .base_model import BASE_NAME
 from .settings import TrainerSettings
-
-REGISTRY_WAIT_S = 60.0
-
-
-async def bootstrap_base(settings: TrainerSettings, *, seed: int, name: str, wait: bool) -> int:
-    with tempfile.TemporaryDirectory(prefix="modelops-base-") as scratch:
-        await asyncio.to_thread(build_base_model, Path(scratch), seed)
-        store = open_store(settings.store_url, settings)
-        submission = await submit_base_model(store, Path(scratch), name=name, created_by="bootstrap", seed=seed)
-    bus = Bus(settings)
-    await bus.start()
-    try:
-        await bus.publish(submission)
-    finally:
-        await bus.stop()
-    print(f"submitted base_model {submission.artifact_id} ({name}, seed {seed})")
-    if not wait:
-        return 0
-    async with ArtifactClient.from_settings(settings, settings.work_dir / "cache") as client:
-        async with asyncio.timeout(REGISTRY_WAIT_S):
-            while True:
-                try:
-                    record = await client.resolve(submission.artifact_id, ArtifactKind.BASE_MODEL)
-                except ArtifactError as error:
-                    if "rejected" in str(error):
-                        print(f"the registry rejected it: {error}", file=sys.stderr)
-                        return 1
-                    await asyncio.sleep(0.5)
-                    continue
-                print(f"registered as {record['name']} version {record['version']}")
-                return 0
 
 
 def main(argv: list[str] | None = None) -> int:

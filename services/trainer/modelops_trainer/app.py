@@ -1,29 +1,40 @@
 """Composition root: settings, runtime (pool, bus, store, outbox relay), the artifact client, the cancel watcher,
-the job consumer and the HTTP app (operational routes and the worker's current job)."""
+the job consumer and the HTTP app; and what the `bootstrap-base` command opens."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import sys
+import tempfile
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from importlib.resources import files
-from typing import Any
+from pathlib import Path
 
-from fastapi import FastAPI, Request
-from modelops_shared.artifacts import ArtifactClient
-from modelops_shared.service import Runtime, create_service_app
+from fastapi import FastAPI
+from modelops_contracts import ArtifactKind
+from modelops_shared.artifacts import ArtifactClient, ArtifactError
+from modelops_shared.bus import Bus
+from modelops_shared.service import DependencyOverrides, Runtime, create_service_app
+from modelops_shared.storage import open_store
 
+from . import api
+from .base_model import build_base_model, submit_base_model
 from .cancellation import CancelWatcher
 from .consumer import JobConsumer
+from .deps import Trainer
 from .jobs import JobRunner
 from .settings import TrainerSettings
 
 MIGRATIONS = files("modelops_trainer") / "migrations"
+REGISTRY_WAIT_S = 60.0
 
 
-def create_app(settings: TrainerSettings | None = None) -> FastAPI:
+def create_app(settings: TrainerSettings | None = None, *, overrides: DependencyOverrides | None = None) -> FastAPI:
+    """The trainer's app; `overrides` replace its dependencies (`deps.get_trainer`) with a test's fakes."""
     settings = settings or TrainerSettings()
     worker = settings.trainer_worker_id or f"{socket.gethostname()}-{os.getpid()}"
 
@@ -42,7 +53,7 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
             try:
                 await consumer.start()
                 try:
-                    app.state.consumer = consumer
+                    app.state.trainer = Trainer(worker=worker, consumer=consumer)
                     app.state.readiness_checks = runtime.readiness_checks()
                     yield
                 finally:
@@ -51,13 +62,36 @@ def create_app(settings: TrainerSettings | None = None) -> FastAPI:
                 await watcher.stop()
                 executor.shutdown(wait=True)
 
-    app = create_service_app(settings, title="ModelOps trainer", lifespan=lifespan)
-
-    @app.get("/v1/worker", tags=["trainer"])
-    async def current_job(request: Request) -> dict[str, Any]:
-        """This worker's name and the job it is training, if any."""
-        consumer: JobConsumer | None = getattr(request.app.state, "consumer", None)
-        job = consumer.current if consumer else None
-        return {"worker": worker, "job_id": job.job_id if job else None}
-
+    app = create_service_app(settings, title="ModelOps trainer", lifespan=lifespan, overrides=overrides)
+    app.include_router(api.router)
     return app
+
+
+async def bootstrap_base(settings: TrainerSettings, *, seed: int, name: str, wait: bool) -> int:
+    """Build the tiny base model from `seed`, store and submit it; with `wait`, until the registry has decided."""
+    with tempfile.TemporaryDirectory(prefix="modelops-base-") as scratch:
+        await asyncio.to_thread(build_base_model, Path(scratch), seed)
+        store = open_store(settings.store_url, settings)
+        submission = await submit_base_model(store, Path(scratch), name=name, created_by="bootstrap", seed=seed)
+    bus = Bus(settings)
+    await bus.start()
+    try:
+        await bus.publish(submission)
+    finally:
+        await bus.stop()
+    print(f"submitted base_model {submission.artifact_id} ({name}, seed {seed})")
+    if not wait:
+        return 0
+    async with ArtifactClient.from_settings(settings, settings.work_dir / "cache") as client:
+        async with asyncio.timeout(REGISTRY_WAIT_S):
+            while True:
+                try:
+                    record = await client.resolve(submission.artifact_id, ArtifactKind.BASE_MODEL)
+                except ArtifactError as error:
+                    if "rejected" in str(error):
+                        print(f"the registry rejected it: {error}", file=sys.stderr)
+                        return 1
+                    await asyncio.sleep(0.5)
+                    continue
+                print(f"registered as {record['name']} version {record['version']}")
+                return 0

@@ -1,16 +1,6 @@
 """How a running job learns of its cancellation within a second, although its CancelTraining queues behind it.
 
-The gateway keys CancelTraining by job id, so it lands on the same partition as the job's StartTraining, behind it:
-the job consumer, busy with that very job, would only reach it after the job ended. So each worker also reads the
-commands topic with a second consumer of its own — no group (every partition assigned, nothing committed), from the
-beginning — and keeps the ids of every cancelled job. A running job registered with `watch` is stopped the moment
-its cancel is read; a job whose cancel was read before it started never trains. Reading from the beginning (the
-topic carries commands only, so it is small) covers cancels published while this worker was down; `caught_up` says
-the watcher has read everything that existed when it started, and the job consumer waits for it before starting
-anything.
-
-Consumes: training.commands.v1 (CancelTraining only, no group).
-"""
+Consumes: training.commands.v1 (CancelTraining only, no group)."""
 
 from __future__ import annotations
 
@@ -31,6 +21,18 @@ Listener = Callable[[CancelTraining], None]
 
 
 class CancelWatcher:
+    """Reads every CancelTraining without a group, and stops a watched job the moment its cancel is read.
+
+    The gateway keys CancelTraining by job id, so it lands on the same partition as the job's StartTraining, behind it:
+    the job consumer, busy with that very job, would only reach it after the job ended. So each worker also reads the
+    commands topic with a second consumer of its own — no group (every partition assigned, nothing committed), from the
+    beginning — and keeps the ids of every cancelled job. A running job registered with `watch` is stopped the moment
+    its cancel is read; a job whose cancel was read before it started never trains. Reading from the beginning (the
+    topic carries commands only, so it is small) covers cancels published while this worker was down; `caught_up` says
+    the watcher has read everything that existed when it started, and the job consumer waits for it before starting
+    anything.
+    """
+
     def __init__(self, settings: TrainerSettings) -> None:
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap,

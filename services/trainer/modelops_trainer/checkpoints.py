@@ -9,7 +9,7 @@ from pathlib import Path
 
 from modelops_shared.storage import ObjectNotFound, ObjectStore
 
-from .publishing import upload_directory
+from .artifact_upload import upload_directory
 
 PREFIX = "checkpoints"
 LATEST = "latest.json"

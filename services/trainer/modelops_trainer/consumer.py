@@ -1,27 +1,8 @@
 """The job consumer: group `trainer` on training.commands.v1, one job at a time per worker, replicas sharing the
 partitions.
 
-Group membership during long jobs: while a job trains (on the worker thread), every assigned partition is paused
-and the consumer keeps polling. aiokafka heartbeats in the background, and polling paused partitions returns no
-records but keeps `max_poll_interval_ms` from expiring, so a job may run for days without the worker being taken
-for dead and without a rebalance; a worker that really dies stops heartbeating and its partitions move on after
-the session timeout. (The alternative, a `max_poll_interval_ms` longer than any job, would also delay noticing a
-hung worker by that long.)
-
-Offsets: a job's offset is committed only when the job has ended (completed, failed or cancelled), after its
-outcome and events were recorded in Postgres (outbox) — so a worker dying mid-job gets the command redelivered to
-the next owner of the partition, which resumes from the job's last checkpoint, and a command redelivered after its
-job ended is recognised in the ledger and skipped. That ledger also makes it safe to read a recreated topic from its
-beginning (modelops_shared.bus.incarnations). A job started more than `trainer_max_job_attempts` times (its
-worker died each time: out of memory, a crash) is failed, not retried forever.
-
-Rebalances: aiokafka's eager protocol revokes every partition and assigns them again; if the running job's
-partition comes back the job just goes on (paused again), otherwise it stops at the next step without recording
-anything, and the partition's new owner resumes it from the checkpoint.
-
 Consumes: training.commands.v1 (group trainer). Produces: training.events.v1 and artifacts.submissions.v1 (outbox),
-training.commands.v1.dlq.
-"""
+training.commands.v1.dlq."""
 
 from __future__ import annotations
 
@@ -38,6 +19,7 @@ from modelops_contracts import (
     CancelTraining,
     Envelope,
     EnvelopeError,
+    JobStatus,
     StartTraining,
     TrainingCancelled,
     TrainingFailed,
@@ -83,6 +65,27 @@ class _KeepJobPartition(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class JobConsumer:
+    """Runs the StartTraining commands of the partitions assigned to this worker, one job at a time.
+
+    Group membership during long jobs: while a job trains (on the worker thread), every assigned partition is paused
+    and the consumer keeps polling. aiokafka heartbeats in the background, and polling paused partitions returns no
+    records but keeps `max_poll_interval_ms` from expiring, so a job may run for days without the worker being taken
+    for dead and without a rebalance; a worker that really dies stops heartbeating and its partitions move on after
+    the session timeout. (The alternative, a `max_poll_interval_ms` longer than any job, would also delay noticing a
+    hung worker by that long.)
+
+    Offsets: a job's offset is committed only when the job has ended (completed, failed or cancelled), after its
+    outcome and events were recorded in Postgres (outbox) — so a worker dying mid-job gets the command redelivered to
+    the next owner of the partition, which resumes from the job's last checkpoint, and a command redelivered after its
+    job ended is recognised in the ledger and skipped. That ledger also makes it safe to read a recreated topic from its
+    beginning (modelops_shared.bus.incarnations). A job started more than `trainer_max_job_attempts` times (its
+    worker died each time: out of memory, a crash) is failed, not retried forever.
+
+    Rebalances: aiokafka's eager protocol revokes every partition and assigns them again; if the running job's
+    partition comes back the job just goes on (paused again), otherwise it stops at the next step without recording
+    anything, and the partition's new owner resumes it from the checkpoint.
+    """
+
     def __init__(
         self,
         settings: TrainerSettings,
@@ -156,8 +159,8 @@ class JobConsumer:
             await self._commit(tp, record)
             return
         outcome = await self._run_job(tp, body, envelope)
-        if outcome.status == "handed_off":
-            return
+        if outcome.status is None:
+            return  # handed off: recorded and committed by whoever finishes it
         recorded = await ledger.finish(
             self.pool,
             self.bus,
@@ -181,10 +184,10 @@ class JobConsumer:
             with self.watcher.watch(spec.job_id, lambda cancel: stop.cancel(cancel.reason)) as cancelled:
                 if cancelled is not None:
                     event = TrainingCancelled(job_id=spec.job_id, at_step=0, reason=cancelled.reason)
-                    return Outcome("cancelled", [event], steps=0, reason=cancelled.reason)
+                    return Outcome(JobStatus.CANCELLED, [event], steps=0, reason=cancelled.reason)
                 attempts = await ledger.begin(self.pool, spec.job_id, self.worker)
                 if attempts is None:
-                    return Outcome("handed_off")  # ended by another worker since we looked
+                    return Outcome(None)  # ended by another worker since we looked
                 if attempts > self.settings.trainer_max_job_attempts:
                     return failed(
                         spec.job_id,
@@ -228,7 +231,7 @@ class JobConsumer:
         if headers.get("ce_type") == StartTraining.type and record.key:
             job_id = record.key.decode()
             event = TrainingFailed(job_id=job_id, reason=f"invalid job spec: {error}"[:2000], error_type="invalid_spec")
-            await ledger.finish(self.pool, self.bus, job_id, "failed", [event], cause=None, reason=event.reason)
+            await ledger.finish(self.pool, self.bus, job_id, JobStatus.FAILED, [event], cause=None, reason=event.reason)
             return
         dlq = dead_letter_headers(headers, record, self.settings.trainer_group, error, attempts=1)
         await self.bus.broker.publish(record.value, topic=TRAINING_COMMANDS.dlq, key=record.key, headers=dlq)

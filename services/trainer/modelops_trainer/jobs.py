@@ -26,6 +26,7 @@ from modelops_contracts import (
     ArtifactKind,
     ArtifactSubmitted,
     Envelope,
+    JobStatus,
     LineageRelation,
     Message,
     ParentRef,
@@ -50,14 +51,14 @@ from modelops_shared.storage import ObjectStore, StoreError
 from modelops_shared.storage.delta import DatasetNotFound, read_dataset
 
 from . import data, engine
+from .artifact_upload import upload_directory
 from .callbacks import Progress
 from .card import write_card
 from .checkpoints import Checkpoints
 from .errors import InputNotFound, InputUnusable, JobFailure, JobSpecError
+from .mlflow_runs import Tracker
 from .plugins import load_plugins
-from .publishing import upload_directory
 from .settings import TrainerSettings
-from .tracking import Tracker
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,10 @@ class StopSignal:
 
 @dataclass
 class Outcome:
-    """`handed_off`: another worker (or this one, after a restart) finishes the job; nothing is recorded."""
+    """How a job ended here. No status: it was handed off, and another worker (or this one, after a restart)
+    finishes it; nothing is recorded."""
 
-    status: str
+    status: JobStatus | None
     events: list[Message] = field(default_factory=list)
     steps: int | None = None
     adapter_artifact_id: str | None = None
@@ -110,7 +112,9 @@ class Outcome:
 
 def failed(job_id: str, error_type: str, reason: str) -> Outcome:
     log.warning("job %s failed (%s): %s", job_id, error_type, reason)
-    return Outcome("failed", [TrainingFailed(job_id=job_id, reason=reason, error_type=error_type)], reason=reason)
+    return Outcome(
+        JobStatus.FAILED, [TrainingFailed(job_id=job_id, reason=reason, error_type=error_type)], reason=reason
+    )
 
 
 class JobRunner:
@@ -139,15 +143,15 @@ class JobRunner:
             hooks = _JobHooks(asyncio.get_running_loop(), self, spec, cause, worker, stop, tracker)
             result = await asyncio.get_running_loop().run_in_executor(self.executor, engine.run, plan, hooks)
             if result.stopped == "cancelled":
-                await _finish(tracker, "KILLED")
+                await _finish(tracker, JobStatus.CANCELLED)
                 cancelled = TrainingCancelled(job_id=spec.job_id, at_step=result.steps, reason=stop.detail)
-                return Outcome("cancelled", [cancelled], steps=result.steps, reason=stop.detail)
+                return Outcome(JobStatus.CANCELLED, [cancelled], steps=result.steps, reason=stop.detail)
             if result.stopped or result.adapter_dir is None:
-                return Outcome("handed_off")
+                return Outcome(None)
             submission = await self._submit_adapter(spec, result, base, dataset)
             if tracker:
                 await asyncio.to_thread(tracker.log_metrics, result.metrics, result.steps)
-            await _finish(tracker, "FINISHED")
+            await _finish(tracker, JobStatus.COMPLETED)
             completed = TrainingCompleted(
                 job_id=spec.job_id,
                 adapter_artifact_id=submission.artifact_id,
@@ -156,19 +160,22 @@ class JobRunner:
                 metrics=result.metrics,
             )
             return Outcome(
-                "completed", [submission, completed], steps=result.steps, adapter_artifact_id=submission.artifact_id
+                JobStatus.COMPLETED,
+                [submission, completed],
+                steps=result.steps,
+                adapter_artifact_id=submission.artifact_id,
             )
         except JobFailure as error:
-            await _finish(tracker, "FAILED")
+            await _finish(tracker, JobStatus.FAILED)
             return failed(spec.job_id, error.error_type, str(error))
         except (torch.OutOfMemoryError, MemoryError) as error:
-            await _finish(tracker, "FAILED")
+            await _finish(tracker, JobStatus.FAILED)
             return failed(spec.job_id, "out_of_memory", f"out of memory: {error}"[:2000])
         except (httpx.TransportError, StoreError, ConnectionError, Transient) as error:
             raise Transient(f"{type(error).__name__}: {error}") from error
         except Exception as error:
             log.exception("job %s failed", spec.job_id)
-            await _finish(tracker, "FAILED")
+            await _finish(tracker, JobStatus.FAILED)
             return failed(spec.job_id, "training_error", f"{type(error).__name__}: {error}"[:2000])
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
@@ -320,6 +327,6 @@ def _tracked_params(spec: StartTraining, base: VerifiedArtifact, dataset: dict[s
     }
 
 
-async def _finish(tracker: Tracker | None, status: str) -> None:
+async def _finish(tracker: Tracker | None, status: JobStatus) -> None:
     if tracker:
         await asyncio.to_thread(tracker.finish, status)

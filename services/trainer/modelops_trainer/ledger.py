@@ -5,34 +5,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import asyncpg
-from modelops_contracts import Envelope, Message
+from modelops_contracts import Envelope, JobStatus, Message
 from modelops_shared.bus import Bus, enqueue
-
-TERMINAL = ("completed", "failed", "cancelled")
 
 
 async def begin(pool: asyncpg.Pool, job_id: str, worker: str) -> int | None:
     """Count a start of the job and return how many there have been; None when the job already ended."""
     attempts: int | None = await pool.fetchval(
-        "INSERT INTO jobs (job_id, status, attempts, worker) VALUES ($1, 'running', 1, $2)"
+        "INSERT INTO jobs (job_id, status, attempts, worker) VALUES ($1, $3, 1, $2)"
         " ON CONFLICT (job_id) DO UPDATE SET attempts = jobs.attempts + 1, worker = $2, updated_at = now()"
-        " WHERE jobs.status = 'running' RETURNING attempts",
+        " WHERE jobs.status = $3 RETURNING attempts",
         job_id,
         worker,
+        JobStatus.RUNNING,
     )
     return attempts
 
 
 async def has_ended(pool: asyncpg.Pool, job_id: str) -> bool:
     status = await pool.fetchval("SELECT status FROM jobs WHERE job_id = $1", job_id)
-    return status in TERMINAL
+    return status is not None and JobStatus(status).is_terminal
 
 
 async def finish(
     pool: asyncpg.Pool,
     bus: Bus,
     job_id: str,
-    status: str,
+    status: JobStatus,
     events: Sequence[Message],
     *,
     cause: Envelope | None,
@@ -45,12 +44,13 @@ async def finish(
         recorded = await conn.fetchval(
             "INSERT INTO jobs (job_id, status, steps, adapter_artifact_id, reason) VALUES ($1, $2, $3, $4, $5)"
             " ON CONFLICT (job_id) DO UPDATE SET status = $2, steps = $3, adapter_artifact_id = $4, reason = $5,"
-            " updated_at = now() WHERE jobs.status = 'running' RETURNING true",
+            " updated_at = now() WHERE jobs.status = $6 RETURNING true",
             job_id,
             status,
             steps,
             adapter_artifact_id,
             reason,
+            JobStatus.RUNNING,
         )
         if not recorded:
             return False

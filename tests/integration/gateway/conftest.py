@@ -12,7 +12,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from modelops_gateway.app import create_app as create_gateway
-from modelops_gateway.deps import Gateway
+from modelops_gateway.deps import Gateway, get_inference
 from modelops_gateway.settings import GatewaySettings
 from modelops_gateway.upstream import Upstream
 from modelops_shared.settings import Settings
@@ -73,7 +73,7 @@ async def gateway(
     async with Upstream(
         "inference", "http://inference", timeout, label="inference service", transport=stand_in
     ) as inference:
-        app = create_gateway(settings, overrides={"inference": inference})
+        app = create_gateway(settings, overrides={get_inference: lambda: inference})
         async with serving(app) as url:
             admin_key = settings.admin_key_file.read_text().strip()
             async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}) as admin:

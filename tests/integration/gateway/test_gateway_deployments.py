@@ -160,7 +160,7 @@ async def test_a_deployment_made_through_the_gateway_answers_the_openai_client(
     from modelops_inference.settings import InferenceSettings
     from modelops_shared.bus import Bus
     from modelops_shared.storage import open_store
-    from modelops_trainer.bootstrap import build_base_model, submit_base_model
+    from modelops_trainer.base_model import build_base_model, submit_base_model
 
     root = tmp_path_factory.mktemp("deploy-models")
     await asyncio.to_thread(build_base_model, root / "base", 0)

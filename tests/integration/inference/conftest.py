@@ -13,7 +13,7 @@ from modelops_inference.app import create_app as create_inference
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from modelops_shared.storage import open_store
-from modelops_trainer.bootstrap import build_base_model, submit_base_model
+from modelops_trainer.base_model import build_base_model, submit_base_model
 from servers import registry_serving, serving
 
 from .support import WAIT_S, inference_settings, make_adapter, skip_command_history, submit_adapter

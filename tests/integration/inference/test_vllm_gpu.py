@@ -15,7 +15,7 @@ import pytest
 import torch
 from modelops_inference.settings import InferenceSettings
 from modelops_inference.vllm import VllmBackend, VllmError
-from modelops_trainer.bootstrap import build_base_model
+from modelops_trainer.base_model import build_base_model
 
 from .support import make_adapter, reference
 

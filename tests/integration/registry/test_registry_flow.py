@@ -248,7 +248,8 @@ async def test_governance_policy_history_and_time_travel(registry):
 
 
 async def test_live_digest_equals_a_replay_and_the_log_verifies(registry):
-    from modelops_registry.__main__ import replay, verify_log
+    from modelops_registry.app import verify_log
+    from modelops_registry.replay import replay
 
     await verdict(registry.client, (await registry.submitter.submit()).artifact_id)
     live = (await registry.client.get("/v1/state-digest")).json()

@@ -26,7 +26,7 @@ from modelops_inference.settings import InferenceSettings
 from modelops_sdk import AsyncClient
 from modelops_shared.settings import Settings
 from modelops_trainer.app import create_app as create_trainer
-from modelops_trainer.bootstrap import build_base_model
+from modelops_trainer.base_model import build_base_model
 from modelops_trainer.settings import TrainerSettings
 from servers import serving
 

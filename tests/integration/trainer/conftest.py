@@ -16,7 +16,7 @@ import pytest
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from modelops_shared.storage import open_store
-from modelops_trainer.bootstrap import build_base_model, submit_base_model
+from modelops_trainer.base_model import build_base_model, submit_base_model
 from modelops_trainer.settings import TrainerSettings
 from servers import registry_serving
 

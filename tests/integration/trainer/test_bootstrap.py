@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelops_trainer.bootstrap import build_base_model
-from modelops_trainer.publishing import digest_directory
+from modelops_trainer.artifact_upload import digest_directory
+from modelops_trainer.base_model import build_base_model
 from transformers import AutoConfig, AutoTokenizer
 
 

@@ -17,13 +17,13 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from modelops_contracts import DatasetSchema
 from modelops_contracts.artifacts import TEXT_PATTERN
+from modelops_shared.openai_errors import OpenAIErrorRoute
 
 from ..deps import GatewayDep
 from ..web.auth import Developer, Role, Viewer, require
 from ..web.forms import form_model
 from ..web.idempotency import Idempotent
 from ..web.multipart import form_parts
-from ..web.openai_errors import OpenAIErrorRoute
 from ..web.openapi import DATASET_BODY, FILE_BODY, problems
 from . import store
 from .announcer import dataset_id

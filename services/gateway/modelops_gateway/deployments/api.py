@@ -15,12 +15,12 @@ from fastapi.responses import JSONResponse
 from modelops_contracts import Deploy
 from modelops_contracts.deployments import DEPLOYMENT_NAME
 from modelops_contracts.openai_requests import ChatCompletionRequest, CompletionRequest
+from modelops_shared.openai_errors import OpenAIErrorRoute
 from modelops_shared.problems import Problem
 
-from ..deps import GatewayDep
+from ..deps import GatewayDep, InferenceDep
 from ..web.auth import Developer, Viewer
 from ..web.idempotency import Idempotent
-from ..web.openai_errors import OpenAIErrorRoute
 from ..web.openapi import problems
 from ..web.relay import forwarded, streamed
 from . import store
@@ -62,9 +62,9 @@ async def deploy(body: DeployRequest, caller: Developer, gateway: GatewayDep, id
 
 
 @router.get("", response_model=list[DeploymentView], responses=problems(502, 503))
-async def list_deployments(_: Viewer, gateway: GatewayDep) -> list[DeploymentView]:
+async def list_deployments(_: Viewer, gateway: GatewayDep, inference: InferenceDep) -> list[DeploymentView]:
     """Every deployment: what the inference service serves, and what was accepted here that it has not yet."""
-    served = await gateway.inference.json_of("/v1/deployments")
+    served = await inference.json_of("/v1/deployments")
     rows = {row["name"]: row for row in await store.active_deployments(gateway.runtime.pool)}
     views = [DeploymentView.served(view, rows.get(view["name"])) for view in served]
     known = {view.name for view in views}
@@ -73,26 +73,28 @@ async def list_deployments(_: Viewer, gateway: GatewayDep) -> list[DeploymentVie
 
 
 @router.get("/{name}", response_model=DeploymentView, responses=problems(404, 422, 502, 503))
-async def get_deployment(_: Viewer, gateway: GatewayDep, name: DeploymentName) -> DeploymentView:
+async def get_deployment(
+    _: Viewer, gateway: GatewayDep, inference: InferenceDep, name: DeploymentName
+) -> DeploymentView:
     """One deployment's status: queued, loading, ready, or failed with the reason."""
     row = await store.active_deployment(gateway.runtime.pool, name)
-    upstream = await gateway.inference.request("GET", f"/v1/deployments/{name}")
+    upstream = await inference.request("GET", f"/v1/deployments/{name}")
     if upstream.status_code == 404:
         if row is None:
             raise Problem(404, "deployment-not-found", f"no deployment {name}")
         return DeploymentView.queued(row)
     if upstream.status_code != 200:
-        raise gateway.inference.failure(upstream.status_code)
+        raise inference.failure(upstream.status_code)
     return DeploymentView.served(upstream.json(), row)
 
 
 @router.delete("/{name}", status_code=202, response_model=DeploymentRemoval, responses=problems(404, 422))
-async def undeploy(caller: Developer, gateway: GatewayDep, name: DeploymentName) -> Response:
+async def undeploy(caller: Developer, gateway: GatewayDep, inference: InferenceDep, name: DeploymentName) -> Response:
     """Stop serving `name` (developer): its running requests end and its models disappear."""
     async with gateway.runtime.pool.acquire() as conn, conn.transaction():
         if not await store.mark_removed(conn, name, removed_by=caller.name):
             # Deployed some other way (or before this gateway kept a record): the inference service still knows it.
-            upstream = await gateway.inference.request("GET", f"/v1/deployments/{name}")
+            upstream = await inference.request("GET", f"/v1/deployments/{name}")
             if upstream.status_code != 200:
                 raise Problem(404, "deployment-not-found", f"no deployment {name}")
         await store.stage_undeploy(conn, gateway.runtime.bus, name, requested_by=caller.name)
@@ -105,11 +107,13 @@ async def undeploy(caller: Developer, gateway: GatewayDep, name: DeploymentName)
     max_body_size=COMPLETION_BODY_LIMIT,
     responses={200: _COMPLETION_CONTENT, **problems(400, 404, 413)},
 )
-async def chat_completions(_: Viewer, gateway: GatewayDep, body: ChatCompletionRequest, request: Request) -> Response:
+async def chat_completions(
+    _: Viewer, inference: InferenceDep, body: ChatCompletionRequest, request: Request
+) -> Response:
     """OpenAI chat completions (viewer), checked here, answered by the inference service; `stream: true` streams SSE
     chunks."""
     raw = await request.body()  # relayed as sent: what the client chose to send beyond the checked members too
-    return await streamed(gateway.inference, "POST", "/v1/chat/completions", content=raw, relay_problems=True)
+    return await streamed(inference, "POST", "/v1/chat/completions", content=raw, relay_problems=True)
 
 
 @openai.post(
@@ -118,14 +122,14 @@ async def chat_completions(_: Viewer, gateway: GatewayDep, body: ChatCompletionR
     max_body_size=COMPLETION_BODY_LIMIT,
     responses={200: _COMPLETION_CONTENT, **problems(400, 404, 413)},
 )
-async def completions(_: Viewer, gateway: GatewayDep, body: CompletionRequest, request: Request) -> Response:
+async def completions(_: Viewer, inference: InferenceDep, body: CompletionRequest, request: Request) -> Response:
     """OpenAI (legacy) completions (viewer), checked here, answered by the inference service; `stream: true` streams
     SSE."""
     raw = await request.body()
-    return await streamed(gateway.inference, "POST", "/v1/completions", content=raw, relay_problems=True)
+    return await streamed(inference, "POST", "/v1/completions", content=raw, relay_problems=True)
 
 
 @openai.get("/models", response_model=None)
-async def list_models(_: Viewer, gateway: GatewayDep) -> Response:
+async def list_models(_: Viewer, inference: InferenceDep) -> Response:
     """Every model name being served: deployments, `<deployment>/<adapter>`, and `ft:` names of fine-tuned models."""
-    return await forwarded(gateway.inference, "GET", "/v1/models", relay_problems=True)
+    return await forwarded(inference, "GET", "/v1/models", relay_problems=True)

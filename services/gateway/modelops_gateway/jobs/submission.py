@@ -7,7 +7,7 @@ Produces: training.commands.v1 (StartTraining, CancelTraining)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import asyncpg
 from modelops_contracts import AdapterSpec, CancelTraining, Hyperparameters, PluginSpec, StartTraining
@@ -25,6 +25,11 @@ SUFFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 NATIVE_FIELDS = Fields()
 
 
+def _one_budget(member: str, kind: str) -> dict[str, Any]:
+    other = "epochs" if member == "max_steps" else "max_steps"
+    return {"required": [member], "properties": {member: {"type": kind}, other: {"type": "null"}}}
+
+
 class TrainingJobRequest(BaseModel):
     """A fine-tuning job: which base model, which dataset version, and how to train."""
 
@@ -38,7 +43,12 @@ class TrainingJobRequest(BaseModel):
     method: Literal["sft", "dpo"] = "sft"
     adapter: AdapterSpec = AdapterSpec()
     quantization: Literal["none", "nf4"] = "none"
-    hyperparameters: Hyperparameters
+    # The schema says what Hyperparameters checks (one budget: max_steps or epochs), so that a client, or a fuzzer,
+    # can tell a valid request from the document alone; the event's own schema is left as it was published.
+    hyperparameters: Annotated[
+        Hyperparameters,
+        Field(json_schema_extra={"oneOf": [_one_budget("max_steps", "integer"), _one_budget("epochs", "number")]}),
+    ]
     eval_split: float = Field(0.1, ge=0.0, lt=1.0, description="Share of rows held out for evaluation")
     plugins: PluginSpec | None = None
     suffix: str | None = Field(None, pattern=SUFFIX_PATTERN, description="Goes into the fine-tuned model's name")

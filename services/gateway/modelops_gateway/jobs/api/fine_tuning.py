@@ -15,11 +15,11 @@ from typing import Annotated
 import asyncpg
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
+from modelops_shared.openai_errors import OpenAIErrorRoute
 
 from ...deps import GatewayDep
 from ...web.auth import Developer, Viewer
 from ...web.idempotency import Idempotent
-from ...web.openai_errors import OpenAIErrorRoute
 from ...web.openapi import problems
 from ..domain import JobNotFound
 from ..openai_schemas import (

@@ -15,8 +15,8 @@ from modelops_shared.storage import ObjectStore
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from .artifact_upload import digest_directory, upload_directory
 from .corpus import sentences
-from .publishing import digest_directory, upload_directory
 
 BASE_NAME = "tiny-llama"
 VOCAB_SIZE = 8000

@@ -12,10 +12,13 @@ import os
 import time
 from typing import Any
 
+from modelops_contracts import JobStatus
+
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "modelops"
 JOB_TAG = "modelops.job_id"
+RUN_STATUS = {JobStatus.COMPLETED: "FINISHED", JobStatus.FAILED: "FAILED", JobStatus.CANCELLED: "KILLED"}
 
 
 class Tracker:
@@ -57,10 +60,10 @@ class Tracker:
         except Exception:
             log.exception("could not log metrics to MLflow")
 
-    def finish(self, status: str) -> None:
-        """status: FINISHED, FAILED or KILLED (cancelled)."""
+    def finish(self, status: JobStatus) -> None:
+        """End the run with the MLflow status of the job's terminal `status`."""
         try:
-            self._client.set_terminated(self.run_id, status)
+            self._client.set_terminated(self.run_id, RUN_STATUS[status])
         except Exception:
             log.exception("could not close the MLflow run")
 
