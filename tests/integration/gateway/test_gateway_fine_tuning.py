@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 
 import openai
 import pytest
@@ -25,18 +24,12 @@ from modelops_contracts import (
 from modelops_contracts.catalog import TRAINING_EVENTS
 from modelops_contracts.deployments import DEPLOYMENT_NAME
 
-from .jobs_support import JobWorld, job_when, job_world
+from .jobs_support import job_when
 
 EXAMPLES = [
     {"messages": [{"role": "user", "content": f"{i} + {i}?"}, {"role": "assistant", "content": str(i + i)}]}
     for i in range(4)
 ]
-
-
-@pytest.fixture(scope="module")
-async def world(gateway, embedded_stack) -> AsyncIterator[JobWorld]:
-    async with job_world(gateway, embedded_stack) as world:
-        yield world
 
 
 def client(gateway, key: str) -> openai.AsyncOpenAI:
@@ -178,7 +171,7 @@ async def test_a_succeeded_job_is_deployed_once_and_a_native_job_is_not(gateway,
 
     await asyncio.sleep(1.0)  # time for a second Deploy, were one sent
     assert len(world.deployments.of(name, Deploy)) == 1
-    assert not [c for c in world.deployments.commands if native_id in c.subject()]
+    assert not [c for c in world.deployments.messages if native_id in c.subject()]
 
 
 async def test_dpo_is_chosen_through_the_method(gateway, world):

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
 from modelops_contracts import (
     CancelTraining,
     StartTraining,
@@ -21,14 +19,8 @@ from modelops_contracts import (
 )
 from modelops_contracts.catalog import TRAINING_EVENTS
 
-from .jobs_support import JobWorld, job_when, job_world
+from .jobs_support import JobWorld, job_when
 from .test_gateway_auth import assert_problem
-
-
-@pytest.fixture(scope="module")
-async def world(gateway, embedded_stack) -> AsyncIterator[JobWorld]:
-    async with job_world(gateway, embedded_stack) as world:
-        yield world
 
 
 async def _submit(gateway, world: JobWorld, **overrides) -> str:
@@ -100,7 +92,7 @@ async def test_unknown_references_are_refused_before_anything_is_queued(gateway,
     # A later job's command arrives; none of the refused ones went before it (the outbox sends in order).
     job_id = await _submit(gateway, world)
     await world.commands.wait_for(job_id, StartTraining)
-    assert not [c for c in world.commands.commands if isinstance(c, StartTraining) and c.suffix == marker]
+    assert not [c for c in world.commands.messages if isinstance(c, StartTraining) and c.suffix == marker]
 
 
 async def test_invalid_requests_are_422_problems(gateway, world):
@@ -138,7 +130,7 @@ async def test_an_idempotent_replay_returns_the_first_job_and_queues_one_command
     await world.commands.wait_for(job_id, StartTraining)
     await asyncio.sleep(0.5)  # time for a second command, were there one
     assert (
-        len([c for c in world.commands.commands if isinstance(c, StartTraining) and c.suffix == request["suffix"]]) == 1
+        len([c for c in world.commands.messages if isinstance(c, StartTraining) and c.suffix == request["suffix"]]) == 1
     )
 
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import TopicTap
 from modelops_contracts import (
     ArtifactSubmitted,
     DatasetSchema,
@@ -24,7 +25,7 @@ from modelops_shared.devstack import free_port
 from modelops_trainer.jobs import adapter_artifact_id
 from modelops_trainer.settings import TrainerSettings
 
-from .support import EventTap, arithmetic_rows, create_dataset, job
+from .support import arithmetic_rows, create_dataset, job
 
 STEPS = 24
 
@@ -60,7 +61,7 @@ def spawn(settings: TrainerSettings, name: str, log: Path) -> subprocess.Popen[b
 
 
 async def test_a_killed_worker_s_job_resumes_elsewhere_from_its_checkpoint(
-    trainer_settings, base_model, bus, events: EventTap, registry, embedded_stack, workers, tmp_path
+    trainer_settings, base_model, bus, events: TopicTap, registry, embedded_stack, workers, tmp_path
 ):
     dataset = await create_dataset(embedded_stack, bus, registry, arithmetic_rows(200, seed=3), DatasetSchema.SFT)
     first = spawn(trainer_settings, "worker-a", tmp_path / "a.log")
@@ -78,7 +79,7 @@ async def test_a_killed_worker_s_job_resumes_elsewhere_from_its_checkpoint(
     assert killed_at < STEPS, "the job finished before the worker could be killed"
 
     workers.append(spawn(trainer_settings, "worker-b", tmp_path / "b.log"))
-    ended = await events.wait_for(spec.job_id, TrainingCompleted, TrainingFailed, timeout=180)
+    ended = await events.first(spec.job_id, TrainingCompleted, TrainingFailed, timeout=180)
 
     assert isinstance(ended, TrainingCompleted), ended
     assert ended.steps == STEPS
