@@ -5,12 +5,12 @@ message."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 
 import openai
 import pytest
+from helpers import consumed
 from modelops_contracts import (
     CancelTraining,
     Deploy,
@@ -146,10 +146,10 @@ async def test_a_succeeded_job_is_deployed_once_and_a_native_job_is_not(gateway,
     for _ in range(2):  # at-least-once delivery: the same message twice
         await world.bus.publish_record(TRAINING_EVENTS.name, record)
     # Another completion of the finished job (a trainer retried) changes nothing either.
-    await world.bus.publish(
+    again = await world.bus.publish(
         TrainingCompleted(job_id=job.id, adapter_artifact_id="art-again", steps=2, duration_seconds=3)
     )
-    await world.bus.publish(
+    native = await world.bus.publish(
         TrainingCompleted(job_id=native_id, adapter_artifact_id="art-native", steps=2, duration_seconds=3)
     )
     async with gateway.client(world.viewer.secret) as view:
@@ -169,7 +169,10 @@ async def test_a_succeeded_job_is_deployed_once_and_a_native_job_is_not(gateway,
     row = await pool.fetchrow("SELECT adapters, requested_by FROM deployments WHERE name = $1", name)
     assert (list(row["adapters"]), row["requested_by"]) == (["art-served"], world.developer.name)
 
-    await asyncio.sleep(1.0)  # time for a second Deploy, were one sent
+    # `again` follows both copies of the first completion on the job's partition: once the gateway's consumer has
+    # applied it (and the native job's), and the taps have read all the gateway sent, a second Deploy would be there.
+    await consumed(pool, [again, native])
+    await world.all_commands_read(gateway)
     assert len(world.deployments.of(name, Deploy)) == 1
     assert not [c for c in world.deployments.messages if native_id in c.subject()]
 

@@ -1,5 +1,6 @@
 """A worker process killed mid-job: the command is redelivered, another worker resumes from the last checkpoint and
-finishes with the same step count, and exactly one adapter comes out."""
+finishes with the same step count, and exactly one adapter comes out (asserted once a later job on the same partition
+has ended, and everything the workers staged has been published and read)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
-from helpers import TopicTap
+from aiokafka.partitioner import DefaultPartitioner
+from helpers import TopicTap, outbox_sent
 from modelops_contracts import (
     ArtifactSubmitted,
     DatasetSchema,
@@ -21,6 +24,7 @@ from modelops_contracts import (
     TrainingFailed,
     TrainingStarted,
 )
+from modelops_contracts.catalog import TRAINING_COMMANDS
 from modelops_shared.devstack import free_port
 from modelops_trainer.jobs import adapter_artifact_id
 from modelops_trainer.settings import TrainerSettings
@@ -39,6 +43,12 @@ def workers(trainer_settings: TrainerSettings, tmp_path: Path) -> Iterator[list[
         if process.poll() is None:
             process.kill()
             process.wait(30)
+
+
+def partition_of(job_id: str) -> int:
+    """The training.commands.v1 partition a job's commands land on (keyed by job id, Kafka's default partitioner)."""
+    partitions = list(range(TRAINING_COMMANDS.partitions))
+    return int(DefaultPartitioner()(job_id.encode(), partitions, partitions))
 
 
 def spawn(settings: TrainerSettings, name: str, log: Path) -> subprocess.Popen[bytes]:
@@ -86,7 +96,24 @@ async def test_a_killed_worker_s_job_resumes_elsewhere_from_its_checkpoint(
     starts = events.of(spec.job_id, TrainingStarted)
     assert [(s.worker, s.resumed_from_step) for s in starts] == [("worker-a", 0), ("worker-b", killed_at)]
     adapter_id = adapter_artifact_id(spec.job_id)
-    await asyncio.sleep(1)  # let a duplicate, if there were one, arrive
+
+    # The sentinel: a job on the same partition, so the worker handles its command after the resumed one (and after a
+    # redelivery of it, were there one). It names no dataset, so it fails at once.
+    sentinel = job(base_model, ("no-such-dataset", 0))
+    while partition_of(sentinel.job_id) != partition_of(spec.job_id):
+        sentinel = job(base_model, ("no-such-dataset", 0))
+    await bus.publish(sentinel)
+    failed = await events.first(sentinel.job_id, TrainingCompleted, TrainingFailed)
+    assert isinstance(failed, TrainingFailed), failed
+    outbox = await asyncpg.connect(
+        embedded_stack.database_url.get_secret_value(), server_settings={"search_path": trainer_settings.trainer_schema}
+    )
+    try:
+        await outbox_sent(outbox)  # what the workers staged before the sentinel's end has left
+    finally:
+        await outbox.close()
+    await events.caught_up()
     assert len(events.of(adapter_id, ArtifactSubmitted)) == 1
+    assert len(events.of(spec.job_id, TrainingCompleted)) == 1
     adapters = (await registry.get("/v1/artifacts", params={"kind": "adapter", "limit": 500})).json()["data"]
     assert [a["id"] for a in adapters if a["job_id"] == spec.job_id] == [adapter_id]
