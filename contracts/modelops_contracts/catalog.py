@@ -89,7 +89,7 @@ REGISTRY_ARTIFACTS = Topic(
     partitions=6,
     key="artifact_id",
     producers=("registry",),
-    consumers=("inference", "gateway"),
+    consumers=("inference",),
     messages=(ArtifactRegistered, ArtifactRejected, ArtifactPromoted),
     description="Signed artifact state: registered, rejected, promoted (revocation included).",
 )
@@ -107,7 +107,7 @@ DEPLOYMENT_EVENTS = Topic(
     partitions=3,
     key="deployment name",
     producers=("inference",),
-    consumers=("registry", "gateway"),
+    consumers=("registry",),
     messages=(DeploymentReady, DeploymentFailed, DeploymentRemoved),
     description="What happened to a deployment.",
 )

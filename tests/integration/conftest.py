@@ -1,4 +1,6 @@
-"""Integration fixtures: real infrastructure, each started once per test session."""
+"""Integration fixtures, each started once per test session: real infrastructure, a registry on a real port (services
+in other processes reach it) and a client of it, a bus to publish as another service would, and the tiny bootstrap
+base model, built and registered. Helpers (the topic tap, waiting until registered) are in `helpers`."""
 
 import os
 import shutil
@@ -7,10 +9,16 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
+from helpers import registered
+from modelops_shared.bus import Bus
 from modelops_shared.devstack import ephemeral_settings, free_port, stack_env, start_infrastructure, stop_all
 from modelops_shared.settings import Settings, get_settings
+from modelops_shared.storage import open_store
+from modelops_trainer.base_model import build_base_model, submit_base_model
 from moto.server import ThreadedMotoServer
+from servers import registry_serving
 
 # Tests look at spans, and a service samples none unless an exporter is configured: record them all here,
 # for this process and the services it starts.
@@ -66,3 +74,44 @@ async def embedded_stack() -> AsyncIterator[Settings]:
             stop_all(settings)
             get_settings.cache_clear()
             shutil.rmtree(state_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+async def registry_url(embedded_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """The session's registry (its own schema and keys), served on a real port; the registry package's own tests
+    start theirs."""
+    async with registry_serving(embedded_stack, tmp_path_factory.mktemp("registry-keys")) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def registry(registry_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=registry_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def bus(embedded_stack: Settings) -> AsyncIterator[Bus]:
+    """Publishes what another service would: the gateway's commands and announcements, a trainer's events."""
+    bus = Bus(embedded_stack.model_copy(update={"service_name": "test-stand-in"}))
+    await bus.start()
+    yield bus
+    await bus.stop()
+
+
+@pytest.fixture(scope="session")
+def base_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bootstrap tiny Llama (seed 0) on disk, for adapters made from it and reference generations."""
+    directory = tmp_path_factory.mktemp("base-model")
+    build_base_model(directory, 0)
+    return directory
+
+
+@pytest.fixture(scope="session")
+async def base_model(embedded_stack: Settings, bus: Bus, registry: httpx.AsyncClient, base_model_dir: Path) -> str:
+    """The bootstrap tiny Llama stored, submitted as `tiny-llama` and registered; its artifact id."""
+    store = open_store(embedded_stack.store_url, embedded_stack)
+    submission = await submit_base_model(store, base_model_dir, name="tiny-llama", created_by="bootstrap", seed=0)
+    await bus.publish(submission)
+    await registered(registry, submission.artifact_id)
+    return submission.artifact_id

@@ -1,5 +1,6 @@
-"""A registry and a gateway served by uvicorn in this process on real local ports, against the embedded stack, each
-with its own schema: the gateway reaches the registry over HTTP, as it does in production."""
+"""A gateway served by uvicorn in this process on a real local port, against the embedded stack with its own schema:
+it reaches the session's registry over HTTP, as it does in production. Also a viewer and a developer key per module,
+and the job tests' world."""
 
 from __future__ import annotations
 
@@ -15,18 +16,14 @@ from modelops_gateway.app import create_app as create_gateway
 from modelops_gateway.deps import Gateway, get_inference
 from modelops_gateway.settings import GatewaySettings
 from modelops_gateway.upstream import Upstream
+from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from modelops_shared.storage import ObjectStore
-from servers import registry_serving, serving
+from servers import serving
 
 from .inference_support import InferenceStandIn
-from .support import KeyMaker
-
-
-@pytest.fixture(scope="package")
-async def registry_url(embedded_stack: Settings, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    async with registry_serving(embedded_stack, tmp_path_factory.mktemp("registry-keys")) as url:
-        yield url
+from .jobs_support import JobWorld, job_world
+from .support import Key, KeyMaker
 
 
 @dataclass
@@ -78,3 +75,15 @@ async def gateway(
             admin_key = settings.admin_key_file.read_text().strip()
             async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {admin_key}"}) as admin:
                 yield RunningGateway(url, app, settings, admin_key, KeyMaker(admin), stand_in)
+
+
+@pytest.fixture(scope="module")
+async def keys(gateway: RunningGateway) -> dict[str, Key]:
+    """A viewer and a developer key, made once per module."""
+    return {role: await gateway.keys.make(role) for role in ("viewer", "developer")}
+
+
+@pytest.fixture(scope="module")
+async def world(gateway: RunningGateway, bus: Bus) -> AsyncIterator[JobWorld]:
+    async with job_world(gateway, bus) as world:
+        yield world

@@ -1,10 +1,9 @@
 """Helpers for the gateway's job tests: a registered base model and datasets, taps on training.commands.v1 and
-deployments.commands.v1, a stand-in trainer that publishes training events, and a Server-Sent Events reader."""
+deployments.commands.v1, a bus to publish training events as a trainer would, and a Server-Sent Events reader."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -13,59 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from modelops_contracts import DatasetSchema, DatasetVersionCreated, Message, decode
-from modelops_contracts.catalog import DEPLOYMENT_COMMANDS, TRAINING_COMMANDS, Topic
+from helpers import TopicTap, outbox_sent, registered
+from modelops_contracts import DatasetSchema, DatasetVersionCreated
+from modelops_contracts.catalog import DEPLOYMENT_COMMANDS, TRAINING_COMMANDS
 from modelops_shared.bus import Bus
-from modelops_shared.settings import Settings
 
-from .support import WAIT_S, Key, import_artifact, registered, sample_files
-
-
-class CommandTap:
-    """Every command on `topic` (training.commands.v1 unless told) from the moment the tap started."""
-
-    def __init__(self, settings: Settings, topic: Topic = TRAINING_COMMANDS) -> None:
-        self.topic = topic
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, group_id=None, fetch_max_wait_ms=50
-        )
-        self.commands: list[Message] = []
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self.consumer.start()
-        partitions = [TopicPartition(self.topic.name, p) for p in range(self.topic.partitions)]
-        self.consumer.assign(partitions)
-        await self.consumer.seek_to_end(*partitions)
-        for partition in partitions:
-            await self.consumer.position(partition)  # resolve the end now, not at the first fetch
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.consumer.stop()
-
-    async def _run(self) -> None:
-        while True:
-            for records in (await self.consumer.getmany(timeout_ms=200)).values():
-                for record in records:
-                    headers = {name: value.decode() for name, value in record.headers}
-                    self.commands.append(decode(record.key, record.value, headers)[1])
-
-    def of(self, subject: str, kind: type[Message] | None = None) -> list[Any]:
-        return [c for c in self.commands if c.subject() == subject and (kind is None or isinstance(c, kind))]
-
-    async def wait_for(self, subject: str, kind: type[Message], count: int = 1) -> list[Any]:
-        """The first `count` commands of `kind` about `subject` (a job id, a deployment name), once that many
-        arrived."""
-        async with asyncio.timeout(WAIT_S):
-            while len(found := self.of(subject, kind)) < count:
-                await asyncio.sleep(0.05)
-        return found
+from .support import WAIT_S, Key, import_artifact, sample_files
 
 
 @dataclass
@@ -78,9 +30,16 @@ class JobWorld:
     base_model_name: str
     chat_dataset: str
     preference_dataset: str
-    commands: CommandTap
+    commands: TopicTap
     bus: Bus
-    deployments: CommandTap
+    deployments: TopicTap
+
+    async def all_commands_read(self, gateway: Any) -> None:
+        """Returns once every command the gateway has staged so far has been published and read by both taps: after
+        it, a command that is not in a tap was never sent."""
+        await outbox_sent(gateway.state.runtime.pool)
+        await self.commands.caught_up()
+        await self.deployments.caught_up()
 
     def training_request(self, **overrides: Any) -> dict[str, Any]:
         return {
@@ -121,16 +80,14 @@ async def register_dataset(
 
 
 @asynccontextmanager
-async def job_world(gateway: Any, settings: Settings) -> AsyncIterator[JobWorld]:
+async def job_world(gateway: Any, bus: Bus) -> AsyncIterator[JobWorld]:
+    """Keys, a base model imported through the gateway, datasets announced on `bus`, and the taps (from now on)."""
     developer = await gateway.keys.make("developer", rate_limit="100000/minute")
     viewer = await gateway.keys.make("viewer", rate_limit="100000/minute")
-    bus = Bus(settings.model_copy(update={"service_name": "trainer"}))
-    await bus.start()
-    tap = CommandTap(settings)
-    await tap.start()
-    deployments = CommandTap(settings, DEPLOYMENT_COMMANDS)
-    await deployments.start()
-    try:
+    async with (
+        TopicTap(bus.settings, TRAINING_COMMANDS) as commands,
+        TopicTap(bus.settings, DEPLOYMENT_COMMANDS) as deployments,
+    ):
         async with gateway.client(developer.secret) as dev:
             name = f"tiny-llama-{uuid.uuid4().hex[:8]}"
             accepted = await import_artifact(dev, sample_files(name), name=name)
@@ -140,11 +97,7 @@ async def job_world(gateway: Any, settings: Settings) -> AsyncIterator[JobWorld]
             for version in (0, 1):
                 await register_dataset(bus, dev, chat, version)
             await register_dataset(bus, dev, preference, 0, DatasetSchema.PREFERENCE)
-        yield JobWorld(developer, viewer, base_model_id, name, chat, preference, tap, bus, deployments)
-    finally:
-        await deployments.stop()
-        await tap.stop()
-        await bus.stop()
+        yield JobWorld(developer, viewer, base_model_id, name, chat, preference, commands, bus, deployments)
 
 
 async def job_when(client: httpx.AsyncClient, job_id: str, **expected: Any) -> dict[str, Any]:

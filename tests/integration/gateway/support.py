@@ -1,8 +1,7 @@
-"""Helpers for the gateway tests: API keys of each role, multipart uploads, waiting for the registry's verdict."""
+"""Helpers for the gateway tests: API keys of each role, multipart uploads, listing stored objects."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 from dataclasses import dataclass
@@ -60,18 +59,6 @@ async def import_artifact(
 ) -> httpx.Response:
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
     return await client.post("/v1/artifacts", headers=headers, **multipart(files, kind=kind, name=name, **fields))
-
-
-async def registered(client: httpx.AsyncClient, artifact_id: str) -> dict[str, Any]:
-    """The artifact once the registry has registered it (fails on a rejection or after WAIT_S)."""
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            response = await client.get(f"/v1/artifacts/{artifact_id}")
-            body: dict[str, Any] = response.json()
-            if response.status_code == 200:
-                return body
-            assert body.get("submission_status") != "rejected", body
-            await asyncio.sleep(0.1)
 
 
 async def stored_keys(store: Any, prefix: str = "artifacts/") -> set[str]:

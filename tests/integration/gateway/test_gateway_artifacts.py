@@ -8,9 +8,10 @@ import hashlib
 import socket
 import uuid
 
+from helpers import registered
+
 from .support import (
     import_artifact,
-    registered,
     sample_files,
     stored_keys,
 )

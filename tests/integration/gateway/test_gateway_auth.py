@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
+import websockets
+from fastapi.routing import iter_route_contexts
+from starlette.convertors import FloatConvertor, IntegerConvertor, UUIDConvertor
+from starlette.routing import Match, Route, WebSocketRoute
+from websockets.asyncio.client import connect
 
 from .support import PROBLEM_JSON
 
 ROLES = ("viewer", "developer", "approver", "admin")
+# The routes anyone may call: the operational ones every service has (create_service_app) and FastAPI's OpenAPI
+# document and its two viewers. Every other route of the app must refuse a request without a key.
+PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+DUMMIES = {IntegerConvertor: "1", FloatConvertor: "1.5", UUIDConvertor: "00000000-0000-0000-0000-000000000001"}
 # One route per role level, with a request that passes validation, so only the role decides between 403 and not.
 ROUTES = {
     "viewer": ("GET", "/v1/keys", {}),
@@ -25,12 +36,57 @@ def assert_problem(response, status: int, slug: str) -> dict:
     return body
 
 
+def _routes(app) -> list:
+    """Every route the app serves, those of included routers too, as FastAPI's own OpenAPI generation walks them."""
+    return list(iter_route_contexts(app.routes))
+
+
+def _dummy_path(route) -> str:
+    """The route's path with every parameter filled with a value its convertor accepts."""
+    values = {name: DUMMIES.get(type(convertor), "dummy") for name, convertor in route.param_convertors.items()}
+    return str(route.path_format.format(**values))
+
+
+def _first_match(app, scope: dict) -> object:
+    """The endpoint the app routes `scope` to (the first route that matches it fully, as Starlette picks)."""
+    for route in _routes(app):
+        match, child = route.matches(scope)
+        if match == Match.FULL:
+            return child["endpoint"]
+    raise AssertionError(f"no route matches {scope}")
+
+
 async def test_without_a_key_every_route_answers_401_with_a_bearer_challenge(gateway):
+    """Every route of the app (new ones included, as they come), every method, WebSockets too, save the public ones."""
+    routes = _routes(gateway.app)
+    assert {route.path for route in routes} >= PUBLIC, "a public route listed here is gone from the app"
+    checked = []
     async with gateway.client() as anonymous:
-        for method, path, kwargs in ROUTES.values():
-            response = await anonymous.request(method, path, **kwargs)
-            assert_problem(response, 401, "unauthorized")
-            assert response.headers["WWW-Authenticate"] == 'Bearer realm="modelops"'
+        for route in routes:
+            if route.path in PUBLIC:
+                continue
+            path = _dummy_path(route)
+            if isinstance(route.original_route, WebSocketRoute):
+                assert _first_match(gateway.app, {"type": "websocket", "path": path}) is route.endpoint, path
+                with pytest.raises(websockets.InvalidStatus) as refused:
+                    async with connect(gateway.url.replace("http://", "ws://") + path):
+                        pass
+                response = refused.value.response
+                assert response.status_code == 401, (path, response.body)
+                assert json.loads(response.body)["type"].endswith("/unauthorized"), (path, response.body)
+                checked.append(("WEBSOCKET", path))
+                continue
+            assert isinstance(route.original_route, Route), f"{route.path}: a kind of route this test cannot call"
+            for method in sorted(route.methods):
+                assert _first_match(gateway.app, {"type": "http", "path": path, "method": method}) is route.endpoint
+                response = await anonymous.request(method, path)
+                if method != "HEAD":
+                    assert_problem(response, 401, "unauthorized")
+                assert response.status_code == 401, (method, path)
+                assert response.headers["WWW-Authenticate"] == 'Bearer realm="modelops"', (method, path)
+                checked.append((method, path))
+    assert ("WEBSOCKET", "/v1/jobs/dummy/ws") in checked  # the walk reached routes of included routers
+    assert len(checked) > len(ROUTES)
 
 
 async def test_an_unknown_or_malformed_key_is_401_invalid_token(gateway):
@@ -46,7 +102,8 @@ async def test_an_unknown_or_malformed_key_is_401_invalid_token(gateway):
 
 async def test_operational_routes_and_the_openapi_document_are_public(gateway):
     async with gateway.client() as anonymous:
-        assert (await anonymous.get("/healthz")).status_code == 200
+        for path in sorted(PUBLIC):
+            assert (await anonymous.get(path)).status_code == 200, path
         ready = await anonymous.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"] == {"broker": "ok", "database": "ok", "store": "ok", "redis": "ok"}

@@ -14,11 +14,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from helpers import registered
 from modelops_contracts import DatasetSchema
 from modelops_gateway.datasets import ARROW_SCHEMAS, write_version
 from modelops_gateway.datasets.announcer import reconcile
 
-from .support import registered
 from .test_gateway_auth import assert_problem
 
 ROWS: dict[str, list[dict[str, Any]]] = {
@@ -66,11 +66,6 @@ async def upload(
     return await client.post(
         "/v1/datasets", data={"name": name, "schema": schema}, files={"file": (f"rows.{fmt}", data)}, headers=headers
     )
-
-
-@pytest.fixture(scope="module")
-async def keys(gateway):
-    return {role: await gateway.keys.make(role) for role in ("viewer", "developer")}
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])

@@ -15,23 +15,22 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from helpers import TopicTap
 from modelops_contracts import Deploy, Undeploy
 from modelops_contracts.catalog import DEPLOYMENT_COMMANDS
+from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from servers import serving
 
 from .conftest import RunningGateway
 from .inference_support import FakeInference, fake_inference
-from .jobs_support import CommandTap
 from .support import WAIT_S, Key
 
 
 @pytest.fixture(scope="module")
-async def deployment_tap(embedded_stack: Settings) -> AsyncIterator[CommandTap]:
-    tap = CommandTap(embedded_stack, DEPLOYMENT_COMMANDS)
-    await tap.start()
-    yield tap
-    await tap.stop()
+async def deployment_tap(embedded_stack: Settings) -> AsyncIterator[TopicTap]:
+    async with TopicTap(embedded_stack, DEPLOYMENT_COMMANDS) as tap:
+        yield tap
 
 
 @pytest.fixture
@@ -40,13 +39,8 @@ async def fake(gateway: RunningGateway) -> AsyncIterator[FakeInference]:
         yield fake
 
 
-@pytest.fixture(scope="module")
-async def keys(gateway: RunningGateway) -> dict[str, Key]:
-    return {role: await gateway.keys.make(role) for role in ("viewer", "developer")}
-
-
 async def test_deploy_is_a_command_with_the_caller_and_reads_queued_until_served(
-    gateway: RunningGateway, keys: dict[str, Key], deployment_tap: CommandTap, fake: FakeInference
+    gateway: RunningGateway, keys: dict[str, Key], deployment_tap: TopicTap, fake: FakeInference
 ) -> None:
     name = f"dep-{uuid.uuid4().hex[:8]}"
     body = {"name": name, "base_model": "base-1", "adapters": ["lora-a"]}
@@ -149,81 +143,54 @@ async def test_a_deployment_made_through_the_gateway_answers_the_openai_client(
     keys: dict[str, Key],
     embedded_stack: Settings,
     registry_url: str,
-    tmp_path_factory: pytest.TempPathFactory,
+    registry: httpx.AsyncClient,
+    bus: Bus,
+    base_model: str,
+    base_model_dir: Path,
+    tmp_path: Path,
 ) -> None:
-    """The real thing: a tiny base model and an adapter registered, the inference service running, a deployment
+    """The real thing: the tiny base model and an adapter registered, the inference service running, a deployment
     made through the gateway, and chat completions (plain and streamed) through the gateway with `openai`."""
-    import tempfile
-
-    from inference.support import make_adapter, skip_command_history, submit_adapter
+    from inference.support import inference_settings, make_adapter, skip_command_history, submit_adapter
     from modelops_inference.app import create_app as create_inference
-    from modelops_inference.settings import InferenceSettings
-    from modelops_shared.bus import Bus
-    from modelops_shared.storage import open_store
-    from modelops_trainer.base_model import build_base_model, submit_base_model
 
-    root = tmp_path_factory.mktemp("deploy-models")
-    await asyncio.to_thread(build_base_model, root / "base", 0)
-    await asyncio.to_thread(make_adapter, root / "base", root / "adapter", 1)
-    bus = Bus(embedded_stack.model_copy(update={"service_name": "deploy-test"}))
-    await bus.start()
+    await asyncio.to_thread(make_adapter, base_model_dir, tmp_path / "adapter", 1)
     suffix = uuid.uuid4().hex[:8]
-    settings = InferenceSettings(
-        **embedded_stack.model_dump(exclude={"service_name", "registry_url"}),
-        registry_url=registry_url,
-        inference_schema=f"inference_{suffix}",
-        inference_group=f"inference-{suffix}",
-        inference_work_dir=Path(tempfile.mkdtemp(prefix="modelops-inference-")),
-        inference_max_tokens=16,
-    )
-    try:
-        async with httpx.AsyncClient(base_url=registry_url, timeout=30) as registry:
-            store = open_store(embedded_stack.store_url, embedded_stack)
-            base = await submit_base_model(store, root / "base", name="tiny-llama", created_by="bootstrap", seed=0)
-            await bus.publish(base)
-            async with asyncio.timeout(WAIT_S):
-                while (await registry.get(f"/v1/artifacts/{base.artifact_id}")).status_code != 200:
-                    await asyncio.sleep(0.1)
-            adapter = await submit_adapter(
-                embedded_stack, bus, registry, root / "adapter", base.artifact_id, f"lora-{suffix}"
-            )
-        await skip_command_history(settings)
-        async with (
-            serving(create_inference(settings)) as inference_url,
-            gateway.inference.served_at(inference_url),
-            gateway.client(keys["developer"].secret) as dev,
-        ):
-            name = f"e2e-{suffix}"
-            body = {"name": name, "base_model": base.artifact_id, "adapters": [adapter]}
-            assert (await dev.post("/v1/deployments", json=body)).status_code == 202
-            async with asyncio.timeout(WAIT_S):
-                while (view := (await dev.get(f"/v1/deployments/{name}")).json())["status"] not in ("ready", "failed"):
-                    assert view["status"] in ("queued", "loading"), view
-                    await asyncio.sleep(0.1)
-            assert view["status"] == "ready", view
-            assert view["requested_by"] == keys["developer"].name
+    adapter = await submit_adapter(embedded_stack, bus, registry, tmp_path / "adapter", base_model, f"lora-{suffix}")
+    settings = inference_settings(embedded_stack, registry_url)
+    await skip_command_history(settings)
+    async with (
+        serving(create_inference(settings)) as inference_url,
+        gateway.inference.served_at(inference_url),
+        gateway.client(keys["developer"].secret) as dev,
+    ):
+        name = f"e2e-{suffix}"
+        body = {"name": name, "base_model": base_model, "adapters": [adapter]}
+        assert (await dev.post("/v1/deployments", json=body)).status_code == 202
+        async with asyncio.timeout(WAIT_S):
+            while (view := (await dev.get(f"/v1/deployments/{name}")).json())["status"] not in ("ready", "failed"):
+                assert view["status"] in ("queued", "loading"), view
+                await asyncio.sleep(0.1)
+        assert view["status"] == "ready", view
+        assert view["requested_by"] == keys["developer"].name
 
-            client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=keys["developer"].secret, max_retries=0)
-            messages: Any = [{"role": "user", "content": "Tell me about the river."}]
-            completion = await client.chat.completions.create(
-                model=name, messages=messages, max_tokens=8, temperature=0
-            )
-            text = completion.choices[0].message.content
-            assert text
-            assert completion.usage
-            assert completion.usage.completion_tokens > 0
-            stream = await client.chat.completions.create(
-                model=name, messages=messages, max_tokens=8, temperature=0, stream=True
-            )
-            pieces = [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
-            assert "".join(pieces) == text
-            assert name in {model.id async for model in client.models.list()}
-            with pytest.raises(openai.NotFoundError):
-                await client.chat.completions.create(model="no-such-model", messages=messages, max_tokens=4)
+        client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key=keys["developer"].secret, max_retries=0)
+        messages: Any = [{"role": "user", "content": "Tell me about the river."}]
+        completion = await client.chat.completions.create(model=name, messages=messages, max_tokens=8, temperature=0)
+        text = completion.choices[0].message.content
+        assert text
+        assert completion.usage
+        assert completion.usage.completion_tokens > 0
+        stream = await client.chat.completions.create(
+            model=name, messages=messages, max_tokens=8, temperature=0, stream=True
+        )
+        pieces = [chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices]
+        assert "".join(pieces) == text
+        assert name in {model.id async for model in client.models.list()}
+        with pytest.raises(openai.NotFoundError):
+            await client.chat.completions.create(model="no-such-model", messages=messages, max_tokens=4)
 
-            assert (await dev.delete(f"/v1/deployments/{name}")).status_code == 202
-            async with asyncio.timeout(WAIT_S):
-                while (await dev.get(f"/v1/deployments/{name}")).status_code != 404:
-                    await asyncio.sleep(0.1)
-    finally:
-        await bus.stop()
+        assert (await dev.delete(f"/v1/deployments/{name}")).status_code == 202
+        async with asyncio.timeout(WAIT_S):
+            while (await dev.get(f"/v1/deployments/{name}")).status_code != 404:
+                await asyncio.sleep(0.1)

@@ -15,8 +15,7 @@ from pathlib import Path
 
 import openai
 import pytest
-
-from .support import registered
+from helpers import registered
 
 EXAMPLES = [
     {
@@ -37,11 +36,6 @@ def jsonl(rows: list[dict]) -> bytes:
 def client(gateway, key: str | None) -> openai.OpenAI:
     # No retries: a refusal must surface at once, as the exception the client raises for it.
     return openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=key or "", max_retries=0, timeout=30)
-
-
-@pytest.fixture(scope="module")
-async def keys(gateway):
-    return {role: await gateway.keys.make(role) for role in ("viewer", "developer")}
 
 
 async def test_an_uploaded_fine_tune_file_is_a_file_object_a_chat_dataset_and_a_registered_artifact(

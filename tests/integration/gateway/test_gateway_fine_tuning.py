@@ -5,13 +5,12 @@ message."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 
 import openai
 import pytest
+from helpers import consumed
 from modelops_contracts import (
     CancelTraining,
     Deploy,
@@ -25,18 +24,12 @@ from modelops_contracts import (
 from modelops_contracts.catalog import TRAINING_EVENTS
 from modelops_contracts.deployments import DEPLOYMENT_NAME
 
-from .jobs_support import JobWorld, job_when, job_world
+from .jobs_support import job_when
 
 EXAMPLES = [
     {"messages": [{"role": "user", "content": f"{i} + {i}?"}, {"role": "assistant", "content": str(i + i)}]}
     for i in range(4)
 ]
-
-
-@pytest.fixture(scope="module")
-async def world(gateway, embedded_stack) -> AsyncIterator[JobWorld]:
-    async with job_world(gateway, embedded_stack) as world:
-        yield world
 
 
 def client(gateway, key: str) -> openai.AsyncOpenAI:
@@ -153,10 +146,10 @@ async def test_a_succeeded_job_is_deployed_once_and_a_native_job_is_not(gateway,
     for _ in range(2):  # at-least-once delivery: the same message twice
         await world.bus.publish_record(TRAINING_EVENTS.name, record)
     # Another completion of the finished job (a trainer retried) changes nothing either.
-    await world.bus.publish(
+    again = await world.bus.publish(
         TrainingCompleted(job_id=job.id, adapter_artifact_id="art-again", steps=2, duration_seconds=3)
     )
-    await world.bus.publish(
+    native = await world.bus.publish(
         TrainingCompleted(job_id=native_id, adapter_artifact_id="art-native", steps=2, duration_seconds=3)
     )
     async with gateway.client(world.viewer.secret) as view:
@@ -176,9 +169,12 @@ async def test_a_succeeded_job_is_deployed_once_and_a_native_job_is_not(gateway,
     row = await pool.fetchrow("SELECT adapters, requested_by FROM deployments WHERE name = $1", name)
     assert (list(row["adapters"]), row["requested_by"]) == (["art-served"], world.developer.name)
 
-    await asyncio.sleep(1.0)  # time for a second Deploy, were one sent
+    # `again` follows both copies of the first completion on the job's partition: once the gateway's consumer has
+    # applied it (and the native job's), and the taps have read all the gateway sent, a second Deploy would be there.
+    await consumed(pool, [again, native])
+    await world.all_commands_read(gateway)
     assert len(world.deployments.of(name, Deploy)) == 1
-    assert not [c for c in world.deployments.commands if native_id in c.subject()]
+    assert not [c for c in world.deployments.messages if native_id in c.subject()]
 
 
 async def test_dpo_is_chosen_through_the_method(gateway, world):

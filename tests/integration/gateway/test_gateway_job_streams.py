@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import asyncpg
@@ -16,16 +15,10 @@ from modelops_contracts import TrainingCompleted, TrainingProgressed, TrainingSt
 from modelops_gateway.jobs.store import record_event
 from websockets.asyncio.client import connect
 
-from .jobs_support import JobWorld, job_world, sse_events
+from .jobs_support import JobWorld, sse_events
 from .test_gateway_auth import assert_problem
 
 STREAM_WAIT_S = 30
-
-
-@pytest.fixture(scope="module")
-async def world(gateway, embedded_stack) -> AsyncIterator[JobWorld]:
-    async with job_world(gateway, embedded_stack) as world:
-        yield world
 
 
 async def _submit(gateway, world: JobWorld) -> str:

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
-import pytest
+from helpers import consumed
 from modelops_contracts import (
     CancelTraining,
     StartTraining,
@@ -21,14 +20,8 @@ from modelops_contracts import (
 )
 from modelops_contracts.catalog import TRAINING_EVENTS
 
-from .jobs_support import JobWorld, job_when, job_world
+from .jobs_support import JobWorld, job_when
 from .test_gateway_auth import assert_problem
-
-
-@pytest.fixture(scope="module")
-async def world(gateway, embedded_stack) -> AsyncIterator[JobWorld]:
-    async with job_world(gateway, embedded_stack) as world:
-        yield world
 
 
 async def _submit(gateway, world: JobWorld, **overrides) -> str:
@@ -97,10 +90,11 @@ async def test_unknown_references_are_refused_before_anything_is_queued(gateway,
         missing_version = await dev.post("/v1/jobs/training", json=world.training_request(dataset_version=7))
         assert missing_version.json()["versions"] == [0, 1]
     assert await _row_counts(gateway) == before
-    # A later job's command arrives; none of the refused ones went before it (the outbox sends in order).
+    # A later job's command arrives, and the tap has read all the gateway sent: none of the refused ones is there.
     job_id = await _submit(gateway, world)
     await world.commands.wait_for(job_id, StartTraining)
-    assert not [c for c in world.commands.commands if isinstance(c, StartTraining) and c.suffix == marker]
+    await world.all_commands_read(gateway)
+    assert not [c for c in world.commands.messages if isinstance(c, StartTraining) and c.suffix == marker]
 
 
 async def test_invalid_requests_are_422_problems(gateway, world):
@@ -136,9 +130,9 @@ async def test_an_idempotent_replay_returns_the_first_job_and_queues_one_command
         assert_problem(other, 422, "idempotency-key-reused")
     job_id = first.json()["id"]
     await world.commands.wait_for(job_id, StartTraining)
-    await asyncio.sleep(0.5)  # time for a second command, were there one
+    await world.all_commands_read(gateway)  # a second command, were there one, would be in the tap by now
     assert (
-        len([c for c in world.commands.commands if isinstance(c, StartTraining) and c.suffix == request["suffix"]]) == 1
+        len([c for c in world.commands.messages if isinstance(c, StartTraining) and c.suffix == request["suffix"]]) == 1
     )
 
 
@@ -185,9 +179,9 @@ async def test_the_job_follows_its_trainers_events_and_ignores_a_redelivery(gate
         completed = (await view.get("/v1/jobs", params={"status": "completed"})).json()["data"]
         assert job_id in [j["id"] for j in completed]
 
-        # An event after the end changes nothing.
-        await bus.publish(TrainingFailed(job_id=job_id, reason="late"))
-        await asyncio.sleep(0.5)
+        # An event after the end changes nothing, as seen once the gateway's consumer has applied it.
+        late = await bus.publish(TrainingFailed(job_id=job_id, reason="late"))
+        await consumed(gateway.state.runtime.pool, [late])
         assert (await view.get(f"/v1/jobs/{job_id}")).json()["status"] == "completed"
 
 
@@ -215,6 +209,7 @@ async def test_cancel_sends_cancel_training_once_and_a_finished_job_is_409(gatew
         await job_when(dev, job_id, status="cancelled")
         assert_problem(await dev.post(f"/v1/jobs/{job_id}/cancel"), 409, "job-finished")
         assert_problem(await dev.post("/v1/jobs/ftjob-none/cancel"), 404, "job-not-found")
+    await world.all_commands_read(gateway)
     assert len(world.commands.of(job_id, CancelTraining)) == 1
     async with gateway.client(world.viewer.secret) as view:
         assert_problem(await view.post(f"/v1/jobs/{job_id}/cancel"), 403, "insufficient-role")

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import torch
 from consumer_groups import skip_history
+from helpers import registered
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, Deploy, FileDigest, LineageRelation, ParentRef
 from modelops_contracts.catalog import DEPLOYMENT_COMMANDS
 from modelops_inference.settings import InferenceSettings
@@ -84,9 +85,7 @@ async def submit_adapter(
             metadata={"method": "lora", "base_model": base_model},
         )
     )
-    async with asyncio.timeout(WAIT_S):
-        while (await registry.get(f"/v1/artifacts/{artifact_id}")).status_code != 200:
-            await asyncio.sleep(0.1)
+    await registered(registry, artifact_id)
     return artifact_id
 
 
@@ -102,12 +101,12 @@ async def deploy(bus: Bus, inference: httpx.AsyncClient, base_model: str, adapte
             await asyncio.sleep(0.1)
 
 
-def reference(model_dir: Path, adapter: str | None, prompt: str, max_tokens: int) -> str:
+def reference(base: Path, adapter: Path | None, prompt: str, max_tokens: int) -> str:
     """Greedy text from `PeftModel.generate` (or the base model's), one prompt at a time."""
-    tokenizer = AutoTokenizer.from_pretrained(model_dir / "base")
-    model: Any = AutoModelForCausalLM.from_pretrained(model_dir / "base").eval()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    model: Any = AutoModelForCausalLM.from_pretrained(base).eval()
     if adapter:
-        model = PeftModel.from_pretrained(model, model_dir / adapter).eval()
+        model = PeftModel.from_pretrained(model, adapter).eval()
     ids = tokenizer(prompt, return_tensors="pt")
     out = model.generate(**ids, max_new_tokens=max_tokens, do_sample=False, pad_token_id=tokenizer.pad_token_id)[
         0, ids["input_ids"].shape[1] :

@@ -33,7 +33,12 @@ async def _complete(inference: httpx.AsyncClient, model: str, prompt: str) -> st
 
 
 async def test_adapter_and_base_outputs_differ_and_equal_peft(
-    bus: Bus, inference: httpx.AsyncClient, base_model: str, adapters: list[str], model_dir: Path
+    bus: Bus,
+    inference: httpx.AsyncClient,
+    base_model: str,
+    adapters: list[str],
+    base_model_dir: Path,
+    model_dir: Path,
 ) -> None:
     plain = await deploy(bus, inference, base_model, [])
     tuned = await deploy(bus, inference, base_model, [adapters[0]])
@@ -41,8 +46,10 @@ async def test_adapter_and_base_outputs_differ_and_equal_peft(
     base_text = await _complete(inference, plain["name"], PROMPTS[0])
     tuned_text = await _complete(inference, tuned["name"], PROMPTS[0])
     assert base_text != tuned_text
-    assert base_text == await asyncio.to_thread(reference, model_dir, None, PROMPTS[0], MAX_TOKENS)
-    assert tuned_text == await asyncio.to_thread(reference, model_dir, "adapter-1", PROMPTS[0], MAX_TOKENS)
+    assert base_text == await asyncio.to_thread(reference, base_model_dir, None, PROMPTS[0], MAX_TOKENS)
+    assert tuned_text == await asyncio.to_thread(
+        reference, base_model_dir, model_dir / "adapter-1", PROMPTS[0], MAX_TOKENS
+    )
     models = {m["id"] for m in (await inference.get("/v1/models")).json()["data"]}
     assert {plain["name"], tuned["name"]} <= models
 
@@ -100,10 +107,10 @@ async def test_tampered_adapter_is_refused(
     registry: httpx.AsyncClient,
     inference: httpx.AsyncClient,
     base_model: str,
-    model_dir: Path,
+    base_model_dir: Path,
     tmp_path: Path,
 ) -> None:
-    make_adapter(model_dir / "base", tmp_path / "adapter", 3)
+    make_adapter(base_model_dir, tmp_path / "adapter", 3)
     adapter = await submit_adapter(embedded_stack, bus, registry, tmp_path / "adapter", base_model, "lora-3")
     # Altered in the store after it was signed: the download's digest no longer matches the manifest.
     weights = tmp_path / "adapter" / "adapter_model.safetensors"
@@ -122,10 +129,10 @@ async def test_revoked_adapter_is_unloaded_and_refused(
     registry: httpx.AsyncClient,
     inference: httpx.AsyncClient,
     base_model: str,
-    model_dir: Path,
+    base_model_dir: Path,
     tmp_path: Path,
 ) -> None:
-    make_adapter(model_dir / "base", tmp_path / "adapter", 4)
+    make_adapter(base_model_dir, tmp_path / "adapter", 4)
     adapter = await submit_adapter(embedded_stack, bus, registry, tmp_path / "adapter", base_model, "lora-4")
     deployment = await deploy(bus, inference, base_model, [adapter])
     assert deployment["status"] == "ready"
@@ -157,6 +164,7 @@ async def test_a_deploy_waits_for_an_adapter_registered_after_it(
     registry: httpx.AsyncClient,
     inference: httpx.AsyncClient,
     base_model: str,
+    base_model_dir: Path,
     model_dir: Path,
 ) -> None:
     """As when the gateway deploys a fine-tuning job's adapter before the registry signed it: the deployment stays
@@ -175,5 +183,5 @@ async def test_a_deploy_waits_for_an_adapter_registered_after_it(
             await asyncio.sleep(0.1)
     assert view["status"] == "ready", view
     assert view["adapter_ids"] == [adapter]
-    expected = await asyncio.to_thread(reference, model_dir, "adapter-1", PROMPTS[0], MAX_TOKENS)
+    expected = await asyncio.to_thread(reference, base_model_dir, model_dir / "adapter-1", PROMPTS[0], MAX_TOKENS)
     assert await _complete(inference, name, PROMPTS[0]) == expected

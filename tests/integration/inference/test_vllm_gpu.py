@@ -15,9 +15,8 @@ import pytest
 import torch
 from modelops_inference.settings import InferenceSettings
 from modelops_inference.vllm import VllmBackend, VllmError
-from modelops_trainer.base_model import build_base_model
 
-from .support import make_adapter, reference
+from .support import reference
 
 PYTHON = os.environ.get("MODELOPS_INFERENCE_VLLM_PYTHON") or sys.executable
 PROMPT = "the cat sat on the"
@@ -36,34 +35,26 @@ pytestmark = [
 ]
 
 
-@pytest.fixture(scope="module")
-def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("vllm-models")
-    build_base_model(root / "base", 0)
-    make_adapter(root / "base", root / "adapter-1", 1)
-    return root
-
-
 @pytest.fixture
-async def vllm(models: Path) -> AsyncIterator[VllmBackend]:
+async def vllm(base_model_dir: Path) -> AsyncIterator[VllmBackend]:
     settings = InferenceSettings(
         inference_vllm_python=PYTHON,
         inference_vllm_args="--dtype float32 --max-model-len 1024 --gpu-memory-utilization 0.3 --enforce-eager",
     )
-    backend = await VllmBackend.launch("tiny-base", models / "base", settings)
+    backend = await VllmBackend.launch("tiny-base", base_model_dir, settings)
     yield backend
     await backend.close()
 
 
-async def test_runtime_lora_on_vllm_equals_peft(vllm: VllmBackend, models: Path) -> None:
+async def test_runtime_lora_on_vllm_equals_peft(vllm: VllmBackend, base_model_dir: Path, model_dir: Path) -> None:
     body = {"prompt": PROMPT, "max_tokens": MAX_TOKENS, "temperature": 0}
-    await vllm.acquire_adapter("adapter-1", models / "adapter-1")
+    await vllm.acquire_adapter("adapter-1", model_dir / "adapter-1")
     vllm.release_adapter("adapter-1")
     base = (await vllm.complete("/v1/completions", body, None, "plain"))["choices"][0]["text"]
     tuned = (await vllm.complete("/v1/completions", body, "adapter-1", "dep"))["choices"][0]["text"]
     assert base != tuned
-    assert base == await asyncio.to_thread(reference, models, None, PROMPT, MAX_TOKENS)
-    assert tuned == await asyncio.to_thread(reference, models, "adapter-1", PROMPT, MAX_TOKENS)
+    assert base == await asyncio.to_thread(reference, base_model_dir, None, PROMPT, MAX_TOKENS)
+    assert tuned == await asyncio.to_thread(reference, base_model_dir, model_dir / "adapter-1", PROMPT, MAX_TOKENS)
     chunks = [c async for c in vllm.stream("/v1/completions", body, "adapter-1", "dep")]
     assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == tuned
     assert chunks[-1]["usage"]["completion_tokens"] <= MAX_TOKENS

@@ -1,5 +1,5 @@
-"""The gateway and registry the gateway tests run (uvicorn in this process, on the embedded stack), reused here: the
-SDK and the CLI are driven against them over real HTTP."""
+"""The gateway the gateway tests run (uvicorn in this process, on the embedded stack, in front of the session's
+registry), reused here: the SDK and the CLI are driven against it over real HTTP."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import pytest
-from gateway.conftest import gateway, registry_url
+from gateway.conftest import gateway
 from gateway.jobs_support import JobWorld, job_world
 from modelops_sdk.cli import run
 
-__all__ = ["gateway", "registry_url"]  # fixtures, re-exported so pytest finds them for this package
+__all__ = ["gateway"]  # a fixture, re-exported so pytest finds it for this package
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,6 @@ def cli(gateway, capsys):
 
 
 @pytest.fixture(scope="package")
-async def world(gateway, embedded_stack) -> AsyncIterator[JobWorld]:
-    async with job_world(gateway, embedded_stack) as world:
+async def world(gateway, bus) -> AsyncIterator[JobWorld]:
+    async with job_world(gateway, bus) as world:
         yield world

@@ -1,81 +1,25 @@
-"""Helpers for the trainer tests: a registry on a real port, datasets written as Delta tables and announced as the
-gateway will, jobs published as the gateway will (its jobs API does not exist yet), and a tap on the event topics."""
+"""Helpers for the trainer tests: datasets written as Delta tables and announced as the gateway does, and jobs
+published as the gateway does."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
-from collections import defaultdict
 from typing import Any
 
 import httpx
 import pyarrow as pa
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from deltalake import write_deltalake
+from helpers import registered
 from modelops_contracts import (
     DatasetSchema,
     DatasetVersionCreated,
     Hyperparameters,
-    Message,
     StartTraining,
-    decode,
 )
-from modelops_contracts.catalog import ARTIFACT_SUBMISSIONS, TRAINING_EVENTS
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from modelops_shared.storage.delta import dataset_table_uri, delta_storage_options
-
-WAIT_S = 120
-
-
-class EventTap:
-    """Every message on training.events.v1 and artifacts.submissions.v1 since the session began, by subject."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap, group_id=None, fetch_max_wait_ms=50
-        )
-        self.by_subject: dict[str, list[Message]] = defaultdict(list)
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self.consumer.start()
-        partitions = [
-            TopicPartition(topic.name, p)
-            for topic in (TRAINING_EVENTS, ARTIFACT_SUBMISSIONS)
-            for p in range(topic.partitions)
-        ]
-        self.consumer.assign(partitions)
-        await self.consumer.seek_to_beginning(*partitions)
-        self._task = asyncio.create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        await self.consumer.stop()
-
-    async def _run(self) -> None:
-        while True:
-            for records in (await self.consumer.getmany(timeout_ms=200)).values():
-                for record in records:
-                    headers = {name: value.decode() for name, value in record.headers}
-                    _, body = decode(record.key, record.value, headers)
-                    self.by_subject[body.subject()].append(body)
-
-    def of(self, subject: str, kind: type[Message] | None = None) -> list[Any]:
-        return [m for m in self.by_subject[subject] if kind is None or isinstance(m, kind)]
-
-    async def wait_for(self, subject: str, *kinds: type[Message], timeout: float = WAIT_S) -> Any:
-        """The first message about `subject` of one of `kinds`."""
-        async with asyncio.timeout(timeout):
-            while True:
-                found = [m for m in self.by_subject[subject] if isinstance(m, kinds)]
-                if found:
-                    return found[0]
-                await asyncio.sleep(0.1)
 
 
 def arithmetic_rows(count: int, seed: int = 0) -> list[dict[str, str]]:
@@ -113,9 +57,7 @@ async def create_dataset(
             created_by="alice",
         )
     )
-    async with asyncio.timeout(WAIT_S):
-        while (await registry.get(f"/v1/artifacts/{dataset_id}")).status_code != 200:
-            await asyncio.sleep(0.1)
+    await registered(registry, dataset_id)
     return name, 0
 
 

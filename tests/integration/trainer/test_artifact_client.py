@@ -3,12 +3,12 @@ digest-keyed cache that is re-verified on every fetch; tampered files and revoke
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import uuid
 
 import httpx
 import pytest
+from helpers import registered
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, FileDigest
 from modelops_shared.artifacts import (
     ArtifactClient,
@@ -19,8 +19,6 @@ from modelops_shared.artifacts import (
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from modelops_shared.storage import ObjectStore, open_store
-
-from .support import WAIT_S
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +41,7 @@ async def register(store: ObjectStore, bus: Bus, registry: httpx.AsyncClient, na
             created_by="alice",
         )
     )
-    async with asyncio.timeout(WAIT_S):
-        while (await registry.get(f"/v1/artifacts/{artifact_id}")).status_code != 200:
-            await asyncio.sleep(0.1)
+    await registered(registry, artifact_id)
     return artifact_id
 
 

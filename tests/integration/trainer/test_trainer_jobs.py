@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import torch
+from helpers import TopicTap, registered
 from modelops_contracts import (
     AdapterSpec,
     ArtifactKind,
@@ -33,7 +34,7 @@ from modelops_trainer.settings import TrainerSettings
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from .support import EventTap, arithmetic_rows, create_dataset, job
+from .support import arithmetic_rows, create_dataset, job
 
 ENDED = (TrainingCompleted, TrainingFailed, TrainingCancelled)
 
@@ -51,22 +52,15 @@ async def sft_dataset(embedded_stack, bus: Bus, registry: httpx.AsyncClient) -> 
     return await create_dataset(embedded_stack, bus, registry, arithmetic_rows(120), DatasetSchema.SFT)
 
 
-async def registered(registry: httpx.AsyncClient, artifact_id: str) -> dict:
-    async with asyncio.timeout(60):
-        while (response := await registry.get(f"/v1/artifacts/{artifact_id}")).status_code != 200:
-            await asyncio.sleep(0.1)
-    return response.json()
-
-
 async def test_a_job_trains_reports_and_hands_a_signed_adapter_that_changes_the_model(
-    trainer, base_model, sft_dataset, bus, events: EventTap, registry, trainer_settings, tmp_path, monkeypatch
+    trainer, base_model, sft_dataset, bus, events: TopicTap, registry, trainer_settings, tmp_path, monkeypatch
 ):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", (tmp_path / "mlruns").as_uri())
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
     spec = job("tiny-llama", sft_dataset, steps=16)  # by name: the latest registered base_model called tiny-llama
     await bus.publish(spec)
 
-    completed = await events.wait_for(spec.job_id, *ENDED)
+    completed = await events.first(spec.job_id, *ENDED)
     assert isinstance(completed, TrainingCompleted), completed
     assert completed.steps == 16
     assert completed.adapter_artifact_id == adapter_artifact_id(spec.job_id)
@@ -121,10 +115,10 @@ async def test_a_job_trains_reports_and_hands_a_signed_adapter_that_changes_the_
     assert "loss" in run.data.metrics
 
 
-async def test_a_qlora_job_trains_the_4bit_base(trainer, base_model, sft_dataset, bus, events: EventTap, registry):
+async def test_a_qlora_job_trains_the_4bit_base(trainer, base_model, sft_dataset, bus, events: TopicTap, registry):
     spec = job(base_model, sft_dataset, steps=8, quantization="nf4")
     await bus.publish(spec)
-    completed = await events.wait_for(spec.job_id, *ENDED)
+    completed = await events.first(spec.job_id, *ENDED)
     assert isinstance(completed, TrainingCompleted), completed
     adapter = await registered(registry, completed.adapter_artifact_id)
     card = (await registry.get(f"/v1/artifacts/{adapter['id']}/files")).json()
@@ -133,7 +127,7 @@ async def test_a_qlora_job_trains_the_4bit_base(trainer, base_model, sft_dataset
 
 
 async def test_a_dpo_job_trains_on_preference_pairs(
-    trainer, base_model, bus, events: EventTap, registry, embedded_stack
+    trainer, base_model, bus, events: TopicTap, registry, embedded_stack
 ):
     rows = [
         {"prompt": f"What is {a} plus {b}?", "chosen": f" {a + b}", "rejected": f" {a + b + 1}"}
@@ -143,14 +137,14 @@ async def test_a_dpo_job_trains_on_preference_pairs(
     dataset = await create_dataset(embedded_stack, bus, registry, rows, DatasetSchema.PREFERENCE)
     spec = job(base_model, dataset, steps=6, method="dpo")
     await bus.publish(spec)
-    completed = await events.wait_for(spec.job_id, *ENDED)
+    completed = await events.first(spec.job_id, *ENDED)
     assert isinstance(completed, TrainingCompleted), completed
     assert "eval_loss" in completed.metrics
     assert "eval_rewards/accuracies" in completed.metrics
     assert (await registered(registry, completed.adapter_artifact_id))["name"] == "tiny-llama-dpo"
 
 
-async def test_plugins_named_in_the_spec_run(trainer, base_model, sft_dataset, bus, events: EventTap):
+async def test_plugins_named_in_the_spec_run(trainer, base_model, sft_dataset, bus, events: TopicTap):
     import modelops_example_plugin as example
 
     example.INVOCATIONS.clear()
@@ -162,7 +156,7 @@ async def test_plugins_named_in_the_spec_run(trainer, base_model, sft_dataset, b
     )
     spec = job(base_model, sft_dataset, steps=4, plugins=plugins)
     await bus.publish(spec)
-    completed = await events.wait_for(spec.job_id, *ENDED)
+    completed = await events.first(spec.job_id, *ENDED)
     assert isinstance(completed, TrainingCompleted), completed
     assert "token_accuracy" in completed.metrics
     assert completed.metrics["max_grad_norm"] > 0
@@ -170,14 +164,14 @@ async def test_plugins_named_in_the_spec_run(trainer, base_model, sft_dataset, b
     assert example.INVOCATIONS["loss"] >= 4  # every training step went through the plugin's loss
 
 
-async def test_a_running_job_is_cancelled_within_seconds(trainer, base_model, sft_dataset, bus, events: EventTap):
+async def test_a_running_job_is_cancelled_within_seconds(trainer, base_model, sft_dataset, bus, events: TopicTap):
     spec = job(base_model, sft_dataset, steps=400)
     await bus.publish(spec)
-    await events.wait_for(spec.job_id, TrainingProgressed)
+    await events.first(spec.job_id, TrainingProgressed)
     await bus.publish(CancelTraining(job_id=spec.job_id, requested_by="bob", reason="wrong dataset"))
     loop = asyncio.get_running_loop()
     asked = loop.time()
-    cancelled = await events.wait_for(spec.job_id, *ENDED, timeout=30)
+    cancelled = await events.first(spec.job_id, *ENDED, timeout=30)
     assert loop.time() - asked < 10
     assert isinstance(cancelled, TrainingCancelled), cancelled
     assert 0 < cancelled.at_step < 400
@@ -185,16 +179,16 @@ async def test_a_running_job_is_cancelled_within_seconds(trainer, base_model, sf
     assert not events.of(adapter_artifact_id(spec.job_id), ArtifactSubmitted)
 
 
-async def test_a_job_cancelled_before_it_starts_never_trains(trainer, base_model, sft_dataset, bus, events: EventTap):
+async def test_a_job_cancelled_before_it_starts_never_trains(trainer, base_model, sft_dataset, bus, events: TopicTap):
     blocker = job(base_model, sft_dataset, steps=400)
     queued = job(base_model, sft_dataset, steps=4)
     await bus.publish(blocker)
-    await events.wait_for(blocker.job_id, TrainingStarted)
+    await events.first(blocker.job_id, TrainingStarted)
     await bus.publish(queued)
     await bus.publish(CancelTraining(job_id=queued.job_id, requested_by="bob"))
     await bus.publish(CancelTraining(job_id=blocker.job_id, requested_by="bob"))
-    assert isinstance(await events.wait_for(blocker.job_id, *ENDED, timeout=30), TrainingCancelled)
-    cancelled = await events.wait_for(queued.job_id, *ENDED, timeout=60)
+    assert isinstance(await events.first(blocker.job_id, *ENDED, timeout=30), TrainingCancelled)
+    cancelled = await events.first(queued.job_id, *ENDED, timeout=60)
     assert isinstance(cancelled, TrainingCancelled)
     assert cancelled.at_step == 0
     assert not events.of(queued.job_id, TrainingStarted)
@@ -211,18 +205,18 @@ async def test_a_job_cancelled_before_it_starts_never_trains(trainer, base_model
     ],
 )
 async def test_a_bad_job_fails_with_a_clear_reason(
-    trainer, base_model, sft_dataset, bus, events: EventTap, change, error_type, words
+    trainer, base_model, sft_dataset, bus, events: TopicTap, change, error_type, words
 ):
     spec = job(base_model, sft_dataset, steps=4).model_copy(update=change)
     await bus.publish(spec)
-    failed = await events.wait_for(spec.job_id, *ENDED)
+    failed = await events.first(spec.job_id, *ENDED)
     assert isinstance(failed, TrainingFailed), failed
     assert failed.error_type == error_type
     assert words in failed.reason
 
 
 async def test_an_invalid_spec_fails_its_job_and_the_worker_goes_on(
-    trainer, base_model, sft_dataset, bus, events: EventTap
+    trainer, base_model, sft_dataset, bus, events: TopicTap
 ):
     bad = job(base_model, sft_dataset, steps=4)
     body = bad.model_dump(mode="json")
@@ -231,11 +225,11 @@ async def test_an_invalid_spec_fails_its_job_and_the_worker_goes_on(
     await bus.broker.publish(
         json.dumps(body).encode(), topic="training.commands.v1", key=record.key, headers=record.headers
     )
-    failed = await events.wait_for(bad.job_id, *ENDED)
+    failed = await events.first(bad.job_id, *ENDED)
     assert isinstance(failed, TrainingFailed)
     assert failed.error_type == "invalid_spec"
     assert "exactly one of max_steps or epochs" in failed.reason
 
     after = job(base_model, sft_dataset, steps=2)
     await bus.publish(after)
-    assert isinstance(await events.wait_for(after.job_id, *ENDED), TrainingCompleted)
+    assert isinstance(await events.first(after.job_id, *ENDED), TrainingCompleted)

@@ -1,5 +1,6 @@
 """A worker process killed mid-job: the command is redelivered, another worker resumes from the last checkpoint and
-finishes with the same step count, and exactly one adapter comes out."""
+finishes with the same step count, and exactly one adapter comes out (asserted once a later job on the same partition
+has ended, and everything the workers staged has been published and read)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
+from aiokafka.partitioner import DefaultPartitioner
+from helpers import TopicTap, outbox_sent
 from modelops_contracts import (
     ArtifactSubmitted,
     DatasetSchema,
@@ -20,11 +24,12 @@ from modelops_contracts import (
     TrainingFailed,
     TrainingStarted,
 )
+from modelops_contracts.catalog import TRAINING_COMMANDS
 from modelops_shared.devstack import free_port
 from modelops_trainer.jobs import adapter_artifact_id
 from modelops_trainer.settings import TrainerSettings
 
-from .support import EventTap, arithmetic_rows, create_dataset, job
+from .support import arithmetic_rows, create_dataset, job
 
 STEPS = 24
 
@@ -38,6 +43,12 @@ def workers(trainer_settings: TrainerSettings, tmp_path: Path) -> Iterator[list[
         if process.poll() is None:
             process.kill()
             process.wait(30)
+
+
+def partition_of(job_id: str) -> int:
+    """The training.commands.v1 partition a job's commands land on (keyed by job id, Kafka's default partitioner)."""
+    partitions = list(range(TRAINING_COMMANDS.partitions))
+    return int(DefaultPartitioner()(job_id.encode(), partitions, partitions))
 
 
 def spawn(settings: TrainerSettings, name: str, log: Path) -> subprocess.Popen[bytes]:
@@ -60,7 +71,7 @@ def spawn(settings: TrainerSettings, name: str, log: Path) -> subprocess.Popen[b
 
 
 async def test_a_killed_worker_s_job_resumes_elsewhere_from_its_checkpoint(
-    trainer_settings, base_model, bus, events: EventTap, registry, embedded_stack, workers, tmp_path
+    trainer_settings, base_model, bus, events: TopicTap, registry, embedded_stack, workers, tmp_path
 ):
     dataset = await create_dataset(embedded_stack, bus, registry, arithmetic_rows(200, seed=3), DatasetSchema.SFT)
     first = spawn(trainer_settings, "worker-a", tmp_path / "a.log")
@@ -78,14 +89,31 @@ async def test_a_killed_worker_s_job_resumes_elsewhere_from_its_checkpoint(
     assert killed_at < STEPS, "the job finished before the worker could be killed"
 
     workers.append(spawn(trainer_settings, "worker-b", tmp_path / "b.log"))
-    ended = await events.wait_for(spec.job_id, TrainingCompleted, TrainingFailed, timeout=180)
+    ended = await events.first(spec.job_id, TrainingCompleted, TrainingFailed, timeout=180)
 
     assert isinstance(ended, TrainingCompleted), ended
     assert ended.steps == STEPS
     starts = events.of(spec.job_id, TrainingStarted)
     assert [(s.worker, s.resumed_from_step) for s in starts] == [("worker-a", 0), ("worker-b", killed_at)]
     adapter_id = adapter_artifact_id(spec.job_id)
-    await asyncio.sleep(1)  # let a duplicate, if there were one, arrive
+
+    # The sentinel: a job on the same partition, so the worker handles its command after the resumed one (and after a
+    # redelivery of it, were there one). It names no dataset, so it fails at once.
+    sentinel = job(base_model, ("no-such-dataset", 0))
+    while partition_of(sentinel.job_id) != partition_of(spec.job_id):
+        sentinel = job(base_model, ("no-such-dataset", 0))
+    await bus.publish(sentinel)
+    failed = await events.first(sentinel.job_id, TrainingCompleted, TrainingFailed)
+    assert isinstance(failed, TrainingFailed), failed
+    outbox = await asyncpg.connect(
+        embedded_stack.database_url.get_secret_value(), server_settings={"search_path": trainer_settings.trainer_schema}
+    )
+    try:
+        await outbox_sent(outbox)  # what the workers staged before the sentinel's end has left
+    finally:
+        await outbox.close()
+    await events.caught_up()
     assert len(events.of(adapter_id, ArtifactSubmitted)) == 1
+    assert len(events.of(spec.job_id, TrainingCompleted)) == 1
     adapters = (await registry.get("/v1/artifacts", params={"kind": "adapter", "limit": 500})).json()["data"]
     assert [a["id"] for a in adapters if a["job_id"] == spec.job_id] == [adapter_id]

@@ -1,0 +1,121 @@
+"""What tests of every service need: a tap on topics, waiting until the registry has registered an artifact, and the
+barriers after which "nothing (more) arrived" can be asserted: an outbox sent, a consumer past a message, a tap
+read to the end of its partitions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any, Self
+
+import asyncpg
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from modelops_contracts import Envelope, Message, Topic, decode
+from modelops_shared.settings import Settings
+
+WAIT_S = 120
+POLL_S = 0.05
+
+
+class TopicTap:
+    """Every message on `topics` from the moment the tap started (from the topics' beginning with `from_beginning`),
+    decoded and grouped by subject. Use as `async with TopicTap(settings, TOPIC) as tap:`."""
+
+    def __init__(self, settings: Settings, *topics: Topic, from_beginning: bool = False) -> None:
+        self.partitions = [TopicPartition(topic.name, p) for topic in topics for p in range(topic.partitions)]
+        self.from_beginning = from_beginning
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, group_id=None, fetch_max_wait_ms=50
+        )
+        self.messages: list[Message] = []
+        self._by_subject: dict[str, list[Message]] = defaultdict(list)
+        self._task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Self:
+        await self.consumer.start()
+        self.consumer.assign(self.partitions)
+        if self.from_beginning:
+            await self.consumer.seek_to_beginning(*self.partitions)
+        else:
+            await self.consumer.seek_to_end(*self.partitions)
+        for partition in self.partitions:
+            await self.consumer.position(partition)  # resolve the start now, not at the first fetch
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        await self.consumer.stop()
+
+    async def _run(self) -> None:
+        while True:
+            for records in (await self.consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    headers = {name: value.decode() for name, value in record.headers}
+                    _, body = decode(record.key, record.value, headers)
+                    self.messages.append(body)
+                    self._by_subject[body.subject()].append(body)
+
+    def of(self, subject: str, *kinds: type[Message]) -> list[Any]:
+        """The messages about `subject` (a job id, an artifact id, a deployment name) so far, of `kinds` if given."""
+        return [m for m in self._by_subject[subject] if not kinds or isinstance(m, kinds)]
+
+    async def wait_for(self, subject: str, *kinds: type[Message], count: int = 1, timeout: float = WAIT_S) -> list[Any]:
+        """Every message about `subject` of `kinds`, once at least `count` of them arrived."""
+        async with asyncio.timeout(timeout):
+            while len(found := self.of(subject, *kinds)) < count:
+                await asyncio.sleep(POLL_S)
+        return found
+
+    async def first(self, subject: str, *kinds: type[Message], timeout: float = WAIT_S) -> Any:
+        """The first message about `subject` of one of `kinds`, once it arrived."""
+        return (await self.wait_for(subject, *kinds, timeout=timeout))[0]
+
+    async def caught_up(self, timeout: float = WAIT_S) -> None:
+        """Returns once the tap has read every record its partitions hold now: the end offsets are the sentinel,
+        after which a message that has not arrived was not published before this call."""
+        ends = await self.consumer.end_offsets(self.partitions)
+        async with asyncio.timeout(timeout):
+            for partition, end in ends.items():
+                while await self.consumer.position(partition) < end:
+                    await asyncio.sleep(POLL_S)
+
+
+async def registered(client: httpx.AsyncClient, artifact_id: str, timeout: float = WAIT_S) -> dict[str, Any]:
+    """The artifact once the registry has registered it, asked through `client` (the registry, or a gateway that
+    forwards to it); fails at once on a rejection, and after `timeout`."""
+    async with asyncio.timeout(timeout):
+        while True:
+            response = await client.get(f"/v1/artifacts/{artifact_id}")
+            body: dict[str, Any] = response.json()
+            if response.status_code == 200:
+                return body
+            assert body.get("submission_status") != "rejected", body
+            await asyncio.sleep(0.1)
+
+
+async def outbox_sent(db: asyncpg.Pool | asyncpg.Connection, timeout: float = WAIT_S) -> None:
+    """Returns once every message staged so far in the outbox of `db`'s schema has been published and acknowledged
+    (the relay deletes a row only then)."""
+    staged = await db.fetchval("SELECT coalesce(max(id), 0) FROM outbox")
+    async with asyncio.timeout(timeout):
+        while await db.fetchval("SELECT EXISTS (SELECT 1 FROM outbox WHERE id <= $1)", staged):
+            await asyncio.sleep(POLL_S)
+
+
+async def consumed(
+    db: asyncpg.Pool | asyncpg.Connection, envelopes: Iterable[Envelope], timeout: float = WAIT_S
+) -> None:
+    """Returns once the idempotent consumers of `db`'s schema have applied every message of `envelopes` (and
+    committed what they staged with it): a later delivery of the same message is then a duplicate they skip."""
+    ids = {envelope.id for envelope in envelopes}
+    applied = "SELECT count(DISTINCT message_id) FROM processed_messages WHERE message_id = any($1::text[])"
+    async with asyncio.timeout(timeout):
+        while await db.fetchval(applied, list(ids)) < len(ids):
+            await asyncio.sleep(POLL_S)
