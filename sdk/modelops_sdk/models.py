@@ -504,28 +504,26 @@ class Quantization(StrEnum):
     nf4 = "nf4"
 
 
-class Hyperparameters1(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    max_steps: Annotated[MaxSteps | None, Field(title="Max Steps")]
-    epochs: Annotated[Epochs | None, Field(title="Epochs")] = None
-    learning_rate: Annotated[float | None, Field(gt=0.0, le=1.0, title="Learning Rate")] = 0.0002
-    batch_size: Annotated[int | None, Field(ge=1, le=1024, title="Batch Size")] = 8
-    seq_len: Annotated[int | None, Field(ge=8, le=131072, title="Seq Len")] = 256
-    seed: Annotated[int | None, Field(title="Seed")] = 42
+class Hyperparameters11(BaseModel):
+    max_steps: int
+    epochs: Annotated[None, Field(None)] = None
 
 
-class Hyperparameters2(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-    )
-    max_steps: Annotated[MaxSteps | None, Field(title="Max Steps")] = None
-    epochs: Annotated[Epochs | None, Field(title="Epochs")]
-    learning_rate: Annotated[float | None, Field(gt=0.0, le=1.0, title="Learning Rate")] = 0.0002
-    batch_size: Annotated[int | None, Field(ge=1, le=1024, title="Batch Size")] = 8
-    seq_len: Annotated[int | None, Field(ge=8, le=131072, title="Seq Len")] = 256
-    seed: Annotated[int | None, Field(title="Seed")] = 42
+class Hyperparameters12(BaseModel):
+    epochs: float
+    max_steps: Annotated[None, Field(None)] = None
+
+
+class Hyperparameters13(Hyperparameters11, Hyperparameters):
+    pass
+
+
+class Hyperparameters14(Hyperparameters12, Hyperparameters):
+    pass
+
+
+class Hyperparameters1(RootModel[Hyperparameters13 | Hyperparameters14]):
+    root: Hyperparameters13 | Hyperparameters14
 
 
 class Suffix1(RootModel[str]):
@@ -578,7 +576,7 @@ class TrainingJobRequest(BaseModel):
         "target_modules": "all-linear",
     }
     quantization: Annotated[Quantization | None, Field(title="Quantization")] = Quantization.none
-    hyperparameters: Annotated[Hyperparameters1 | Hyperparameters2, Field(title="Hyperparameters")]
+    hyperparameters: Hyperparameters1
     eval_split: Annotated[
         float | None,
         Field(

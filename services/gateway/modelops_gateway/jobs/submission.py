@@ -25,9 +25,14 @@ SUFFIX_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 NATIVE_FIELDS = Fields()
 
 
-def _one_budget(member: str, kind: str) -> dict[str, Any]:
-    other = "epochs" if member == "max_steps" else "max_steps"
-    return {"required": [member], "properties": {member: {"type": kind}, other: {"type": "null"}}}
+def _one_budget(schema: dict[str, Any]) -> None:
+    """The field's schema as all of Hyperparameters and one of the two budgets (`allOf`, which every reader of the
+    document resolves, where a sibling of `$ref` may be ignored)."""
+    budgets = [
+        {"required": [member], "properties": {member: {"type": kind}, other: {"type": "null"}}}
+        for member, kind, other in (("max_steps", "integer", "epochs"), ("epochs", "number", "max_steps"))
+    ]
+    schema["allOf"] = [{"$ref": schema.pop("$ref")}, {"oneOf": budgets}]
 
 
 class TrainingJobRequest(BaseModel):
@@ -47,7 +52,7 @@ class TrainingJobRequest(BaseModel):
     # can tell a valid request from the document alone; the event's own schema is left as it was published.
     hyperparameters: Annotated[
         Hyperparameters,
-        Field(json_schema_extra={"oneOf": [_one_budget("max_steps", "integer"), _one_budget("epochs", "number")]}),
+        Field(json_schema_extra=_one_budget),
     ]
     eval_split: float = Field(0.1, ge=0.0, lt=1.0, description="Share of rows held out for evaluation")
     plugins: PluginSpec | None = None
