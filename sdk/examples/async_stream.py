@@ -11,6 +11,7 @@ import os
 import sys
 
 from modelops_sdk import AsyncClient
+from modelops_sdk.models import JobStatus
 
 
 async def follow(client: AsyncClient, job_id: str) -> None:
@@ -27,7 +28,7 @@ async def main(job_ids: list[str]) -> int:
         jobs = [await client.jobs.show(job_id) for job_id in job_ids]
     for job in jobs:
         print(f"{job.id}: {job.status}")
-    return 0 if all(job.status == "completed" for job in jobs) else 1
+    return 0 if all(job.status == JobStatus.completed for job in jobs) else 1
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from modelops_sdk import Client
 from modelops_sdk.events import JobEvent
+from modelops_sdk.models import JobStatus
 from modelops_sdk.verify import check_files, verify_bundle
 
 
@@ -35,7 +36,7 @@ def main(model_dir: Path, dataset_file: Path, max_steps: int, dataset_name: str)
         job = client.jobs.train(base_model=base.id, dataset=dataset.name, hyperparameters={"max_steps": max_steps})
         done = client.jobs.wait(job.id, show)
         print(f"job {done.id}: {done.status}, adapter {done.adapter_artifact_id}")
-        if done.status != "completed" or done.adapter_artifact_id is None:
+        if done.status != JobStatus.completed or done.adapter_artifact_id is None:
             return 1
 
         # Trust nothing but the registry's public keys: check the signature and every file here.

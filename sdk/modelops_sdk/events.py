@@ -12,9 +12,11 @@ import httpx
 from pydantic import BaseModel
 
 from .errors import ApiError, ConnectionFailed
+from .models import JobStatus
 from .retrying import RETRY_STATUSES
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
+# A terminal event is named after the status it leaves the job in.
+TERMINAL = frozenset({JobStatus.completed, JobStatus.failed, JobStatus.cancelled})
 # Longer than the gateway's keep-alive interval (15 s by default), so a silent stream means a dead connection.
 STREAM_TIMEOUT = httpx.Timeout(10.0, read=60.0)
 

@@ -344,7 +344,7 @@ class JobError(BaseModel):
     param: Annotated[str | None, Field(title="Param")] = None
 
 
-class Status2(StrEnum):
+class JobStatus(StrEnum):
     queued = "queued"
     running = "running"
     completed = "completed"
@@ -777,7 +777,7 @@ class FineTuningJobList(BaseModel):
 class JobView(BaseModel):
     id: Annotated[str, Field(title="Id")]
     kind: Annotated[str, Field(title="Kind")]
-    status: Annotated[Status2, Field(title="Status")]
+    status: JobStatus
     submitted_by: Annotated[str, Field(title="Submitted By")]
     base_model: Annotated[
         str,

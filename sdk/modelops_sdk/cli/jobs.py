@@ -12,7 +12,7 @@ from rich.table import Table
 
 from .._sync.client import Client
 from ..events import JobEvent
-from ..models import JobView
+from ..models import JobStatus, JobView
 from .app import JsonFlag, emit_json, err, out, target
 
 app = typer.Typer(no_args_is_help=True, help="Fine-tuning jobs: submit, follow, cancel.")
@@ -66,7 +66,7 @@ def _follow(client: Client, job_id: str, as_json: bool) -> None:
         out.print(_summary(job))
     if as_json:
         emit_json(job)
-    if job.status != "completed":
+    if job.status != JobStatus.completed:
         raise typer.Exit(FAILED)
 
 

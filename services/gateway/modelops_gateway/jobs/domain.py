@@ -7,6 +7,9 @@ from typing import Any
 
 from modelops_shared.errors import Conflict, Invalid, NotFound
 
+# The one entry of a job's timeline that the gateway writes itself; the others are TrainingEventType's.
+CANCEL_REQUESTED = "cancel_requested"
+
 
 class JobNotFound(NotFound):
     slug = "job-not-found"

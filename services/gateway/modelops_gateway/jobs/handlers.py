@@ -14,10 +14,12 @@ from typing import Any
 
 from modelops_contracts import (
     Deploy,
+    JobStatus,
     Message,
     TrainingCancelled,
     TrainingCheckpointed,
     TrainingCompleted,
+    TrainingEventType,
     TrainingFailed,
     TrainingProgressed,
     TrainingStarted,
@@ -30,20 +32,20 @@ from .store import get_job, record_event
 log = logging.getLogger(__name__)
 
 
-def change_of(message: Message, at: datetime) -> tuple[str, dict[str, Any]]:
+def change_of(message: Message, at: datetime) -> tuple[TrainingEventType, dict[str, Any]]:
     """The job event's type and the job columns it sets."""
     match message:
         case TrainingStarted():
-            return "started", {
-                "status": "running",
+            return TrainingEventType.STARTED, {
+                "status": JobStatus.RUNNING,
                 "worker": message.worker,
                 "total_steps": message.total_steps,
                 "step": message.resumed_from_step,
                 "started_at": at,
             }
         case TrainingProgressed():
-            return "progressed", {
-                "status": "running",
+            return TrainingEventType.PROGRESSED, {
+                "status": JobStatus.RUNNING,
                 "step": message.step,
                 "total_steps": message.total_steps,
                 "loss": message.loss,
@@ -52,10 +54,10 @@ def change_of(message: Message, at: datetime) -> tuple[str, dict[str, Any]]:
                 "estimated_finish": at + timedelta(seconds=message.eta_seconds),
             }
         case TrainingCheckpointed():
-            return "checkpointed", {}
+            return TrainingEventType.CHECKPOINTED, {}
         case TrainingCompleted():
-            return "completed", {
-                "status": "completed",
+            return TrainingEventType.COMPLETED, {
+                "status": JobStatus.COMPLETED,
                 "step": message.steps,
                 "metrics": message.metrics,
                 "adapter_artifact_id": message.adapter_artifact_id,
@@ -63,15 +65,19 @@ def change_of(message: Message, at: datetime) -> tuple[str, dict[str, Any]]:
                 "finished_at": at,
             }
         case TrainingFailed():
-            return "failed", {
-                "status": "failed",
+            return TrainingEventType.FAILED, {
+                "status": JobStatus.FAILED,
                 "failure_reason": message.reason,
                 "error_type": message.error_type,
                 "estimated_finish": None,
                 "finished_at": at,
             }
         case TrainingCancelled():
-            return "cancelled", {"status": "cancelled", "estimated_finish": None, "finished_at": at}
+            return TrainingEventType.CANCELLED, {
+                "status": JobStatus.CANCELLED,
+                "estimated_finish": None,
+                "finished_at": at,
+            }
     raise TypeError(f"{message.type} is not a training event")
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from modelops_contracts import Hyperparameters
+from modelops_contracts import Hyperparameters, JobStatus, TrainingEventType
 from modelops_contracts.artifacts import TEXT_PATTERN
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from . import domain
 from .store import Job, JobEvent
 from .submission import SUFFIX_PATTERN, TrainingJobRequest
 
@@ -16,11 +17,11 @@ DEFAULT_EPOCHS = 3
 BASE_LEARNING_RATE = 2e-4  # what a learning_rate_multiplier of 1 means for a LoRA adapter
 ORGANIZATION = "org-modelops"
 _STATUS = {
-    "queued": "queued",
-    "running": "running",
-    "completed": "succeeded",
-    "failed": "failed",
-    "cancelled": "cancelled",
+    JobStatus.QUEUED: "queued",
+    JobStatus.RUNNING: "running",
+    JobStatus.COMPLETED: "succeeded",
+    JobStatus.FAILED: "failed",
+    JobStatus.CANCELLED: "cancelled",
 }
 
 Auto = Literal["auto"]
@@ -167,7 +168,7 @@ class FineTuningJob(BaseModel):
             fine_tuned_model=job.fine_tuned_model,
             organization_id=ORGANIZATION,
             result_files=[],
-            status=_STATUS[job.status],
+            status=_STATUS[JobStatus(job.status)],
             trained_tokens=None,  # training events do not report it
             training_file=job.dataset,
             validation_file=None,
@@ -203,12 +204,12 @@ class FineTuningJobEvent(BaseModel):
         data: dict[str, Any] = {}
         d = event.data
         match event.type:
-            case "queued":
+            case TrainingEventType.QUEUED:
                 message = f"Created fine-tuning job: {job.id}"
-            case "started":
+            case TrainingEventType.STARTED:
                 resumed = d.get("resumed_from_step") or 0
                 message = "Fine-tuning job started" + (f", resumed from step {resumed}" if resumed else "")
-            case "progressed":
+            case TrainingEventType.PROGRESSED:
                 kind = "metrics"
                 message = f"Step {d['step']}/{d['total_steps']}: training loss={d['loss']:.4f}"
                 data = {
@@ -218,17 +219,17 @@ class FineTuningJobEvent(BaseModel):
                     "learning_rate": d["learning_rate"],
                     "tokens_per_second": d["tokens_per_second"],
                 }
-            case "checkpointed":
+            case TrainingEventType.CHECKPOINTED:
                 message = f"Checkpoint saved at step {d['step']}"
-            case "cancel_requested":
+            case domain.CANCEL_REQUESTED:
                 message = f"Cancellation requested by {d['requested_by']}"
-            case "completed":
+            case TrainingEventType.COMPLETED:
                 message = f"New fine-tuned model created: {job.fine_tuned_model}"
                 data = {"adapter_artifact_id": d["adapter_artifact_id"], "metrics": d["metrics"]}
-            case "failed":
+            case TrainingEventType.FAILED:
                 level = "error"
                 message = f"Fine-tuning job failed: {d['reason']}"
-            case "cancelled":
+            case TrainingEventType.CANCELLED:
                 message = f"Fine-tuning job cancelled at step {d.get('at_step', 0)}"
             case _:
                 message = event.type

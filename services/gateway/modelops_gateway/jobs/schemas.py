@@ -6,16 +6,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
+from modelops_contracts import JobStatus
 from pydantic import BaseModel, Field
 
 from .store import Job, JobEvent
 
-JobStatus = Literal["queued", "running", "completed", "failed", "cancelled"]
-
 
 class JobAccepted(BaseModel):
     id: str
-    status: Literal["queued"]
+    status: Literal[JobStatus.QUEUED]
 
 
 class Progress(BaseModel):

@@ -11,9 +11,8 @@ from datetime import datetime
 from typing import Any, TypeAlias
 
 import asyncpg
-from modelops_contracts import StartTraining
+from modelops_contracts import TERMINAL_JOB_STATUSES, JobStatus, StartTraining, TrainingEventType
 
-TERMINAL = frozenset({"completed", "failed", "cancelled"})
 CHANNEL_SQL = "'job_events_' || current_schema()"
 # Columns a later event must not overwrite: a resumed job keeps the time it first started.
 _KEEP_FIRST = frozenset({"started_at"})
@@ -38,7 +37,7 @@ class JobEvent:
 
     @property
     def terminal(self) -> bool:
-        return self.type in TERMINAL
+        return self.type in TERMINAL_JOB_STATUSES  # a terminal event's type is the status it leaves
 
 
 @dataclass(frozen=True)
@@ -76,7 +75,7 @@ class Job:
 
     @property
     def finished(self) -> bool:
-        return self.status in TERMINAL
+        return self.status in TERMINAL_JOB_STATUSES
 
     @property
     def command(self) -> StartTraining:
@@ -85,7 +84,7 @@ class Job:
     @property
     def fine_tuned_model(self) -> str | None:
         """`ft:<base model>:<suffix>:<job id>` once the adapter exists, as OpenAI names fine-tuned models."""
-        if self.status != "completed":
+        if self.status != JobStatus.COMPLETED:
             return None
         return f"ft:{self.base_model_name}:{self.command.suffix or ''}:{self.id}"
 
@@ -109,9 +108,9 @@ async def insert_job(
     row = await conn.fetchrow(
         "WITH job AS (INSERT INTO jobs (id, kind, status, submitted_by, base_model, base_model_id, base_model_name,"
         " dataset, dataset_version, dataset_id, spec, deploy_when_completed, last_seq)"
-        f" VALUES ($1, $2, 'queued', $3, $4, $5, $6, $7, $8, $9, $10, $12, 1) RETURNING {_JOB_COLUMNS}),"
+        f" VALUES ($1, $2, $13, $3, $4, $5, $6, $7, $8, $9, $10, $12, 1) RETURNING {_JOB_COLUMNS}),"
         f" queued AS (INSERT INTO job_events ({_EVENT_COLUMNS})"
-        " SELECT id, 1, 'queued', $11::jsonb, created_at FROM job)"
+        " SELECT id, 1, $14, $11::jsonb, created_at FROM job)"
         f" SELECT {_JOB_COLUMNS}, pg_notify({CHANNEL_SQL}, id) FROM job",
         command.job_id,
         kind,
@@ -125,6 +124,8 @@ async def insert_job(
         command.model_dump(mode="json"),
         {"submitted_by": command.submitted_by},
         deploy_when_completed,
+        JobStatus.QUEUED.value,
+        TrainingEventType.QUEUED.value,
     )
     return Job(**{name: row[name] for name in _JOB_FIELDS})
 
@@ -155,7 +156,7 @@ async def record_event(
         # Delivered when the transaction commits, to every replica listening: each wakes its streams of this job.
         f" SELECT last_seq, pg_notify({CHANNEL_SQL}, id) FROM job",
         job_id,
-        sorted(TERMINAL),
+        sorted(TERMINAL_JOB_STATUSES),
         event_type,
         data,
         at,

@@ -15,7 +15,7 @@ from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_shared.bus import Bus, enqueue
 from pydantic import BaseModel, ConfigDict, Field
 
-from .domain import JobFinished, JobNotFound
+from .domain import CANCEL_REQUESTED, JobFinished, JobNotFound
 from .references import Fields, RegistryLookups, resolve
 from .store import Job, insert_job, lock_job, new_job_id, record_event
 
@@ -130,7 +130,7 @@ async def cancel(conn: asyncpg.Connection, bus: Bus, job_id: str, *, requested_b
         await record_event(
             conn,
             job_id,
-            "cancel_requested",
+            CANCEL_REQUESTED,
             {"requested_by": requested_by, "reason": reason},
             at=now,
             changes={"cancel_requested_at": now, "cancel_requested_by": requested_by},

@@ -10,13 +10,14 @@ from typing import Annotated, Literal
 import asyncpg
 from fastapi import APIRouter, Query, Response
 from fastapi.responses import JSONResponse
+from modelops_contracts import JobStatus
 
 from ...deps import GatewayDep
 from ...web.auth import Developer, Viewer
 from ...web.idempotency import Idempotent
 from ...web.openapi import problems
 from ..domain import JobNotFound
-from ..schemas import CancelRequest, JobAccepted, JobPage, JobStatus, JobView
+from ..schemas import CancelRequest, JobAccepted, JobPage, JobView
 from ..store import get_job, list_jobs
 from ..submission import TrainingJobRequest, cancel, submit
 from . import JobId
@@ -48,7 +49,7 @@ async def submit_training_job(
             submitted_by=caller.name,
             wait_s=gateway.settings.gateway_registry_wait_s,
         )
-        accepted = JobAccepted(id=job.id, status="queued")
+        accepted = JobAccepted(id=job.id, status=JobStatus.QUEUED)
         return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/jobs/{job.id}"})
 
     return (await idempotency.run(body.model_dump(mode="json"), create)).response
