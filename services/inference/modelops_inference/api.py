@@ -8,13 +8,13 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
+from modelops_contracts.openai_requests import ChatCompletionRequest, CompletionRequest, Sampling
 from modelops_shared.openai_errors import OpenAIErrorRoute, openai_error_of
 from modelops_shared.problems import Problem
-from pydantic import BaseModel, Field
 
 from . import metrics
 from .adapter_slots import AdapterBudgetExceeded
@@ -27,31 +27,6 @@ from .settings import InferenceSettings
 from .vllm import VllmBusy, VllmError, count_usage
 
 router = APIRouter(prefix="/v1", route_class=OpenAIErrorRoute)
-
-
-class ChatMessage(BaseModel):
-    role: Literal["system", "user", "assistant"]
-    content: str
-
-
-class _Sampling(BaseModel):
-    model: str
-    max_tokens: int | None = Field(None, ge=1)
-    temperature: float = Field(1.0, ge=0, le=2)
-    top_p: float = Field(1.0, gt=0, le=1)
-    stop: str | list[str] | None = None
-    seed: int | None = None
-    n: int = Field(1, ge=1, le=1, description="One choice per request")
-    stream: bool = False
-
-
-class ChatCompletionRequest(_Sampling):
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-
-
-class CompletionRequest(_Sampling):
-    prompt: str | list[str]
 
 
 @router.get("/models")
@@ -117,6 +92,9 @@ async def completions(body: CompletionRequest, inference: InferenceDep) -> JSONR
     if isinstance(engine, ProxyEngine):
         return await _relay(inference.settings, engine, route, body, chat=False)
     prompt = engine.backend.tokenizer(prompts[0])["input_ids"]
+    if not prompt:
+        # An empty prompt of a tokenizer that adds no BOS leaves the model nothing to continue from.
+        raise Problem(400, "empty-prompt", "the prompt has no tokens; send some text", param="prompt")
     generation = await _start(inference.settings, engine, route, body, prompt, body.max_tokens)
     return await _answer(generation, body, chat=False)
 
@@ -143,7 +121,7 @@ def _max_tokens(settings: InferenceSettings, max_tokens: int | None) -> int:
 
 
 async def _relay(
-    settings: InferenceSettings, engine: ProxyEngine, route: Any, body: _Sampling, *, chat: bool
+    settings: InferenceSettings, engine: ProxyEngine, route: Any, body: Sampling, *, chat: bool
 ) -> JSONResponse | StreamingResponse:
     """Answer through the vLLM server: same bounds as our own engine, the adapter (or base) as vLLM's model name."""
     payload = body.model_dump(exclude_none=True, exclude={"max_completion_tokens"})
@@ -198,7 +176,7 @@ async def _relay(
 
 
 async def _start(
-    settings: InferenceSettings, engine: Any, route: Any, body: _Sampling, prompt: list[int], max_tokens: int | None
+    settings: InferenceSettings, engine: Any, route: Any, body: Sampling, prompt: list[int], max_tokens: int | None
 ) -> Generation:
     room = engine.backend.max_context - len(prompt)
     if room <= 0:
@@ -224,7 +202,7 @@ async def _start(
     return generation
 
 
-async def _answer(generation: Generation, body: _Sampling, *, chat: bool) -> JSONResponse | StreamingResponse:
+async def _answer(generation: Generation, body: Sampling, *, chat: bool) -> JSONResponse | StreamingResponse:
     created = int(time.time())
     ident = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex}"
     labels = (generation.route.deployment, body.model)
@@ -257,7 +235,7 @@ async def _answer(generation: Generation, body: _Sampling, *, chat: bool) -> JSO
     )
 
 
-async def _stream(generation: Generation, body: _Sampling, ident: str, created: int, chat: bool) -> AsyncIterator[str]:
+async def _stream(generation: Generation, body: Sampling, ident: str, created: int, chat: bool) -> AsyncIterator[str]:
     kind = "chat.completion.chunk" if chat else "text_completion"
 
     def chunk(delta: str | None, finish: str | None, first: bool = False) -> str:

@@ -67,6 +67,16 @@ async def test_concurrent_mixed_adapters_equal_sequential(
     assert sequential[0] != sequential[1]
 
 
+async def test_an_empty_prompt_is_refused_not_a_failed_generation(
+    bus: Bus, inference: httpx.AsyncClient, base_model: str
+) -> None:
+    # Found by fuzzing the gateway: an empty prompt used to fail generation (a 503 for a client's mistake).
+    deployment = await deploy(bus, inference, base_model, [])
+    response = await inference.post("/v1/completions", json={"model": deployment["name"], "prompt": ""})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "empty-prompt"
+
+
 async def test_streaming_through_the_openai_client(
     bus: Bus, inference: httpx.AsyncClient, base_model: str, adapters: list[str]
 ) -> None:
