@@ -1,16 +1,8 @@
 """Each dataset version announced once: DatasetVersionCreated is staged in the outbox in the transaction that records
-the version in `dataset_versions`, and a reconciler announces the versions whose announcement was lost.
+the version in `dataset_versions`, and a reconciler announces the versions whose announcement was lost (why it
+exists: the gateway README, "Datasets: one Delta commit, one announcement").
 
-Produces: datasets.events.v1 (DatasetVersionCreated).
-
-Why a reconciler: a Delta commit cannot join a Postgres transaction, so an upload commits its Delta version first
-and announces it afterwards. That order is the recoverable one: an event never names rows that did not land, and a
-version left unannounced (the process died, or the database failed, between the two commits) can be found later,
-since the Delta log holds everything the event says, the uploader included. On startup and then every
-`gateway_dataset_reconcile_interval_s`, each Delta version missing from `dataset_versions` is announced. The dataset
-id derives from name and version and the table's key admits one row per version, so an upload and the reconciler
-(or two gateway replicas) racing for one version stage a single event, with the same content either way.
-"""
+Produces: datasets.events.v1 (DatasetVersionCreated)."""
 
 from __future__ import annotations
 

@@ -1,16 +1,6 @@
-"""Dataset tables: one Delta Lake table per dataset under `<store>/datasets/<name>`, one table version per upload.
-
-Every function blocks on storage I/O: call them from async code through `asyncio.to_thread`.
-
-The tables are append-only (`delta.appendOnly`), so version N holds the rows of uploads 0…N and never changes.
-A dataset's schema kind is fixed at its first version and kept in the table's description: delta-rs refuses
-non-Delta keys in the configuration of a table created by a write, and creating the table first would cost an
-empty version 0. Each kind also has its own Arrow schema, so Delta itself refuses rows of another kind.
-
-History is read from the commit files with pyarrow's filesystem rather than `DeltaTable.history()`: in
-deltalake 1.6 that call (like `is_deltatable` and the `DeltaStorageHandler` listings) keeps the GIL during its
-network I/O, which stalls every other thread of the process (an S3 server in the same process deadlocks).
-"""
+"""Dataset tables: one append-only Delta Lake table per dataset under `<store>/datasets/<name>`, one table version
+per upload. Every function blocks on storage I/O: call them through `asyncio.to_thread`. Why the schema kind lives
+in the table's description and history is read from the commit files: the gateway README, "Dataset tables"."""
 
 from __future__ import annotations
 

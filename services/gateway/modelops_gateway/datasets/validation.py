@@ -1,17 +1,6 @@
 """Upload validation: spool the upload, parse JSONL, CSV or Parquet row by row, check every row against its schema
-kind, and return the valid rows as an Arrow table with the kind's fixed schema, or a row-level report of what is wrong.
-
-Row rules, per kind (every string must hold more than whitespace; no other fields are accepted):
-
-- sft: `{"prompt": str, "completion": str}`.
-- chat: `{"messages": [{"role", "content"}, …]}`, OpenAI's chat fine-tuning format restricted to what the table
-  stores: roles system, user, assistant or tool; content a string; at least one assistant message (OpenAI
-  rejects a file where an example has none). OpenAI's optional keys (`name`, `weight`, `tool_calls`,
-  `function_call`, a row's `tools`) are refused rather than silently dropped.
-- preference: `{"prompt": str, "chosen": str, "rejected": str}`, TRL's standard explicit-prompt form; `chosen` and
-  `rejected` must differ (an identical pair carries no preference). TRL's conversational form (message lists in
-  each column) is refused: it would need another table schema, so it would be another schema kind.
-"""
+kind, and return the valid rows as an Arrow table with the kind's fixed schema, or a row-level report of what is
+wrong. The rules of each kind: the gateway README, "Dataset tables"."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""OpenAI-compatible fine-tuning, so that the official `openai` client works unchanged: create, list, retrieve, list
-events, cancel, with objects shaped as the client parses them. A job is the same job as `POST /v1/jobs/training`
-makes: `model` is a base model's name or artifact id, `training_file` a file id, which is a dataset's name (its latest
-version); `supervised` trains sft, `dpo` trains dpo. The fine-tuned model is `ft:<base>:<suffix>:<job id>`, and, as
-OpenAI users expect, it answers once the job succeeds: the job's adapter is deployed as `ft-<job id>` then (unless
-MODELOPS_GATEWAY_DEPLOY_FINE_TUNED is off; see jobs/handlers.py). Errors carry OpenAI's `error` member beside the
-problem+json members.
+"""OpenAI-compatible fine-tuning routes, so that the official `openai` client works unchanged: create, list,
+retrieve, list events, cancel, over the same jobs as `POST /v1/jobs/training` (how the two map: the gateway README,
+"Jobs"). Errors carry OpenAI's `error` member beside the problem+json members.
 
 Produces: training.commands.v1 (StartTraining, CancelTraining), through the outbox."""
 
