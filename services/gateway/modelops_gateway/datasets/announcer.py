@@ -17,6 +17,7 @@ from modelops_contracts import DatasetVersionCreated
 from modelops_shared.bus import Bus, enqueue
 
 from ..settings import GatewaySettings
+from . import store
 from .lake import DatasetVersion, describe, list_datasets, versions
 
 UNKNOWN_UPLOADER = "unknown"  # a commit written without the uploader's name (not by this gateway)
@@ -33,14 +34,7 @@ async def announce(conn: asyncpg.Connection, bus: Bus, version: DatasetVersion, 
     """Stage DatasetVersionCreated in the caller's transaction unless the version was announced already;
     True if it was staged now."""
     artifact_id = dataset_id(version.name, version.version)
-    recorded = await conn.fetchval(
-        "INSERT INTO dataset_versions (name, version, dataset_id) VALUES ($1, $2, $3)"
-        " ON CONFLICT (name, version) DO NOTHING RETURNING true",
-        version.name,
-        version.version,
-        artifact_id,
-    )
-    if not recorded:
+    if not await store.record_announcement(conn, version.name, version.version, artifact_id):
         return False
     event = DatasetVersionCreated(
         dataset_id=artifact_id,
@@ -59,10 +53,7 @@ async def announce(conn: asyncpg.Connection, bus: Bus, version: DatasetVersion, 
 async def reconcile(pool: asyncpg.Pool, bus: Bus, settings: GatewaySettings) -> int:
     """Announce every committed dataset version that has no announcement; returns how many were announced."""
     latest = await asyncio.to_thread(list_datasets, settings)
-    recorded = {
-        row["name"]: (row["count"], row["max"])
-        for row in await pool.fetch("SELECT name, count(*), max(version) FROM dataset_versions GROUP BY name")
-    }
+    recorded = await store.announced_counts(pool)
     announced = 0
     for dataset in latest:
         count, newest = recorded.get(dataset.name, (0, -1))
@@ -76,11 +67,7 @@ async def reconcile(pool: asyncpg.Pool, bus: Bus, settings: GatewaySettings) -> 
 
 
 async def _reconcile_dataset(pool: asyncpg.Pool, bus: Bus, settings: GatewaySettings, latest: DatasetVersion) -> int:
-    done = set(
-        await pool.fetchval(
-            "SELECT coalesce(array_agg(version), '{}') FROM dataset_versions WHERE name = $1", latest.name
-        )
-    )
+    done = await store.announced_versions(pool, latest.name)
     missing = [version for version in range(latest.version + 1) if version not in done]
     uploaders = {info.version: info.created_by for info in await asyncio.to_thread(versions, settings, latest.name)}
     announced = 0

@@ -1,4 +1,5 @@
-"""The `files` table: OpenAI's view of an uploaded fine-tuning file, whose content is the dataset of the same name."""
+"""The datasets feature's tables: `dataset_versions` (each version announced, once) and `files` (OpenAI's view of an
+uploaded fine-tuning file, whose content is the dataset of the same name)."""
 
 from __future__ import annotations
 
@@ -40,3 +41,34 @@ async def list_files(
 
 async def get_file(pool: asyncpg.Pool, file_id: str) -> asyncpg.Record | None:
     return await pool.fetchrow(f"SELECT {_COLUMNS} FROM files WHERE id = $1", file_id)
+
+
+async def record_announcement(conn: asyncpg.Connection, name: str, version: int, dataset_id: str) -> bool:
+    """Record that version `version` of `name` is announced; False when it already was (by anyone)."""
+    recorded: bool | None = await conn.fetchval(
+        "INSERT INTO dataset_versions (name, version, dataset_id) VALUES ($1, $2, $3)"
+        " ON CONFLICT (name, version) DO NOTHING RETURNING true",
+        name,
+        version,
+        dataset_id,
+    )
+    return bool(recorded)
+
+
+async def announced_counts(pool: asyncpg.Pool) -> dict[str, tuple[int, int]]:
+    """For each dataset, how many of its versions are announced and the newest one."""
+    rows = await pool.fetch("SELECT name, count(*), max(version) FROM dataset_versions GROUP BY name")
+    return {row["name"]: (row["count"], row["max"]) for row in rows}
+
+
+async def announced_versions(pool: asyncpg.Pool, name: str) -> set[int]:
+    versions: list[int] = await pool.fetchval(
+        "SELECT coalesce(array_agg(version), '{}') FROM dataset_versions WHERE name = $1", name
+    )
+    return set(versions)
+
+
+async def latest_announced(conn: asyncpg.Connection, name: str) -> int | None:
+    """The newest version of `name` this gateway announced; None when it announced none."""
+    latest: int | None = await conn.fetchval("SELECT max(version) FROM dataset_versions WHERE name = $1", name)
+    return latest

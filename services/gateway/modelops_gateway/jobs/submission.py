@@ -15,6 +15,7 @@ from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_shared.bus import Bus, enqueue
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..datasets.store import latest_announced
 from .domain import CANCEL_REQUESTED, JobFinished, JobNotFound
 from .references import Fields, RegistryLookups, resolve
 from .store import Job, insert_job, lock_job, new_job_id, record_event
@@ -74,13 +75,9 @@ async def submit(
     The command names the exact base model artifact and dataset version, whatever the request named.
     `deploy_when_completed`: the jobs handler deploys the job's adapter once the job succeeds (handlers.py)."""
 
-    async def announced(name: str) -> int | None:
-        latest: int | None = await conn.fetchval("SELECT max(version) FROM dataset_versions WHERE name = $1", name)
-        return latest
-
     found = await resolve(
         lookups,
-        announced,
+        lambda name: latest_announced(conn, name),
         base_model=request.base_model,
         dataset=request.dataset,
         dataset_version=request.dataset_version,
