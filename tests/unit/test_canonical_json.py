@@ -8,7 +8,7 @@ import rfc8785
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from modelops_contracts import Envelope, Ping, Stage
-from modelops_registry.eventlog import canonical_event
+from modelops_registry.store.eventlog import canonical_event
 from modelops_shared.signing.canonical import canonical_json
 
 SCALARS = (

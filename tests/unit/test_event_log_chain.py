@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from modelops_contracts import Ping, new_envelope
-from modelops_registry.eventlog import GENESIS_HASH, canonical_event, chain_hash, parse_event
+from modelops_registry.store.eventlog import GENESIS_HASH, canonical_event, chain_hash, parse_event
 
 
 def _event(payload: str = "x"):

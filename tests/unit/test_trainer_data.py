@@ -2,7 +2,7 @@
 
 import pytest
 from modelops_trainer.data import IGNORE, Example, PackedCollator, detect_schema, pack, split_rows
-from modelops_trainer.errors import JobSpecError
+from modelops_trainer.domain import JobSpecError
 
 
 def example(length: int, prompt: int = 1) -> Example:

@@ -23,11 +23,11 @@ from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_shared.problems import Problem
 from pydantic import BaseModel, Field
 
-from . import queries
 from .deps import Registry, RegistryDep
 from .handlers import PromotionError, promote
-from .lineage import openlineage_events
-from .projections import state_digest
+from .store import queries
+from .store.lineage import openlineage_events
+from .store.projections import state_digest
 
 router = APIRouter(prefix="/v1")
 

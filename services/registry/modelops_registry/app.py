@@ -22,12 +22,13 @@ from modelops_shared.service import DependencyOverrides, Runtime, create_service
 from modelops_shared.signing import KeyRing
 from modelops_shared.signing.keys import Algorithm
 
-from . import api, eventlog
+from . import api
 from .deps import Registry
 from .domain import Policy
 from .handlers import Registrar
-from .projections import MIGRATIONS
 from .settings import RegistrySettings
+from .store import eventlog
+from .store.projections import MIGRATIONS
 
 CONSUMED = (
     ARTIFACT_SUBMISSIONS,

@@ -29,9 +29,9 @@ from modelops_shared.bus import Bus, Delivery, enqueue_many
 from modelops_shared.signing import KeyRing, SigningKey, build_statement, sign, sign_record
 from modelops_shared.storage import ObjectNotFound, ObjectStore, StoreError
 
-from . import eventlog
 from .domain import Policy, PolicyViolation, PromotionRequest, check_promotion
-from .projections import Projector
+from .store import eventlog
+from .store.projections import Projector
 
 log = logging.getLogger(__name__)
 

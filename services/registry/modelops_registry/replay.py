@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 from modelops_shared.db import apply_migrations, create_pool
 
-from . import eventlog
-from .projections import MIGRATIONS, Projector, state_digest
 from .settings import RegistrySettings
+from .store import eventlog
+from .store.projections import MIGRATIONS, Projector, state_digest
 
 REPLAY_CHUNK = 1000
 

@@ -24,8 +24,8 @@ from modelops_shared.storage import open_store
 from . import api
 from .base_model import build_base_model, submit_base_model
 from .cancellation import CancelWatcher
-from .consumer import JobConsumer
 from .deps import Trainer
+from .handlers import JobConsumer
 from .jobs import JobRunner
 from .settings import TrainerSettings
 

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from .errors import JobSpecError
+from .domain import JobSpecError
 
 IGNORE = -100
 SCHEMAS = {"sft": ("prompt", "completion"), "chat": ("messages",), "preference": ("prompt", "chosen", "rejected")}

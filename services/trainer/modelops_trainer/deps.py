@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends
 from modelops_shared.service import state_dependency
 
-from .consumer import JobConsumer
+from .handlers import JobConsumer
 
 
 @dataclass

@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
 from . import data, evaluation
 from .callbacks import Hooks, JobCallback
 from .capabilities import Capabilities, detect
-from .errors import JobSpecError
+from .domain import JobSpecError
 from .plugins import Plugins
 
 log = logging.getLogger(__name__)

@@ -55,7 +55,7 @@ from .artifact_upload import upload_directory
 from .callbacks import Progress
 from .card import write_card
 from .checkpoints import Checkpoints
-from .errors import InputNotFound, InputUnusable, JobFailure, JobSpecError
+from .domain import InputNotFound, InputUnusable, JobFailure, JobSpecError
 from .mlflow_runs import Tracker
 from .plugins import load_plugins
 from .settings import TrainerSettings

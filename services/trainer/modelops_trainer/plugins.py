@@ -19,7 +19,7 @@ from typing import Any
 from modelops_contracts import PluginSpec
 from transformers import TrainerCallback
 
-from .errors import JobSpecError
+from .domain import JobSpecError
 
 GROUP = "modelops.plugins"
 

@@ -5,7 +5,7 @@ Below api.py nothing speaks HTTP. Every error is a `DatasetError`, a domain erro
 message safe to show. Validation of a stream is async; the library's other calls block (run them in a worker thread).
 The names below are the dataset library's public face, for code outside the package (tests, tools)."""
 
-from .errors import (
+from .domain import (
     ConcurrentWrite,
     DatasetCorrupt,
     DatasetError,

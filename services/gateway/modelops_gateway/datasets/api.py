@@ -27,7 +27,7 @@ from ..web.multipart import form_parts
 from ..web.openapi import DATASET_BODY, FILE_BODY, problems
 from . import store
 from .announcer import dataset_id
-from .errors import FileNotFound
+from .domain import FileNotFound
 from .lake import NAME_PATTERN, describe, list_datasets, read_pinned_rows, versions
 from .query import QueryResult, run_query
 from .schemas import (

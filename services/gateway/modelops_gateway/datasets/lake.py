@@ -25,7 +25,7 @@ from modelops_shared.storage import LocalStore, S3Store, open_store
 from modelops_shared.storage.delta import delta_storage_options
 from pydantic import BaseModel, Field
 
-from .errors import (
+from .domain import (
     ConcurrentWrite,
     DatasetCorrupt,
     DatasetNotFound,

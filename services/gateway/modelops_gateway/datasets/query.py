@@ -19,7 +19,7 @@ import pyarrow as pa
 from modelops_shared.settings import Settings
 from pydantic import BaseModel, Field
 
-from .errors import QueryFailed, QueryRejected, QueryTimeout
+from .domain import QueryFailed, QueryRejected, QueryTimeout
 from .lake import dataset_in_upload_order, open_table
 
 TABLE_NAME = "dataset"

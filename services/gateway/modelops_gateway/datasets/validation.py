@@ -21,7 +21,7 @@ from modelops_contracts import DatasetSchema
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from .errors import DatasetError, UnsupportedFormat, UploadTooLarge
+from .domain import DatasetError, UnsupportedFormat, UploadTooLarge
 
 MAX_REPORTED_ERRORS = 100
 BATCH_ROWS = 4096

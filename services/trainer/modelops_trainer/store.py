@@ -1,4 +1,5 @@
-"""The trainer's record of jobs (Postgres): starts counted, outcomes written with the events that announce them."""
+"""SQL: the trainer's ledger of jobs in Postgres (named `store` as in every service; the object store is
+`modelops_shared.storage`): starts counted, outcomes written with the events that announce them."""
 
 from __future__ import annotations
 

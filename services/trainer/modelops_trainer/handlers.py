@@ -1,5 +1,5 @@
-"""The job consumer: group `trainer` on training.commands.v1, one job at a time per worker, replicas sharing the
-partitions.
+"""The job consumer, the trainer's Kafka handlers: group `trainer` on training.commands.v1, one job at a time per
+worker, replicas sharing the partitions.
 
 Consumes: training.commands.v1 (group trainer). Produces: training.events.v1 and artifacts.submissions.v1 (outbox),
 training.commands.v1.dlq."""
@@ -30,7 +30,7 @@ from modelops_shared.bus import Bus
 from modelops_shared.bus.consumer import dead_letter_headers
 from modelops_shared.bus.incarnations import Incarnations, ReadRecreatedFromStart
 
-from . import ledger
+from . import store
 from .cancellation import CancelWatcher
 from .jobs import JobRunner, Outcome, StopSignal, Transient, failed
 from .settings import TrainerSettings
@@ -154,14 +154,14 @@ class JobConsumer:
             await self._commit(tp, record)
             return
         job_id = body.job_id
-        if await ledger.has_ended(self.pool, job_id):
+        if await store.has_ended(self.pool, job_id):
             log.info("job %s already ended; skipping its redelivered command", job_id)
             await self._commit(tp, record)
             return
         outcome = await self._run_job(tp, body, envelope)
         if outcome.status is None:
             return  # handed off: recorded and committed by whoever finishes it
-        recorded = await ledger.finish(
+        recorded = await store.finish(
             self.pool,
             self.bus,
             job_id,
@@ -185,7 +185,7 @@ class JobConsumer:
                 if cancelled is not None:
                     event = TrainingCancelled(job_id=spec.job_id, at_step=0, reason=cancelled.reason)
                     return Outcome(JobStatus.CANCELLED, [event], steps=0, reason=cancelled.reason)
-                attempts = await ledger.begin(self.pool, spec.job_id, self.worker)
+                attempts = await store.begin(self.pool, spec.job_id, self.worker)
                 if attempts is None:
                     return Outcome(None)  # ended by another worker since we looked
                 if attempts > self.settings.trainer_max_job_attempts:
@@ -231,7 +231,7 @@ class JobConsumer:
         if headers.get("ce_type") == StartTraining.type and record.key:
             job_id = record.key.decode()
             event = TrainingFailed(job_id=job_id, reason=f"invalid job spec: {error}"[:2000], error_type="invalid_spec")
-            await ledger.finish(self.pool, self.bus, job_id, JobStatus.FAILED, [event], cause=None, reason=event.reason)
+            await store.finish(self.pool, self.bus, job_id, JobStatus.FAILED, [event], cause=None, reason=event.reason)
             return
         dlq = dead_letter_headers(headers, record, self.settings.trainer_group, error, attempts=1)
         await self.bus.broker.publish(record.value, topic=TRAINING_COMMANDS.dlq, key=record.key, headers=dlq)
