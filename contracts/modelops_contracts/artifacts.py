@@ -14,6 +14,8 @@ SHA256_PATTERN = r"^[0-9a-f]{64}$"
 # Names and references a client sends are printable text: no control characters (nor NUL, which Postgres text cannot
 # hold). For the edges that take them; the events keep the schema they were published under.
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+# Free text (a reason): lines and tabs allowed, other control characters not.
+FREE_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 
 class ArtifactKind(StrEnum):

@@ -51,7 +51,14 @@ class ArtifactKind(StrEnum):
 
 
 class CancelRequest(BaseModel):
-    reason: Annotated[str | None, Field(max_length=2000, title="Reason")] = ""
+    reason: Annotated[
+        str | None,
+        Field(
+            max_length=2000,
+            pattern="^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$",
+            title="Reason",
+        ),
+    ] = ""
 
 
 class MaxTokens(RootModel[int]):
@@ -890,7 +897,15 @@ class PromotionRecord(BaseModel):
 
 class PromotionRequest(BaseModel):
     to_stage: Stage
-    reason: Annotated[str, Field(max_length=2000, min_length=1, title="Reason")]
+    reason: Annotated[
+        str,
+        Field(
+            max_length=2000,
+            min_length=1,
+            pattern="^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$",
+            title="Reason",
+        ),
+    ]
 
 
 class VersionList(BaseModel):

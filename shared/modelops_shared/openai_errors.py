@@ -14,8 +14,9 @@ from typing import Any
 from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.types import Receive, Scope, Send
 
-from .problems import PROBLEM_BASE, PROBLEM_JSON, Problem
+from .problems import PROBLEM_BASE, PROBLEM_JSON, RESHAPE_KEY, Problem
 
 _TYPES = {401: "authentication_error", 403: "permission_error", 429: "rate_limit_error"}
 _REPLACED_HEADERS = ("content-length", "content-type")
@@ -26,6 +27,11 @@ class OpenAIErrorRoute(APIRoute):
     """Answers every error of its routes (authentication, validation and rate limits included, since those are
     raised by its dependencies) as the app's problem+json with OpenAI's `error` member; use it as a router's
     `route_class`."""
+
+    async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Starlette answers a few errors below the route handler (a body over `max_body_size`): reshaped too.
+        scope[RESHAPE_KEY] = _with_openai_error
+        await super().handle(scope, receive, send)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()

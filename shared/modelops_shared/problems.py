@@ -1,6 +1,7 @@
-"""RFC 9457 problem details: one exception type to raise, and handlers that turn every error into
-`application/problem+json` with a stable `type` and never a stack trace (`problem_for` renders one directly, for
-a WebSocket's denial response or a route that reshapes its errors)."""
+"""RFC 9457 problem details: `Problem` for the web layer to raise (domain errors for the logic below it), handlers
+that turn every error into `application/problem+json` with a stable `type` and never a stack trace (`problem_for`
+renders one directly, for a WebSocket's denial), the middleware that does the same for Starlette's own plain-text
+errors, and `document_problems`, which makes an app's OpenAPI document say so."""
 
 from __future__ import annotations
 
@@ -12,15 +13,15 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .errors import DomainError
+from .errors import PROBLEM_BASE, PROBLEM_JSON, DomainError
 
-PROBLEM_JSON = "application/problem+json"
-PROBLEM_BASE = "https://modelops.dev/problems/"
+__all__ = ["PROBLEM_BASE", "PROBLEM_JSON", "PROBLEM_SCHEMA", "Problem", "problem_for", "problem_response"]
 # RFC 9457's members; a problem type may add its own (`errors` of a 422, `retry_after`, …).
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -37,17 +38,24 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 log = logging.getLogger(__name__)
 _UNSTORABLE_TEXT = (asyncpg.CharacterNotInRepertoireError, asyncpg.UntranslatableCharacterError)
+# Starlette's own errors with a slug of ours: HTTPStatus(413)'s phrase differs between Python versions.
+_SLUGS = {413: "body-too-large"}
+# A route class may reshape the problems the middleware writes for its routes (OpenAI's `error` member): it leaves
+# a callable under this scope key.
+RESHAPE_KEY = "modelops.reshape_problem"
 
 
-class Problem(Exception):
-    """An error a client should see: `slug` names a stable problem type, `extensions` add members."""
+class Problem(DomainError):
+    """An error a client should see, raised by the web layer: `slug` names a stable problem type, `extensions` add
+    members. Without a detail the problem has none."""
 
     def __init__(self, status: int, slug: str, detail: str | None = None, **extensions: Any) -> None:
-        super().__init__(detail or slug)
-        self.status = status
-        self.slug = slug
-        self.detail = detail
-        self.extensions = extensions
+        super().__init__(detail or slug, slug=slug, status=status, **extensions)
+        self._detail = detail
+
+    @property
+    def detail(self) -> str | None:
+        return self._detail
 
 
 def problem_response(
@@ -74,12 +82,10 @@ def unexpected_error_response(request: HTTPConnection, exc: BaseException) -> JS
 
 
 def problem_for(request: HTTPConnection, exc: Exception) -> JSONResponse:
-    """The problem response for any error: a Problem or a domain error, an HTTP exception, invalid input, or the
-    unexpected (500)."""
-    if isinstance(exc, Problem):
-        return problem_response(request, exc.status, exc.slug, exc.detail, **exc.extensions)
+    """The problem response for any error: a domain error (a Problem included), an HTTP exception, text Postgres
+    cannot store, invalid input, or the unexpected (500)."""
     if isinstance(exc, DomainError):
-        return problem_response(request, exc.status, exc.slug, str(exc), **exc.extensions)
+        return problem_response(request, exc.status, exc.slug, exc.detail, **exc.extensions)
     if isinstance(exc, StarletteHTTPException):
         detail = exc.detail if isinstance(exc.detail, str) else None
         response = problem_response(request, exc.status_code, _slug_of(exc.status_code), detail)
@@ -100,18 +106,20 @@ def problem_for(request: HTTPConnection, exc: Exception) -> JSONResponse:
 
 
 def _slug_of(status: int) -> str:
-    return HTTPStatus(status).phrase.lower().replace(" ", "-")
+    return _SLUGS.get(status) or HTTPStatus(status).phrase.lower().replace(" ", "-")
 
 
 def _allowed_methods(request: HTTPConnection) -> str:
-    """Every method the path takes: Starlette's own 405 names only those of the first route whose path matched."""
-    methods = {
-        method
-        for route in request.app.router.routes
-        if route.matches(request.scope)[0] is not Match.NONE
-        for method in getattr(route, "methods", None) or ()
-    }
-    return ", ".join(sorted(methods))
+    """The methods of the resource at this path: Starlette's own 405 names only those of the first route whose path
+    matched. A literal path (`/v1/jobs/training`) is its own resource, not an instance of a template beside it
+    (`/v1/jobs/{job_id}`). FastAPI keeps included routers whole; `iter_route_contexts` walks their routes."""
+    matched = [
+        context
+        for context in iter_route_contexts(request.app.router.routes)
+        if context.route.matches(request.scope)[0] is not Match.NONE
+    ]
+    literal = [context for context in matched if context.path == request.url.path]
+    return ", ".join(sorted({method for context in literal or matched for method in context.methods or ()}))
 
 
 class PlainErrorsAsProblems:
@@ -136,9 +144,9 @@ class PlainErrorsAsProblems:
                 await send(message)
             elif not message.get("more_body"):
                 status = plain_status
-                await problem_response(HTTPConnection(scope), status, _slug_of(status), HTTPStatus(status).phrase)(
-                    scope, receive, send
-                )
+                problem = problem_response(HTTPConnection(scope), status, _slug_of(status), HTTPStatus(status).phrase)
+                reshape = scope.get(RESHAPE_KEY)
+                await (reshape(problem) if reshape else problem)(scope, receive, send)
 
         await self.app(scope, receive, send_as_problem)
 
@@ -151,7 +159,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         return problem_for(request, exc)
 
-    for error_type in (Problem, DomainError, StarletteHTTPException, RequestValidationError, Exception):
+    # Each named here is answered inside the app; only `Exception` is left to Starlette's outermost middleware.
+    for error_type in (DomainError, StarletteHTTPException, RequestValidationError, *_UNSTORABLE_TEXT, Exception):
         app.add_exception_handler(error_type, on_error)
     app.add_middleware(PlainErrorsAsProblems)
 

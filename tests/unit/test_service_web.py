@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
+import asyncpg
 import httpx
 import openai
 import pytest
@@ -45,6 +46,16 @@ async def complete(body: Body, context: ContextDep) -> dict[str, str]:
     if body.model != context.name:
         raise Problem(404, "model_not_found", f"the model {body.model} does not exist", param="model")
     raise Problem(429, "queue-full", "too many requests", retry_after=3)
+
+
+@router.post("/bounded", max_body_size=16)
+async def bounded(body: Body) -> dict[str, str]:
+    return {"model": body.model}
+
+
+@router.get("/unstorable")
+async def unstorable() -> None:
+    raise asyncpg.CharacterNotInRepertoireError('invalid byte sequence for encoding "UTF8": 0x00')
 
 
 def _app(overrides: DependencyOverrides | None = None) -> FastAPI:
@@ -131,3 +142,26 @@ def test_a_stream_error_has_the_same_member() -> None:
         "code": "generation-failed",
     }
     assert openai_error_of(Problem(400, "one-prompt", "send one prompt", param="prompt"))["param"] == "prompt"
+
+
+async def test_text_postgres_cannot_store_is_the_clients_422() -> None:
+    async with _client(_app()) as client:
+        answer = await client.get("/v1/unstorable")
+    assert answer.status_code == 422
+    assert answer.json()["type"].endswith("/invalid-text")
+
+
+async def test_starlettes_own_413_is_a_problem_with_openais_member_and_a_stable_slug() -> None:
+    async with _client(_app()) as client:
+        answer = await client.post("/v1/bounded", json={"model": "m" * 64, "max_tokens": 1})
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith(PROBLEM_JSON)
+    assert answer.json()["type"].endswith("/body-too-large")
+    assert answer.json()["error"]["code"] == "body-too-large"
+
+
+async def test_a_405_names_every_method_of_the_path() -> None:
+    async with _client(_app()) as client:
+        answer = await client.delete("/v1/context")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "GET"

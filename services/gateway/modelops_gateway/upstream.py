@@ -7,27 +7,24 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from modelops_shared.errors import DomainError
+from modelops_shared.errors import PROBLEM_JSON, DomainError
 from modelops_shared.telemetry import REQUEST_ID, current_trace_headers, request_id_var
 
 RETRY_AFTER_S = 5
-PROBLEM_JSON = "application/problem+json"
 
 
 class UpstreamUnavailable(DomainError):
     status = 503
 
     def __init__(self, upstream: str, detail: str) -> None:
-        super().__init__(detail, retry_after=RETRY_AFTER_S)
-        self.slug = f"{upstream}-unavailable"
+        super().__init__(detail, slug=f"{upstream}-unavailable", retry_after=RETRY_AFTER_S)
 
 
 class UpstreamFailed(DomainError):
     status = 502
 
     def __init__(self, upstream: str, detail: str, **extensions: Any) -> None:
-        super().__init__(detail, **extensions)
-        self.slug = f"{upstream}-error"
+        super().__init__(detail, slug=f"{upstream}-error", **extensions)
 
 
 class Upstream:

@@ -20,7 +20,9 @@ from modelops_contracts import (
 )
 from modelops_contracts.catalog import TRAINING_EVENTS
 
+from .conftest import RunningGateway
 from .jobs_support import JobWorld, job_when
+from .support import Key
 from .test_gateway_auth import assert_problem
 
 
@@ -223,3 +225,14 @@ async def test_jobs_are_listed_newest_first_a_page_at_a_time(gateway, world):
         assert [j["id"] for j in first["data"]] == ids[::-1][:2]
         second = (await view.get("/v1/jobs", params={"limit": 2, "cursor": first["next_cursor"]})).json()
         assert second["data"][0]["id"] == ids[0]
+
+
+async def test_text_postgres_cannot_store_is_a_422_not_a_500(gateway: RunningGateway, keys: dict[str, Key]) -> None:
+    # Found by fuzzing: a NUL byte reached Postgres and came back as a 500. The edge refuses it now, and a NUL that
+    # still reached the database would be answered as the client's error.
+    async with gateway.client(keys["viewer"].secret) as viewer, gateway.client(keys["developer"].secret) as dev:
+        listed = await viewer.get("/v1/files", params={"after": "file-\x00"})
+        assert listed.status_code == 422, listed.text
+        cancelled = await dev.post("/v1/jobs/ftjob-nope/cancel", json={"reason": "stop\x00now"})
+        assert cancelled.status_code == 422, cancelled.text
+        assert cancelled.headers["content-type"].startswith("application/problem+json")

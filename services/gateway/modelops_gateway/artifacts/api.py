@@ -41,9 +41,9 @@ from ..web.auth import Approver, Developer, Role, require
 from ..web.forms import form_model
 from ..web.idempotency import Idempotent
 from ..web.multipart import form_parts
-from ..web.openapi import IMPORT_BODY, problems
+from ..web.openapi import problems
 from ..web.relay import forwarded, streamed
-from .schemas import ArtifactAccepted, ArtifactImport, PromotionRequest
+from .schemas import IMPORT_BODY, ArtifactAccepted, ArtifactImport, PromotionRequest
 from .uploads import receive_upload
 
 JSON_BODY_LIMIT = 64 * 1024

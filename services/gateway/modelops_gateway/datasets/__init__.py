@@ -1,9 +1,10 @@
 """Datasets: validate uploads row by row, keep each dataset as a versioned Delta Lake table, query a version
 read-only, announce each version once; the routes over them (api.py) and OpenAI's files API.
 
-Below api.py nothing speaks HTTP. Every error is a `DatasetError`, a domain error with a slug, a status and a
-message safe to show. Validation of a stream is async; the library's other calls block (run them in a worker thread).
-The names below are the dataset library's public face, for code outside the package (tests, tools)."""
+Below api.py nothing speaks HTTP. The library's errors are `DatasetError`s (domain.py), domain errors with a slug,
+a status and a message safe to show; a malformed upload is the multipart parser's `UploadRejected`. Validation of
+a stream is async; the library's other calls block (run them in a worker thread). The names below are the dataset
+library's public face, for code outside the package (tests, tools)."""
 
 from .domain import (
     ConcurrentWrite,

@@ -24,13 +24,15 @@ from ..web.auth import Developer, Role, Viewer, require
 from ..web.forms import form_model
 from ..web.idempotency import Idempotent
 from ..web.multipart import form_parts
-from ..web.openapi import DATASET_BODY, FILE_BODY, problems
+from ..web.openapi import problems
 from . import store
 from .announcer import dataset_id
 from .domain import FileNotFound
 from .lake import NAME_PATTERN, describe, list_datasets, read_pinned_rows, versions
 from .query import QueryResult, run_query
 from .schemas import (
+    DATASET_BODY,
+    FILE_BODY,
     DatasetPage,
     DatasetRows,
     DatasetUpload,

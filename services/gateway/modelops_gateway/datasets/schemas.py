@@ -9,8 +9,9 @@ import asyncpg
 from modelops_contracts import DatasetSchema
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ..web.openapi import multipart_body
 from .announcer import dataset_id
-from .lake import DatasetVersion, check_name
+from .lake import NAME_PATTERN, DatasetVersion, check_name
 
 
 class DatasetView(BaseModel):
@@ -122,3 +123,33 @@ class FileUpload(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     purpose: Literal["fine-tune"] = Field(description="Only fine-tuning files are kept here")
+
+
+DATASET_BODY = multipart_body(
+    ["name", "schema", "file"],
+    {
+        "name": {
+            "type": "string",
+            "pattern": NAME_PATTERN.pattern,
+            "description": "The dataset; its first upload creates it as version 0, each later one adds a version",
+        },
+        "schema": {"type": "string", "enum": [kind.value for kind in DatasetSchema]},
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "The rows; the filename's extension tells the format: .jsonl, .ndjson, .csv, .parquet, .pq",
+        },
+    },
+)
+
+FILE_BODY = multipart_body(
+    ["file", "purpose"],
+    {
+        "file": {
+            "type": "string",
+            "format": "binary",
+            "description": "JSONL in OpenAI's chat fine-tuning format, one {messages: [...]} example a line",
+        },
+        "purpose": {"type": "string", "enum": ["fine-tune"]},
+    },
+)

@@ -1,7 +1,7 @@
 """The one path from an uploaded dataset file to an announced version, for `POST /v1/datasets` and `POST /v1/files`:
 the file part spooled and hashed as it streams (`received_form`), every row validated (`validated_rows`), then a
-new Delta version committed and announced in the caller's transaction (`commit_version`; announcer.py explains the
-order)."""
+new Delta version committed and announced in the caller's transaction (`commit_version`; why in that order: the
+gateway README, "Datasets: one Delta commit, one announcement")."""
 
 from __future__ import annotations
 

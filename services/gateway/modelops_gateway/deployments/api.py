@@ -16,7 +16,6 @@ from modelops_contracts import Deploy
 from modelops_contracts.deployments import DEPLOYMENT_NAME
 from modelops_contracts.openai_requests import ChatCompletionRequest, CompletionRequest
 from modelops_shared.openai_errors import OpenAIErrorRoute
-from modelops_shared.problems import Problem
 
 from ..deps import GatewayDep, InferenceDep
 from ..web.auth import Developer, Viewer
@@ -24,6 +23,7 @@ from ..web.idempotency import Idempotent
 from ..web.openapi import problems
 from ..web.relay import forwarded, streamed
 from . import store
+from .domain import DeploymentNotFound
 from .schemas import DeploymentAccepted, DeploymentRemoval, DeploymentView, DeployRequest
 
 JSON_BODY_LIMIT = 64 * 1024
@@ -81,7 +81,7 @@ async def get_deployment(
     upstream = await inference.request("GET", f"/v1/deployments/{name}")
     if upstream.status_code == 404:
         if row is None:
-            raise Problem(404, "deployment-not-found", f"no deployment {name}")
+            raise DeploymentNotFound(name)
         return DeploymentView.queued(row)
     if upstream.status_code != 200:
         raise inference.failure(upstream.status_code)
@@ -96,7 +96,7 @@ async def undeploy(caller: Developer, gateway: GatewayDep, inference: InferenceD
             # Deployed some other way (or before this gateway kept a record): the inference service still knows it.
             upstream = await inference.request("GET", f"/v1/deployments/{name}")
             if upstream.status_code != 200:
-                raise Problem(404, "deployment-not-found", f"no deployment {name}")
+                raise DeploymentNotFound(name)
         await store.stage_undeploy(conn, gateway.runtime.bus, name, requested_by=caller.name)
     return JSONResponse(DeploymentRemoval(name=name, status="removing").model_dump(), 202)
 

@@ -3,8 +3,6 @@ answer each as problem+json (its `param` names the request field at fault, for O
 
 from __future__ import annotations
 
-from typing import Any
-
 from modelops_shared.errors import Conflict, Invalid, NotFound
 
 # The one entry of a job's timeline that the gateway writes itself; the others are TrainingEventType's.
@@ -26,16 +24,9 @@ class JobFinished(Conflict):
 
 
 class UnknownReference(NotFound):
-    """A base model or dataset (version) the registry has not registered."""
-
-    def __init__(self, slug: str, detail: str, **extensions: Any) -> None:
-        super().__init__(detail, **extensions)
-        self.slug = slug
+    """A base model or dataset (version) the registry has not registered; `slug=` says which."""
 
 
 class UnusableReference(Invalid):
-    """A registered artifact a job cannot train with: revoked, of another kind, rows of another schema."""
-
-    def __init__(self, slug: str, detail: str, **extensions: Any) -> None:
-        super().__init__(detail, **extensions)
-        self.slug = slug
+    """A registered artifact a job cannot train with (revoked, of another kind, rows of another schema); `slug=`
+    says which."""

@@ -14,10 +14,8 @@ from typing import Any
 
 from modelops_contracts import (
     Deploy,
-    JobStatus,
     Message,
     TrainingCancelled,
-    TrainingCheckpointed,
     TrainingCompleted,
     TrainingEventType,
     TrainingFailed,
@@ -33,19 +31,19 @@ log = logging.getLogger(__name__)
 
 
 def change_of(message: Message, at: datetime) -> tuple[TrainingEventType, dict[str, Any]]:
-    """The job event's type and the job columns it sets."""
+    """The job event's type and the job columns it sets: the status its type leaves the job in (contracts say
+    which), and what it reports. A checkpoint changes no column; any other message is a ValueError."""
+    event = TrainingEventType.of(message)
     match message:
         case TrainingStarted():
-            return TrainingEventType.STARTED, {
-                "status": JobStatus.RUNNING,
+            reported = {
                 "worker": message.worker,
                 "total_steps": message.total_steps,
                 "step": message.resumed_from_step,
                 "started_at": at,
             }
         case TrainingProgressed():
-            return TrainingEventType.PROGRESSED, {
-                "status": JobStatus.RUNNING,
+            reported = {
                 "step": message.step,
                 "total_steps": message.total_steps,
                 "loss": message.loss,
@@ -53,11 +51,8 @@ def change_of(message: Message, at: datetime) -> tuple[TrainingEventType, dict[s
                 "tokens_per_second": message.tokens_per_second,
                 "estimated_finish": at + timedelta(seconds=message.eta_seconds),
             }
-        case TrainingCheckpointed():
-            return TrainingEventType.CHECKPOINTED, {}
         case TrainingCompleted():
-            return TrainingEventType.COMPLETED, {
-                "status": JobStatus.COMPLETED,
+            reported = {
                 "step": message.steps,
                 "metrics": message.metrics,
                 "adapter_artifact_id": message.adapter_artifact_id,
@@ -65,20 +60,17 @@ def change_of(message: Message, at: datetime) -> tuple[TrainingEventType, dict[s
                 "finished_at": at,
             }
         case TrainingFailed():
-            return TrainingEventType.FAILED, {
-                "status": JobStatus.FAILED,
+            reported = {
                 "failure_reason": message.reason,
                 "error_type": message.error_type,
                 "estimated_finish": None,
                 "finished_at": at,
             }
         case TrainingCancelled():
-            return TrainingEventType.CANCELLED, {
-                "status": JobStatus.CANCELLED,
-                "estimated_finish": None,
-                "finished_at": at,
-            }
-    raise TypeError(f"{message.type} is not a training event")
+            reported = {"estimated_finish": None, "finished_at": at}
+        case _:
+            return event, {}
+    return event, {"status": event.status, **reported}
 
 
 async def project(message: Message, context: MessageContext) -> None:

@@ -104,7 +104,9 @@ async def _base_model(lookups: RegistryLookups, ref: str, fields: Fields) -> dic
         pending = response.json().get("submission_status") if response.status_code == 404 else None
         if pending:
             detail = f"artifact {ref} is {pending}, not registered"
-    raise UnknownReference("base-model-not-found", f"{fields.base_model}: {detail}", param=fields.base_model)
+    raise UnknownReference(
+        slug="base-model-not-found", detail=f"{fields.base_model}: {detail}", param=fields.base_model
+    )
 
 
 async def _dataset_version(
@@ -138,11 +140,11 @@ async def _dataset_version(
         await asyncio.sleep(REGISTRY_POLL_S)
     if not versions:
         raise UnknownReference(
-            "dataset-not-found", f"{fields.dataset}: no registered dataset {name!r}", param=fields.dataset
+            slug="dataset-not-found", detail=f"{fields.dataset}: no registered dataset {name!r}", param=fields.dataset
         )
     raise UnknownReference(
-        "dataset-version-not-found",
-        f"{fields.dataset_version}: dataset {name!r} has no registered version {version}",
+        slug="dataset-version-not-found",
+        detail=f"{fields.dataset_version}: dataset {name!r} has no registered version {version}",
         param=fields.dataset_version,
         versions=sorted(versions),
     )
@@ -159,25 +161,27 @@ async def _versions(lookups: RegistryLookups, name: str, *, fresh: bool) -> dict
 def _usable_base_model(record: dict[str, Any], fields: Fields) -> dict[str, Any]:
     if record["kind"] != ArtifactKind.BASE_MODEL.value:
         raise UnusableReference(
-            "not-a-base-model",
-            f"{fields.base_model}: artifact {record['id']} is a {record['kind']}",
+            slug="not-a-base-model",
+            detail=f"{fields.base_model}: artifact {record['id']} is a {record['kind']}",
             param=fields.base_model,
         )
     if record["stage"] == Stage.REVOKED.value:
         raise UnusableReference(
-            "base-model-revoked", f"{fields.base_model}: {record['id']} is revoked", param=fields.base_model
+            slug="base-model-revoked", detail=f"{fields.base_model}: {record['id']} is revoked", param=fields.base_model
         )
     return record
 
 
 def _usable_dataset(record: dict[str, Any], method: str, fields: Fields) -> dict[str, Any]:
     if record["stage"] == Stage.REVOKED.value:
-        raise UnusableReference("dataset-revoked", f"{fields.dataset}: {record['id']} is revoked", param=fields.dataset)
+        raise UnusableReference(
+            slug="dataset-revoked", detail=f"{fields.dataset}: {record['id']} is revoked", param=fields.dataset
+        )
     schema = (record.get("metadata") or {}).get("schema")
     if schema is not None and schema not in _SCHEMAS_OF_METHOD[method]:
         raise UnusableReference(
-            "dataset-schema-mismatch",
-            f"{fields.dataset}: {method} trains on {' or '.join(sorted(_SCHEMAS_OF_METHOD[method]))} rows;"
+            slug="dataset-schema-mismatch",
+            detail=f"{fields.dataset}: {method} trains on {' or '.join(sorted(_SCHEMAS_OF_METHOD[method]))} rows;"
             f" {record['name']} holds {schema} rows",
             param=fields.dataset,
         )

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from modelops_contracts import JobStatus
+from modelops_contracts.artifacts import FREE_TEXT_PATTERN
 from pydantic import BaseModel, Field
 
 from .store import Job, JobEvent
@@ -97,7 +98,7 @@ class JobPage(BaseModel):
 
 
 class CancelRequest(BaseModel):
-    reason: str = Field("", max_length=2000)
+    reason: str = Field("", max_length=2000, pattern=FREE_TEXT_PATTERN)
 
 
 def wire(event: JobEvent) -> dict[str, Any]:

@@ -1,2 +1,2 @@
-"""Web plumbing every feature's routes share: callers and roles, idempotency, rate limits, multipart bodies, relayed
-upstream answers, OpenAPI problem fragments and OpenAI's error shape."""
+"""Web plumbing every feature's routes share: callers and roles (auth), idempotency, rate limits, multipart bodies
+and their text fields (multipart, forms), upstream answers handed on (relay), and OpenAPI fragments (openapi)."""

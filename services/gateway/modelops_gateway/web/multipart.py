@@ -1,5 +1,5 @@
 """Multipart bodies parsed as they arrive: `form_parts` yields text fields (small, read whole) and file parts (to
-stream on), and hashes nothing to disk. Framework-free, so that the upload logic of datasets and artifacts can read
+stream on), and spools nothing to disk. Framework-free, so that the upload logic of datasets and artifacts can read
 parts without knowing the request; what is malformed or too large is an `UploadRejected`."""
 
 from __future__ import annotations
@@ -21,9 +21,7 @@ class UploadRejected(DomainError):
     """An upload refused as a whole; `status` and `slug` say why (413 too large, 415 not multipart, …)."""
 
     def __init__(self, status: int, slug: str, detail: str, **extensions: Any) -> None:
-        super().__init__(detail, **extensions)
-        self.status = status
-        self.slug = slug
+        super().__init__(detail, slug=slug, status=status, **extensions)
 
 
 @dataclass(frozen=True)

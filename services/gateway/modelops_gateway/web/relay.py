@@ -13,7 +13,7 @@ from fastapi.responses import StreamingResponse
 from ..upstream import Upstream
 
 # A buffered body is re-encoded by us (httpx decodes it), so only the headers that describe its meaning pass.
-BUFFERED_HEADERS = ("content-type", "digest", "retry-after", "cache-control")
+BUFFERED_HEADERS = ("content-type", "digest", "retry-after", "cache-control", "x-should-retry")
 # Raw bytes pass as they are, so their encoding and length still describe them.
 STREAMED_HEADERS = (*BUFFERED_HEADERS, "content-length", "content-encoding", "x-accel-buffering")
 

@@ -13,7 +13,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Header, HTTPException, Query, Response, WebSocket, WebSocketDisconnect
 from modelops_shared.errors import DomainError
-from modelops_shared.problems import Problem, problem_for
+from modelops_shared.problems import problem_for
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from ...deps import GatewayDep
@@ -81,7 +81,7 @@ async def job_events_socket(
         await authenticate_websocket(websocket, gateway, Role.VIEWER, api_key)
         if await get_job(gateway.runtime.pool, job_id) is None:
             raise JobNotFound(job_id)
-    except (Problem, DomainError, HTTPException) as refusal:
+    except (DomainError, HTTPException) as refusal:
         await websocket.send_denial_response(problem_for(websocket, refusal))
         return
     await websocket.accept()
