@@ -30,6 +30,7 @@ import openai
 from modelops_sdk import Client
 from modelops_sdk.errors import ApiError, ConnectionFailed, ModelOpsError, hint_for
 from modelops_sdk.events import JobEvent
+from modelops_sdk.models import DeploymentStatus, DeploymentView
 from modelops_sdk.verify import check_files, key_id, verify_bundle
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -197,22 +198,17 @@ def promote(client: Client, adapter_id: str) -> list[str]:
     return stages
 
 
-def deploy(client: Client, name: str, base_id: str, adapters: list[str], timeout_s: float = 180) -> dict[str, Any]:
-    body = {"name": name, "base_model": base_id, "adapters": adapters}
-    client.http.request("POST", "/v1/deployments", creates=True, json=body)
-    deadline = time.monotonic() + timeout_s
-    while True:
-        view: dict[str, Any] = client.http.request("GET", f"/v1/deployments/{name}").json()
-        # Deploying a name again replaces it: until the inference service has picked the new one up, the old one
-        # may still read "ready", so wait for this one's adapters.
-        if view["status"] == "ready" and list(view.get("adapter_ids") or []) == adapters:
-            console.print(f"deployment {name}: ready, answers to {view.get('models')}")
-            return view
-        if view["status"] == "failed":
-            sys.exit(f"deployment {name} failed: {view.get('reason')}")
-        if time.monotonic() > deadline:
-            sys.exit(f"deployment {name} still {view['status']} after {timeout_s:.0f} s")
-        time.sleep(0.5)
+def deploy(client: Client, name: str, base_id: str, adapters: list[str], timeout_s: float = 180) -> DeploymentView:
+    client.deployments.create(name, base_id, adapters)
+    try:
+        # Deploying a name again replaces it: `wait` waits past the one it replaces, which serves other adapters.
+        view = client.deployments.wait(name, adapters, timeout_s=timeout_s)
+    except TimeoutError as error:
+        sys.exit(str(error))
+    if view.status == DeploymentStatus.failed:
+        sys.exit(f"deployment {name} failed: {view.reason}")
+    console.print(f"deployment {name}: ready, answers to {view.models}")
+    return view
 
 
 def ask(ai: openai.OpenAI, model: str, test: list[tuple[str, str]]) -> tuple[float, list[str]]:
@@ -323,7 +319,7 @@ def demo(args: argparse.Namespace) -> None:
         for (x, t), b, a in list(zip(test, base_answers, adapter_answers, strict=True))[:8]:
             table.add_row(t.format(x=x), successor(x), repr(b), repr(a))
         console.print(table)
-        chain = lineage_chain(client, adapter_id, job.id, deployed["name"])
+        chain = lineage_chain(client, adapter_id, job.id, deployed.name)
 
     elapsed = time.monotonic() - started
     step("summary")

@@ -170,7 +170,7 @@ class DeploymentRemoval(BaseModel):
     status: Annotated[Literal["removing"], Field(title="Status")]
 
 
-class Status(StrEnum):
+class DeploymentStatus(StrEnum):
     queued = "queued"
     loading = "loading"
     ready = "ready"
@@ -179,7 +179,7 @@ class Status(StrEnum):
 
 class DeploymentView(BaseModel):
     name: Annotated[str, Field(title="Name")]
-    status: Annotated[Status, Field(title="Status")]
+    status: DeploymentStatus
     reason: Annotated[str | None, Field(description="Why it failed", title="Reason")] = None
     base_model: Annotated[str, Field(title="Base Model")]
     base_model_id: Annotated[str | None, Field(title="Base Model Id")] = None
@@ -255,7 +255,7 @@ class FileObject(BaseModel):
     ] = "processed"
 
 
-class Status1(StrEnum):
+class Status(StrEnum):
     validating_files = "validating_files"
     queued = "queued"
     running = "running"
@@ -762,7 +762,7 @@ class FineTuningJob(BaseModel):
     fine_tuned_model: Annotated[str | None, Field(title="Fine Tuned Model")]
     organization_id: Annotated[str, Field(title="Organization Id")]
     result_files: Annotated[list[str], Field(title="Result Files")]
-    status: Annotated[Status1, Field(title="Status")]
+    status: Annotated[Status, Field(title="Status")]
     trained_tokens: Annotated[int | None, Field(title="Trained Tokens")]
     training_file: Annotated[str, Field(title="Training File")]
     validation_file: Annotated[str | None, Field(title="Validation File")]

@@ -1,4 +1,5 @@
-"""What both clients send: multipart bodies for uploads, query parameters, and training requests."""
+"""What both clients send and parse: multipart bodies for uploads, query parameters, training requests, and OpenAI's
+chat completions (the body of one question, the pieces of a streamed answer)."""
 
 from __future__ import annotations
 
@@ -58,3 +59,17 @@ def training_body(request: TrainingJobRequest | None, fields: dict[str, Any]) ->
     """A training request as JSON, only the fields set: the gateway applies its own defaults to the rest."""
     model = request or TrainingJobRequest.model_validate(fields)
     return model.model_dump(mode="json", exclude_unset=True, by_alias=True)
+
+
+def chat_body(model: str, question: str, sampling: dict[str, Any], *, stream: bool) -> dict[str, Any]:
+    """One user message to `model`, with OpenAI's sampling fields (`max_tokens`, `temperature`, …) as given."""
+    return {"model": model, "messages": [{"role": "user", "content": question}], "stream": stream, **sampling}
+
+
+def chat_delta(line: str) -> str | None:
+    """The text a line of a streamed chat completion adds (Server-Sent Events: `data: {chunk}`), if any."""
+    if not line.startswith("data:") or (data := line.removeprefix("data:").strip()) == "[DONE]":
+        return None
+    choices = json.loads(data).get("choices") or [{}]
+    content = (choices[0].get("delta") or {}).get("content")
+    return content if isinstance(content, str) and content else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 # Only for asyncio.sleep, which unasync turns into time.sleep in the generated twin.
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from time import monotonic
 from typing import Any, Self
@@ -26,6 +26,10 @@ from ..models import (
     DatasetPage,
     DatasetRows,
     DatasetView,
+    DeploymentAccepted,
+    DeploymentRemoval,
+    DeploymentStatus,
+    DeploymentView,
     JobAccepted,
     JobPage,
     JobView,
@@ -36,7 +40,7 @@ from ..models import (
     TrainingJobRequest,
     VersionList,
 )
-from ..payloads import artifact_fields, artifact_parts, file_part, params, training_body
+from ..payloads import artifact_fields, artifact_parts, chat_body, chat_delta, file_part, params, training_body
 from ..retrying import RetryPolicy
 from . import events
 from .http import AsyncHttp
@@ -49,6 +53,7 @@ PathList = list[Path]
 FileList = list[ArtifactFile]
 KeyList = list[SigningKey]
 PromotionList = list[PromotionRecord]
+DeploymentList = list[DeploymentView]
 
 
 class ApiKeys:
@@ -229,6 +234,61 @@ class Jobs:
         return await self.show(job_id)
 
 
+class Deployments:
+    def __init__(self, http: AsyncHttp) -> None:
+        self.http = http
+
+    async def create(self, name: str, base_model: str, adapters: Sequence[str] = ()) -> DeploymentAccepted:
+        """Serve `base_model` (an artifact id) with `adapters` under `name`; deploying a name again replaces it."""
+        body = {"name": name, "base_model": base_model, "adapters": list(adapters)}
+        return await self.http.call(DeploymentAccepted, "POST", "/v1/deployments", json=body, creates=True)
+
+    async def list(self) -> DeploymentList:
+        return await self.http.call(DeploymentList, "GET", "/v1/deployments")
+
+    async def show(self, name: str) -> DeploymentView:
+        return await self.http.call(DeploymentView, "GET", f"/v1/deployments/{name}")
+
+    async def delete(self, name: str) -> DeploymentRemoval:
+        return await self.http.call(DeploymentRemoval, "DELETE", f"/v1/deployments/{name}")
+
+    async def wait(
+        self, name: str, adapters: Sequence[str] | None = None, timeout_s: float = 300, poll_s: float = 0.5
+    ) -> DeploymentView:
+        """The deployment once `ready` or `failed` (check `status`); a TimeoutError after `timeout_s`. With
+        `adapters`, a deployment that still serves other adapters is the one it replaces, and is waited past."""
+        deadline = monotonic() + timeout_s
+        while True:
+            view = await self.show(name)
+            current = adapters is None or list(view.adapter_ids or []) == list(adapters)
+            if view.status == DeploymentStatus.failed or (view.status == DeploymentStatus.ready and current):
+                return view
+            if monotonic() > deadline:
+                raise TimeoutError(f"deployment {name} is still {view.status} after {timeout_s:g} s")
+            await asyncio.sleep(poll_s)
+
+
+class Chat:
+    """OpenAI's chat completions through the gateway, for a quick question; use the `openai` client for the rest."""
+
+    def __init__(self, http: AsyncHttp) -> None:
+        self.http = http
+
+    async def ask(self, model: str, question: str, **sampling: Any) -> str:
+        """The whole answer to one user message."""
+        body = chat_body(model, question, sampling, stream=False)
+        answer = await self.http.call(Json, "POST", "/v1/chat/completions", json=body)
+        return str(answer["choices"][0]["message"]["content"] or "")
+
+    async def stream(self, model: str, question: str, **sampling: Any) -> AsyncIterator[str]:
+        """The answer to one user message, piece by piece as the model writes it."""
+        body = chat_body(model, question, sampling, stream=True)
+        async with self.http.stream("POST", "/v1/chat/completions", json=body) as response:
+            async for line in response.aiter_lines():
+                if (piece := chat_delta(line)) is not None:
+                    yield piece
+
+
 class AsyncClient:
     """The ModelOps gateway. Use it as a context manager, or close it when done."""
 
@@ -248,6 +308,8 @@ class AsyncClient:
         self.datasets = Datasets(self.http)
         self.artifacts = Artifacts(self.http)
         self.jobs = Jobs(self.http)
+        self.deployments = Deployments(self.http)
+        self.chat = Chat(self.http)
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 # Only for asyncio.sleep, which unasync turns into time.sleep in the generated twin.
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from time import monotonic
 from typing import Any, Self
@@ -27,6 +27,10 @@ from ..models import (
     DatasetPage,
     DatasetRows,
     DatasetView,
+    DeploymentAccepted,
+    DeploymentRemoval,
+    DeploymentStatus,
+    DeploymentView,
     JobAccepted,
     JobPage,
     JobView,
@@ -37,7 +41,7 @@ from ..models import (
     TrainingJobRequest,
     VersionList,
 )
-from ..payloads import artifact_fields, artifact_parts, file_part, params, training_body
+from ..payloads import artifact_fields, artifact_parts, chat_body, chat_delta, file_part, params, training_body
 from ..retrying import RetryPolicy
 from . import events
 from .http import SyncHttp
@@ -50,6 +54,7 @@ PathList = list[Path]
 FileList = list[ArtifactFile]
 KeyList = list[SigningKey]
 PromotionList = list[PromotionRecord]
+DeploymentList = list[DeploymentView]
 
 
 class ApiKeys:
@@ -226,6 +231,61 @@ class Jobs:
         return self.show(job_id)
 
 
+class Deployments:
+    def __init__(self, http: SyncHttp) -> None:
+        self.http = http
+
+    def create(self, name: str, base_model: str, adapters: Sequence[str] = ()) -> DeploymentAccepted:
+        """Serve `base_model` (an artifact id) with `adapters` under `name`; deploying a name again replaces it."""
+        body = {"name": name, "base_model": base_model, "adapters": list(adapters)}
+        return self.http.call(DeploymentAccepted, "POST", "/v1/deployments", json=body, creates=True)
+
+    def list(self) -> DeploymentList:
+        return self.http.call(DeploymentList, "GET", "/v1/deployments")
+
+    def show(self, name: str) -> DeploymentView:
+        return self.http.call(DeploymentView, "GET", f"/v1/deployments/{name}")
+
+    def delete(self, name: str) -> DeploymentRemoval:
+        return self.http.call(DeploymentRemoval, "DELETE", f"/v1/deployments/{name}")
+
+    def wait(
+        self, name: str, adapters: Sequence[str] | None = None, timeout_s: float = 300, poll_s: float = 0.5
+    ) -> DeploymentView:
+        """The deployment once `ready` or `failed` (check `status`); a TimeoutError after `timeout_s`. With
+        `adapters`, a deployment that still serves other adapters is the one it replaces, and is waited past."""
+        deadline = monotonic() + timeout_s
+        while True:
+            view = self.show(name)
+            current = adapters is None or list(view.adapter_ids or []) == list(adapters)
+            if view.status == DeploymentStatus.failed or (view.status == DeploymentStatus.ready and current):
+                return view
+            if monotonic() > deadline:
+                raise TimeoutError(f"deployment {name} is still {view.status} after {timeout_s:g} s")
+            time.sleep(poll_s)
+
+
+class Chat:
+    """OpenAI's chat completions through the gateway, for a quick question; use the `openai` client for the rest."""
+
+    def __init__(self, http: SyncHttp) -> None:
+        self.http = http
+
+    def ask(self, model: str, question: str, **sampling: Any) -> str:
+        """The whole answer to one user message."""
+        body = chat_body(model, question, sampling, stream=False)
+        answer = self.http.call(Json, "POST", "/v1/chat/completions", json=body)
+        return str(answer["choices"][0]["message"]["content"] or "")
+
+    def stream(self, model: str, question: str, **sampling: Any) -> Iterator[str]:
+        """The answer to one user message, piece by piece as the model writes it."""
+        body = chat_body(model, question, sampling, stream=True)
+        with self.http.stream("POST", "/v1/chat/completions", json=body) as response:
+            for line in response.iter_lines():
+                if (piece := chat_delta(line)) is not None:
+                    yield piece
+
+
 class Client:
     """The ModelOps gateway. Use it as a context manager, or close it when done."""
 
@@ -245,6 +305,8 @@ class Client:
         self.datasets = Datasets(self.http)
         self.artifacts = Artifacts(self.http)
         self.jobs = Jobs(self.http)
+        self.deployments = Deployments(self.http)
+        self.chat = Chat(self.http)
 
     def close(self) -> None:
         self.http.close()

@@ -1,14 +1,16 @@
-"""The `modelops` CLI: `config`, `datasets`, `jobs` and `artifacts` commands over the SDK; every command takes `--json`.
+"""The `modelops` CLI: `config`, `datasets`, `jobs`, `artifacts`, `deploy` and `chat` commands over the SDK; every
+command but `chat` takes `--json`.
 
 Exit codes: 0 ok; 1 user error (bad input, a 4xx answer, a job that failed or was cancelled under `jobs wait`);
-2 server error (a 5xx answer, the gateway unreachable); 3 verification failed (`artifacts verify`)."""
+2 server error (a 5xx answer, the gateway unreachable); 3 verification failed (`artifacts verify`). A deployment that
+failed to load under `deploy create` is a user error (1)."""
 
 from __future__ import annotations
 
 import sys
 
 from ..errors import ApiError, ConnectionFailed, VerificationFailed
-from . import artifacts, datasets, jobs
+from . import artifacts, datasets, deployments, jobs
 from .app import app, err
 
 OK, USER_ERROR, SERVER_ERROR, VERIFY_FAILED = 0, 1, 2, 3
@@ -17,6 +19,7 @@ USAGE_ERROR = 2  # what click exits with on a bad command line: ours is a user e
 app.add_typer(datasets.app, name="datasets")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(artifacts.app, name="artifacts")
+app.add_typer(deployments.app, name="deploy")
 
 
 def run(argv: list[str]) -> int:

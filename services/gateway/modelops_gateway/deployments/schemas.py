@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -10,7 +11,12 @@ from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_contracts.deployments import DEPLOYMENT_NAME
 from pydantic import BaseModel, Field
 
-Status = Literal["queued", "loading", "ready", "failed"]
+
+class DeploymentStatus(StrEnum):
+    QUEUED = "queued"
+    LOADING = "loading"
+    READY = "ready"
+    FAILED = "failed"
 
 
 class DeployRequest(BaseModel):
@@ -37,7 +43,7 @@ class DeploymentView(BaseModel):
     """A deployment as the inference service serves it, or `queued` while it has not picked the Deploy up."""
 
     name: str
-    status: Status
+    status: DeploymentStatus
     reason: str | None = Field(None, description="Why it failed")
     base_model: str
     base_model_id: str | None = None
@@ -52,7 +58,7 @@ class DeploymentView(BaseModel):
         """A deployment accepted here that the inference service has not picked up yet."""
         return cls(
             name=row["name"],
-            status="queued",
+            status=DeploymentStatus.QUEUED,
             base_model=row["base_model"],
             adapters=list(row["adapters"]),
             requested_by=row["requested_by"],
