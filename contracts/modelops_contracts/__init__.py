@@ -16,6 +16,7 @@ from .datasets import DatasetSchema, DatasetVersionCreated
 from .deployments import Deploy, DeploymentFailed, DeploymentReady, DeploymentRemoved, Undeploy
 from .diagnostics import Ping
 from .envelope import Envelope, EnvelopeError, KafkaRecord, decode, encode, new_envelope
+from .imports import ImportGguf, ModelImported, ModelImportFailed
 from .messages import MESSAGE_TYPES, Message, message_class
 from .registry_views import (
     ArtifactFile,
@@ -68,12 +69,15 @@ __all__ = [
     "EnvelopeError",
     "FileDigest",
     "Hyperparameters",
+    "ImportGguf",
     "JobStatus",
     "KafkaRecord",
     "LineageEdge",
     "LineageGraph",
     "LineageRelation",
     "Message",
+    "ModelImportFailed",
+    "ModelImported",
     "ParentRef",
     "Ping",
     "PluginSpec",

@@ -10,6 +10,7 @@ from .artifacts import ArtifactPromoted, ArtifactRegistered, ArtifactRejected, A
 from .datasets import DatasetVersionCreated
 from .deployments import Deploy, DeploymentFailed, DeploymentReady, DeploymentRemoved, Undeploy
 from .diagnostics import Ping
+from .imports import ImportGguf, ModelImported, ModelImportFailed
 from .messages import Message
 from .training import (
     CancelTraining,
@@ -111,6 +112,24 @@ DEPLOYMENT_EVENTS = Topic(
     messages=(DeploymentReady, DeploymentFailed, DeploymentRemoved),
     description="What happened to a deployment.",
 )
+MODEL_COMMANDS = Topic(
+    name="models.commands.v1",
+    partitions=3,
+    key="import_id",
+    producers=("gateway",),
+    consumers=("trainer",),
+    messages=(ImportGguf,),
+    description="Commands to import a model file a user uploaded (a GGUF) as signed artifacts.",
+)
+MODEL_EVENTS = Topic(
+    name="models.events.v1",
+    partitions=3,
+    key="import_id",
+    producers=("trainer",),
+    consumers=("gateway",),
+    messages=(ModelImported, ModelImportFailed),
+    description="How a model import ended.",
+)
 DIAGNOSTICS_PINGS = Topic(
     name="diagnostics.pings.v1",
     partitions=1,
@@ -129,6 +148,8 @@ TOPICS: tuple[Topic, ...] = (
     REGISTRY_ARTIFACTS,
     DEPLOYMENT_COMMANDS,
     DEPLOYMENT_EVENTS,
+    MODEL_COMMANDS,
+    MODEL_EVENTS,
     DIAGNOSTICS_PINGS,
 )
 

@@ -44,6 +44,12 @@ class VerificationFailed(ModelOpsError):
     """An artifact's bundle signature or a file digest did not verify."""
 
 
+class ImportFailed(ModelOpsError):
+    """The trainer refused an imported model file; nothing was registered."""
+
+    hint = "check that the file is a GGUF of a llama-architecture model"
+
+
 class ApiError(ModelOpsError):
     """The gateway answered with an error: `application/problem+json` fields, `extensions` for the other members."""
 

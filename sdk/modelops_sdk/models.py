@@ -363,6 +363,7 @@ class LineageRelation(StrEnum):
     trained_from = "trained_from"
     fine_tuned_on = "fine_tuned_on"
     quantized_from = "quantized_from"
+    converted_from = "converted_from"
     evaluated_on = "evaluated_on"
     deployed_as = "deployed_as"
     indexed_from = "indexed_from"
@@ -371,6 +372,28 @@ class LineageRelation(StrEnum):
 class Type1(StrEnum):
     supervised = "supervised"
     dpo = "dpo"
+
+
+class ModelImportStatus(StrEnum):
+    pending = "pending"
+    completed = "completed"
+    failed = "failed"
+
+
+class ModelImportView(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    status: ModelImportStatus
+    name: Annotated[str | None, Field(title="Name")]
+    source: Annotated[str | None, Field(title="Source")]
+    filename: Annotated[str, Field(title="Filename")]
+    sha256: Annotated[str, Field(title="Sha256")]
+    size: Annotated[int, Field(title="Size")]
+    gguf_artifact_id: Annotated[str, Field(title="Gguf Artifact Id")]
+    base_model_artifact_id: Annotated[str, Field(title="Base Model Artifact Id")]
+    reason: Annotated[str | None, Field(description="Why it failed", title="Reason")]
+    requested_by: Annotated[str, Field(title="Requested By")]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    updated_at: Annotated[AwareDatetime, Field(title="Updated At")]
 
 
 class PluginSpec(BaseModel):

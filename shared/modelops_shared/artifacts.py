@@ -3,8 +3,13 @@
 An id or a name is resolved through the registry's HTTP API (a name means the latest registered artifact of that
 kind and name); revoked artifacts are refused; the DSSE bundle must verify with the registry's served public key of
 the bundle's signer; the registry's file list must equal the signed manifest; and every file is re-hashed against
-the signed digest as it is downloaded. Files land in a local cache keyed by the artifact's digest, and a cached copy
-is re-hashed on every fetch, so nothing unverified is ever returned.
+the signed digest as it is downloaded. Files land in a local cache keyed by the artifact's digest.
+
+A cached copy is not downloaded again: the bundle and manifest are verified as for any fetch (small), and the files
+are compared by size and modification time with what they were when last hashed (a stamp beside the cache), so a
+second job or deployment on a 500 MB base model does not re-read it. A copy whose stamp differs is re-hashed in full,
+and dropped and downloaded again if a byte changed. (Whoever can write the cache and reset modification times can
+also replace the code that loads it; the stamp guards against accidents and stale copies, not against that.)
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import json
 import os
 import shutil
 import uuid
@@ -28,6 +34,7 @@ from .settings import Settings
 from .signing import SignatureError, verify
 
 PAGE_LIMIT = 500
+STAMPS = ".verified"  # beside the cached copies: each copy's folder holds exactly the signed files
 _CHUNK = 1024 * 1024
 
 
@@ -41,6 +48,10 @@ class ArtifactNotFound(ArtifactError):
 
 class ArtifactUnavailable(ArtifactError):
     """The artifact exists but may not be loaded: not (yet) registered, rejected, revoked, or of another kind."""
+
+    def __init__(self, message: str, *, rejected: bool = False) -> None:
+        super().__init__(message)
+        self.rejected = rejected
 
 
 class ArtifactVerificationError(ArtifactError):
@@ -104,12 +115,27 @@ class ArtifactClient:
         if problem.get("submission_status"):
             raise ArtifactUnavailable(
                 f"artifact {ref} is {problem['submission_status']}"
-                + (f": {problem['reason']}" if problem.get("reason") else "")
+                + (f": {problem['reason']}" if problem.get("reason") else ""),
+                rejected=problem["submission_status"] == "rejected",
             )
         named = await self.list_artifacts(kind, name=ref)
         if not named:
             raise ArtifactNotFound(f"no {kind.value} with id or name {ref!r}")
         return max(named, key=lambda record: datetime.fromisoformat(record["created_at"]))
+
+    async def wait_registered(self, ref: str, kind: ArtifactKind, timeout_s: float) -> dict[str, Any]:
+        """The record of `ref` once the registry has registered it; ArtifactUnavailable at once if it rejected it,
+        TimeoutError after `timeout_s` (a submission still pending, a registry down all along)."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                try:
+                    return await self.resolve(ref, kind)
+                except ArtifactUnavailable as error:
+                    if error.rejected:
+                        raise
+                except (ArtifactError, httpx.TransportError):
+                    pass  # not submitted yet, or the registry is (re)starting
+                await asyncio.sleep(0.5)
 
     async def list_artifacts(self, kind: ArtifactKind, *, name: str | None = None) -> list[dict[str, Any]]:
         """Every registered artifact of `kind` (and `name`), following the registry's pages."""
@@ -146,13 +172,18 @@ class ArtifactClient:
         for path in signed:
             _check_relative(path)
         target = self.cache_dir / record["digest"]
+        stamp = self.cache_dir / STAMPS / f"{record['digest']}.json"
         if await asyncio.to_thread(target.is_dir):
+            if await asyncio.to_thread(_unchanged, target, signed, stamp):
+                return _verified(record, target, statement)
             problem = await asyncio.to_thread(_cached_problem, target, signed)
             if problem is None:
+                await asyncio.to_thread(_write_stamp, target, signed, stamp)
                 return _verified(record, target, statement)
             # A cached copy that no longer matches (disk corruption, tampering) is dropped and fetched again.
             await asyncio.to_thread(shutil.rmtree, target, True)
         await self._download(artifact_id, signed, target)
+        await asyncio.to_thread(_write_stamp, target, signed, stamp)
         return _verified(record, target, statement)
 
     async def _verified_statement(self, record: dict[str, Any]) -> dict[str, Any]:
@@ -247,3 +278,27 @@ def _cached_problem(root: Path, signed: dict[str, str]) -> str | None:
             if hashlib.file_digest(file, "sha256").hexdigest() != sha256:
                 return f"{path} changed in the cache"
     return None
+
+
+def _file_stats(root: Path, signed: dict[str, str]) -> dict[str, list[int]] | None:
+    """Size and modification time of each signed file, or None when the copy holds other files than the signed ones."""
+    present = {p.relative_to(root).as_posix(): p for p in root.rglob("*") if p.is_file()}
+    if present.keys() != signed.keys():
+        return None
+    return {path: [(stat := file.stat()).st_size, stat.st_mtime_ns] for path, file in sorted(present.items())}
+
+
+def _unchanged(root: Path, signed: dict[str, str], stamp: Path) -> bool:
+    """Whether the copy is as it was when its files were last hashed against these signed digests."""
+    try:
+        recorded = json.loads(stamp.read_text())
+    except (OSError, ValueError):
+        return False
+    return bool(recorded.get("signed") == signed and recorded.get("files") == _file_stats(root, signed))
+
+
+def _write_stamp(root: Path, signed: dict[str, str], stamp: Path) -> None:
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    partial = stamp.with_name(f".{stamp.name}.{uuid.uuid4().hex}")
+    partial.write_text(json.dumps({"signed": signed, "files": _file_stats(root, signed)}))
+    os.replace(partial, stamp)

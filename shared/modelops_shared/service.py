@@ -66,18 +66,19 @@ class Runtime:
         *,
         schema: str,
         migrations: Traversable | None = None,
-        subscriptions: tuple[Subscription, ...] = (),
+        subscriptions: tuple[Subscription, ...] | Callable[[Runtime], tuple[Subscription, ...]] = (),
     ) -> AsyncIterator[Runtime]:
-        """Pool and migrations first (consumers need their tables), then the bus and its consumers, then the relay."""
+        """Pool and migrations first (consumers need their tables), then the bus and its consumers, then the relay.
+        `subscriptions` may be a function of the runtime, for handlers that need its pool or store."""
         configure_logging(settings)
         configure_tracing(settings)
         pool = await create_pool(settings, schema)
         try:
             await apply_migrations(pool, schema, *(((schema, migrations),) if migrations else ()))
             bus = Bus(settings)
-            for subscription in subscriptions:
-                IdempotentConsumer(bus, pool, subscription.topic, subscription.group, subscription.handler).subscribe()
             runtime = cls(settings=settings, pool=pool, bus=bus, store=open_store(settings.store_url, settings))
+            for subscription in subscriptions(runtime) if callable(subscriptions) else subscriptions:
+                IdempotentConsumer(bus, pool, subscription.topic, subscription.group, subscription.handler).subscribe()
             await bus.start()
             try:
                 runtime._tasks.append(asyncio.create_task(OutboxRelay(pool, bus).run(), name="outbox-relay"))

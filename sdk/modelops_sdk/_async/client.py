@@ -12,7 +12,7 @@ from typing import Any, Self
 
 import httpx
 
-from ..errors import ApiError
+from ..errors import ApiError, ImportFailed
 from ..events import JobEvent
 from ..http import DEFAULT_TIMEOUT
 from ..models import (
@@ -34,6 +34,8 @@ from ..models import (
     JobPage,
     JobView,
     LineageGraph,
+    ModelImportStatus,
+    ModelImportView,
     PromotionRecord,
     QueryResult,
     SigningKey,
@@ -188,6 +190,34 @@ class Artifacts:
         return await self.http.call(ArtifactPromoted, "POST", path, json=body, creates=True)
 
 
+class Models:
+    """Model files imported as signed artifacts: a GGUF becomes a quantized_model and a base_model converted from it."""
+
+    def __init__(self, http: AsyncHttp, artifacts: Artifacts) -> None:
+        self.http = http
+        self.artifacts = artifacts
+
+    async def import_gguf(self, path: Path, *, name: str | None = None, source: str | None = None) -> ModelImportView:
+        """Upload a GGUF; the same file again answers its earlier import. Follow it with `wait_import`."""
+        fields = {key: value for key, value in {"name": name, "source": source}.items() if value is not None}
+        return await self.http.call(ModelImportView, "POST", "/v1/models/gguf", data=fields, parts=file_part(path))
+
+    async def show_import(self, import_id: str) -> ModelImportView:
+        return await self.http.call(ModelImportView, "GET", f"/v1/models/imports/{import_id}")
+
+    async def wait_import(self, import_id: str, timeout_s: float = 600, poll_s: float = 0.5) -> ArtifactView:
+        """The imported base model once registered; ImportFailed with the trainer's reason, TimeoutError after
+        `timeout_s`."""
+        deadline = monotonic() + timeout_s
+        while (view := await self.show_import(import_id)).status == ModelImportStatus.pending:
+            if monotonic() > deadline:
+                raise TimeoutError(f"import {import_id} is still pending after {timeout_s:g} s")
+            await asyncio.sleep(poll_s)
+        if view.status == ModelImportStatus.failed:
+            raise ImportFailed(view.reason or "the import failed")
+        return await self.artifacts.wait_registered(view.base_model_artifact_id, max(deadline - monotonic(), poll_s))
+
+
 class Jobs:
     def __init__(self, http: AsyncHttp) -> None:
         self.http = http
@@ -308,6 +338,7 @@ class AsyncClient:
         self.datasets = Datasets(self.http)
         self.artifacts = Artifacts(self.http)
         self.jobs = Jobs(self.http)
+        self.models = Models(self.http, self.artifacts)
         self.deployments = Deployments(self.http)
         self.chat = Chat(self.http)
 

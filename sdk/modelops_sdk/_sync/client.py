@@ -13,7 +13,7 @@ from typing import Any, Self
 
 import httpx
 
-from ..errors import ApiError
+from ..errors import ApiError, ImportFailed
 from ..events import JobEvent
 from ..http import DEFAULT_TIMEOUT
 from ..models import (
@@ -35,6 +35,8 @@ from ..models import (
     JobPage,
     JobView,
     LineageGraph,
+    ModelImportStatus,
+    ModelImportView,
     PromotionRecord,
     QueryResult,
     SigningKey,
@@ -185,6 +187,34 @@ class Artifacts:
         return self.http.call(ArtifactPromoted, "POST", path, json=body, creates=True)
 
 
+class Models:
+    """Model files imported as signed artifacts: a GGUF becomes a quantized_model and a base_model converted from it."""
+
+    def __init__(self, http: SyncHttp, artifacts: Artifacts) -> None:
+        self.http = http
+        self.artifacts = artifacts
+
+    def import_gguf(self, path: Path, *, name: str | None = None, source: str | None = None) -> ModelImportView:
+        """Upload a GGUF; the same file again answers its earlier import. Follow it with `wait_import`."""
+        fields = {key: value for key, value in {"name": name, "source": source}.items() if value is not None}
+        return self.http.call(ModelImportView, "POST", "/v1/models/gguf", data=fields, parts=file_part(path))
+
+    def show_import(self, import_id: str) -> ModelImportView:
+        return self.http.call(ModelImportView, "GET", f"/v1/models/imports/{import_id}")
+
+    def wait_import(self, import_id: str, timeout_s: float = 600, poll_s: float = 0.5) -> ArtifactView:
+        """The imported base model once registered; ImportFailed with the trainer's reason, TimeoutError after
+        `timeout_s`."""
+        deadline = monotonic() + timeout_s
+        while (view := self.show_import(import_id)).status == ModelImportStatus.pending:
+            if monotonic() > deadline:
+                raise TimeoutError(f"import {import_id} is still pending after {timeout_s:g} s")
+            time.sleep(poll_s)
+        if view.status == ModelImportStatus.failed:
+            raise ImportFailed(view.reason or "the import failed")
+        return self.artifacts.wait_registered(view.base_model_artifact_id, max(deadline - monotonic(), poll_s))
+
+
 class Jobs:
     def __init__(self, http: SyncHttp) -> None:
         self.http = http
@@ -305,6 +335,7 @@ class Client:
         self.datasets = Datasets(self.http)
         self.artifacts = Artifacts(self.http)
         self.jobs = Jobs(self.http)
+        self.models = Models(self.http, self.artifacts)
         self.deployments = Deployments(self.http)
         self.chat = Chat(self.http)
 

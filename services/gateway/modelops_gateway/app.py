@@ -1,7 +1,7 @@
 """Composition root: settings, runtime (pool with the gateway's migrations, bus with the outbox relay, object
-store, the training events consumer), API keys with the first admin key, the rate limiter, the upstream clients of
-the registry and the inference service, the reconciler of dataset announcements, the job event feed, and the
-HTTP app with every feature's routes."""
+store, the consumers of training and model import events), API keys with the first admin key, the rate limiter,
+the upstream clients of the registry and the inference service, the reconciler of dataset announcements, the job
+event feed, and the HTTP app with every feature's routes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from importlib.resources import files
 
 import httpx
 from fastapi import FastAPI
-from modelops_contracts.catalog import TRAINING_EVENTS
+from modelops_contracts.catalog import MODEL_EVENTS, TRAINING_EVENTS
 from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
 
 from .access import api as access_api
@@ -25,6 +25,8 @@ from .jobs import handlers as job_handlers
 from .jobs.api import fine_tuning, streams, training
 from .jobs.feed import JobFeed
 from .jobs.references import RegistryLookups
+from .models import api as models_api
+from .models import handlers as model_handlers
 from .settings import GatewaySettings
 from .upstream import Upstream
 from .web.idempotency import purge_expired
@@ -46,6 +48,7 @@ ROUTERS = (
     fine_tuning.router,
     deployments_api.router,
     deployments_api.openai,
+    models_api.router,
 )
 
 
@@ -58,10 +61,14 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The consumer group is the schema's name: each deployment (schema) follows every job event once.
         training_events = Subscription(TRAINING_EVENTS, settings.gateway_schema, job_handlers.project)
+        model_events = Subscription(MODEL_EVENTS, settings.gateway_schema, model_handlers.project)
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(
                 Runtime.started(
-                    settings, schema=settings.gateway_schema, migrations=MIGRATIONS, subscriptions=(training_events,)
+                    settings,
+                    schema=settings.gateway_schema,
+                    migrations=MIGRATIONS,
+                    subscriptions=(training_events, model_events),
                 )
             )
             feed = await stack.enter_async_context(JobFeed.running(runtime.pool, settings.gateway_stream_recheck_s))

@@ -179,6 +179,7 @@ class Registrar:
                 "parents": parents,
                 "job_id": submission.job_id,
                 "metrics": submission.metrics,
+                "metadata": submission.metadata,  # provenance (source, sha256 of an imported file, licence) is signed
             },
         )
         bundle = sign(statement, key)

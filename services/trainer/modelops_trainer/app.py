@@ -1,5 +1,5 @@
-"""Composition root: settings, runtime (pool, bus, store, outbox relay), the artifact client, the cancel watcher,
-the job consumer and the HTTP app; and what the `bootstrap-base` command opens."""
+"""Composition root: settings, runtime (pool, bus, store, outbox relay), the artifact client, the model importer,
+the cancel watcher, the job consumer and the HTTP app; and what the `bootstrap-base` command opens."""
 
 from __future__ import annotations
 
@@ -16,9 +16,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from modelops_contracts import ArtifactKind
-from modelops_shared.artifacts import ArtifactClient, ArtifactError
+from modelops_contracts.catalog import MODEL_COMMANDS
+from modelops_shared.artifacts import ArtifactClient, ArtifactUnavailable
 from modelops_shared.bus import Bus
-from modelops_shared.service import DependencyOverrides, Runtime, create_service_app
+from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
 from modelops_shared.storage import open_store
 
 from . import api
@@ -26,6 +27,7 @@ from .base_model import build_base_model, submit_base_model
 from .cancellation import CancelWatcher
 from .deps import Trainer
 from .handlers import JobConsumer
+from .imports import Importer
 from .jobs import JobRunner
 from .settings import TrainerSettings
 
@@ -40,31 +42,47 @@ def create_app(settings: TrainerSettings | None = None, *, overrides: Dependency
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with (
-            Runtime.started(settings, schema=settings.trainer_schema, migrations=MIGRATIONS) as runtime,
-            ArtifactClient.from_settings(settings, settings.work_dir / "cache") as artifacts,
-        ):
-            # One thread: a worker trains one job at a time, and the event loop stays free for Kafka and HTTP.
-            executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="training")
-            runner = JobRunner(settings, runtime.store, runtime.bus, artifacts, executor)
-            watcher = CancelWatcher(settings)
-            consumer = JobConsumer(settings, runtime.pool, runtime.bus, runner, watcher, worker)
-            await watcher.start()
-            try:
-                await consumer.start()
-                try:
-                    app.state.trainer = Trainer(worker=worker, consumer=consumer)
-                    app.state.readiness_checks = runtime.readiness_checks()
-                    yield
-                finally:
-                    await consumer.stop()
-            finally:
-                await watcher.stop()
-                executor.shutdown(wait=True)
+        async with ArtifactClient.from_settings(settings, settings.work_dir / "cache") as artifacts:
+
+            def imports(runtime: Runtime) -> tuple[Subscription, ...]:
+                importer = Importer(runtime.pool, runtime.bus, runtime.store, artifacts, settings.work_dir / "imports")
+                return (Subscription(MODEL_COMMANDS, settings.trainer_imports_group, importer.handle),)
+
+            async with (
+                Runtime.started(
+                    settings, schema=settings.trainer_schema, migrations=MIGRATIONS, subscriptions=imports
+                ) as runtime,
+                _serving(app, settings, runtime, artifacts, worker),
+            ):
+                yield
 
     app = create_service_app(settings, title="ModelOps trainer", lifespan=lifespan, overrides=overrides)
     app.include_router(api.router)
     return app
+
+
+@asynccontextmanager
+async def _serving(
+    app: FastAPI, settings: TrainerSettings, runtime: Runtime, artifacts: ArtifactClient, worker: str
+) -> AsyncIterator[None]:
+    """The job consumer and its cancel watcher, for as long as the app runs."""
+    # One thread: a worker trains one job at a time, and the event loop stays free for Kafka and HTTP.
+    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="training")
+    runner = JobRunner(settings, runtime.store, runtime.bus, artifacts, executor)
+    watcher = CancelWatcher(settings)
+    consumer = JobConsumer(settings, runtime.pool, runtime.bus, runner, watcher, worker)
+    await watcher.start()
+    try:
+        await consumer.start()
+        try:
+            app.state.trainer = Trainer(worker=worker, consumer=consumer)
+            app.state.readiness_checks = runtime.readiness_checks()
+            yield
+        finally:
+            await consumer.stop()
+    finally:
+        await watcher.stop()
+        executor.shutdown(wait=True)
 
 
 async def bootstrap_base(settings: TrainerSettings, *, seed: int, name: str, wait: bool) -> int:
@@ -83,15 +101,10 @@ async def bootstrap_base(settings: TrainerSettings, *, seed: int, name: str, wai
     if not wait:
         return 0
     async with ArtifactClient.from_settings(settings, settings.work_dir / "cache") as client:
-        async with asyncio.timeout(REGISTRY_WAIT_S):
-            while True:
-                try:
-                    record = await client.resolve(submission.artifact_id, ArtifactKind.BASE_MODEL)
-                except ArtifactError as error:
-                    if "rejected" in str(error):
-                        print(f"the registry rejected it: {error}", file=sys.stderr)
-                        return 1
-                    await asyncio.sleep(0.5)
-                    continue
-                print(f"registered as {record['name']} version {record['version']}")
-                return 0
+        try:
+            record = await client.wait_registered(submission.artifact_id, ArtifactKind.BASE_MODEL, REGISTRY_WAIT_S)
+        except ArtifactUnavailable as error:
+            print(f"the registry rejected it: {error}", file=sys.stderr)
+            return 1
+    print(f"registered as {record['name']} version {record['version']}")
+    return 0

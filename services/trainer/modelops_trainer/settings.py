@@ -12,6 +12,7 @@ class TrainerSettings(Settings):
     service_name: str = "trainer"
     trainer_schema: str = Field("trainer", description="Postgres schema: job outcomes and the outbox")
     trainer_group: str = Field("trainer", description="Consumer group every trainer replica joins")
+    trainer_imports_group: str = Field("trainer-imports", description="Consumer group of the model importers")
     trainer_worker_id: str | None = Field(None, description="Name in TrainingStarted; default <host>-<pid>")
     trainer_work_dir: Path | None = Field(None, description="Scratch space; default <state_dir>/trainer")
     trainer_progress_every_steps: int = Field(10, ge=1, description="TrainingProgressed every N steps …")

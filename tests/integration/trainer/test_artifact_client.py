@@ -1,5 +1,6 @@
 """The shared fetch-and-verify client (modelops_shared.artifacts) against a real registry: by id or by name, into a
-digest-keyed cache that is re-verified on every fetch; tampered files and revoked artifacts are refused."""
+digest-keyed cache whose signature is re-verified on every fetch and whose files are re-hashed only when they changed
+since they were last hashed; tampered files and revoked artifacts are refused."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from helpers import registered
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, FileDigest
+from modelops_shared import artifacts
 from modelops_shared.artifacts import (
     ArtifactClient,
     ArtifactNotFound,
@@ -45,7 +47,13 @@ async def register(store: ObjectStore, bus: Bus, registry: httpx.AsyncClient, na
     return artifact_id
 
 
-async def test_fetch_by_id_or_name_verifies_and_caches_by_digest(store, bus, registry, registry_url, tmp_path):
+def _must_not_rehash(*_: object) -> None:
+    raise AssertionError("an unchanged cached copy was re-hashed")
+
+
+async def test_fetch_by_id_or_name_verifies_and_caches_by_digest(
+    store, bus, registry, registry_url, tmp_path, monkeypatch
+):
     name = f"model-{uuid.uuid4().hex[:6]}"
     older = await register(store, bus, registry, name, "one")
     newer = await register(store, bus, registry, name, "two")
@@ -56,8 +64,12 @@ async def test_fetch_by_id_or_name_verifies_and_caches_by_digest(store, bus, reg
         assert by_name.path == tmp_path / by_name.digest
         assert (await client.fetch(older)).id == older
 
-        (by_name.path / "config.json").write_text("edited in the cache")
-        again = await client.fetch(newer)  # the altered cached copy is dropped and fetched again
+        with monkeypatch.context() as patch:
+            patch.setattr(artifacts, "_cached_problem", _must_not_rehash)
+            assert (await client.fetch(newer)).path == by_name.path  # unchanged since hashed: not read again
+
+        (by_name.path / "config.json").write_text('{"seed": "t0o"}')  # the same size, another byte
+        again = await client.fetch(newer)  # the altered cached copy is re-hashed, dropped and fetched again
         assert (again.path / "config.json").read_bytes() == b'{"seed": "two"}'
 
         with pytest.raises(ArtifactNotFound):

@@ -35,18 +35,23 @@ class Upload:
 
 
 async def receive_upload(
-    parts: AsyncIterator[FormField | FormFile], store: ObjectStore, prefix: str, *, max_files: int
+    parts: AsyncIterator[FormField | FormFile],
+    store: ObjectStore,
+    prefix: str,
+    *,
+    max_files: int,
+    field: str = FILES_FIELD,
 ) -> Upload:
-    """Stream the body's `files` parts to `<prefix>/<filename>`, where each filename is a relative path;
-    all-or-nothing: a failure at any point removes what was stored and raises."""
+    """Stream the body's file parts (named `field`) to `<prefix>/<filename>`, where each filename is a relative
+    path; all-or-nothing: a failure at any point removes what was stored and raises."""
     upload = Upload(store, prefix)
     try:
         async for part in parts:
             if isinstance(part, FormField):
                 upload.fields.setdefault(part.name, []).append(part.value)
                 continue
-            if part.name != FILES_FIELD:
-                raise UploadRejected(422, "unexpected-file", f"files go in `{FILES_FIELD}` parts, not `{part.name}`")
+            if part.name != field:
+                raise UploadRejected(422, "unexpected-file", f"files go in `{field}` parts, not `{part.name}`")
             if len(upload.files) >= max_files:
                 raise UploadRejected(422, "too-many-files", f"an upload holds at most {max_files} files")
             path = _checked_path(part.filename, upload.files)
@@ -55,9 +60,7 @@ async def receive_upload(
         await upload.discard()
         raise
     if not upload.files:
-        raise UploadRejected(
-            422, "no-files", f"send at least one `{FILES_FIELD}` part whose filename is its relative path"
-        )
+        raise UploadRejected(422, "no-files", f"send at least one `{field}` part whose filename is its relative path")
     return upload
 
 
