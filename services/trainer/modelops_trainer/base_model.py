@@ -93,5 +93,10 @@ async def submit_base_model(
         uri=store.url_of(prefix),
         files=digests,
         created_by=created_by,
-        metadata={"architecture": "LlamaForCausalLM", "seed": seed, "source": "modelops_trainer bootstrap-base"},
+        metadata={
+            "architecture": "LlamaForCausalLM",
+            "seed": seed,
+            "source": "modelops_trainer bootstrap-base",
+            "chat_template": True,
+        },
     )

@@ -92,7 +92,11 @@ class Importer:
                 files=base_files,
                 parents=[ParentRef(artifact_id=body.gguf_artifact_id, relation=LineageRelation.CONVERTED_FROM)],
                 created_by=body.requested_by,
-                metadata={**provenance, "converted_by": "transformers GGUF loader, de-quantized to fp32"},
+                metadata={
+                    **provenance,
+                    "converted_by": "transformers GGUF loader, de-quantized to fp32",
+                    "chat_template": any(f.path == "chat_template.jinja" for f in base_files),
+                },
             )
         )
         await ctx.emit(

@@ -36,9 +36,13 @@ class KeyMaker:
 
 
 def sample_files(seed: str) -> dict[str, bytes]:
+    """What a base model import must hold (config, weights, tokenizer, here with a chat template), and a file in a
+    folder."""
     return {
         "config.json": b'{"architectures": ["LlamaForCausalLM"], "seed": "%s"}' % seed.encode(),
         "model.safetensors": hashlib.sha256(seed.encode()).digest() * 1024,
+        "tokenizer.json": b'{"version": "1.0", "seed": "%s"}' % seed.encode(),
+        "chat_template.jinja": b"{% for message in messages %}{{ message['content'] }}{% endfor %}",
         "tokenizer/tokenizer.json": b'{"version": "1.0", "seed": "%s"}' % seed.encode(),
     }
 

@@ -89,6 +89,24 @@ async def test_paths_outside_the_artifact_and_bad_fields_are_refused_and_nothing
     assert await stored_keys(gateway.store) == before
 
 
+async def test_a_base_model_without_its_pieces_is_refused_naming_them_and_nothing_is_kept(gateway):
+    developer = await gateway.keys.make("developer")
+    before = await stored_keys(gateway.store)
+    async with gateway.client(developer.secret) as dev:
+        partial = {"config.json": b"{}", "README.md": b"weights to follow", "nested/model.safetensors": b"w"}
+        refused = await import_artifact(dev, partial, name=unique("partial"))
+        assert_problem(refused, 422, "incomplete-base-model")
+        assert refused.json()["missing"] == [
+            "weights (*.safetensors or pytorch_model*.bin)",
+            "a tokenizer (tokenizer.json, tokenizer.model, vocab.json with merges.txt, or vocab.txt)",
+        ]
+        assert "weights" in refused.json()["detail"]
+        # Another kind is not a model directory: its files are its own business.
+        adapter = await import_artifact(dev, {"notes.txt": b"x"}, name=unique("adapter"), kind="adapter")
+        assert adapter.status_code == 202, adapter.text
+    assert await stored_keys(gateway.store) - before == {f"artifacts/{adapter.json()['id']}/notes.txt"}
+
+
 async def test_an_upload_over_the_limit_is_413_whether_declared_or_streamed(gateway):
     developer = await gateway.keys.make("developer")
     before = await stored_keys(gateway.store)
@@ -164,8 +182,8 @@ async def test_keys_are_scoped_to_their_caller(gateway):
     alice, bob = await gateway.keys.make("developer"), await gateway.keys.make("developer")
     key = uuid.uuid4().hex
     async with gateway.client(alice.secret) as a, gateway.client(bob.secret) as b:
-        first = await import_artifact(a, {"a.bin": b"a"}, name=unique("alice"), idempotency_key=key)
-        second = await import_artifact(b, {"b.bin": b"b"}, name=unique("bob"), idempotency_key=key)
+        first = await import_artifact(a, {"a.bin": b"a"}, name=unique("alice"), kind="adapter", idempotency_key=key)
+        second = await import_artifact(b, {"b.bin": b"b"}, name=unique("bob"), kind="adapter", idempotency_key=key)
     assert first.status_code == second.status_code == 202
     assert first.json()["id"] != second.json()["id"]
 

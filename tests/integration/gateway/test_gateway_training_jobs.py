@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from helpers import consumed
+from helpers import consumed, registered
 from modelops_contracts import (
     CancelTraining,
     StartTraining,
@@ -22,7 +22,7 @@ from modelops_contracts.catalog import TRAINING_EVENTS
 
 from .conftest import RunningGateway
 from .jobs_support import JobWorld, job_when
-from .support import Key
+from .support import Key, import_artifact, sample_files
 from .test_gateway_auth import assert_problem
 
 
@@ -97,6 +97,17 @@ async def test_unknown_references_are_refused_before_anything_is_queued(gateway,
     await world.commands.wait_for(job_id, StartTraining)
     await world.all_commands_read(gateway)
     assert not [c for c in world.commands.messages if isinstance(c, StartTraining) and c.suffix == marker]
+
+
+async def test_chat_rows_need_a_base_model_with_a_chat_template(gateway, world):
+    files = {p: d for p, d in sample_files("no-template").items() if p != "chat_template.jinja"}
+    async with gateway.client(world.developer.secret) as dev:
+        accepted = await import_artifact(dev, files, name=f"plain-{uuid.uuid4().hex[:8]}")
+        plain = await registered(dev, accepted.json()["id"])
+        assert plain["metadata"] == {"chat_template": False}
+        refused = await dev.post("/v1/jobs/training", json=world.training_request(base_model=plain["id"]))
+    body = assert_problem(refused, 422, "base-model-lacks-chat-template")
+    assert plain["id"] in body["detail"]
 
 
 async def test_invalid_requests_are_422_problems(gateway, world):

@@ -23,6 +23,7 @@ from modelops_contracts import (
     ArtifactPromoted,
     ArtifactSubmitted,
     ArtifactView,
+    FileDigest,
     LineageGraph,
     PromotionRecord,
     SigningKey,
@@ -32,7 +33,7 @@ from modelops_contracts import (
 from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_shared.bus import enqueue
 from modelops_shared.problems import Problem
-from modelops_shared.storage import InvalidKey
+from modelops_shared.storage import InvalidKey, ObjectStore
 from modelops_shared.storage.base import check_key
 from pydantic import AwareDatetime, BeforeValidator
 
@@ -43,10 +44,12 @@ from ..web.idempotency import Idempotent
 from ..web.multipart import form_parts
 from ..web.openapi import problems
 from ..web.relay import forwarded, streamed
+from .checks import TOKENIZER_CONFIG, check_base_model, has_chat_template
 from .schemas import IMPORT_BODY, ArtifactAccepted, ArtifactImport, PromotionRequest
 from .uploads import receive_upload
 
 JSON_BODY_LIMIT = 64 * 1024
+MAX_TOKENIZER_CONFIG_BYTES = 16 * 1024 * 1024
 
 # Letters, digits, `.`, `_`, `-`, starting with a letter or digit: safe in an upstream URL as it is, and never `..`.
 ArtifactId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
@@ -74,7 +77,9 @@ async def import_artifact(
     request: Request, caller: Developer, gateway: GatewayDep, idempotency: Idempotent
 ) -> Response:
     """Upload an artifact's files (developer). The registry then verifies, signs and registers it: poll
-    `GET /v1/artifacts/{id}`. Nothing is kept when anything fails."""
+    `GET /v1/artifacts/{id}`. A base model must hold a config, weights and a tokenizer (422 `incomplete-base-model`
+    names what is missing); whether it has a chat template is recorded in its metadata. Nothing is kept when
+    anything fails."""
     artifact_id = f"art-{uuid.uuid4().hex}"
     prefix = f"artifacts/{artifact_id}"
     store = gateway.runtime.store
@@ -84,6 +89,7 @@ async def import_artifact(
     try:
         form = form_model(ArtifactImport, upload.fields)
         files = sorted(upload.files, key=lambda file: file.path)
+        metadata = await _base_model_metadata(store, prefix, files) if form.kind == ArtifactKind.BASE_MODEL else {}
         submission = ArtifactSubmitted(
             artifact_id=artifact_id,
             kind=form.kind,
@@ -93,6 +99,7 @@ async def import_artifact(
             files=files,
             parents=form.parents,
             created_by=caller.name,
+            metadata=metadata,
         )
 
         async def submit(conn: asyncpg.Connection) -> Response:
@@ -129,6 +136,15 @@ async def promote(
         return await forwarded(gateway.registry, "POST", f"/v1/artifacts/{artifact_id}/promotions", json=with_actor)
 
     return (await idempotency.run(body.model_dump(mode="json"), forward)).response
+
+
+async def _base_model_metadata(store: ObjectStore, prefix: str, files: list[FileDigest]) -> dict[str, Any]:
+    """A base model's pieces checked (IncompleteBaseModel names what is missing); whether it has a chat template."""
+    paths = {file.path for file in files}
+    check_base_model(paths)
+    config = next((f for f in files if f.path == TOKENIZER_CONFIG and f.size <= MAX_TOKENIZER_CONFIG_BYTES), None)
+    tokenizer_config = await store.get(f"{prefix}/{TOKENIZER_CONFIG}") if config else None
+    return {"chat_template": has_chat_template(paths, tokenizer_config)}
 
 
 def _params(**values: Any) -> dict[str, str]:

@@ -88,7 +88,21 @@ async def resolve(
     base = asyncio.create_task(_base_model(lookups, base_model, fields))
     data = asyncio.create_task(_dataset_version(lookups, announced, dataset, dataset_version, method, fields, wait_s))
     await asyncio.gather(base, data, return_exceptions=True)
-    return References(base.result(), data.result())
+    references = References(base.result(), data.result())
+    _check_chat_template(references, fields)
+    return references
+
+
+def _check_chat_template(references: References, fields: Fields) -> None:
+    """Chat rows are rendered by the base model's chat template: a base imported without one cannot train on them."""
+    chat = (references.dataset.get("metadata") or {}).get("schema") == DatasetSchema.CHAT.value
+    if chat and (references.base_model.get("metadata") or {}).get("chat_template") is False:
+        raise UnusableReference(
+            slug="base-model-lacks-chat-template",
+            detail=f"{fields.base_model}: {references.base_model['id']} has no chat template, which chat rows need;"
+            " import it with one (chat_template.jinja, or `chat_template` in tokenizer_config.json)",
+            param=fields.base_model,
+        )
 
 
 async def _base_model(lookups: RegistryLookups, ref: str, fields: Fields) -> dict[str, Any]:
