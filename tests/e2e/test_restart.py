@@ -26,6 +26,7 @@ def _one_of_everything(client: Client, base_id: str, tag: str, scratch: Path) ->
     files.mkdir()
     (files / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"], "tag": tag}))
     (files / "model.safetensors").write_bytes(tag.encode() * 4096)
+    (files / "tokenizer.json").write_text(json.dumps({"version": "1.0", "tag": tag}))
     imported = client.artifacts.import_dir(files, kind="base_model", name=f"restart-import-{tag}")
 
     rows = scratch / f"rows-{tag}.jsonl"
