@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ("bus", "registry", "train", "inference", "adapter_memory", "gateway")  # bench/<name>.py, run in this order
+# bench/<name>.py, run in this order
+BENCHMARKS = ("bus", "registry", "train", "inference", "adapter_memory", "gateway")
 
 
 @dataclass
