@@ -29,6 +29,12 @@ def pae(payload_type: str, payload: bytes) -> bytes:
     return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
 
 
+def pem_blocks(text: str) -> list[str]:
+    """Every PEM block of `text`: a file of concatenated public keys, the ones to trust."""
+    begin = "-----BEGIN "
+    return [f"{begin}{block}" for block in text.split(begin)[1:]]
+
+
 def key_id(pem: str) -> str:
     """The registry's key id: sha256 of the DER SubjectPublicKeyInfo."""
     der = serialization.load_pem_public_key(pem.encode()).public_bytes(

@@ -2,7 +2,8 @@
 
 An id or a name is resolved through the registry's HTTP API (a name means the latest registered artifact of that
 kind and name); revoked artifacts are refused; the DSSE bundle must verify with the registry's served public key of
-the bundle's signer; the registry's file list must equal the signed manifest; and every file is re-hashed against
+the bundle's signer (or, pinned from configuration, a trusted key, never fetched from the server being verified); the
+registry's file list must equal the signed manifest; and every file is re-hashed against
 the signed digest as it is downloaded. Files land in a local cache keyed by the artifact's digest.
 
 A cached copy is not downloaded again: the bundle and manifest are verified as for any fetch (small), and the files
@@ -21,6 +22,7 @@ import json
 import os
 import shutil
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,9 +33,10 @@ import httpx
 from modelops_contracts import ArtifactKind, Stage
 
 from .settings import Settings
-from .signing import SignatureError, verify
+from .signing import SignatureError, key_id_of, load_public_key, verify
 
 PAGE_LIMIT = 500
+PEM_BEGIN = "-----BEGIN "
 STAMPS = ".verified"  # beside the cached copies: each copy's folder holds exactly the signed files
 _CHUNK = 1024 * 1024
 
@@ -82,13 +85,21 @@ class ArtifactClient:
         *,
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        trusted_keys: Sequence[str] | None = None,
     ) -> None:
+        """`trusted_keys` (PEM public keys) pins the signers: then the registry's own key list is never asked."""
         self.cache_dir = cache_dir
+        self._trusted = (
+            None if trusted_keys is None else {key_id_of(load_public_key(pem)[0]): pem for pem in trusted_keys}
+        )
         self._http = httpx.AsyncClient(base_url=registry_url.rstrip("/"), timeout=timeout, transport=transport)
 
     @classmethod
     def from_settings(cls, settings: Settings, cache_dir: Path) -> ArtifactClient:
-        return cls(settings.registry_url, cache_dir)
+        keys_file = settings.registry_trusted_keys_file
+        return cls(
+            settings.registry_url, cache_dir, trusted_keys=pem_blocks(keys_file.read_text()) if keys_file else None
+        )
 
     async def __aenter__(self) -> ArtifactClient:
         return self
@@ -189,12 +200,10 @@ class ArtifactClient:
     async def _verified_statement(self, record: dict[str, Any]) -> dict[str, Any]:
         artifact_id = record["id"]
         bundle = await self._get_json(f"/v1/artifacts/{artifact_id}/bundle")
-        keys = await self._get_json("/v1/keys")
-        pem = next((key["pem"] for key in keys if key["key_id"] == record["key_id"]), None)
+        pem = await self._signer_pem(record["key_id"])
         if pem is None:
-            raise ArtifactVerificationError(
-                f"{artifact_id} is signed by key {record['key_id']}, which the registry does not serve"
-            )
+            trusted = "is not among the trusted keys" if self._trusted is not None else "the registry does not serve"
+            raise ArtifactVerificationError(f"{artifact_id} is signed by key {record['key_id']}, which {trusted}")
         try:
             statement = verify(bundle, pem)
             payload = base64.b64decode(bundle["dsseEnvelope"]["payload"])
@@ -205,6 +214,12 @@ class ArtifactClient:
         if statement["predicate"].get("artifact_id") != artifact_id:
             raise ArtifactVerificationError(f"the signed manifest names another artifact than {artifact_id}")
         return statement
+
+    async def _signer_pem(self, key_id: str) -> str | None:
+        if self._trusted is not None:
+            return self._trusted.get(key_id)
+        keys = await self._get_json("/v1/keys")
+        return next((key["pem"] for key in keys if key["key_id"] == key_id), None)
 
     async def _download(self, artifact_id: str, signed: dict[str, str], target: Path) -> None:
         staging = self.cache_dir / f".{target.name}.{uuid.uuid4().hex}"
@@ -238,6 +253,15 @@ class ArtifactClient:
         if response.status_code != 200:
             raise ArtifactError(f"registry answered {response.status_code} for {url}: {response.text[:200]}")
         return response.json()
+
+
+def pem_blocks(text: str) -> list[str]:
+    """Every PEM block of `text` (a file of concatenated public keys)."""
+    return [f"{PEM_BEGIN}{block}" for block in text.split(PEM_BEGIN)[1:]]
+
+
+def _key_id(pem: str) -> str:
+    return key_id_of(load_public_key(pem)[0])
 
 
 def _verified(record: dict[str, Any], path: Path, statement: dict[str, Any]) -> VerifiedArtifact:

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     s3_secure: bool = False
 
     registry_url: str = Field("http://127.0.0.1:8001", description="The registry's HTTP API (artifact lookups)")
+    registry_trusted_keys_file: Path | None = Field(
+        None,
+        description="PEM file of the registry public keys that artifact signatures must verify with; unset = the keys"
+        " the registry serves (then a compromised registry could serve its own)",
+    )
 
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset = no export")
     trace_sample_ratio: float | None = Field(

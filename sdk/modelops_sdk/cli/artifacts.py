@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 from ..models import LineageGraph
-from ..verify import check_files, verify_bundle
+from ..verify import check_files, pem_blocks, verify_bundle
 from .app import JsonFlag, emit_json, err, out, target
 
 VERIFY_FAILED = 3  # the documented exit code
@@ -144,12 +144,23 @@ def verify(
     directory: Annotated[
         Path | None, typer.Option("--dir", file_okay=False, help="Check files downloaded here before (default: fetch)")
     ] = None,
+    trusted_keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--trusted-keys",
+            dir_okay=False,
+            exists=True,
+            help="PEM file of the only keys to trust (default: the registry's)",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Check the signed bundle against the registry's public keys and every file against its signed digest; exit 3
-    when anything does not verify."""
+    """Check the signed bundle against the registry's public keys (or only those of `--trusted-keys`, never asking
+    the server being verified) and every file against its signed digest; exit 3 when anything does not verify."""
     with target(ctx).client() as client, tempfile.TemporaryDirectory() as scratch:
-        keys = [key.pem for key in client.artifacts.signing_keys()]
+        keys = (
+            pem_blocks(trusted_keys.read_text()) if trusted_keys else [k.pem for k in client.artifacts.signing_keys()]
+        )
         statement = verify_bundle(client.artifacts.bundle(artifact_id), keys)
         files = directory or Path(scratch)
         if directory is None:

@@ -7,7 +7,9 @@ import json
 import uuid
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from gateway.support import sample_files
+from modelops_shared.signing.keys import public_pem_of
 
 
 def unique(prefix: str) -> str:
@@ -87,6 +89,13 @@ async def test_artifacts_import_show_lineage_download_verify_promote(gateway, cl
     assert {p.relative_to(target).as_posix() for p in target.rglob("*") if p.is_file()} == set(sample_files("x"))
     assert (await cli(developer.secret, "artifacts", "verify", base_id)).code == 0  # fetches into a temporary dir
     assert (await cli(developer.secret, "artifacts", "verify", base_id, "--dir", str(target))).code == 0
+    trusted, stranger = tmp_path / "trusted.pem", tmp_path / "stranger.pem"
+    async with gateway.client(developer.secret) as dev:
+        trusted.write_text("".join(key["pem"] for key in (await dev.get("/v1/keys")).json()))
+    stranger.write_text(public_pem_of(ed25519.Ed25519PrivateKey.generate().public_key()))
+    pinned = await cli(developer.secret, "artifacts", "verify", base_id, "--trusted-keys", str(trusted))
+    assert pinned.code == 0, pinned.err
+    assert (await cli(developer.secret, "artifacts", "verify", base_id, "--trusted-keys", str(stranger))).code == 3
 
     (target / "config.json").write_bytes(b'{"tampered": true}')
     tampered = await cli(developer.secret, "artifacts", "verify", base_id, "--dir", str(target), "--json")

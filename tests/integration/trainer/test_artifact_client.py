@@ -9,6 +9,7 @@ import uuid
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from helpers import registered
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, FileDigest
 from modelops_shared import artifacts
@@ -17,9 +18,11 @@ from modelops_shared.artifacts import (
     ArtifactNotFound,
     ArtifactUnavailable,
     ArtifactVerificationError,
+    pem_blocks,
 )
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
+from modelops_shared.signing.keys import public_pem_of
 from modelops_shared.storage import ObjectStore, open_store
 
 
@@ -94,3 +97,39 @@ async def test_a_revoked_artifact_is_refused(store, bus, registry, registry_url,
     async with ArtifactClient(registry_url, tmp_path) as client:
         with pytest.raises(ArtifactUnavailable, match="revoked"):
             await client.fetch(artifact_id)
+
+
+class _KeysWatched(httpx.AsyncBaseTransport):
+    """The registry, noting whether its key list was asked for."""
+
+    def __init__(self) -> None:
+        self.real = httpx.AsyncHTTPTransport()
+        self.keys_asked = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.keys_asked = self.keys_asked or request.url.path == "/v1/keys"
+        return await self.real.handle_async_request(request)
+
+
+async def test_pinned_keys_are_the_only_signers_trusted(embedded_stack, store, bus, registry, registry_url, tmp_path):
+    artifact_id = await register(store, bus, registry, f"model-{uuid.uuid4().hex[:6]}", "pinned")
+    served = "".join(key["pem"] for key in (await registry.get("/v1/keys")).json())
+    trusted_file = tmp_path / "trusted.pem"
+    trusted_file.write_text(served)
+    settings = embedded_stack.model_copy(update={"registry_url": registry_url})
+    settings.registry_trusted_keys_file = trusted_file
+    async with ArtifactClient.from_settings(settings, tmp_path / "pinned") as client:
+        assert (await client.fetch(artifact_id)).id == artifact_id
+
+    watched = _KeysWatched()
+    async with ArtifactClient(
+        registry_url, tmp_path / "watched", trusted_keys=pem_blocks(served), transport=watched
+    ) as c:
+        assert (await c.fetch(artifact_id)).id == artifact_id
+    assert not watched.keys_asked  # pinned keys are never fetched from the server being verified
+
+    stranger = public_pem_of(ed25519.Ed25519PrivateKey.generate().public_key())
+    async with ArtifactClient(registry_url, tmp_path / "stranger", trusted_keys=[stranger]) as client:
+        with pytest.raises(ArtifactVerificationError, match="which is not among the trusted keys"):
+            await client.fetch(artifact_id)
+    assert not (tmp_path / "stranger").exists()
