@@ -25,6 +25,8 @@ def _json_integer(value: object) -> object:
 JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 JsonFloat = Annotated[float, BeforeValidator(_json_number)]
 TokenCount = Annotated[int, Field(ge=1), BeforeValidator(_json_integer)]  # bound inside the optional: documented
+# OpenAI's own bound: up to 4 stop sequences. Each is matched against every decoded token, so each is short too.
+StopText = Annotated[str, Field(min_length=1, max_length=256)]
 
 
 class ChatMessage(BaseModel):
@@ -37,7 +39,7 @@ class Sampling(BaseModel):
     max_tokens: TokenCount | None = None
     temperature: JsonFloat = Field(1.0, ge=0, le=2)
     top_p: JsonFloat = Field(1.0, gt=0, le=1)
-    stop: str | list[str] | None = None
+    stop: StopText | Annotated[list[StopText], Field(max_length=4)] | None = None
     seed: JsonInt | None = None
     n: JsonInt = Field(1, ge=1, le=1, description="One choice per request")
     stream: StrictBool = False  # `"stream": 0` is not a request to stream, nor not to

@@ -65,6 +65,18 @@ class MaxTokens(RootModel[int]):
     root: Annotated[int, Field(ge=1, title="Max Tokens")]
 
 
+class Stop(RootModel[str]):
+    root: Annotated[str, Field(max_length=256, min_length=1, title="Stop")]
+
+
+class Stop1Item(RootModel[str]):
+    root: Annotated[str, Field(max_length=256, min_length=1)]
+
+
+class Stop1(RootModel[list[Stop1Item]]):
+    root: Annotated[list[Stop1Item], Field(max_length=4, title="Stop")]
+
+
 class MaxCompletionTokens(RootModel[int]):
     root: Annotated[int, Field(ge=1, title="Max Completion Tokens")]
 
@@ -80,12 +92,24 @@ class ChatMessage(BaseModel):
     content: Annotated[str, Field(title="Content")]
 
 
+class Stop2(RootModel[str]):
+    root: Annotated[str, Field(max_length=256, min_length=1, title="Stop")]
+
+
+class Stop3Item(RootModel[str]):
+    root: Annotated[str, Field(max_length=256, min_length=1)]
+
+
+class Stop3(RootModel[list[Stop3Item]]):
+    root: Annotated[list[Stop3Item], Field(max_length=4, title="Stop")]
+
+
 class CompletionRequest(BaseModel):
     model: Annotated[str, Field(min_length=1, title="Model")]
     max_tokens: Annotated[MaxTokens | None, Field(title="Max Tokens")] = None
     temperature: Annotated[float | None, Field(ge=0.0, le=2.0, title="Temperature")] = 1.0
     top_p: Annotated[float | None, Field(gt=0.0, le=1.0, title="Top P")] = 1.0
-    stop: Annotated[str | list[str] | None, Field(title="Stop")] = None
+    stop: Annotated[Stop2 | Stop3 | None, Field(title="Stop")] = None
     seed: Annotated[int | None, Field(title="Seed")] = None
     n: Annotated[int | None, Field(description="One choice per request", ge=1, le=1, title="N")] = 1
     stream: Annotated[bool | None, Field(title="Stream")] = False
@@ -734,7 +758,7 @@ class ChatCompletionRequest(BaseModel):
     max_tokens: Annotated[MaxTokens | None, Field(title="Max Tokens")] = None
     temperature: Annotated[float | None, Field(ge=0.0, le=2.0, title="Temperature")] = 1.0
     top_p: Annotated[float | None, Field(gt=0.0, le=1.0, title="Top P")] = 1.0
-    stop: Annotated[str | list[str] | None, Field(title="Stop")] = None
+    stop: Annotated[Stop | Stop1 | None, Field(title="Stop")] = None
     seed: Annotated[int | None, Field(title="Seed")] = None
     n: Annotated[int | None, Field(description="One choice per request", ge=1, le=1, title="N")] = 1
     stream: Annotated[bool | None, Field(title="Stream")] = False

@@ -15,6 +15,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
 
 MAX_FIELD_BYTES = 64 * 1024
+MAX_FIELDS = 64  # text parts per body: the routes read a handful
 
 
 class UploadRejected(DomainError):
@@ -58,12 +59,17 @@ class FormFile:
 async def form_parts(
     headers: Mapping[str, str], body: AsyncIterator[bytes], max_bytes: int
 ) -> AsyncGenerator[FormField | FormFile, None]:
-    """The multipart body's parts in order, as they arrive; 413 past `max_bytes`, 415 if it is not multipart."""
+    """The multipart body's parts in order, as they arrive; 413 past `max_bytes` or MAX_FIELDS text fields, 415 if
+    it is not multipart."""
+    fields = 0
     async with aclosing(_events(headers, body, max_bytes)) as events:
         async for event in events:
             if not isinstance(event, _PartStart):
                 continue  # the rest of a file part its reader left unread
             if event.filename is None:
+                fields += 1
+                if fields > MAX_FIELDS:
+                    raise UploadRejected(413, "too-many-fields", f"a form may hold at most {MAX_FIELDS} text fields")
                 yield FormField(event.name, await _field_text(event.name, events))
             else:
                 yield FormFile(event.name, event.filename, _part_body(events))
@@ -120,7 +126,10 @@ async def _events(
             for event in batch:
                 yield event
         parser.finalize()
-    except FormParserError:
+    except FormParserError as error:
+        # python-multipart bounds each part's headers itself (its MAX_HEADER_SIZE) and says so only in words.
+        if "header size" in str(error):
+            raise UploadRejected(413, "part-headers-too-large", "a part's headers are too large") from None
         raise UploadRejected(400, "malformed-multipart", "the multipart body cannot be parsed") from None
 
 
