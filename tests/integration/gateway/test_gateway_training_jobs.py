@@ -99,6 +99,18 @@ async def test_unknown_references_are_refused_before_anything_is_queued(gateway,
     assert not [c for c in world.commands.messages if isinstance(c, StartTraining) and c.suffix == marker]
 
 
+async def test_a_training_budget_over_the_policy_is_refused(gateway, world):
+    settings = gateway.state.settings
+    hyper = {"learning_rate": 1e-3, "batch_size": 2, "seq_len": 64}
+    async with gateway.client(world.developer.secret) as dev:
+        for budget in ({"max_steps": settings.gateway_max_training_steps + 1}, {"epochs": 1e9}):
+            body = world.training_request(hyperparameters={**hyper, **budget})
+            refused = assert_problem(await dev.post("/v1/jobs/training", json=body), 422, "training-budget-too-large")
+            assert "over this platform's limit" in refused["detail"]
+        within = world.training_request(hyperparameters={**hyper, "max_steps": settings.gateway_max_training_steps})
+        assert (await dev.post("/v1/jobs/training", json=within)).status_code == 202
+
+
 async def test_chat_rows_need_a_base_model_with_a_chat_template(gateway, world):
     files = {p: d for p, d in sample_files("no-template").items() if p != "chat_template.jinja"}
     async with gateway.client(world.developer.secret) as dev:

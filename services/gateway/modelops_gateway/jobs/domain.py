@@ -3,6 +3,7 @@ answer each as problem+json (its `param` names the request field at fault, for O
 
 from __future__ import annotations
 
+from modelops_contracts import Hyperparameters
 from modelops_shared.errors import Conflict, Invalid, NotFound
 
 # The one entry of a job's timeline that the gateway writes itself; the others are TrainingEventType's.
@@ -30,3 +31,19 @@ class UnknownReference(NotFound):
 class UnusableReference(Invalid):
     """A registered artifact a job cannot train with (revoked, of another kind, rows of another schema); `slug=`
     says which."""
+
+
+class TrainingBudgetTooLarge(Invalid):
+    slug = "training-budget-too-large"
+
+
+def check_budget(hyperparameters: Hyperparameters, *, max_steps: int, max_epochs: float, param: str) -> None:
+    """The deployment's policy on how long one job may train: a job past it is refused, not queued."""
+    if hyperparameters.max_steps is not None and hyperparameters.max_steps > max_steps:
+        raise TrainingBudgetTooLarge(
+            f"{hyperparameters.max_steps} steps is over this platform's limit of {max_steps}", param=param
+        )
+    if hyperparameters.epochs is not None and hyperparameters.epochs > max_epochs:
+        raise TrainingBudgetTooLarge(
+            f"{hyperparameters.epochs:g} epochs is over this platform's limit of {max_epochs:g}", param=param
+        )

@@ -37,6 +37,7 @@ class Fields:
     base_model: str = "base_model"
     dataset: str = "dataset"
     dataset_version: str = "dataset_version"
+    hyperparameters: str = "hyperparameters"
 
 
 class RegistryLookups:

@@ -16,7 +16,7 @@ from modelops_shared.bus import Bus, enqueue
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..datasets.store import latest_announced
-from .domain import CANCEL_REQUESTED, JobFinished, JobNotFound
+from .domain import CANCEL_REQUESTED, JobFinished, JobNotFound, check_budget
 from .references import Fields, RegistryLookups, resolve
 from .store import Job, insert_job, lock_job, new_job_id, record_event
 
@@ -69,12 +69,16 @@ async def submit(
     submitted_by: str,
     fields: Fields = NATIVE_FIELDS,
     wait_s: float,
+    max_steps: int,
+    max_epochs: float,
     deploy_when_completed: bool = False,
 ) -> Job:
-    """Check what the request names, then record the job and stage its StartTraining in `conn`'s transaction.
+    """Check the request's budget against the policy (`max_steps`, `max_epochs`) and what it names, then record the
+    job and stage its StartTraining in `conn`'s transaction.
     The command names the exact base model artifact and dataset version, whatever the request named.
     `deploy_when_completed`: the jobs handler deploys the job's adapter once the job succeeds (handlers.py)."""
 
+    check_budget(request.hyperparameters, max_steps=max_steps, max_epochs=max_epochs, param=fields.hyperparameters)
     found = await resolve(
         lookups,
         lambda name: latest_announced(conn, name),

@@ -63,6 +63,8 @@ async def create_fine_tuning_job(
             submitted_by=caller.name,
             fields=FIELDS,
             wait_s=gateway.settings.gateway_registry_wait_s,
+            max_steps=gateway.settings.gateway_max_training_steps,
+            max_epochs=gateway.settings.gateway_max_training_epochs,
             deploy_when_completed=gateway.settings.gateway_deploy_fine_tuned,
         )
         return JSONResponse(FineTuningJob.of(job).model_dump(mode="json"))

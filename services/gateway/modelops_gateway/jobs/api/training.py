@@ -48,6 +48,8 @@ async def submit_training_job(
             body,
             submitted_by=caller.name,
             wait_s=gateway.settings.gateway_registry_wait_s,
+            max_steps=gateway.settings.gateway_max_training_steps,
+            max_epochs=gateway.settings.gateway_max_training_epochs,
         )
         accepted = JobAccepted(id=job.id, status=JobStatus.QUEUED)
         return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/jobs/{job.id}"})
