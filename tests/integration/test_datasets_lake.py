@@ -25,6 +25,7 @@ from modelops_gateway.datasets import (
     InvalidDatasetName,
     QueryFailed,
     QueryRejected,
+    QueryResultTooLarge,
     QueryTimeout,
     SchemaKindMismatch,
     VersionNotFound,
@@ -313,6 +314,16 @@ def test_sql_errors_explain_themselves(settings: Settings, two_versions: object)
         run_query(settings, "qa", "SELECT answer FROM dataset")
     with pytest.raises(QueryRejected, match="syntax error"):
         run_query(settings, "qa", "SELEC prompt FROM dataset")
+
+
+def test_a_result_over_the_byte_limit_is_refused_and_spills_stay_bounded(settings: Settings, two_versions: object):
+    huge = "SELECT repeat('x', 100000) AS padding FROM range(100)"  # 10 MB in 100 rows, under the row limit
+    with pytest.raises(QueryResultTooLarge, match="over 1000000 bytes") as refused:
+        run_query(settings, "qa", huge, max_bytes=1_000_000)
+    assert (refused.value.status, refused.value.slug) == (422, "query-result-too-large")
+    assert len(run_query(settings, "qa", huge, max_bytes=20_000_000).rows) == 100
+    spills = run_query(settings, "qa", "SELECT current_setting('max_temp_directory_size') AS cap").rows
+    assert spills == [{"cap": "953.6 MiB"}]  # 1 GB
 
 
 def test_a_slow_query_is_stopped_at_the_time_limit(settings: Settings, two_versions: object) -> None:

@@ -5,6 +5,7 @@ event feed, and the HTTP app with every feature's routes."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from importlib.resources import files
@@ -89,7 +90,8 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
                 )
             )
             lookups = RegistryLookups(registry, settings.gateway_registry_cache_s)
-            app.state.gateway = Gateway(settings, runtime, keys, limiter, registry, inference, feed, lookups)
+            slots = asyncio.Semaphore(settings.gateway_query_concurrency)
+            app.state.gateway = Gateway(settings, runtime, keys, limiter, registry, inference, feed, lookups, slots)
             app.state.readiness_checks = {**runtime.readiness_checks(), "redis": limiter.ready}
             await stack.enter_async_context(reconciling(runtime.pool, runtime.bus, settings))
             yield

@@ -3,6 +3,7 @@ started them (`GatewayDep`), and the inference service the relaying routes talk 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -27,6 +28,7 @@ class Gateway:
     inference: Upstream
     feed: JobFeed
     lookups: RegistryLookups
+    query_slots: asyncio.Semaphore  # dataset queries running at once; the others wait their turn
 
 
 get_gateway = state_dependency("gateway", Gateway, detail="the gateway is starting", retry_after=1)

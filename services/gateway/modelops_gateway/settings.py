@@ -30,6 +30,8 @@ class GatewaySettings(Settings):
     gateway_max_dataset_bytes: int = Field(512 * 1024**2, gt=0, description="Largest dataset or file upload")
     gateway_max_training_steps: int = Field(100_000, gt=0, description="Most max_steps a training job may ask for")
     gateway_max_training_epochs: float = Field(100.0, gt=0, description="Most epochs a training job may ask for")
+    gateway_query_concurrency: int = Field(2, gt=0, description="Dataset queries run at once; the others wait")
+    gateway_query_max_bytes: int = Field(16 * 1024**2, gt=0, description="Largest dataset query result (Arrow bytes)")
     gateway_query_max_rows: int = Field(1000, gt=0, description="Most rows a dataset query returns")
     gateway_query_timeout_s: float = Field(10.0, gt=0, description="Longest a dataset query may run")
     gateway_dataset_reconcile_interval_s: float = Field(

@@ -156,18 +156,20 @@ async def get_rows(
     responses=problems(400, 413),
 )
 async def query_dataset(gateway: GatewayDep, name: DatasetName, body: QueryRequest) -> QueryResult:
-    """Read-only SQL (one SELECT) over a version as the table `dataset`, with the gateway's row and time limits;
-    no file, network or extension access."""
+    """Read-only SQL (one SELECT) over a version as the table `dataset`, with the gateway's row, byte, time and
+    concurrency limits; no file, network or extension access."""
     settings = gateway.settings
-    return await asyncio.to_thread(
-        run_query,
-        settings,
-        name,
-        body.sql,
-        body.version,
-        max_rows=settings.gateway_query_max_rows,
-        timeout_s=settings.gateway_query_timeout_s,
-    )
+    async with gateway.query_slots:
+        return await asyncio.to_thread(
+            run_query,
+            settings,
+            name,
+            body.sql,
+            body.version,
+            max_rows=settings.gateway_query_max_rows,
+            max_bytes=settings.gateway_query_max_bytes,
+            timeout_s=settings.gateway_query_timeout_s,
+        )
 
 
 @files.post("", response_model=FileObject, openapi_extra=FILE_BODY, responses=problems(400, 409, 413, 415, 503))

@@ -102,6 +102,16 @@ class QueryFailed(DatasetError):
     slug = "query-failed"
 
 
+class QueryResultTooLarge(DatasetError):
+    slug = "query-result-too-large"
+    status = 422
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(
+            f"the result is over {max_bytes} bytes; select fewer columns or rows, or aggregate", max_bytes=max_bytes
+        )
+
+
 class QueryTimeout(DatasetError):
     slug = "query-timeout"
 

@@ -19,11 +19,12 @@ import pyarrow as pa
 from modelops_shared.settings import Settings
 from pydantic import BaseModel, Field
 
-from .domain import QueryFailed, QueryRejected, QueryTimeout
+from .domain import QueryFailed, QueryRejected, QueryResultTooLarge, QueryTimeout
 from .lake import dataset_in_upload_order, open_table
 
 TABLE_NAME = "dataset"
 DEFAULT_MAX_ROWS = 1000
+DEFAULT_MAX_BYTES = 16 * 1024**2
 DEFAULT_TIMEOUT_S = 10.0
 
 # Nothing outside the registered dataset is reachable, and one query gets a bounded share of the machine.
@@ -34,8 +35,8 @@ _CONFIG: dict[str, str | bool | int | float | list[str]] = {
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
     "memory_limit": "1GB",
+    "max_temp_directory_size": "1GB",  # what spills past the memory limit, in the state dir (run_query)
     "threads": 2,
-    "lock_configuration": True,  # last: SET and PRAGMA cannot undo any of the above
 }
 
 # DuckDB errors that describe the user's SQL; their messages are shown. Any other error is logged, not shown.
@@ -88,16 +89,23 @@ def run_query(
     version: int | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
     timeout_s: float = DEFAULT_TIMEOUT_S,
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> QueryResult:
     """Run `sql` over the dataset at `version` (default: the latest) as the table `dataset`; at most `max_rows`
     rows come back. QueryRejected before any I/O for anything but one SELECT; QueryTimeout past `timeout_s` of
-    execution; QueryFailed when DuckDB refuses or fails it. Blocking: from async code run it in a worker thread."""
+    execution; QueryResultTooLarge past `max_bytes` of result; QueryFailed when DuckDB refuses or fails it.
+    Blocking: from async code run it in a worker thread."""
     if max_rows < 0 or timeout_s <= 0:
         raise ValueError("max_rows must not be negative and timeout_s must be positive")
     statement = check_query(sql)
     table = open_table(settings, name, version)
     dataset = dataset_in_upload_order(table)
-    connection = duckdb.connect(":memory:", config=_CONFIG)
+    spill = settings.state_dir / "gateway" / "query-spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    # lock_configuration last: SET and PRAGMA cannot undo any of the above.
+    connection = duckdb.connect(
+        ":memory:", config={**_CONFIG, "temp_directory": str(spill), "lock_configuration": True}
+    )
     try:
         connection.register(TABLE_NAME, dataset)
         timed_out = threading.Event()
@@ -130,6 +138,8 @@ def run_query(
             timer.cancel()
         elapsed_ms = (time.monotonic() - started) * 1000
         types = [str(type_) for type_ in relation.types]
+        if result.slice(0, max_rows).nbytes > max_bytes:
+            raise QueryResultTooLarge(max_bytes)
     finally:
         connection.close()
     return QueryResult(
