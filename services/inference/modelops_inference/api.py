@@ -4,6 +4,7 @@ client reads them. A model on a vLLM engine is answered by relaying the request 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -25,6 +26,8 @@ from .generation import Generation, GenerationFailed
 from .sampling import SamplingParams
 from .settings import InferenceSettings
 from .vllm import VllmBusy, VllmError, count_usage
+
+COMPLETION_BODY_LIMIT = 4 * 1024 * 1024  # the gateway's own limit: a body is refused while it streams past it
 
 router = APIRouter(prefix="/v1", route_class=OpenAIErrorRoute)
 
@@ -65,24 +68,28 @@ def _view(deployment: Any) -> dict[str, Any]:
     }
 
 
-@router.post("/chat/completions", response_model=None)
+@router.post("/chat/completions", response_model=None, max_body_size=COMPLETION_BODY_LIMIT)
 async def chat_completions(body: ChatCompletionRequest, inference: InferenceDep) -> JSONResponse | StreamingResponse:
     """OpenAI chat completions: the prompt is the base model's chat template over `messages`."""
     engine, route = _engine(inference.deployments, body.model)
     if isinstance(engine, ProxyEngine):
         return await _relay(inference.settings, engine, route, body, chat=True)
     tokenizer = engine.backend.tokenizer
-    rendered = tokenizer.apply_chat_template(
-        [m.model_dump() for m in body.messages], add_generation_prompt=True, tokenize=False
-    )
-    # The template writes the special tokens itself.
-    prompt = tokenizer(str(rendered), add_special_tokens=False)["input_ids"]
+
+    def tokenized() -> list[int]:
+        rendered = tokenizer.apply_chat_template(
+            [m.model_dump() for m in body.messages], add_generation_prompt=True, tokenize=False
+        )
+        # The template writes the special tokens itself.
+        return list(tokenizer(str(rendered), add_special_tokens=False)["input_ids"])
+
+    prompt = await asyncio.to_thread(tokenized)  # megabytes of messages take a while: not on the event loop
     max_tokens = body.max_completion_tokens or body.max_tokens
     generation = await _start(inference.settings, engine, route, body, prompt, max_tokens)
     return await _answer(generation, body, chat=True)
 
 
-@router.post("/completions", response_model=None)
+@router.post("/completions", response_model=None, max_body_size=COMPLETION_BODY_LIMIT)
 async def completions(body: CompletionRequest, inference: InferenceDep) -> JSONResponse | StreamingResponse:
     """OpenAI (legacy) text completions of one prompt."""
     engine, route = _engine(inference.deployments, body.model)
@@ -91,7 +98,7 @@ async def completions(body: CompletionRequest, inference: InferenceDep) -> JSONR
         raise Problem(400, "one-prompt", "send one prompt per request", param="prompt")
     if isinstance(engine, ProxyEngine):
         return await _relay(inference.settings, engine, route, body, chat=False)
-    prompt = engine.backend.tokenizer(prompts[0])["input_ids"]
+    prompt = (await asyncio.to_thread(engine.backend.tokenizer, prompts[0]))["input_ids"]
     if not prompt:
         # An empty prompt of a tokenizer that adds no BOS leaves the model nothing to continue from.
         raise Problem(400, "empty-prompt", "the prompt has no tokens; send some text", param="prompt")

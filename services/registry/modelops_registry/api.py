@@ -124,7 +124,7 @@ async def get_lineage(
     return {"artifact_id": artifact_id, **graph}
 
 
-@router.post("/artifacts/{artifact_id}/promotions", status_code=201)
+@router.post("/artifacts/{artifact_id}/promotions", status_code=201, max_body_size=64 * 1024)
 async def create_promotion(registry: RegistryDep, artifact_id: str, body: PromotionBody) -> dict[str, Any]:
     async with registry.runtime.pool.acquire() as conn, conn.transaction():
         try:

@@ -77,6 +77,20 @@ async def test_an_empty_prompt_is_refused_not_a_failed_generation(
     assert response.json()["error"]["code"] == "empty-prompt"
 
 
+async def test_a_body_past_the_limit_is_refused_while_it_streams(inference: httpx.AsyncClient) -> None:
+    async def body():  # no Content-Length: the limit must hold as the bytes arrive
+        yield b'{"model": "m", "messages": [{"role": "user", "content": "'
+        for _ in range(5):
+            yield b"x" * 1024 * 1024
+        yield b'"}]}'
+
+    response = await inference.post(
+        "/v1/chat/completions", content=body(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["error"]["message"]
+
+
 async def test_streaming_through_the_openai_client(
     bus: Bus, inference: httpx.AsyncClient, base_model: str, adapters: list[str]
 ) -> None:
