@@ -76,7 +76,7 @@ async def _serving(
         await consumer.start()
         try:
             app.state.trainer = Trainer(worker=worker, consumer=consumer)
-            app.state.readiness_checks = runtime.readiness_checks()
+            app.state.readiness_checks = {**runtime.readiness_checks(), "job_consumer": consumer.alive}
             yield
         finally:
             await consumer.stop()

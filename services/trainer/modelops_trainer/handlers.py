@@ -38,6 +38,16 @@ from .settings import TrainerSettings
 log = logging.getLogger(__name__)
 
 POLL_MS = 500
+MAX_BACKOFF_S = 30.0
+# What an outage of Postgres or Kafka raises: the command is handled again once they are back, not lost or parked.
+INFRASTRUCTURE_ERRORS = (
+    asyncpg.PostgresConnectionError,  # connection lost or refused
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cannot connect now
+    asyncpg.InterfaceError,
+    KafkaError,
+    OSError,
+    TimeoutError,
+)
 
 
 @dataclass
@@ -120,6 +130,7 @@ class JobConsumer:
         self.consumer.subscribe([TRAINING_COMMANDS.name], listener=listener)
         await self.consumer.start()
         self._task = asyncio.create_task(self._run(), name="job-consumer")
+        self._task.add_done_callback(_report_end)
 
     async def stop(self) -> None:
         """Stop consuming; a running job stops at its next step, uncommitted, to be resumed from its checkpoint."""
@@ -131,13 +142,34 @@ class JobConsumer:
                 await self._task
         await self.consumer.stop()
 
+    async def alive(self) -> bool:
+        """For /readyz: false once the consume loop has ended (a bug it could not survive), so the worker is
+        restarted instead of looking healthy while it consumes nothing."""
+        return self._task is not None and not self._task.done()
+
     async def _run(self) -> None:
         await self.watcher.caught_up.wait()
+        delay = self.settings.consumer_retry_backoff_s
         while True:
-            batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=1)
-            for tp, records in batch.items():
-                for record in records:
-                    await self._handle(tp, record)
+            try:
+                batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=1)
+                for tp, records in batch.items():
+                    for record in records:
+                        await self._handle_again_on_outage(tp, record)
+                delay = self.settings.consumer_retry_backoff_s
+            except INFRASTRUCTURE_ERRORS as error:
+                log.warning("database or broker unavailable (%s); trying again in %.1f s", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_BACKOFF_S)
+
+    async def _handle_again_on_outage(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
+        """Handle `record`; if the database or broker fails meanwhile, rewind to it so that it is handled again."""
+        try:
+            await self._handle(tp, record)
+        except INFRASTRUCTURE_ERRORS:
+            if tp in self.consumer.assignment():
+                self.consumer.seek(tp, record.offset)
+            raise
 
     async def _handle(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
         headers = {name: value.decode() for name, value in record.headers}
@@ -246,3 +278,8 @@ class JobConsumer:
         # The fetch position may lag behind (records buffered before a pause, a partition re-assigned mid-job).
         if tp in self.consumer.assignment():
             self.consumer.seek(tp, record.offset + 1)
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the job consumer stopped; /readyz now fails", exc_info=task.exception())

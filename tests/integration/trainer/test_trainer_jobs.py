@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 import torch
@@ -28,7 +29,9 @@ from modelops_contracts import (
 )
 from modelops_shared.artifacts import ArtifactClient
 from modelops_shared.bus import Bus
+from modelops_trainer import store
 from modelops_trainer.app import create_app
+from modelops_trainer.handlers import JobConsumer
 from modelops_trainer.jobs import adapter_artifact_id
 from modelops_trainer.settings import TrainerSettings
 from peft import PeftModel
@@ -233,3 +236,35 @@ async def test_an_invalid_spec_fails_its_job_and_the_worker_goes_on(
     after = job(base_model, sft_dataset, steps=2)
     await bus.publish(after)
     assert isinstance(await events.first(after.job_id, *ENDED), TrainingCompleted)
+
+
+async def test_a_database_outage_delays_a_job_and_loses_nothing(
+    trainer, base_model, sft_dataset, bus, events: TopicTap, monkeypatch
+):
+    outages = 2
+    has_ended = store.has_ended
+
+    async def flaky(pool, job_id):
+        nonlocal outages
+        if outages:
+            outages -= 1
+            raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
+        return await has_ended(pool, job_id)
+
+    monkeypatch.setattr(store, "has_ended", flaky)
+    spec = job(base_model, sft_dataset, steps=2)
+    await bus.publish(spec)
+    assert isinstance(await events.first(spec.job_id, *ENDED), TrainingCompleted)
+    assert outages == 0  # the command was handled again after each failure, not dropped or dead-lettered
+
+
+async def test_readiness_fails_once_the_job_consumer_has_stopped(trainer_settings) -> None:
+    consumer = JobConsumer(trainer_settings, None, None, None, None, "w")  # type: ignore[arg-type]
+    assert not await consumer.alive()  # never started
+    consumer._task = asyncio.create_task(asyncio.sleep(0))
+    await consumer._task
+    assert not await consumer.alive()
+    consumer._task = asyncio.create_task(asyncio.sleep(60))
+    assert await consumer.alive()
+    consumer._task.cancel()
+    await consumer.consumer.stop()
