@@ -32,6 +32,8 @@ async def handle(message: Ping, ctx: MessageContext) -> None:
         raise RuntimeError("this handler cannot handle always-fails")
     if message.payload == "permanent":
         raise PermanentError("refused without retrying")
+    if message.payload == "needs-fix" and not await ctx.conn.fetchval("SELECT to_regclass('fixes') IS NOT NULL"):
+        raise PermanentError("a bug: fixed once the table `fixes` exists")
     span = trace.get_current_span()
     parent = getattr(span, "parent", None)
     env = ctx.envelope

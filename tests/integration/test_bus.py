@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from modelops_contracts import Ping, encode
 from modelops_contracts.catalog import DIAGNOSTICS_PINGS
 from modelops_shared.bus import Bus, OutboxRelay, enqueue
+from modelops_shared.bus.dlq import replay
 from modelops_shared.db import apply_migrations, create_pool
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
@@ -190,6 +191,36 @@ async def test_poison_messages_reach_the_dlq_and_the_consumer_carries_on(embedde
         assert headers["dlq_original_topic"] == DIAGNOSTICS_PINGS.name
         assert "dlq_original_offset" in headers
     assert by_key[failing.ping_id.encode()]["ce_type"] == "modelops.diagnostics.ping.v1"  # original headers kept
+
+
+async def test_dead_letters_are_replayed_after_a_fix_once(embedded_stack, bus, schema, start_worker):
+    group = f"g-{schema}"
+    start_worker(schema, group)  # from the topic's start: earlier tests' poison is dead-lettered again by this group
+    broken = _ping("needs-fix")
+    await bus.publish(broken)
+    key = broken.ping_id.encode()
+
+    async def parked() -> list[bytes | None]:
+        return [
+            letter.key for letter in await replay(embedded_stack, DIAGNOSTICS_PINGS.name, consumer=group, dry_run=True)
+        ]
+
+    async with asyncio.timeout(WAIT_S):
+        while key not in await parked():
+            await asyncio.sleep(0.2)
+
+    dsn = _dsn(embedded_stack)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"CREATE TABLE {schema}.fixes (id int)")  # the fix is deployed
+    finally:
+        await conn.close()
+    replayed = {letter.key: letter for letter in await replay(embedded_stack, DIAGNOSTICS_PINGS.name, consumer=group)}
+    assert replayed[key].topic == DIAGNOSTICS_PINGS.name
+    assert "fixed once the table" in replayed[key].error
+    await _wait_for_rows(dsn, f"SELECT 1 FROM {schema}.effects WHERE ping_id = $1", broken.ping_id)
+    again = await replay(embedded_stack, DIAGNOSTICS_PINGS.name, consumer=group)
+    assert key not in [letter.key for letter in again]  # replayed once: only what was dead-lettered since comes back
 
 
 async def test_consumer_killed_before_commit_reprocesses_without_double_effect(
