@@ -62,7 +62,8 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # The consumer group is the schema's name: each deployment (schema) follows every job event once.
         training_events = Subscription(TRAINING_EVENTS, settings.gateway_schema, job_handlers.project)
-        model_events = Subscription(MODEL_EVENTS, settings.gateway_schema, model_handlers.project)
+        # A group of its own: two topics in one group would rebalance each other at every start.
+        model_events = Subscription(MODEL_EVENTS, f"{settings.gateway_schema}-models", model_handlers.project)
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(
                 Runtime.started(
