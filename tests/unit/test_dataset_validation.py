@@ -14,6 +14,7 @@ from modelops_gateway.datasets import (
     ARROW_SCHEMAS,
     DatasetFormat,
     DatasetInvalid,
+    DecodedTooLarge,
     UnsupportedFormat,
     UploadTooLarge,
     ValidationReport,
@@ -330,3 +331,17 @@ async def test_an_upload_over_the_size_limit_is_stopped() -> None:
 
     assert (caught.value.status, caught.value.max_bytes) == (413, 1000)
     assert consumed <= 1000 + 64  # it stops at the chunk that crosses the limit, not at the end of the upload
+
+
+@pytest.mark.parametrize("limit", ["MAX_DECODED_ROWS", "MAX_DECODED_BYTES"])
+def test_a_parquet_file_that_decodes_past_the_limits_is_refused_before_its_rows_are_read(monkeypatch, limit) -> None:
+    rows = [{"prompt": "p" * 100_000, "completion": "c"} for _ in range(50)]  # 5 MB of text, compressed to little
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), sink, compression="zstd")
+    assert sink.tell() < 100_000
+    monkeypatch.setattr(validation, limit, 40 if limit == "MAX_DECODED_ROWS" else 1_000_000)
+    sink.seek(0)
+    with pytest.raises(DecodedTooLarge) as refused:
+        validate_file(sink, PARQUET, SFT)
+    assert (refused.value.status, refused.value.slug) == (413, "decoded-too-large")
+    assert "the file holds 50 rows" in str(refused.value)

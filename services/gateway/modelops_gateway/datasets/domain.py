@@ -25,6 +25,22 @@ class UnsupportedFormat(DatasetError, ValueError):
     status = 415
 
 
+class DecodedTooLarge(DatasetError):
+    """A compressed file (Parquet) whose rows would take more memory to check than the gateway allows."""
+
+    slug = "decoded-too-large"
+    status = 413
+
+    def __init__(self, rows: int, decoded_bytes: int, max_rows: int, max_decoded_bytes: int) -> None:
+        super().__init__(
+            f"the file holds {rows} rows"
+            + (f" and decodes to more than {decoded_bytes} bytes" if decoded_bytes else "")
+            + f"; a dataset upload may hold at most {max_rows} rows and decode to {max_decoded_bytes} bytes",
+            max_rows=max_rows,
+            max_decoded_bytes=max_decoded_bytes,
+        )
+
+
 class UploadTooLarge(DatasetError):
     slug = "upload-too-large"
     status = 413

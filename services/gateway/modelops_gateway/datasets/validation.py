@@ -21,9 +21,15 @@ from modelops_contracts import DatasetSchema
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from .domain import DatasetError, UnsupportedFormat, UploadTooLarge
+from .domain import DatasetError, DecodedTooLarge, UnsupportedFormat, UploadTooLarge
 
 MAX_REPORTED_ERRORS = 100
+# What a Parquet file may decode to: rows are checked, and the valid ones kept, in memory. Its footer tells the rows
+# before any is read; the bytes are counted batch by batch as they decode (the footer's sizes are after dictionary
+# encoding, so a column of one long repeated string would slip past them).
+MAX_DECODED_ROWS = 10_000_000
+MAX_DECODED_BYTES = 2 * 1024**3
+PARQUET_BATCH_ROWS = 256
 BATCH_ROWS = 4096
 # Uploads up to this size stay in memory; larger ones roll over to a temporary file on disk.
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
@@ -317,11 +323,17 @@ def _parse_parquet(file: IO[bytes], rows: _Collector) -> None:
     except (pa.ArrowException, OSError):
         rows.file_error(None, None, "the file is not a readable Parquet file")
         return
+    total_rows = parquet.metadata.num_rows
+    if total_rows > MAX_DECODED_ROWS:
+        raise DecodedTooLarge(total_rows, 0, MAX_DECODED_ROWS, MAX_DECODED_BYTES)
     if not _checked_header(parquet.schema_arrow.names, rows):
         return
-    line = 0
+    line = decoded = 0
     try:
-        for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
+        for batch in parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS):
+            decoded += batch.nbytes
+            if decoded > MAX_DECODED_BYTES:
+                raise DecodedTooLarge(total_rows, decoded, MAX_DECODED_ROWS, MAX_DECODED_BYTES)
             for row in batch.to_pylist():
                 line += 1
                 rows.check_object(line, row)
