@@ -37,7 +37,7 @@ async def create_pool(settings: Settings, schema: str, *, min_size: int = 1) -> 
     """A pool whose connections see `schema` first on the search path (created when missing)."""
     schema = _checked_schema(schema)
     dsn = settings.database_url.get_secret_value()
-    conn = await asyncpg.connect(dsn)
+    conn = await asyncpg.connect(dsn, timeout=settings.database_connect_timeout_s)
     try:
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     except asyncpg.UniqueViolationError:
@@ -48,6 +48,8 @@ async def create_pool(settings: Settings, schema: str, *, min_size: int = 1) -> 
         dsn,
         min_size=min_size,
         max_size=settings.database_pool_max,
+        timeout=settings.database_connect_timeout_s,
+        command_timeout=settings.database_command_timeout_s,
         server_settings={"search_path": f'"{schema}",public', "application_name": settings.service_name},
         init=_init_connection,
     )

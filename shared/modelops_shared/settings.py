@@ -29,6 +29,10 @@ class Settings(BaseSettings):
 
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5433/postgres")
     database_pool_max: int = 10
+    database_connect_timeout_s: float = Field(10.0, gt=0, description="Opening one connection")
+    database_command_timeout_s: float = Field(
+        60.0, gt=0, description="One SQL statement: a stuck query or lock fails instead of holding its caller forever"
+    )
 
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6380/0")
 

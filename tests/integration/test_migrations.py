@@ -1,4 +1,5 @@
-"""Versioned migrations under an advisory lock: replicas starting together apply each file once."""
+"""The database layer (modelops_shared.db): versioned migrations under an advisory lock, replicas starting together
+applying each file once; and the pool's statement timeout."""
 
 import asyncio
 import uuid
@@ -55,3 +56,14 @@ async def test_an_edited_migration_refuses_to_start(embedded_stack, migrations):
 async def test_unsafe_schema_names_are_refused(embedded_stack):
     with pytest.raises(MigrationError):
         await create_pool(embedded_stack, 'x"; DROP SCHEMA public; --')
+
+
+async def test_a_stuck_statement_times_out_instead_of_holding_its_caller(embedded_stack):
+    settings = embedded_stack.model_copy(update={"database_command_timeout_s": 0.5})
+    pool = await create_pool(settings, f"timeouts_{uuid.uuid4().hex[:8]}")
+    try:
+        with pytest.raises(TimeoutError):
+            await pool.fetchval("SELECT pg_sleep(5)")
+        assert await pool.fetchval("SELECT 1") == 1  # the pool goes on
+    finally:
+        await pool.close()
