@@ -1,5 +1,6 @@
 """Composition root: settings, runtime (pool, bus with the deployment and artifact consumers, outbox relay), the
-verified artifact client, the deployments (restored from the registry in the background), and the HTTP app."""
+verified artifact client, the deployments (restored from the registry, and their artifacts re-checked for revocation,
+in the background), and the HTTP app."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
+from modelops_contracts import DeploymentFailed
 from modelops_contracts.catalog import DEPLOYMENT_COMMANDS, REGISTRY_ARTIFACTS
 from modelops_shared.artifacts import ArtifactClient
+from modelops_shared.bus import enqueue
 from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
 
 from . import api
@@ -18,6 +22,7 @@ from .deployments import Deployments
 from .deps import Inference
 from .handlers import Handlers
 from .restore import restore
+from .revocations import rechecking
 from .settings import InferenceSettings
 
 
@@ -40,23 +45,34 @@ def create_app(settings: InferenceSettings | None = None, *, overrides: Dependen
                 ) as runtime:
                     app.state.inference = Inference(settings, deployments)
                     app.state.readiness_checks = runtime.readiness_checks()
-                    restoring = (
-                        asyncio.create_task(
-                            restore(deployments, deployments.registry, runtime.pool, runtime.bus), name="restore"
-                        )
-                        if settings.inference_restore
-                        else None
-                    )
+                    tasks = _background(settings, deployments, runtime)
                     try:
                         yield
                     finally:
-                        if restoring is not None:
-                            restoring.cancel()
+                        for task in tasks:
+                            task.cancel()
                             with contextlib.suppress(asyncio.CancelledError):
-                                await restoring
+                                await task
             finally:
                 await deployments.close()
 
     app = create_service_app(settings, title="ModelOps inference", lifespan=lifespan, overrides=overrides)
     app.include_router(api.router)
     return app
+
+
+def _background(settings: InferenceSettings, deployments: Deployments, runtime: Runtime) -> list[asyncio.Task[Any]]:
+    """The restore from the registry, and the periodic revocation check, as the settings ask."""
+    tasks: list[asyncio.Task[Any]] = []
+    if settings.inference_restore:
+        restoring = restore(deployments, deployments.registry, runtime.pool, runtime.bus)
+        tasks.append(asyncio.create_task(restoring, name="restore"))
+    if settings.inference_revocation_check_s > 0:
+
+        async def announce(failed: DeploymentFailed) -> None:
+            async with runtime.pool.acquire() as conn, conn.transaction():
+                await enqueue(conn, runtime.bus, failed)
+
+        checking = rechecking(deployments, deployments.registry, announce, settings.inference_revocation_check_s)
+        tasks.append(asyncio.create_task(checking, name="revocation-check"))
+    return tasks

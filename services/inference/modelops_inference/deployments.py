@@ -117,6 +117,11 @@ class Deployments:
     def route(self, model: str) -> Route | None:
         return self.routes.get(model)
 
+    def served_artifacts(self) -> set[str]:
+        """Every base model and adapter a ready deployment serves."""
+        ready = [d for d in self.deployments.values() if d.status == "ready"]
+        return {artifact for d in ready for artifact in (d.base_id, *d.adapter_ids) if artifact}
+
     async def deploy(self, command: Deploy) -> DeploymentReady | DeploymentFailed:
         """Fetch and verify every artifact, then load; any refusal fails the whole deployment with its reason."""
         async with self._turn:

@@ -26,6 +26,9 @@ class InferenceSettings(Settings):
     inference_artifact_wait_s: float = Field(
         60.0, ge=0, description="How long a Deploy waits for the registry to register (and sign) an adapter it names"
     )
+    inference_revocation_check_s: float = Field(
+        30.0, ge=0, description="How often served artifacts are re-checked with the registry for revocation; 0: never"
+    )
     inference_restore: bool = Field(True, description="On start, re-deploy what the registry says is still wanted")
     inference_restore_retry_s: float = Field(2.0, gt=0, description="Pause between tries to reach the registry")
     inference_vllm_python: str = Field("", description="Python that runs the vLLM server; default this interpreter")

@@ -11,12 +11,15 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
-from modelops_contracts import Deploy
+from modelops_contracts import Deploy, DeploymentFailed, DeploymentReady
+from modelops_inference.deployments import Deployments
+from modelops_inference.revocations import recheck
+from modelops_shared.artifacts import ArtifactClient
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from modelops_shared.storage import open_store
 
-from .support import WAIT_S, deploy, make_adapter, reference, submit_adapter
+from .support import WAIT_S, deploy, inference_settings, make_adapter, reference, submit_adapter
 
 PROMPTS = ["the cat sat on the", "numbers one two three", "hello", "a long time ago in a"]
 MAX_TOKENS = 8
@@ -209,3 +212,41 @@ async def test_a_deploy_waits_for_an_adapter_registered_after_it(
     assert view["adapter_ids"] == [adapter]
     expected = await asyncio.to_thread(reference, base_model_dir, model_dir / "adapter-1", PROMPTS[0], MAX_TOKENS)
     assert await _complete(inference, name, PROMPTS[0]) == expected
+
+
+async def test_a_revocation_the_replica_missed_is_caught_by_the_periodic_check(
+    embedded_stack: Settings,
+    bus: Bus,
+    registry: httpx.AsyncClient,
+    registry_url: str,
+    base_model: str,
+    base_model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """A replica with no Kafka consumer at all (as one that missed the event): only the registry check can tell it."""
+    make_adapter(base_model_dir, tmp_path / "adapter", 5)
+    adapter = await submit_adapter(embedded_stack, bus, registry, tmp_path / "adapter", base_model, "lora-5")
+    settings = inference_settings(embedded_stack, registry_url)
+    async with ArtifactClient.from_settings(settings, settings.work_dir / "cache") as artifacts:
+        deployments = Deployments(settings, artifacts)
+        try:
+            command = Deploy(name="missed", base_model=base_model, adapters=[adapter], requested_by="tests")
+            ready = await deployments.deploy(command)
+            assert isinstance(ready, DeploymentReady), ready
+            announced: list[DeploymentFailed] = []
+
+            async def announce(failed: DeploymentFailed) -> None:
+                announced.append(failed)
+
+            assert await recheck(deployments, deployments.registry, announce) == []  # nothing revoked yet
+            response = await registry.post(
+                f"/v1/artifacts/{adapter}/promotions",
+                json={"to_stage": "revoked", "actor": "root", "actor_role": "admin", "reason": "leaked data"},
+            )
+            assert response.status_code == 201, response.text
+            assert await recheck(deployments, deployments.registry, announce) == [adapter]
+            assert [failed.name for failed in announced] == ["missed"]
+            assert deployments.route("missed") is None
+            assert adapter not in deployments.served_artifacts()
+        finally:
+            await deployments.close()
