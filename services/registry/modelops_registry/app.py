@@ -3,6 +3,8 @@ and what the `verify-log` and `rotate-key` commands open."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,8 +23,10 @@ from modelops_shared.db import create_pool
 from modelops_shared.service import DependencyOverrides, Runtime, create_service_app
 from modelops_shared.signing import KeyRing
 from modelops_shared.signing.keys import Algorithm
+from modelops_shared.storage import open_store
 
 from . import api
+from .checkpoints import check_against_checkpoint, checkpointing
 from .deps import Registry
 from .domain import Policy
 from .handlers import Registrar
@@ -59,9 +63,16 @@ def create_app(settings: RegistrySettings | None = None, *, overrides: Dependenc
             await consumer.start()
             app.state.registry = Registry(runtime=runtime, keys=keys, policy=policy)
             app.state.readiness_checks = runtime.readiness_checks()
+            every_s = settings.registry_checkpoint_every_s
+            checkpoints = checkpointing(runtime.pool, runtime.store, keys, settings.registry_schema, every_s)
+            heads = asyncio.create_task(checkpoints) if every_s else None
             try:
                 yield
             finally:
+                if heads is not None:
+                    heads.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await heads
                 await consumer.stop()
 
     app = create_service_app(settings, title="ModelOps registry", lifespan=lifespan, overrides=overrides)
@@ -70,11 +81,15 @@ def create_app(settings: RegistrySettings | None = None, *, overrides: Dependenc
 
 
 async def verify_log(settings: RegistrySettings) -> int:
-    """Walk the log's hash chain: 0 when intact, 1 (each problem on stderr) when a row was tampered with."""
+    """Walk the log's hash chain and compare it with the last signed checkpoint: 0 when intact, 1 (each problem on
+    stderr) when a row was tampered with or a suffix rewritten."""
     pool = await create_pool(settings, settings.registry_schema)
+    keys = KeyRing.load_or_create(settings.keys_dir, settings.registry_signing_algorithm)
     try:
         async with pool.acquire() as conn:
             problems = await eventlog.verify(conn)
+            store = open_store(settings.store_url, settings)
+            problems += await check_against_checkpoint(conn, store, keys, settings.registry_schema)
             length = await conn.fetchval("SELECT seq FROM event_log_head")
     finally:
         await pool.close()

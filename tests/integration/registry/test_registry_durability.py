@@ -4,6 +4,7 @@ nothing; `verify-log` catches an edited, deleted or reordered row; P-256 bundles
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -17,7 +18,10 @@ import httpx
 import pytest
 from modelops_contracts import encode
 from modelops_contracts.catalog import ARTIFACT_SUBMISSIONS
+from modelops_registry.checkpoints import prefix_of
+from modelops_registry.store.eventlog import chain_hash
 from modelops_shared.devstack import free_port
+from modelops_shared.storage import ObjectNotFound, open_store
 
 from .support import WAIT_S, verdict
 
@@ -181,6 +185,43 @@ async def test_verify_log_catches_edits_deletions_and_reordering(registry_proces
             assert registry_process.command("verify-log").returncode == 0, f"restored after {name}"
     finally:
         await conn.close()
+
+
+async def test_verify_log_catches_a_suffix_rewritten_with_its_hashes_against_the_signed_checkpoint(
+    registry_process, registry
+):
+    registry_process.env["MODELOPS_REGISTRY_CHECKPOINT_EVERY_S"] = "0.2"
+    await registry_process.start()
+    for _ in range(3):
+        await verdict(registry_process.client, (await registry.submitter.submit()).artifact_id)
+    schema = registry_process.env["MODELOPS_REGISTRY_SCHEMA"]
+    dsn = registry.settings.database_url.get_secret_value()
+    head = await _count(dsn, schema, "SELECT seq FROM {schema}.event_log_head")
+    store = open_store(registry.settings.store_url, registry.settings)
+    async with asyncio.timeout(WAIT_S):  # the registry signs its head and writes it outside the database
+        while True:
+            with contextlib.suppress(ObjectNotFound):
+                if json.loads(await store.get(f"{prefix_of(schema)}/latest.json"))["record"]["seq"] == head:
+                    break
+            await asyncio.sleep(0.1)
+    registry_process.kill()
+    assert registry_process.command("verify-log").returncode == 0
+
+    # Whoever can write the database rewrites the last event and recomputes its hash and the head: the chain holds.
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(f"SELECT prev_hash, canonical FROM {schema}.event_log WHERE seq = $1", head)
+        forged = bytes(row["canonical"]) + b" "
+        new_hash = chain_hash(row["prev_hash"], forged)
+        await conn.execute(
+            f"UPDATE {schema}.event_log SET canonical = $2, hash = $3 WHERE seq = $1", head, forged, new_hash
+        )
+        await conn.execute(f"UPDATE {schema}.event_log_head SET hash = $1", new_hash)
+    finally:
+        await conn.close()
+    result = registry_process.command("verify-log")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"seq {head}: its hash differs from the signed checkpoint" in result.stderr
 
 
 async def test_p256_bundle_verifies_with_the_openssf_model_signing_tool(registry_process, registry, tmp_path):
