@@ -73,6 +73,16 @@ async def test_an_uploaded_fine_tune_file_is_a_file_object_a_chat_dataset_and_a_
         keys["developer"].name,
     )
 
+    # A file never changes: no dataset upload appends to it (nor squats a `file-` name before it exists).
+    async with gateway.client(keys["developer"].secret) as dev:
+        for name in (created.id, "file-0123456789abcdef01234567"):
+            appended = await dev.post(
+                "/v1/datasets", data={"name": name, "schema": "chat"}, files={"file": ("more.jsonl", jsonl(EXAMPLES))}
+            )
+            assert appended.status_code == 422, appended.text
+            assert "OpenAI files, which cannot change" in appended.text
+        assert (await dev.get(f"/v1/datasets/{created.id}")).json()["version"] == 0
+
 
 async def test_the_list_pages_newest_first_with_after(gateway, keys):
     developer = client(gateway, keys["developer"].secret)

@@ -33,6 +33,7 @@ from .query import QueryResult, run_query
 from .schemas import (
     DATASET_BODY,
     FILE_BODY,
+    OPENAI_FILE_PREFIX,
     DatasetPage,
     DatasetRows,
     DatasetUpload,
@@ -176,7 +177,7 @@ async def query_dataset(gateway: GatewayDep, name: DatasetName, body: QueryReque
 async def upload_file(request: Request, caller: Developer, gateway: GatewayDep, idempotency: Idempotent) -> Response:
     """Upload a fine-tuning file (developer): every line is checked as a chat example; one bad line rejects the
     file with a row-level report (422) and keeps nothing."""
-    file_id = f"file-{uuid.uuid4().hex[:24]}"
+    file_id = f"{OPENAI_FILE_PREFIX}{uuid.uuid4().hex[:24]}"
     max_bytes = gateway.settings.gateway_max_dataset_bytes
     async with received_form(form_parts(request.headers, request.stream(), max_bytes), max_bytes=max_bytes) as form:
         fields = form_model(FileUpload, form.fields)

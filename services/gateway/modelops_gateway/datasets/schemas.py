@@ -67,6 +67,9 @@ class DatasetRows(BaseModel):
     rows: list[dict[str, Any]] = Field(description="Oldest uploads first")
 
 
+OPENAI_FILE_PREFIX = "file-"
+
+
 class DatasetUpload(BaseModel):
     """The text fields of a dataset upload."""
 
@@ -78,6 +81,9 @@ class DatasetUpload(BaseModel):
     @field_validator("name")
     @classmethod
     def _dataset_name(cls, name: str) -> str:
+        if name.startswith(OPENAI_FILE_PREFIX):
+            # An OpenAI file is the dataset of its id, version 0, and a file never changes: nothing is appended to it.
+            raise ValueError(f"`{OPENAI_FILE_PREFIX}…` names are OpenAI files, which cannot change; upload a new file")
         return check_name(name)
 
 
