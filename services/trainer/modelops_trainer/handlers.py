@@ -45,7 +45,7 @@ INFRASTRUCTURE_ERRORS = (
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, starting up, cannot connect now
     asyncpg.InterfaceError,
     KafkaError,
-    OSError,
+    ConnectionError,  # a socket refused or reset (not any OSError: a missing file is a bug, not an outage)
     TimeoutError,
 )
 
