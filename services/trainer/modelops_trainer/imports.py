@@ -129,7 +129,7 @@ class Importer:
         if digest.hexdigest() != body.file.sha256:
             raise gguf_import.NotAGguf(f"{body.file.path} changed since it was uploaded (sha256 differs)")
         try:
-            info = await asyncio.to_thread(gguf_import.convert, path, scratch / "converted")
+            info = await asyncio.to_thread(gguf_import.convert, path, scratch / "converted", body.file.sha256)
         except gguf_import.NotAGguf:
             raise
         except Exception as error:  # a GGUF transformers cannot read: the file's fault, not worth a retry
