@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 from modelops_shared.signing import KeyRing, SignatureError, sign_record, verify_record
@@ -26,30 +25,25 @@ def prefix_of(schema: str) -> str:
     return f"registry/{schema}/checkpoints"
 
 
-async def write_checkpoint(pool: asyncpg.Pool, store: ObjectStore, keys: KeyRing, schema: str) -> dict[str, Any] | None:
-    """Sign and store the current head (unless the log is empty); the checkpoint written."""
-    head = await pool.fetchrow("SELECT seq, hash FROM event_log_head")
-    if head is None or head["seq"] == 0:
-        return None
-    record = {"seq": head["seq"], "hash": head["hash"], "at": datetime.now(UTC).isoformat()}
+async def write_checkpoint(store: ObjectStore, keys: KeyRing, schema: str, seq: int, head_hash: str) -> None:
+    """Sign the head (`seq`, `head_hash`) and store it, as `<seq>.json` and as `latest.json`."""
+    record = {"seq": seq, "hash": head_hash, "at": datetime.now(UTC).isoformat()}
     key_id, signature = sign_record(record, keys.active)
-    checkpoint = {"record": record, "key_id": key_id, "signature": signature}
-    data = json.dumps(checkpoint).encode()
-    await store.put(f"{prefix_of(schema)}/{head['seq']:012d}.json", data)
+    data = json.dumps({"record": record, "key_id": key_id, "signature": signature}).encode()
+    await store.put(f"{prefix_of(schema)}/{seq:012d}.json", data)
     await store.put(f"{prefix_of(schema)}/latest.json", data)
-    return checkpoint
 
 
 async def checkpointing(pool: asyncpg.Pool, store: ObjectStore, keys: KeyRing, schema: str, every_s: float) -> None:
-    """`write_checkpoint` every `every_s` when the head moved, for as long as the registry runs."""
+    """A checkpoint every `every_s` when the head moved (none for an empty log), for as long as the registry runs."""
     written: int | None = None
     while True:
         await asyncio.sleep(every_s)
         try:
-            seq = await pool.fetchval("SELECT seq FROM event_log_head")
-            if seq != written:
-                await write_checkpoint(pool, store, keys, schema)
-                written = seq
+            head = await pool.fetchrow("SELECT seq, hash FROM event_log_head")
+            if head["seq"] and head["seq"] != written:
+                await write_checkpoint(store, keys, schema, head["seq"], head["hash"])
+                written = head["seq"]
         except Exception:
             log.exception("writing the event log checkpoint failed")
 
