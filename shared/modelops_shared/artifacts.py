@@ -32,11 +32,11 @@ from typing import Any, cast
 import httpx
 from modelops_contracts import ArtifactKind, Stage
 
+from .service_tokens import ServiceIdentity
 from .settings import Settings
-from .signing import SignatureError, key_id_of, load_public_key, verify
+from .signing import SignatureError, key_id_of, load_public_key, pem_blocks, verify
 
 PAGE_LIMIT = 500
-PEM_BEGIN = "-----BEGIN "
 STAMPS = ".verified"  # beside the cached copies: each copy's folder holds exactly the signed files
 _CHUNK = 1024 * 1024
 
@@ -86,19 +86,28 @@ class ArtifactClient:
         timeout: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,
         trusted_keys: Sequence[str] | None = None,
+        auth: httpx.Auth | None = None,
     ) -> None:
-        """`trusted_keys` (PEM public keys) pins the signers: then the registry's own key list is never asked."""
+        """`trusted_keys` (PEM public keys) pins the signers: then the registry's own key list is never asked. `auth`
+        proves to the registry who calls (a service token)."""
         self.cache_dir = cache_dir
         self._trusted = (
             None if trusted_keys is None else {key_id_of(load_public_key(pem)[0]): pem for pem in trusted_keys}
         )
-        self._http = httpx.AsyncClient(base_url=registry_url.rstrip("/"), timeout=timeout, transport=transport)
+        # Public: a service's other registry reads (deployments to restore, revocations) share its connections and auth.
+        self.http = httpx.AsyncClient(
+            base_url=registry_url.rstrip("/"), timeout=timeout, transport=transport, auth=auth
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings, cache_dir: Path) -> ArtifactClient:
+        """The client of the service `settings` describe, signing its calls with that service's key."""
         keys_file = settings.registry_trusted_keys_file
         return cls(
-            settings.registry_url, cache_dir, trusted_keys=pem_blocks(keys_file.read_text()) if keys_file else None
+            settings.registry_url,
+            cache_dir,
+            trusted_keys=pem_blocks(keys_file.read_text()) if keys_file else None,
+            auth=ServiceIdentity.from_settings(settings).auth("registry"),
         )
 
     async def __aenter__(self) -> ArtifactClient:
@@ -110,11 +119,11 @@ class ArtifactClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self.http.aclose()
 
     async def resolve(self, ref: str, kind: ArtifactKind) -> dict[str, Any]:
         """The registry's record of `ref`: the artifact with that id, else the latest of that kind and name."""
-        response = await self._http.get(f"/v1/artifacts/{ref}")
+        response = await self.http.get(f"/v1/artifacts/{ref}")
         if response.status_code == 200:
             record = cast(dict[str, Any], response.json())
             if record["kind"] != kind.value:
@@ -236,7 +245,7 @@ class ArtifactClient:
 
     async def _download_file(self, url: str, destination: Path) -> str:
         hasher = hashlib.sha256()
-        async with self._http.stream("GET", url) as response:
+        async with self.http.stream("GET", url) as response:
             if response.status_code != 200:
                 raise ArtifactError(f"registry answered {response.status_code} for {url}")
             file = await asyncio.to_thread(destination.open, "wb")
@@ -249,15 +258,10 @@ class ArtifactClient:
         return hasher.hexdigest()
 
     async def _get_json(self, url: str, params: dict[str, str | int] | None = None) -> Any:
-        response = await self._http.get(url, params=params)
+        response = await self.http.get(url, params=params)
         if response.status_code != 200:
             raise ArtifactError(f"registry answered {response.status_code} for {url}: {response.text[:200]}")
         return response.json()
-
-
-def pem_blocks(text: str) -> list[str]:
-    """Every PEM block of `text` (a file of concatenated public keys)."""
-    return [f"{PEM_BEGIN}{block}" for block in text.split(PEM_BEGIN)[1:]]
 
 
 def _key_id(pem: str) -> str:

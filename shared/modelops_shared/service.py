@@ -11,11 +11,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from importlib.resources.abc import Traversable
-from typing import Any, TypeVar, cast
+from typing import Annotated, Any, TypeVar, cast
 
 import asyncpg
 import uvicorn
-from fastapi import FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from modelops_contracts import Topic
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -26,6 +26,7 @@ from starlette.requests import HTTPConnection
 from .bus import Bus, Handler, IdempotentConsumer, OutboxRelay
 from .db import apply_migrations, create_pool
 from .problems import Problem, document_problems, install_problem_handlers, problem_response, unexpected_error_response
+from .service_tokens import ServiceCaller, ServiceTokenError, TrustedServices
 from .settings import Settings
 from .storage import ObjectNotFound, ObjectStore, open_store
 from .telemetry import REQUEST_ID, configure_logging, configure_tracing, request_id_var
@@ -35,6 +36,8 @@ ReadinessCheck = Callable[[], Awaitable[bool]]
 # FastAPI's `dependency_overrides`: a dependency → what answers in its place (a test's fake).
 DependencyOverrides = Mapping[Callable[..., Any], Callable[..., Any]]
 READINESS_TIMEOUT_S = 2.0
+# Readable without a service token: they reveal no artifact.
+OPERATIONAL_PATHS = ("/healthz", "/readyz", "/metrics")
 # http_requests_total and http_request_duration_seconds by route template, method and status class. Made once per
 # process and shared by every app built in it (tests build many): a second registration of the same names would
 # be refused and leave that app unmeasured.
@@ -114,12 +117,16 @@ def create_service_app(
     version: str = "0.1.0",
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     overrides: DependencyOverrides | None = None,
+    internal: bool = True,
+    open_paths: tuple[str, ...] = (),
 ) -> FastAPI:
     """A FastAPI app with the platform's operational routes and error handling.
 
     Readiness checks are read from `app.state.readiness_checks` (set by the lifespan once connections exist),
     so /readyz answers 503 until the service has really started. `overrides` replace dependencies (a test's fakes
-    for what the lifespan would start).
+    for what the lifespan would start). An `internal` service answers 401 to any caller without a valid service
+    token, except on the operational routes and `open_paths`; the gateway, which authenticates users by API key,
+    is the one service that is not internal.
     """
     app = FastAPI(title=title, version=version, lifespan=lifespan)
     app.state.readiness_checks = {}
@@ -128,6 +135,9 @@ def create_service_app(
     document_problems(app)
     # Probes and scrapes are left out so that they do not drown the traffic.
     Instrumentator(excluded_handlers=["/healthz", "/readyz", "/metrics"]).add(HTTP_METRICS).instrument(app)
+
+    if internal:
+        _require_service_tokens(app, TrustedServices.from_settings(settings), OPERATIONAL_PATHS + open_paths)
 
     @app.middleware("http")
     async def request_id(request: Request, call_next: RequestResponseEndpoint) -> Response:
@@ -165,6 +175,32 @@ def create_service_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _require_service_tokens(app: FastAPI, trusted: TrustedServices, open_paths: tuple[str, ...]) -> None:
+    """Default deny: every other route needs a token from a trusted service; its caller lands in
+    `request.state.service_caller` (routes read it as `ServiceCallerDep`)."""
+
+    @app.middleware("http")
+    async def service_token(request: Request, call_next: RequestResponseEndpoint) -> Response:
+        if request.url.path in open_paths:
+            return await call_next(request)
+        try:
+            request.state.service_caller = trusted.verify(request.headers.get("Authorization"))
+        except ServiceTokenError as error:
+            response = problem_response(request, 401, "service-token-required", str(error))
+            response.headers["WWW-Authenticate"] = 'Bearer realm="modelops-internal"'
+            return response
+        return await call_next(request)
+
+
+def _service_caller(request: Request) -> ServiceCaller:
+    caller: ServiceCaller = request.state.service_caller
+    return caller
+
+
+# The verified caller of an internal route, as a route parameter's type.
+ServiceCallerDep = Annotated[ServiceCaller, Depends(_service_caller)]
 
 
 def state_dependency(

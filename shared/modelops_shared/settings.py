@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -23,6 +24,13 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     kafka_bootstrap: str = "127.0.0.1:19092"
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="PLAINTEXT only on loopback (the embedded stack); SASL_SSL in production"
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: Path | None = Field(None, description="CA bundle for the brokers' certificates; default: system")
     kafka_session_timeout_ms: int = Field(6000, description="Short sessions make group joins fast on tansu")
     consumer_max_retries: int = Field(3, ge=0, description="Attempts after the first before a message is dead-lettered")
     consumer_retry_backoff_s: float = Field(0.2, gt=0, description="First retry delay; doubles each attempt")
@@ -50,6 +58,15 @@ class Settings(BaseSettings):
         " the registry serves (then a compromised registry could serve its own)",
     )
 
+    service_keys_dir: Path | None = Field(
+        None,
+        description="Public keys (<service>.pub.pem) of the services allowed to call this one; default"
+        " <state_dir>/service-keys, where the embedded stack keeps every service's key pair",
+    )
+    service_key_file: Path | None = Field(
+        None, description="This service's Ed25519 private key (PEM); default <service_keys_dir>/<service>.key.pem"
+    )
+
     otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset = no export")
     trace_sample_ratio: float | None = Field(
         None, ge=0, le=1, description="Share of new traces recorded; default 1 with an OTLP endpoint, else 0"
@@ -67,6 +84,14 @@ class Settings(BaseSettings):
     def port_of(self, service: str) -> int:
         port: int = getattr(self, f"{service}_port")
         return port
+
+    @property
+    def service_peers_path(self) -> Path:
+        return self.service_keys_dir or self.state_dir / "service-keys"
+
+    @property
+    def service_key_path(self) -> Path:
+        return self.service_key_file or self.service_peers_path / f"{self.service_name}.key.pem"
 
     @property
     def store_url(self) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from helpers import registered
+from helpers import registered, service_auth
 from modelops_shared.bus import Bus
 from modelops_shared.devstack import ephemeral_settings, free_port, stack_env, start_infrastructure, stop_all
 from modelops_shared.settings import Settings, get_settings
@@ -87,7 +87,7 @@ async def registry_url(embedded_stack: Settings, tmp_path_factory: pytest.TempPa
 
 @pytest.fixture(scope="session")
 async def registry(registry_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=registry_url, timeout=30) as client:
+    async with httpx.AsyncClient(base_url=registry_url, timeout=30, auth=service_auth("registry")) as client:
         yield client
 
 

@@ -1,6 +1,6 @@
 """What tests of every service need: a tap on topics, waiting until the registry has registered an artifact, and the
 barriers after which "nothing (more) arrived" can be asserted: an outbox sent, a consumer past a message, a tap
-read to the end of its partitions."""
+read to the end of its partitions; and calling internal services as another service would, with its token."""
 
 from __future__ import annotations
 
@@ -14,10 +14,26 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from modelops_contracts import Envelope, Message, Topic, decode
+from modelops_shared.service_tokens import BEARER, ServiceIdentity
 from modelops_shared.settings import Settings
 
 WAIT_S = 120
 POLL_S = 0.05
+
+
+def identity(service: str = "gateway") -> ServiceIdentity:
+    """Call internal services as `service` does: with its key, from the stack's key directory (the embedded stack's
+    MODELOPS_SERVICE_KEYS_DIR)."""
+    return ServiceIdentity.from_settings(Settings(service_name=service))
+
+
+def service_auth(audience: str, service: str = "gateway") -> httpx.Auth:
+    return identity(service).auth(audience)
+
+
+def acting_as(user: str, role: str, audience: str = "registry") -> dict[str, str]:
+    """Headers of a gateway call made for `user` in `role`: the only way an internal service learns who acts."""
+    return {"Authorization": BEARER + identity().token(audience, subject=user, role=role)}
 
 
 class TopicTap:

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from fastapi import FastAPI
+from helpers import service_auth
 from modelops_contracts import Envelope, Message, Ping
 from modelops_contracts.catalog import DIAGNOSTICS_PINGS
 from modelops_shared import service as service_module
@@ -109,7 +110,9 @@ def _build_app(settings: Settings, *, schema: str, subscriptions: tuple[Subscrip
 
 def _client(app: FastAPI) -> httpx.AsyncClient:
     # raise_app_exceptions stays on: an exception escaping the app would also escape uvicorn's error handling.
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://service.test")
+    # An internal service: every call but the probes carries a service token, as another service's would.
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url="http://service.test", auth=service_auth(SERVICE))
 
 
 @dataclass

@@ -15,6 +15,7 @@ from consumer_groups import skip_history
 from modelops_contracts import Ping, Topic, encode
 from modelops_contracts.catalog import DIAGNOSTICS_PINGS
 from modelops_shared.bus import Bus, Delivery, IdempotentConsumer, MessageContext, TrackedConsumer, enqueue
+from modelops_shared.bus.access import KafkaAccess
 from modelops_shared.bus.incarnations import admin_client
 from modelops_shared.db import apply_migrations, create_pool
 from modelops_shared.devstack.drain import drain
@@ -60,7 +61,9 @@ async def _recreate(bootstrap: str, topic: Topic, *, delete: bool = True) -> Non
 
 async def _commit(bootstrap: str, group: str, topic: str, offset: int) -> None:
     request = [ConsumerGroupTopicPartitions(group, [KafkaPartition(topic, 0, offset)])]
-    altered = await asyncio.wrap_future(admin_client(bootstrap).alter_consumer_group_offsets(request)[group])
+    altered = await asyncio.wrap_future(
+        admin_client(KafkaAccess(bootstrap)).alter_consumer_group_offsets(request)[group]
+    )
     assert all(partition.error is None for partition in altered.topic_partitions)
 
 

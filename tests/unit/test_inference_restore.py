@@ -21,6 +21,7 @@ class RefusingArtifacts:
 
     def __init__(self) -> None:
         self.fetched: list[str] = []
+        self.http = None  # the registry reads under test get their own client
 
     async def fetch(self, ref: str, kind: Any = None) -> Any:
         self.fetched.append(ref)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import openai
@@ -22,6 +22,8 @@ from modelops_inference.deployments import Deployment, Deployments, ProxyEngine,
 from modelops_inference.deps import Inference, get_inference
 from modelops_inference.settings import InferenceSettings
 from modelops_inference.vllm import VllmBackend, VllmBusy, VllmError, choose_backend
+from modelops_shared.artifacts import ArtifactClient
+from modelops_shared.service_tokens import ServiceAuth, ServiceIdentity, keygen
 
 BASE = "base-1234"
 WORDS = ["one", " two", " three"]
@@ -199,10 +201,13 @@ async def test_a_revoked_adapter_stops_its_streams_and_the_in_flight_bound_holds
 
 
 @pytest.fixture
-async def served(backend: VllmBackend, fake: FakeVllm) -> AsyncIterator[httpx.AsyncClient]:
-    """The inference API with one deployment `dep` (adapter `a` on a vLLM engine), served in memory."""
-    settings = InferenceSettings(inference_max_tokens=16, inference_backend="vllm")
-    deployments = Deployments(settings, artifacts=None)  # type: ignore[arg-type]
+async def served(backend: VllmBackend, fake: FakeVllm, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    """The inference API with one deployment `dep` (adapter `a` on a vLLM engine), served in memory, called as the
+    gateway calls it (with a service token)."""
+    keygen(tmp_path, ["inference", "gateway"])
+    settings = InferenceSettings(inference_max_tokens=16, inference_backend="vllm", service_keys_dir=tmp_path)
+    artifacts = ArtifactClient("http://registry", tmp_path / "cache")
+    deployments = Deployments(settings, artifacts)
     deployments.engines[BASE] = ProxyEngine(backend)
     await backend.acquire_adapter("a", Path("/cache/a"))
     backend.release_adapter("a")
@@ -210,9 +215,13 @@ async def served(backend: VllmBackend, fake: FakeVllm) -> AsyncIterator[httpx.As
     deployments.routes["dep"] = Route("dep", BASE, "a", Path("/cache/a"))
     deployments.routes["plain"] = Route("plain", BASE, None, None)
     app = create_app(settings, overrides={get_inference: lambda: Inference(settings, deployments)})
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://inference") as client:
+    gateway = ServiceIdentity.from_settings(settings.model_copy(update={"service_name": "gateway"}))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://inference", auth=gateway.auth("inference")
+    ) as client:
         yield client
-    await deployments.registry.aclose()
+    await artifacts.aclose()
 
 
 async def test_the_api_relays_to_vllm_with_its_own_bounds(served: httpx.AsyncClient, fake: FakeVllm) -> None:
@@ -246,7 +255,8 @@ async def test_a_vllm_refusal_reaches_the_client_as_an_openai_error(served: http
 
 
 async def test_the_openai_client_streams_through_the_vllm_engine(served: httpx.AsyncClient) -> None:
-    client = openai.AsyncOpenAI(api_key="unused", base_url="http://inference/v1", http_client=served)
+    token = cast(ServiceAuth, served.auth).identity.token("inference")  # OpenAI's client sends its key as a bearer
+    client = openai.AsyncOpenAI(api_key=token, base_url="http://inference/v1", http_client=served)
     stream = await client.chat.completions.create(
         model="dep", messages=[{"role": "user", "content": "hi"}], max_tokens=3, stream=True
     )

@@ -59,7 +59,8 @@ async def unstorable() -> None:
 
 
 def _app(overrides: DependencyOverrides | None = None) -> FastAPI:
-    app = create_service_app(Settings(service_name="web-test"), title="test", overrides=overrides)
+    # Not internal: these tests are about errors and routes; tests/unit/test_service_tokens.py covers the tokens.
+    app = create_service_app(Settings(service_name="web-test"), title="test", overrides=overrides, internal=False)
     app.include_router(router)
     return app
 

@@ -14,6 +14,7 @@ import httpx
 from fastapi import FastAPI
 from modelops_contracts.catalog import MODEL_EVENTS, TRAINING_EVENTS
 from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
+from modelops_shared.service_tokens import ServiceIdentity
 
 from .access import api as access_api
 from .access.store import KeyStore
@@ -79,8 +80,15 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
             await purge_expired(runtime.pool, settings.gateway_idempotency_ttl_s)
             limiter = RateLimiter(settings.redis_url.get_secret_value(), settings.gateway_default_rate_limit)
             stack.push_async_callback(limiter.close)
+            identity = ServiceIdentity.from_settings(settings)
             registry = await stack.enter_async_context(
-                Upstream("registry", settings.registry_url, _timeout(settings.registry_timeout_s), label="registry")
+                Upstream(
+                    "registry",
+                    settings.registry_url,
+                    _timeout(settings.registry_timeout_s),
+                    label="registry",
+                    identity=identity,
+                )
             )
             inference = await stack.enter_async_context(
                 Upstream(
@@ -88,6 +96,7 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
                     settings.inference_url,
                     _timeout(settings.inference_timeout_s),
                     label="inference service",
+                    identity=identity,
                 )
             )
             lookups = RegistryLookups(registry, settings.gateway_registry_cache_s)
@@ -97,7 +106,8 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
             await stack.enter_async_context(reconciling(runtime.pool, runtime.bus, settings))
             yield
 
-    app = create_service_app(settings, title="ModelOps gateway", lifespan=lifespan, overrides=overrides)
+    # Not `internal`: the gateway authenticates its callers by API key (web/auth.py).
+    app = create_service_app(settings, title="ModelOps gateway", lifespan=lifespan, overrides=overrides, internal=False)
     app.description = DESCRIPTION
     app.add_middleware(RateLimitHeaders)
     for router in ROUTERS:

@@ -1,5 +1,6 @@
 """The platform's internal services over HTTP (the registry, the inference service): one client class that sends
-the caller's request id and trace context along, and turns an upstream's absence or failure into domain errors
+the caller's request id and trace context along, proves who calls with the gateway's service token (acting for a
+user where the upstream asks who), and turns an upstream's absence or failure into domain errors
 (503 to retry, 502 otherwise). Framework-free: logic reads its answers; web/relay.py hands them on as they are."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from typing import Any
 
 import httpx
 from modelops_shared.errors import PROBLEM_JSON, DomainError
+from modelops_shared.service_tokens import BEARER, ServiceIdentity
 from modelops_shared.telemetry import REQUEST_ID, current_trace_headers, request_id_var
 
 RETRY_AFTER_S = 5
@@ -37,11 +39,15 @@ class Upstream:
         timeout: httpx.Timeout,
         *,
         label: str,
+        identity: ServiceIdentity,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.name = name
         self.label = label
-        self.http = httpx.AsyncClient(base_url=base_url.rstrip("/"), timeout=timeout, transport=transport)
+        self.identity = identity
+        self.http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), timeout=timeout, transport=transport, auth=identity.auth(name)
+        )
 
     async def request(
         self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None
@@ -59,11 +65,16 @@ class Upstream:
         content: bytes | None = None,
         stream: bool,
         relay_problems: bool = False,
+        acting_for: tuple[str, str] | None = None,
     ) -> httpx.Response:
         """The answer; with `stream`, its body is still to read and the caller closes it (`aclose`). Any 5xx is a bad
         gateway, never our 500, except with `relay_problems` the upstream's own problem+json (a model still loading),
-        which is the client's to see."""
+        which is the client's to see. `acting_for` (user name, role) puts the user in the token: the upstream's
+        only source for who acts."""
         headers = {**context_headers(), **({"Content-Type": "application/json"} if content is not None else {})}
+        if acting_for is not None:
+            subject, role = acting_for
+            headers["Authorization"] = BEARER + self.identity.token(self.name, subject=subject, role=role)
         outgoing = self.http.build_request(method, path, params=params, json=json, content=content, headers=headers)
         try:
             answer = await self.http.send(outgoing, stream=stream)

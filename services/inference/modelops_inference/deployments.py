@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar, Literal
 
-import httpx
 from modelops_contracts import ArtifactKind, Deploy, DeploymentFailed, DeploymentReady, DeploymentRemoved
 from modelops_shared.artifacts import ArtifactClient, ArtifactError, ArtifactNotFound, VerifiedArtifact
 
@@ -105,14 +104,13 @@ class Deployments:
         self.engines: dict[str, Engine | ProxyEngine] = {}
         self.routes: dict[str, Route] = {}
         self.backend_kind = choose_backend(settings.inference_backend)
-        self.registry = httpx.AsyncClient(base_url=settings.registry_url.rstrip("/"), timeout=30)
+        self.registry = artifacts.http
         self._turn = asyncio.Lock()
         self._commanded: set[str] = set()  # names a command has touched since start: a restore leaves them alone
 
     async def close(self) -> None:
         for base_id in list(self.engines):
             await self._drop_engine(base_id)
-        await self.registry.aclose()
 
     def route(self, model: str) -> Route | None:
         return self.routes.get(model)

@@ -21,6 +21,8 @@ from modelops_contracts import (
 )
 from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_shared.problems import Problem
+from modelops_shared.service import ServiceCallerDep
+from modelops_shared.service_tokens import ServiceCaller
 from pydantic import BaseModel, Field
 
 from .deps import Registry, RegistryDep
@@ -32,11 +34,22 @@ from .store.projections import state_digest
 router = APIRouter(prefix="/v1")
 
 
+# The one service that authenticates users, so the one whose token may name the acting user and role.
+USER_FACING = "gateway"
+ROLES = ("viewer", "developer", "approver", "admin")
+
+
 class PromotionBody(BaseModel):
+    """Who asks is not in the body: it is the acting user of the gateway's service token."""
+
     to_stage: Stage
-    actor: str = Field(min_length=1, description="Who asks; the gateway sets it from the API key")
-    actor_role: Literal["viewer", "developer", "approver", "admin"]
     reason: str = Field(min_length=1, max_length=2000)
+
+
+def _acting_user(caller: ServiceCaller) -> tuple[str, str]:
+    if caller.service != USER_FACING or caller.role not in ROLES:
+        raise Problem(403, "acting-user-required", f"a promotion needs a user, vouched for by the {USER_FACING}")
+    return caller.subject, caller.role
 
 
 async def _artifact_or_404(registry: Registry, artifact_id: str) -> dict[str, Any]:
@@ -125,7 +138,13 @@ async def get_lineage(
 
 
 @router.post("/artifacts/{artifact_id}/promotions", status_code=201, max_body_size=64 * 1024)
-async def create_promotion(registry: RegistryDep, artifact_id: str, body: PromotionBody) -> dict[str, Any]:
+async def create_promotion(
+    registry: RegistryDep,
+    caller: ServiceCallerDep,
+    artifact_id: str,
+    body: PromotionBody,
+) -> dict[str, Any]:
+    actor, actor_role = _acting_user(caller)
     async with registry.runtime.pool.acquire() as conn, conn.transaction():
         try:
             event = await promote(
@@ -135,8 +154,8 @@ async def create_promotion(registry: RegistryDep, artifact_id: str, body: Promot
                 registry.policy,
                 artifact_id,
                 to_stage=body.to_stage,
-                actor=body.actor,
-                actor_role=body.actor_role,
+                actor=actor,
+                actor_role=actor_role,
                 reason=body.reason,
             )
         except PromotionError as error:

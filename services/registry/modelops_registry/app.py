@@ -75,7 +75,9 @@ def create_app(settings: RegistrySettings | None = None, *, overrides: Dependenc
                         await heads
                 await consumer.stop()
 
-    app = create_service_app(settings, title="ModelOps registry", lifespan=lifespan, overrides=overrides)
+    app = create_service_app(
+        settings, title="ModelOps registry", lifespan=lifespan, overrides=overrides, open_paths=("/v1/state-digest",)
+    )
     app.include_router(api.router)
     return app
 

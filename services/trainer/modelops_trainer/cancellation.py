@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from modelops_contracts import CancelTraining, EnvelopeError, decode
 from modelops_contracts.catalog import TRAINING_COMMANDS
+from modelops_shared.bus.access import KafkaAccess
 
 from .settings import TrainerSettings
 
@@ -35,7 +36,7 @@ class CancelWatcher:
 
     def __init__(self, settings: TrainerSettings) -> None:
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **KafkaAccess.of(settings).aiokafka(),
             group_id=None,
             enable_auto_commit=False,
             client_id=f"{settings.service_name}-cancel-watcher",

@@ -27,6 +27,7 @@ from modelops_contracts import (
 )
 from modelops_contracts.catalog import TRAINING_COMMANDS
 from modelops_shared.bus import Bus
+from modelops_shared.bus.access import KafkaAccess
 from modelops_shared.bus.consumer import dead_letter_headers
 from modelops_shared.bus.incarnations import Incarnations, ReadRecreatedFromStart
 
@@ -113,7 +114,7 @@ class JobConsumer:
         self.worker = worker
         self.current: RunningJob | None = None
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **KafkaAccess.of(settings).aiokafka(),
             group_id=settings.trainer_group,
             client_id=f"{settings.service_name}-{worker}",
             enable_auto_commit=False,
@@ -125,7 +126,7 @@ class JobConsumer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        incarnations = Incarnations(self.pool, self.settings.kafka_bootstrap, self.settings.trainer_group)
+        incarnations = Incarnations(self.pool, KafkaAccess.of(self.settings), self.settings.trainer_group)
         listener = ReadRecreatedFromStart(incarnations, lambda: self.consumer, then=_KeepJobPartition(self))
         self.consumer.subscribe([TRAINING_COMMANDS.name], listener=listener)
         await self.consumer.start()

@@ -10,6 +10,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 
 from ..settings import Settings
+from .access import KafkaAccess
 
 
 @cache
@@ -23,8 +24,10 @@ def make_broker(settings: Settings) -> KafkaBroker:
 
     `acks="all"` because an event the bus lost is a state change nobody hears about.
     """
+    kafka = KafkaAccess.of(settings)
     return KafkaBroker(
-        settings.kafka_bootstrap,
+        kafka.bootstrap,
+        security=kafka.faststream(),
         client_id=settings.service_name,
         acks="all",
         middlewares=[KafkaTelemetryMiddleware(), _prometheus_middleware(settings.service_name)],

@@ -81,7 +81,7 @@ class IdempotentConsumer:
         beginning (see `incarnations`)."""
         settings = self.bus.settings
         session_ms = settings.kafka_session_timeout_ms
-        incarnations = Incarnations(self.pool, settings.kafka_bootstrap, self.group)
+        incarnations = Incarnations(self.pool, self.bus.kafka, self.group)
         subscriber = self.bus.broker.subscriber(
             self.topic.name,
             group_id=self.group,

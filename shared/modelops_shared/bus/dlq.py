@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ..settings import Settings
+from .access import KafkaAccess
 from .consumer import DLQ_HEADER_PREFIX
 from .publisher import Bus
 
@@ -40,7 +41,7 @@ async def replay(
     A dry run sends nothing and remembers nothing."""
     dead_letters = TopicPartition(f"{topic}.dlq", 0)  # dead-letter topics have one partition (catalog)
     reader = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
+        **KafkaAccess.of(settings).aiokafka(),
         group_id=f"dlq-replay.{topic}.{consumer or 'all'}",
         enable_auto_commit=False,
         auto_offset_reset="earliest",

@@ -21,28 +21,30 @@ from confluent_kafka import TopicCollection
 from confluent_kafka.admin import AdminClient
 from tenacity import AsyncRetrying, before_sleep_log, wait_exponential
 
+from .access import KafkaAccess
+
 log = logging.getLogger(__name__)
 
 ADMIN_TIMEOUT_S = 10.0
 
 
 @cache
-def admin_client(bootstrap: str) -> AdminClient:
-    """One admin client per broker address and process (it keeps connections and threads of its own)."""
+def admin_client(kafka: KafkaAccess) -> AdminClient:
+    """One admin client per cluster and process (it keeps connections and threads of its own)."""
     # librdkafka logs through Python logging rather than to stderr, and not every idle connection it closes.
     config: dict[str, str | int | float | bool] = {
-        "bootstrap.servers": bootstrap,
+        **kafka.librdkafka(),
         "client.id": "modelops-admin",
         "log.connection.close": False,
     }
     return AdminClient(config, logger=logging.getLogger("confluent_kafka"))
 
 
-async def topic_ids(bootstrap: str, topics: Collection[str]) -> dict[str, str]:
+async def topic_ids(kafka: KafkaAccess, topics: Collection[str]) -> dict[str, str]:
     """The current id of each topic; raises when one does not exist."""
     if not topics:
         return {}
-    futures = admin_client(bootstrap).describe_topics(TopicCollection(sorted(topics)), request_timeout=ADMIN_TIMEOUT_S)
+    futures = admin_client(kafka).describe_topics(TopicCollection(sorted(topics)), request_timeout=ADMIN_TIMEOUT_S)
     described = await asyncio.gather(*(asyncio.wrap_future(future) for future in futures.values()))
     return {description.name: str(description.topic_id) for description in described}
 
@@ -66,13 +68,13 @@ async def while_paused(
 class Incarnations:
     """What one consumer (a group, or a tracked consumer's name) knows of the topic incarnations it has read."""
 
-    def __init__(self, pool: asyncpg.Pool, bootstrap: str, consumer: str) -> None:
+    def __init__(self, pool: asyncpg.Pool, kafka: KafkaAccess, consumer: str) -> None:
         self.pool = pool
-        self.bootstrap = bootstrap
+        self.kafka = kafka
         self.consumer = consumer
 
     async def current(self, partitions: Collection[TopicPartition]) -> dict[str, str]:
-        return await topic_ids(self.bootstrap, {tp.topic for tp in partitions})
+        return await topic_ids(self.kafka, {tp.topic for tp in partitions})
 
     async def changed(self, ids: dict[str, str], partitions: Collection[TopicPartition]) -> list[TopicPartition]:
         """The partitions last read in another incarnation than the current one. A partition never read before

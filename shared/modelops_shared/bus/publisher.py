@@ -9,6 +9,7 @@ from aiokafka import AIOKafkaProducer
 from modelops_contracts import Envelope, KafkaRecord, Message, encode, new_envelope, topic_of
 
 from ..settings import Settings
+from .access import KafkaAccess
 from .broker import make_broker
 from .topics import ensure_topics
 
@@ -19,14 +20,15 @@ class Bus:
         self.source = f"/services/{settings.service_name}"
         self.broker = make_broker(settings)
         # For records already enveloped and traced (the outbox's): pipelined sends, without per-message middleware.
+        self.kafka = KafkaAccess.of(settings)
         self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap, client_id=f"{settings.service_name}-relay", acks="all"
+            **self.kafka.aiokafka(), client_id=f"{settings.service_name}-relay", acks="all"
         )
 
     async def start(self) -> None:
         """Create missing catalog topics (a topic auto-created by a publish would get one partition),
         then start the broker and every subscriber registered on it."""
-        await ensure_topics(self.settings.kafka_bootstrap)
+        await ensure_topics(self.kafka)
         await self.broker.start()
         await self._producer.start()
 

@@ -8,10 +8,12 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from modelops_contracts import all_topic_names
 
+from .access import KafkaAccess
 
-async def ensure_topics(bootstrap: str, replication_factor: int = 1) -> list[str]:
+
+async def ensure_topics(kafka: KafkaAccess, replication_factor: int = 1) -> list[str]:
     """Create missing topics; returns the names created. Existing topics are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.aiokafka())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -76,7 +76,7 @@ class TrackedConsumer:
         settings = bus.settings
         self.backoff = settings.consumer_retry_backoff_s
         self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.kafka_bootstrap,
+            **bus.kafka.aiokafka(),
             group_id=name,
             client_id=f"{settings.service_name}-{name}",
             enable_auto_commit=False,
@@ -85,7 +85,7 @@ class TrackedConsumer:
             heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 3, 100),
             fetch_max_wait_ms=50,
         )
-        self.incarnations = Incarnations(pool, settings.kafka_bootstrap, name)
+        self.incarnations = Incarnations(pool, bus.kafka, name)
         self.topic_ids: dict[str, str] = {}
         self._task: asyncio.Task[None] | None = None
 

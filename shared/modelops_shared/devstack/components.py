@@ -78,6 +78,7 @@ def stack_env(settings: Settings) -> dict[str, str]:
         "MODELOPS_DATABASE_URL": settings.database_url.get_secret_value(),
         "MODELOPS_REDIS_URL": settings.redis_url.get_secret_value(),
         "MODELOPS_OBJECT_STORE_URL": settings.store_url,
+        "MODELOPS_SERVICE_KEYS_DIR": str(settings.service_peers_path.expanduser().resolve()),
     }
 
 

@@ -15,6 +15,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]  # its stub omits it
 from modelops_contracts import all_topic_names
 
+from ..bus.access import KafkaAccess
 from ..bus.incarnations import ADMIN_TIMEOUT_S, admin_client
 from ..settings import Settings
 
@@ -51,7 +52,7 @@ async def drain(settings: Settings, schemas: Sequence[str], timeout_s: float = D
         outboxes = await _schemas_with(conn, schemas, "outbox")
         readers = await _schemas_with(conn, schemas, "topic_incarnations")
         while True:
-            left = await backlog(conn, settings.kafka_bootstrap, outboxes, readers)
+            left = await backlog(conn, KafkaAccess.of(settings), outboxes, readers)
             quiet = 0 if left else quiet + 1
             if quiet >= QUIET_CHECKS or (left and loop.time() > deadline):
                 return left
@@ -60,7 +61,9 @@ async def drain(settings: Settings, schemas: Sequence[str], timeout_s: float = D
         await conn.close()
 
 
-async def backlog(conn: asyncpg.Connection, bootstrap: str, outboxes: Sequence[str], readers: Sequence[str]) -> Backlog:
+async def backlog(
+    conn: asyncpg.Connection, kafka: KafkaAccess, outboxes: Sequence[str], readers: Sequence[str]
+) -> Backlog:
     """One look: the outboxes first, then the groups of the `readers` schemas, so that a row published in between
     shows up as lag."""
     result = Backlog()
@@ -72,7 +75,7 @@ async def backlog(conn: asyncpg.Connection, bootstrap: str, outboxes: Sequence[s
     for schema in readers:
         found = await conn.fetch(f'SELECT DISTINCT consumer, topic FROM "{schema}".topic_incarnations')
         reads.update((row["consumer"], row["topic"]) for row in found)
-    result.lag = await _lag(bootstrap, reads)
+    result.lag = await _lag(kafka, reads)
     return result
 
 
@@ -85,14 +88,14 @@ async def _schemas_with(conn: asyncpg.Connection, schemas: Sequence[str], table:
     return [row["table_schema"] for row in rows]
 
 
-async def _lag(bootstrap: str, reads: Collection[tuple[str, str]]) -> dict[tuple[str, str, int], int]:
+async def _lag(kafka: KafkaAccess, reads: Collection[tuple[str, str]]) -> dict[tuple[str, str, int], int]:
     """Messages each group has not consumed yet in each partition of the catalog topics it reads."""
     partitions = dict(all_topic_names())
     topics = {topic for _, topic in reads if topic in partitions}
     every = [TopicPartition(topic, p) for topic in topics for p in range(partitions[topic])]
-    latest = await _offsets(bootstrap, every, OffsetSpec.latest())  # type: ignore[no-untyped-call]
-    earliest = await _offsets(bootstrap, every, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-    admin = admin_client(bootstrap)
+    latest = await _offsets(kafka, every, OffsetSpec.latest())  # type: ignore[no-untyped-call]
+    earliest = await _offsets(kafka, every, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
+    admin = admin_client(kafka)
     lag: dict[tuple[str, str, int], int] = {}
     for group in sorted({group for group, topic in reads if topic in topics}):
         mine = [tp for tp in every if (group, tp.topic) in reads]
@@ -107,9 +110,11 @@ async def _lag(bootstrap: str, reads: Collection[tuple[str, str]]) -> dict[tuple
     return lag
 
 
-async def _offsets(bootstrap: str, partitions: list[TopicPartition], spec: OffsetSpec) -> dict[tuple[str, int], int]:
+async def _offsets(
+    kafka: KafkaAccess, partitions: list[TopicPartition], spec: OffsetSpec
+) -> dict[tuple[str, int], int]:
     if not partitions:
         return {}
-    futures = admin_client(bootstrap).list_offsets({tp: spec for tp in partitions}, request_timeout=ADMIN_TIMEOUT_S)
+    futures = admin_client(kafka).list_offsets({tp: spec for tp in partitions}, request_timeout=ADMIN_TIMEOUT_S)
     results = await asyncio.gather(*(asyncio.wrap_future(future) for future in futures.values()))
     return {(tp.topic, tp.partition): info.offset for tp, info in zip(futures, results, strict=True)}

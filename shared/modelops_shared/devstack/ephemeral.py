@@ -24,4 +24,5 @@ def ephemeral_settings(state_dir: Path) -> Settings:
         database_url=f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
         redis_url=f"redis://127.0.0.1:{free_port()}/0",
         object_store_url=(state_dir / "objects").as_uri(),
+        service_keys_dir=state_dir / "service-keys",
     )

@@ -7,7 +7,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..bus.access import KafkaAccess
 from ..bus.topics import ensure_topics
+from ..service_tokens import keygen
 from ..settings import Settings
 from .components import Component, StackPaths, infrastructure, object_dir, wait_ready
 from .drain import Backlog, drain
@@ -30,13 +32,15 @@ class Row:
 
 async def start_infrastructure(settings: Settings, ready_within_s: float = INFRA_TIMEOUT_S) -> list[Component]:
     """Start whatever of tansu, PostgreSQL and Redis is not running, wait until each answers, create the catalog
-    topics and the object-store directory. Idempotent: live components are kept, dead ones restarted."""
+    topics, the object-store directory and the services' keys. Idempotent: live components are kept, dead ones
+    restarted, existing keys kept."""
+    keygen(settings.service_peers_path)
     directory = object_dir(settings)
     if directory is not None:
         directory.mkdir(parents=True, exist_ok=True)
     components = infrastructure(settings)
     await _ensure_running(components, ready_within_s)
-    await ensure_topics(settings.kafka_bootstrap)
+    await ensure_topics(KafkaAccess.of(settings))
     return components
 
 

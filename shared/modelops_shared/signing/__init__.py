@@ -4,7 +4,7 @@ The registry signs; every service that loads an artifact verifies with the same 
 """
 
 from .bundles import SignatureError, build_statement, pae, sign, sign_record, verify, verify_record
-from .keys import KeyRing, KeyRingError, PublicKey, SigningKey, key_id_of, load_public_key
+from .keys import KeyRing, KeyRingError, PublicKey, SigningKey, key_id_of, load_public_key, pem_blocks
 
 __all__ = [
     "KeyRing",
@@ -16,6 +16,7 @@ __all__ = [
     "key_id_of",
     "load_public_key",
     "pae",
+    "pem_blocks",
     "sign",
     "sign_record",
     "verify",

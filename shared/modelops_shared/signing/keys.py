@@ -28,6 +28,7 @@ _INDEX = "keyring.json"
 _LOCK = ".lock"
 _PRIVATE_SUFFIX = ".key.pem"
 _PUBLIC_SUFFIX = ".pub.pem"
+_PEM_BEGIN = "-----BEGIN "
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,11 @@ def load_public_key(pem: bytes | str) -> tuple[PublicKeyObject, Algorithm]:
     if not isinstance(key, ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey):
         raise ValueError(f"unsupported key type {type(key).__name__}; expected Ed25519 or ECDSA P-256")
     return key, algorithm_of(key)
+
+
+def pem_blocks(text: str) -> list[str]:
+    """Every PEM block of `text` (a file of concatenated public keys)."""
+    return [f"{_PEM_BEGIN}{block}" for block in text.split(_PEM_BEGIN)[1:]]
 
 
 def verify_signature(public_key: PublicKeyObject, signature: bytes, message: bytes) -> bool:

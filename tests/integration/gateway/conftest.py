@@ -17,6 +17,7 @@ from modelops_gateway.deps import Gateway, get_inference
 from modelops_gateway.settings import GatewaySettings
 from modelops_gateway.upstream import Upstream
 from modelops_shared.bus import Bus
+from modelops_shared.service_tokens import ServiceIdentity
 from modelops_shared.settings import Settings
 from modelops_shared.storage import ObjectStore
 from servers import serving
@@ -68,7 +69,12 @@ async def gateway(
     stand_in = InferenceStandIn()
     timeout = httpx.Timeout(settings.inference_timeout_s, connect=5.0)
     async with Upstream(
-        "inference", "http://inference", timeout, label="inference service", transport=stand_in
+        "inference",
+        "http://inference",
+        timeout,
+        label="inference service",
+        identity=ServiceIdentity.from_settings(settings),
+        transport=stand_in,
     ) as inference:
         app = create_gateway(settings, overrides={get_inference: lambda: inference})
         async with serving(app) as url:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from helpers import service_auth
 from modelops_inference.app import create_app as create_inference
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
@@ -40,5 +41,8 @@ async def adapters(
 async def inference(embedded_stack: Settings, registry_url: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = inference_settings(embedded_stack, registry_url)
     await skip_command_history(settings)
-    async with serving(create_inference(settings)) as url, httpx.AsyncClient(base_url=url, timeout=60) as client:
+    async with (
+        serving(create_inference(settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=60, auth=service_auth("inference")) as client,
+    ):
         yield client

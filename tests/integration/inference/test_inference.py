@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from helpers import acting_as, identity
 from modelops_contracts import Deploy, DeploymentFailed, DeploymentReady
 from modelops_inference.deployments import Deployments
 from modelops_inference.revocations import recheck
@@ -98,7 +99,8 @@ async def test_streaming_through_the_openai_client(
     bus: Bus, inference: httpx.AsyncClient, base_model: str, adapters: list[str]
 ) -> None:
     deployment = await deploy(bus, inference, base_model, [adapters[1]])
-    client = openai.AsyncOpenAI(base_url=f"{str(inference.base_url).rstrip('/')}/v1", api_key="unused")
+    base_url = f"{str(inference.base_url).rstrip('/')}/v1"
+    client = openai.AsyncOpenAI(base_url=base_url, api_key=identity().token("inference"))  # the gateway's token
     messages = [{"role": "user", "content": "hello there"}]
     whole = await client.chat.completions.create(
         model=deployment["name"],
@@ -166,7 +168,8 @@ async def test_revoked_adapter_is_unloaded_and_refused(
     await _complete(inference, deployment["name"], PROMPTS[1])
     response = await registry.post(
         f"/v1/artifacts/{adapter}/promotions",
-        json={"to_stage": "revoked", "actor": "root", "actor_role": "admin", "reason": "leaked training data"},
+        json={"to_stage": "revoked", "reason": "leaked training data"},
+        headers=acting_as("root", "admin"),
     )
     assert response.status_code == 201, response.text
     async with asyncio.timeout(WAIT_S):
@@ -241,7 +244,8 @@ async def test_a_revocation_the_replica_missed_is_caught_by_the_periodic_check(
             assert await recheck(deployments, deployments.registry, announce) == []  # nothing revoked yet
             response = await registry.post(
                 f"/v1/artifacts/{adapter}/promotions",
-                json={"to_stage": "revoked", "actor": "root", "actor_role": "admin", "reason": "leaked data"},
+                json={"to_stage": "revoked", "reason": "leaked data"},
+                headers=acting_as("root", "admin"),
             )
             assert response.status_code == 201, response.text
             assert await recheck(deployments, deployments.registry, announce) == [adapter]

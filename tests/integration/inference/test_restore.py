@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from helpers import service_auth
 from modelops_contracts import Undeploy
 from modelops_inference.app import create_app as create_inference
 from modelops_shared.bus import Bus
@@ -43,7 +44,10 @@ async def test_deployments_survive_a_restart(
 ) -> None:
     settings = inference_settings(embedded_stack, registry_url)
     await skip_command_history(settings)
-    async with serving(create_inference(settings)) as url, httpx.AsyncClient(base_url=url, timeout=60) as first:
+    async with (
+        serving(create_inference(settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=60, auth=service_auth("inference")) as first,
+    ):
         kept = await deploy(bus, first, base_model, [adapters[0]])
         gone = await deploy(bus, first, base_model, [adapters[1]])
         assert (kept["status"], gone["status"]) == ("ready", "ready"), (kept, gone)
@@ -65,7 +69,10 @@ async def test_deployments_survive_a_restart(
     assert gone["name"] not in wanted
 
     # The same replica (schema, consumer groups) starts again: its consumers have nothing new to read.
-    async with serving(create_inference(settings)) as url, httpx.AsyncClient(base_url=url, timeout=60) as second:
+    async with (
+        serving(create_inference(settings)) as url,
+        httpx.AsyncClient(base_url=url, timeout=60, auth=service_auth("inference")) as second,
+    ):
         async with asyncio.timeout(WAIT_S):
             while True:
                 response = await second.get(f"/v1/deployments/{kept['name']}")

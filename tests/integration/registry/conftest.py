@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from fastapi import FastAPI
+from helpers import service_auth
 from modelops_registry.app import create_app
 from modelops_registry.settings import RegistrySettings
 from modelops_shared.bus import Bus
@@ -41,6 +42,7 @@ async def registry(
     await bus.start()
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://registry") as client:
+        auth = service_auth("registry")
+        async with httpx.AsyncClient(transport=transport, base_url="http://registry", auth=auth) as client:
             yield RunningRegistry(app, client, settings, Submitter(bus, open_store(settings.store_url, settings)))
     await bus.stop()

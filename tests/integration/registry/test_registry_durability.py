@@ -16,6 +16,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+from helpers import service_auth
 from modelops_contracts import encode
 from modelops_contracts.catalog import ARTIFACT_SUBMISSIONS
 from modelops_registry.checkpoints import prefix_of
@@ -43,7 +44,9 @@ class RegistryProcess:
             "MODELOPS_LOG_LEVEL": "WARNING",
         }
         self.process: subprocess.Popen[bytes] | None = None
-        self.client = httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}", timeout=30)
+        self.client = httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{self.port}", timeout=30, auth=service_auth("registry")
+        )
 
     async def start(self) -> None:
         self.process = subprocess.Popen([sys.executable, "-m", "modelops_registry"], env=self.env)

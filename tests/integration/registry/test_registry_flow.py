@@ -9,9 +9,11 @@ import hashlib
 import json
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from helpers import acting_as, identity
 from modelops_contracts import (
     ArtifactKind,
     DatasetSchema,
@@ -197,7 +199,8 @@ async def test_lineage_jobs_and_openlineage(registry):
 async def _promote(registry, artifact_id: str, stage: str, actor: str, role: str = "approver"):
     return await registry.client.post(
         f"/v1/artifacts/{artifact_id}/promotions",
-        json={"to_stage": stage, "actor": actor, "actor_role": role, "reason": f"{actor} says so"},
+        json={"to_stage": stage, "reason": f"{actor} says so"},
+        headers=acting_as(actor, role),
     )
 
 
@@ -261,3 +264,37 @@ async def test_live_digest_equals_a_replay_and_the_log_verifies(registry):
     with contextlib.redirect_stdout(output):
         assert await replay(registry.settings) == 0
     assert f"state digest: {live['state_digest']}" in output.getvalue()
+
+
+async def test_internal_calls_prove_who_calls_and_only_the_gateway_names_who_acts(registry):
+    """No token: 401 on every route but the probes and the state digest. A promotion needs the acting user from
+    the gateway's token; a body that names one, or another service's token, gets nothing."""
+    base = (await registry.submitter.submit(name="auth-base")).artifact_id
+    await verdict(registry.client, base)
+    anonymous = httpx.AsyncClient(transport=httpx.ASGITransport(app=registry.app), base_url="http://registry")
+    async with anonymous:
+        for path in ("/v1/artifacts", f"/v1/artifacts/{base}", "/v1/keys", "/v1/deployments", "/openapi.json"):
+            response = await anonymous.get(path)
+            assert response.status_code == 401, path
+            assert response.json()["type"].endswith("/service-token-required")
+        assert (await anonymous.post(f"/v1/artifacts/{base}/promotions", json={})).status_code == 401
+        for path in ("/healthz", "/readyz", "/metrics", "/v1/state-digest"):
+            assert (await anonymous.get(path)).status_code == 200, path
+
+    body = {"to_stage": "staging", "reason": "looks good", "actor": "mallory", "actor_role": "admin"}
+    path = f"/v1/artifacts/{base}/promotions"
+    as_gateway_itself = await registry.client.post(path, json=body)
+    assert as_gateway_itself.status_code == 403  # the gateway's own token names no user: the body is not read
+    as_trainer = await registry.client.post(path, json=body, headers={"Authorization": "Bearer " + trainer_token()})
+    assert as_trainer.status_code == 403
+    forged = acting_as("mallory", "admin")
+    forged["Authorization"] = forged["Authorization"][:-4] + "AAAA"  # the signature no longer matches
+    assert (await registry.client.post(path, json=body, headers=forged)).status_code == 401
+    assert (await registry.client.get(path)).json() == []  # nothing was promoted
+    promoted = await registry.client.post(path, json=body, headers=acting_as("bob", "approver"))
+    assert promoted.status_code == 201, promoted.text
+    assert promoted.json()["actor"] == "bob"
+
+
+def trainer_token() -> str:
+    return identity("trainer").token("registry", subject="mallory", role="admin")  # a worker claiming a user

@@ -10,7 +10,7 @@ import uuid
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from helpers import registered
+from helpers import acting_as, registered, service_auth
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, FileDigest
 from modelops_shared import artifacts
 from modelops_shared.artifacts import (
@@ -18,11 +18,10 @@ from modelops_shared.artifacts import (
     ArtifactNotFound,
     ArtifactUnavailable,
     ArtifactVerificationError,
-    pem_blocks,
 )
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
-from modelops_shared.signing.keys import public_pem_of
+from modelops_shared.signing.keys import pem_blocks, public_pem_of
 from modelops_shared.storage import ObjectStore, open_store
 
 
@@ -60,7 +59,7 @@ async def test_fetch_by_id_or_name_verifies_and_caches_by_digest(
     name = f"model-{uuid.uuid4().hex[:6]}"
     older = await register(store, bus, registry, name, "one")
     newer = await register(store, bus, registry, name, "two")
-    async with ArtifactClient(registry_url, tmp_path) as client:
+    async with ArtifactClient(registry_url, tmp_path, auth=service_auth("registry", "trainer")) as client:
         by_name = await client.fetch(name)
         assert by_name.id == newer  # a name means the latest registered artifact of that name
         assert (by_name.path / "weights" / "model.bin").read_bytes() == b"two" * 1000
@@ -84,7 +83,7 @@ async def test_fetch_by_id_or_name_verifies_and_caches_by_digest(
 async def test_a_file_changed_after_signing_is_refused(store, bus, registry, registry_url, tmp_path):
     artifact_id = await register(store, bus, registry, f"model-{uuid.uuid4().hex[:6]}", "three")
     await store.put(f"artifacts/{artifact_id}/weights/model.bin", b"thref" + b"three" * 999)  # one byte flipped
-    async with ArtifactClient(registry_url, tmp_path) as client:
+    async with ArtifactClient(registry_url, tmp_path, auth=service_auth("registry", "trainer")) as client:
         with pytest.raises(ArtifactVerificationError, match=r"weights/model.bin: sha256 .* != signed"):
             await client.fetch(artifact_id)
     assert not any(tmp_path.iterdir())  # nothing unverified is left behind
@@ -92,9 +91,12 @@ async def test_a_file_changed_after_signing_is_refused(store, bus, registry, reg
 
 async def test_a_revoked_artifact_is_refused(store, bus, registry, registry_url, tmp_path):
     artifact_id = await register(store, bus, registry, f"model-{uuid.uuid4().hex[:6]}", "four")
-    revoke = {"to_stage": "revoked", "actor": "root", "actor_role": "admin", "reason": "leaked training data"}
-    assert (await registry.post(f"/v1/artifacts/{artifact_id}/promotions", json=revoke)).status_code == 201
-    async with ArtifactClient(registry_url, tmp_path) as client:
+    revoke = {"to_stage": "revoked", "reason": "leaked training data"}
+    promoted = await registry.post(
+        f"/v1/artifacts/{artifact_id}/promotions", json=revoke, headers=acting_as("root", "admin")
+    )
+    assert promoted.status_code == 201
+    async with ArtifactClient(registry_url, tmp_path, auth=service_auth("registry", "trainer")) as client:
         with pytest.raises(ArtifactUnavailable, match="revoked"):
             await client.fetch(artifact_id)
 
@@ -116,20 +118,26 @@ async def test_pinned_keys_are_the_only_signers_trusted(embedded_stack, store, b
     served = "".join(key["pem"] for key in (await registry.get("/v1/keys")).json())
     trusted_file = tmp_path / "trusted.pem"
     trusted_file.write_text(served)
-    settings = embedded_stack.model_copy(update={"registry_url": registry_url})
+    settings = embedded_stack.model_copy(update={"registry_url": registry_url, "service_name": "trainer"})
     settings.registry_trusted_keys_file = trusted_file
     async with ArtifactClient.from_settings(settings, tmp_path / "pinned") as client:
         assert (await client.fetch(artifact_id)).id == artifact_id
 
     watched = _KeysWatched()
     async with ArtifactClient(
-        registry_url, tmp_path / "watched", trusted_keys=pem_blocks(served), transport=watched
+        registry_url,
+        tmp_path / "watched",
+        trusted_keys=pem_blocks(served),
+        transport=watched,
+        auth=service_auth("registry", "trainer"),
     ) as c:
         assert (await c.fetch(artifact_id)).id == artifact_id
     assert not watched.keys_asked  # pinned keys are never fetched from the server being verified
 
     stranger = public_pem_of(ed25519.Ed25519PrivateKey.generate().public_key())
-    async with ArtifactClient(registry_url, tmp_path / "stranger", trusted_keys=[stranger]) as client:
+    async with ArtifactClient(
+        registry_url, tmp_path / "stranger", trusted_keys=[stranger], auth=service_auth("registry", "trainer")
+    ) as client:
         with pytest.raises(ArtifactVerificationError, match="which is not among the trusted keys"):
             await client.fetch(artifact_id)
     assert not (tmp_path / "stranger").exists()

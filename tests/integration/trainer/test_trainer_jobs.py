@@ -86,7 +86,7 @@ async def test_a_job_trains_reports_and_hands_a_signed_adapter_that_changes_the_
         (f"dataset-{sft_dataset[0]}-v0", "fine_tuned_on"),
     }
 
-    async with ArtifactClient(trainer_settings.registry_url, tmp_path / "cache") as client:
+    async with ArtifactClient.from_settings(trainer_settings, tmp_path / "cache") as client:
         fetched = await client.fetch(adapter["id"], ArtifactKind.ADAPTER)
         base = await client.fetch(base_model)
     names = {p.name for p in fetched.path.iterdir()}

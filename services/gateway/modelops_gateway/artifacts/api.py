@@ -129,11 +129,12 @@ async def promote(
     artifact_id: ArtifactId, body: PromotionRequest, caller: Approver, gateway: GatewayDep, idempotency: Idempotent
 ) -> Response:
     """Move an artifact to another stage (approver). The registry's policy decides; its refusals come back as
-    they are. The registry records this key's name as the actor."""
-    with_actor = {**body.model_dump(mode="json"), "actor": caller.name, "actor_role": caller.role.value}
+    they are. The registry records this key's name as the actor, from the gateway's signed token."""
 
     async def forward(_: asyncpg.Connection) -> Response:
-        return await forwarded(gateway.registry, "POST", f"/v1/artifacts/{artifact_id}/promotions", json=with_actor)
+        path = f"/v1/artifacts/{artifact_id}/promotions"
+        acting_for = (caller.name, caller.role.value)
+        return await forwarded(gateway.registry, "POST", path, json=body.model_dump(mode="json"), acting_for=acting_for)
 
     return (await idempotency.run(body.model_dump(mode="json"), forward)).response
 

@@ -26,9 +26,12 @@ async def forwarded(
     params: dict[str, Any] | None = None,
     json: Any = None,
     relay_problems: bool = False,
+    acting_for: tuple[str, str] | None = None,
 ) -> Response:
-    """The upstream's answer to the request, read whole (`relay_problems`: as in `Upstream.send`)."""
-    answer = await upstream.send(method, path, params=params, json=json, stream=False, relay_problems=relay_problems)
+    """The upstream's answer to the request, read whole (`relay_problems`, `acting_for`: as in `Upstream.send`)."""
+    answer = await upstream.send(
+        method, path, params=params, json=json, stream=False, relay_problems=relay_problems, acting_for=acting_for
+    )
     return Response(answer.content, answer.status_code, headers=_kept(answer.headers, BUFFERED_HEADERS))
 
 
