@@ -270,12 +270,17 @@ def test_the_secret_template_holds_placeholders_only():
     secret = base_object("Secret", "modelops-secrets")["stringData"]
     assert all("REPLACE_ME" in value for value in secret.values()), secret
     # Every secret setting (a SecretStr field) that the template leaves out is then left at its embedded default.
+    # Or each Deployment gives it from a Secret of its own (a per-service credential, such as its Kafka password).
     secret_fields = {
         f"{PREFIX}{name.upper()}"
         for name, field in Settings.model_fields.items()
         if "SecretStr" in str(field.annotation)
     }
-    assert secret_fields <= set(secret), secret_fields - set(secret)
+    for deployment in deployments():
+        own = {
+            env["name"] for env in container(deployment).get("env", []) if "secretKeyRef" in env.get("valueFrom", {})
+        }
+        assert secret_fields <= set(secret) | own, (deployment["metadata"]["name"], secret_fields - set(secret) - own)
     example = env_file(OVERLAYS / "dev" / "secrets.env.example")
     assert set(example) == set(secret)
 
@@ -494,3 +499,50 @@ def test_grafana_dashboard_queries_metrics_the_services_export():
     assert any(name.endswith("_bucket") for name in queried)
     assert any(name.endswith("_total") for name in queried)
     assert "modelops_consumer_lag" in queried
+
+
+# --- network policies -------------------------------------------------------------------------------------------
+
+# Who calls whom over HTTP inside the cluster (DESIGN.md §2); the gateway alone is reached from outside.
+CALLERS = {"registry": {"gateway", "trainer", "inference"}, "inference": {"gateway"}, "trainer": set()}
+
+
+def _selected(policy: dict[str, Any], service: str) -> bool:
+    selector = policy["spec"]["podSelector"]
+    if not selector:
+        return True
+    if "matchLabels" in selector:
+        return bool(selector["matchLabels"].get("app.kubernetes.io/name") == service)
+    return any(service in expression["values"] for expression in selector["matchExpressions"])
+
+
+def _peers(rules: list[dict[str, Any]], port: int) -> set[str]:
+    """The services a set of rules lets through on `port`, by pod name label ("*" for anyone)."""
+    peers: set[str] = set()
+    for rule in rules:
+        if port not in {p["port"] for p in rule.get("ports", [])}:
+            continue
+        if "from" not in rule and "to" not in rule:
+            peers.add("*")
+        for peer in rule.get("from", rule.get("to", [])):
+            if "namespaceSelector" not in peer:
+                peers.add(peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"])
+    return peers
+
+
+def test_network_policies_deny_by_default_and_allow_only_the_architectures_flows():
+    policies = [doc for doc in base_objects() if doc["kind"] == "NetworkPolicy"]
+    deny = [
+        p for p in policies if not p["spec"]["podSelector"] and "ingress" not in p["spec"] and "egress" not in p["spec"]
+    ]
+    assert deny
+    assert set(deny[0]["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+    for service in SERVICES:
+        port = port_of(service)
+        ingress = [rule for p in policies if _selected(p, service) for rule in p["spec"].get("ingress", [])]
+        expected = {"*"} if service == "gateway" else CALLERS.get(service, set())
+        assert _peers(ingress, port) == expected, service
+        egress = [rule for p in policies if _selected(p, service) for rule in p["spec"].get("egress", [])]
+        for callee, callers in CALLERS.items():
+            allowed = callee in _peers(egress, port_of(callee))
+            assert allowed == (service in callers), f"{service} -> {callee}"
