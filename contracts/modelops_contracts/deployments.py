@@ -9,6 +9,8 @@ from pydantic import Field
 from .messages import Message
 
 DEPLOYMENT_NAME = r"^[a-z0-9][a-z0-9._-]{0,62}$"
+# Every inference replica obeys every command and answers for itself: N replicas, N answers per command.
+REPLICA = "The inference replica that answers (its host name by default); empty from producers before replicas"
 
 
 class Deploy(Message):
@@ -39,6 +41,7 @@ class DeploymentReady(Message):
     base_model: str
     adapters: list[str] = []
     backend: str
+    replica: str = Field("", description=REPLICA)
 
 
 class DeploymentFailed(Message):
@@ -47,6 +50,7 @@ class DeploymentFailed(Message):
 
     name: str
     reason: str
+    replica: str = Field("", description=REPLICA)
 
 
 class DeploymentRemoved(Message):
@@ -55,3 +59,4 @@ class DeploymentRemoved(Message):
 
     name: str
     reason: str = ""
+    replica: str = Field("", description=REPLICA)

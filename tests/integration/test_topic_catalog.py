@@ -23,7 +23,7 @@ from aiokafka import AIOKafkaConsumer
 from consumer_groups import skip_history
 from fastapi import FastAPI
 from modelops_contracts import MESSAGE_TYPES, TOPICS, topic_of
-from modelops_contracts.catalog import DEPLOYMENT_COMMANDS, TRAINING_COMMANDS
+from modelops_contracts.catalog import TRAINING_COMMANDS
 from modelops_registry.settings import RegistrySettings
 from modelops_shared.settings import Settings
 from modelops_trainer.settings import TrainerSettings
@@ -69,7 +69,6 @@ async def _inference_settings(stack: Settings, registry_url: str, scratch: Path)
     from inference.support import inference_settings
 
     settings = inference_settings(stack, registry_url).model_copy(update={"inference_restore": False})
-    await skip_history(stack, f"{settings.inference_group}-commands", DEPLOYMENT_COMMANDS)
     return settings
 
 

@@ -81,7 +81,7 @@ async def test_wanted_deployments_are_redeployed_and_announced_once_the_registry
     assert len(asked) == 3
     assert asked[-1] == "http://registry/v1/deployments?wanted=true"
     assert artifacts.fetched == ["base-1"]  # verified again, and refused: the deployment fails with the reason
-    assert announced == [DeploymentFailed(name="kept", reason="base-1 is revoked")]
+    assert announced == [DeploymentFailed(name="kept", reason="base-1 is revoked", replica=service.replica)]
     assert service.deployments["kept"].status == "failed"
     assert "touched" not in service.deployments
 

@@ -15,6 +15,8 @@ from modelops_contracts import DeploymentFailed
 from modelops_contracts.catalog import DEPLOYMENT_COMMANDS, REGISTRY_ARTIFACTS
 from modelops_shared.artifacts import ArtifactClient
 from modelops_shared.bus import enqueue
+from modelops_shared.bus.access import KafkaAccess
+from modelops_shared.bus.groups import start_new_group_at_end
 from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
 
 from . import api
@@ -35,10 +37,14 @@ def create_app(settings: InferenceSettings | None = None, *, overrides: Dependen
         async with ArtifactClient.from_settings(settings, settings.work_dir / "cache") as artifacts:
             deployments = Deployments(settings, artifacts)
             handlers = Handlers(deployments)
+            # Groups of this replica's own, so that every replica obeys every command. A new replica starts at the
+            # topics' ends: the restore below asks the registry what to serve, and fetching re-checks revocations.
             subscriptions = (
-                Subscription(DEPLOYMENT_COMMANDS, f"{settings.inference_group}-commands", handlers.command),
-                Subscription(REGISTRY_ARTIFACTS, f"{settings.inference_group}-artifacts", handlers.artifact),
+                Subscription(DEPLOYMENT_COMMANDS, settings.group("commands"), handlers.command),
+                Subscription(REGISTRY_ARTIFACTS, settings.group("artifacts"), handlers.artifact),
             )
+            for subscription in subscriptions:
+                await start_new_group_at_end(KafkaAccess.of(settings), subscription.group, subscription.topic)
             try:
                 async with Runtime.started(
                     settings, schema=settings.inference_schema, subscriptions=subscriptions

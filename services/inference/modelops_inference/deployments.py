@@ -105,6 +105,7 @@ class Deployments:
         self.routes: dict[str, Route] = {}
         self.backend_kind = choose_backend(settings.inference_backend)
         self.registry = artifacts.http
+        self.replica = settings.inference_replica
         self._turn = asyncio.Lock()
         self._commanded: set[str] = set()  # names a command has touched since start: a restore leaves them alone
 
@@ -155,7 +156,7 @@ class Deployments:
         except Exception as error:
             deployment.status, deployment.reason = "failed", str(error)
             log.warning("deployment %s failed: %s", command.name, error)
-            return DeploymentFailed(name=command.name, reason=str(error))
+            return DeploymentFailed(name=command.name, reason=str(error), replica=self.replica)
         deployment.base_id = base.id
         deployment.adapter_ids = [adapter.id for adapter in adapters]
         for alias, route in (await self._aliases(command.name, base, adapters)).items():
@@ -163,7 +164,11 @@ class Deployments:
             deployment.models.append(alias)
         deployment.status = "ready"
         return DeploymentReady(
-            name=command.name, base_model=base.id, adapters=deployment.adapter_ids, backend=engine.kind
+            name=command.name,
+            base_model=base.id,
+            adapters=deployment.adapter_ids,
+            backend=engine.kind,
+            replica=self.replica,
         )
 
     async def _fetch_adapter(self, ref: str) -> VerifiedArtifact:
@@ -188,7 +193,7 @@ class Deployments:
                 return None
             await self._unroute(name)
             del self.deployments[name]
-            return DeploymentRemoved(name=name, reason="undeployed")
+            return DeploymentRemoved(name=name, reason="undeployed", replica=self.replica)
 
     async def revoke(self, artifact_id: str, reason: str) -> list[DeploymentFailed]:
         """Stop serving every deployment that uses the revoked artifact, and unload it."""
@@ -203,7 +208,7 @@ class Deployments:
             why = f"artifact {artifact_id} was revoked: {reason}"
             await self._unroute(deployment.name, revoked=artifact_id, why=why)
             deployment.status, deployment.reason = "failed", why
-            failed.append(DeploymentFailed(name=deployment.name, reason=why))
+            failed.append(DeploymentFailed(name=deployment.name, reason=why, replica=self.replica))
         return failed
 
     async def _engine(self, base: VerifiedArtifact) -> Engine | ProxyEngine:

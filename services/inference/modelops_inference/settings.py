@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 from typing import Literal
 
@@ -13,6 +14,12 @@ class InferenceSettings(Settings):
     service_name: str = "inference"
     inference_schema: str = Field("inference", description="Postgres schema: deployments, consumer tracking, outbox")
     inference_group: str = Field("inference", description="Consumer group prefix of every inference replica")
+    inference_replica: str = Field(
+        default_factory=socket.gethostname,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="This replica's name (default: the host name, a pod's name in k8s): its own consumer groups, so"
+        " that every replica obeys every deployment command and revocation, and the replica field of its answers",
+    )
     inference_work_dir: Path | None = Field(None, description="Verified artifact cache; default <state_dir>/inference")
     inference_device: str = Field("auto", description="cpu, cuda, cuda:N, or auto (cuda when available)")
     inference_max_adapters: int = Field(8, ge=1, description="Adapters kept loaded per base model (LRU beyond)")
@@ -35,6 +42,10 @@ class InferenceSettings(Settings):
     inference_vllm_max_lora_rank: int = Field(64, ge=1, description="vLLM --max-lora-rank: the largest adapter rank")
     inference_vllm_args: str = Field("", description="Extra vLLM server arguments (shell words)")
     inference_vllm_start_timeout_s: float = Field(900, gt=0, description="How long a vLLM server may take to start")
+
+    def group(self, purpose: str) -> str:
+        """This replica's consumer group for `purpose` (commands, artifacts)."""
+        return f"{self.inference_group}-{self.inference_replica}-{purpose}"
 
     @property
     def work_dir(self) -> Path:

@@ -151,14 +151,13 @@ async def test_a_deployment_made_through_the_gateway_answers_the_openai_client(
 ) -> None:
     """The real thing: the tiny base model and an adapter registered, the inference service running, a deployment
     made through the gateway, and chat completions (plain and streamed) through the gateway with `openai`."""
-    from inference.support import inference_settings, make_adapter, skip_command_history, submit_adapter
+    from inference.support import inference_settings, make_adapter, submit_adapter
     from modelops_inference.app import create_app as create_inference
 
     await asyncio.to_thread(make_adapter, base_model_dir, tmp_path / "adapter", 1)
     suffix = uuid.uuid4().hex[:8]
     adapter = await submit_adapter(embedded_stack, bus, registry, tmp_path / "adapter", base_model, f"lora-{suffix}")
     settings = inference_settings(embedded_stack, registry_url)
-    await skip_command_history(settings)
     async with (
         serving(create_inference(settings)) as inference_url,
         gateway.inference.served_at(inference_url),

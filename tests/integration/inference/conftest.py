@@ -14,7 +14,7 @@ from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from servers import serving
 
-from .support import inference_settings, make_adapter, skip_command_history, submit_adapter
+from .support import inference_settings, make_adapter, submit_adapter
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +40,6 @@ async def adapters(
 @pytest.fixture(scope="session")
 async def inference(embedded_stack: Settings, registry_url: str) -> AsyncIterator[httpx.AsyncClient]:
     settings = inference_settings(embedded_stack, registry_url)
-    await skip_command_history(settings)
     async with (
         serving(create_inference(settings)) as url,
         httpx.AsyncClient(base_url=url, timeout=60, auth=service_auth("inference")) as client,

@@ -12,10 +12,8 @@ from typing import Any
 
 import httpx
 import torch
-from consumer_groups import skip_history
 from helpers import registered
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, Deploy, FileDigest, LineageRelation, ParentRef
-from modelops_contracts.catalog import DEPLOYMENT_COMMANDS
 from modelops_inference.settings import InferenceSettings
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
@@ -27,8 +25,8 @@ WAIT_S = 120
 
 
 def inference_settings(stack: Settings, registry_url: str) -> InferenceSettings:
-    """An inference replica of its own (schema, consumer groups, artifact cache) on the test stack. Before it first
-    starts, `skip_command_history` it."""
+    """An inference replica of its own (schema, consumer groups, artifact cache) on the test stack. Its new groups
+    start at the topics' ends, so earlier tests' Deploys are left alone."""
     suffix = uuid.uuid4().hex[:8]
     return InferenceSettings(
         **stack.model_dump(exclude={"service_name", "registry_url"}),
@@ -38,13 +36,6 @@ def inference_settings(stack: Settings, registry_url: str) -> InferenceSettings:
         inference_work_dir=Path(tempfile.mkdtemp(prefix="modelops-inference-")),
         inference_max_tokens=16,
     )
-
-
-async def skip_command_history(settings: InferenceSettings) -> None:
-    """Start the replica's command consumer group at the end of deployments.commands.v1: another test package's
-    Deploys (the gateway's deploys of fine-tuning jobs' stand-in adapters) would each wait `inference_artifact_wait_s`
-    for an adapter that never comes."""
-    await skip_history(settings, f"{settings.inference_group}-commands", DEPLOYMENT_COMMANDS)
 
 
 def make_adapter(base: Path, target: Path, seed: int) -> None:

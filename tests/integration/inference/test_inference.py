@@ -7,18 +7,21 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
-from helpers import acting_as, identity
+from helpers import acting_as, identity, service_auth
 from modelops_contracts import Deploy, DeploymentFailed, DeploymentReady
+from modelops_inference.app import create_app as create_inference
 from modelops_inference.deployments import Deployments
 from modelops_inference.revocations import recheck
 from modelops_shared.artifacts import ArtifactClient
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from modelops_shared.storage import open_store
+from servers import serving
 
 from .support import WAIT_S, deploy, inference_settings, make_adapter, reference, submit_adapter
 
@@ -254,3 +257,62 @@ async def test_a_revocation_the_replica_missed_is_caught_by_the_periodic_check(
             assert adapter not in deployments.served_artifacts()
         finally:
             await deployments.close()
+
+
+async def test_every_replica_obeys_every_deploy_and_revocation(
+    embedded_stack: Settings,
+    registry_url: str,
+    bus: Bus,
+    registry: httpx.AsyncClient,
+    base_model: str,
+    base_model_dir: Path,
+    tmp_path: Path,
+) -> None:
+    """Two replicas of one inference service (one schema and group prefix, two replica names), with no periodic
+    registry check: only the bus can tell them. Both serve a Deploy, and one revocation stops both; the registry
+    records each replica's answer."""
+    make_adapter(base_model_dir, tmp_path / "adapter", 6)
+    adapter = await submit_adapter(embedded_stack, bus, registry, tmp_path / "adapter", base_model, "lora-6")
+    settings = inference_settings(embedded_stack, registry_url).model_copy(
+        update={"inference_revocation_check_s": 0, "inference_restore": False}
+    )
+    replicas = [
+        settings.model_copy(update={"inference_replica": name, "inference_work_dir": tmp_path / name})
+        for name in ("replica-a", "replica-b")
+    ]
+    name = f"dep-{uuid.uuid4().hex[:8]}"
+    async with (
+        serving(create_inference(replicas[0])) as url_a,
+        serving(create_inference(replicas[1])) as url_b,
+        httpx.AsyncClient(base_url=url_a, timeout=60, auth=service_auth("inference")) as a,
+        httpx.AsyncClient(base_url=url_b, timeout=60, auth=service_auth("inference")) as b,
+    ):
+        await bus.publish(Deploy(name=name, base_model=base_model, adapters=[adapter], requested_by="alice"))
+        for replica in (a, b):
+            assert (await _status_once_settled(replica, name, ("ready", "failed")))["status"] == "ready"
+            await _complete(replica, name, PROMPTS[0])
+        revoke = {"to_stage": "revoked", "reason": "leaked data"}
+        response = await registry.post(
+            f"/v1/artifacts/{adapter}/promotions", json=revoke, headers=acting_as("root", "admin")
+        )
+        assert response.status_code == 201, response.text
+        for replica in (a, b):
+            assert "revoked" in (await _status_once_settled(replica, name, ("failed",)))["reason"]
+            refused = await replica.post("/v1/completions", json={"model": name, "prompt": "x", "max_tokens": 2})
+            assert refused.status_code == 404
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            rows = {row["name"]: row for row in (await registry.get("/v1/deployments")).json()}
+            answers = {(r["replica"], r["status"]) for r in rows.get(name, {}).get("replicas", [])}
+            if {("replica-a", "failed"), ("replica-b", "failed")} <= answers:  # the session's replica answers too
+                break
+            await asyncio.sleep(0.1)
+
+
+async def _status_once_settled(inference: httpx.AsyncClient, name: str, settled: tuple[str, ...]) -> dict[str, Any]:
+    async with asyncio.timeout(WAIT_S):
+        while True:
+            response = await inference.get(f"/v1/deployments/{name}")
+            if response.status_code == 200 and response.json()["status"] in settled:
+                return dict(response.json())
+            await asyncio.sleep(0.1)

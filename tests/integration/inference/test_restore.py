@@ -15,7 +15,7 @@ from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from servers import serving
 
-from .support import WAIT_S, deploy, inference_settings, skip_command_history
+from .support import WAIT_S, deploy, inference_settings
 
 PROMPT = "the cat sat on the"
 
@@ -43,7 +43,6 @@ async def test_deployments_survive_a_restart(
     adapters: list[str],
 ) -> None:
     settings = inference_settings(embedded_stack, registry_url)
-    await skip_command_history(settings)
     async with (
         serving(create_inference(settings)) as url,
         httpx.AsyncClient(base_url=url, timeout=60, auth=service_auth("inference")) as first,

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 from consumer_groups import skip_history
-from modelops_contracts.catalog import DEPLOYMENT_COMMANDS, TRAINING_COMMANDS
+from modelops_contracts.catalog import TRAINING_COMMANDS
 from modelops_inference.app import create_app as create_inference
 from modelops_inference.settings import InferenceSettings
 from modelops_sdk import AsyncClient
@@ -72,7 +72,6 @@ async def inference(embedded_stack: Settings, registry_url: str, gateway) -> Asy
         inference_work_dir=work_dir,
         inference_max_tokens=16,
     )
-    await skip_history(embedded_stack, f"{settings.inference_group}-commands", DEPLOYMENT_COMMANDS)
     try:
         async with (
             serving(create_inference(settings)) as url,

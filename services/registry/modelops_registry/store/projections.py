@@ -55,6 +55,7 @@ PROJECTION_TABLES = {
     "jobs": "id",
     "promotions": "artifact_id, seq",
     "deployments": "name",
+    "deployment_replicas": "name, replica",
 }
 
 
@@ -320,6 +321,16 @@ async def _deployment(conn: asyncpg.Connection, body: Any, at: datetime) -> None
                 )
         case DeploymentFailed() | DeploymentRemoved():
             await conn.execute("UPDATE deployments SET reason = $2 WHERE name = $1", body.name, body.reason)
+    if isinstance(body, DeploymentReady | DeploymentFailed | DeploymentRemoved) and body.replica:
+        await conn.execute(
+            "INSERT INTO deployment_replicas (name, replica, status, reason, updated_at) VALUES ($1, $2, $3, $4, $5)"
+            " ON CONFLICT (name, replica) DO UPDATE SET status = $3, reason = $4, updated_at = $5",
+            body.name,
+            body.replica,
+            status,
+            getattr(body, "reason", None) or None,
+            at,
+        )
 
 
 async def state_digest(conn: asyncpg.Connection) -> str:

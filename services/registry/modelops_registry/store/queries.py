@@ -126,8 +126,10 @@ _UNWANTED_DEPLOYMENT_STATUSES = ("removing", "removed")
 async def deployments(conn: asyncpg.Connection, *, wanted: bool) -> list[dict[str, Any]]:
     """Every projected deployment by name; with `wanted`, only those not undeployed (what inference restores)."""
     rows = await conn.fetch(
-        "SELECT name, base_model, adapters, status, backend, reason, updated_at FROM deployments"
-        " WHERE NOT $1::boolean OR status <> ALL($2::text[]) ORDER BY name",
+        "SELECT name, base_model, adapters, status, backend, reason, updated_at,"
+        " coalesce((SELECT jsonb_agg(jsonb_build_object('replica', r.replica, 'status', r.status, 'reason', r.reason,"
+        " 'updated_at', r.updated_at) ORDER BY r.replica) FROM deployment_replicas r WHERE r.name = d.name), '[]')"
+        " AS replicas FROM deployments d WHERE NOT $1::boolean OR status <> ALL($2::text[]) ORDER BY name",
         wanted,
         list(_UNWANTED_DEPLOYMENT_STATUSES),
     )
