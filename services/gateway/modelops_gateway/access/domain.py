@@ -1,5 +1,5 @@
 """API keys as the gateway's rules see them: roles in increasing power, a key's record, how a secret is made and
-found again (by its digest), and the refusals of key management."""
+found again (by its digest), the refusals of key management, and who may change what someone owns."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from modelops_shared.errors import Conflict, NotFound
+from modelops_shared.errors import Conflict, DomainError, NotFound
 
 SECRET_PREFIX = "mok_"  # lets secret scanners and people recognise a leaked ModelOps key
 
@@ -50,6 +50,21 @@ class LastAdminKey(Conflict):
 
     def __init__(self) -> None:
         super().__init__("create another admin key before revoking this one")
+
+
+class NotTheOwner(DomainError):
+    status = 403
+    slug = "not-the-owner"
+
+
+def check_owner(name: str, role: Role, owner: str | None, thing: str) -> None:
+    """A write to what someone owns (a dataset, a job, a deployment) is its owner's (by key name), or an admin's.
+    Owned by nobody here (made before owners were kept, or by another way in): an admin's only."""
+    if role is Role.ADMIN or (owner is not None and name == owner):
+        return
+    if owner is None:
+        raise NotTheOwner(f"{thing} has no owner here: only an admin may change it")
+    raise NotTheOwner(f"{thing} belongs to {owner}: only its owner or an admin may change it", owner=owner)
 
 
 @dataclass(frozen=True)

@@ -74,11 +74,12 @@ files = APIRouter(
     status_code=201,
     response_model=DatasetView,
     openapi_extra=DATASET_BODY,
-    responses=problems(400, 409, 413, 415, 422, 503),
+    responses=problems(400, 403, 409, 413, 415, 422, 503),
 )
 async def upload_dataset(request: Request, caller: Developer, gateway: GatewayDep, idempotency: Idempotent) -> Response:
-    """Add a version to a dataset, creating it on its first upload (developer). Every row is checked against the
-    schema; one bad row rejects the upload with a row-level report (422) and writes nothing."""
+    """Add a version to a dataset, creating it on its first upload (developer; a later version is the dataset's
+    owner's or an admin's to add). Every row is checked against the schema; one bad row rejects the upload with a
+    row-level report (422) and writes nothing."""
     max_bytes = gateway.settings.gateway_max_dataset_bytes
     async with received_form(form_parts(request.headers, request.stream(), max_bytes), max_bytes=max_bytes) as form:
         fields = form_model(DatasetUpload, form.fields)
@@ -94,6 +95,7 @@ async def upload_dataset(request: Request, caller: Developer, gateway: GatewayDe
                 kind=fields.schema_,
                 rows=rows,
                 created_by=caller.name,
+                role=caller.role,
             )
             body = DatasetView.of(version).model_dump(mode="json", by_alias=True)
             location = f"/v1/datasets/{version.name}?version={version.version}"
@@ -194,6 +196,7 @@ async def upload_file(request: Request, caller: Developer, gateway: GatewayDep, 
                 kind=DatasetSchema.CHAT,
                 rows=rows,
                 created_by=caller.name,
+                role=caller.role,
             )
             row = await store.insert_file(
                 conn,

@@ -1,5 +1,6 @@
-"""The datasets feature's tables: `dataset_versions` (each version announced, once) and `files` (OpenAI's view of an
-uploaded fine-tuning file, whose content is the dataset of the same name)."""
+"""The datasets feature's tables: `dataset_versions` (each version announced, once), `dataset_owners` (who may add
+versions) and `files` (OpenAI's view of an uploaded fine-tuning file, whose content is the dataset of the same
+name)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,16 @@ async def list_files(
 
 async def get_file(pool: asyncpg.Pool, file_id: str) -> asyncpg.Record | None:
     return await pool.fetchrow(f"SELECT {_COLUMNS} FROM files WHERE id = $1", file_id)
+
+
+async def claim_owner(conn: asyncpg.Connection, name: str, claimant: str) -> str:
+    """The owner of dataset `name`, `claimant` when it had none; the row stays locked until the transaction ends, so
+    two first uploads of one name cannot both own it."""
+    await conn.execute(
+        "INSERT INTO dataset_owners (name, owner) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", name, claimant
+    )
+    owner: str = await conn.fetchval("SELECT owner FROM dataset_owners WHERE name = $1 FOR UPDATE", name)
+    return owner
 
 
 async def record_announcement(conn: asyncpg.Connection, name: str, version: int, dataset_id: str) -> bool:

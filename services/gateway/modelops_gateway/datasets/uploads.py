@@ -16,10 +16,12 @@ import pyarrow as pa
 from modelops_contracts import DatasetSchema
 from modelops_shared.bus import Bus
 
+from ..access.domain import Role, check_owner
 from ..settings import GatewaySettings
 from ..web.multipart import FormField, FormFile, Hashed, UploadRejected
 from .announcer import announce
 from .lake import DatasetVersion, write_version
+from .store import claim_owner
 from .validation import DatasetFormat, spooled, validate_file
 
 FILE_FIELD = "file"
@@ -86,12 +88,15 @@ async def commit_version(
     kind: DatasetSchema,
     rows: pa.Table,
     created_by: str,
+    role: Role,
 ) -> DatasetVersion:
-    """Append `rows` to dataset `name` as a new version and announce it in `conn`'s transaction.
+    """Append `rows` to dataset `name` as a new version and announce it in `conn`'s transaction: a first upload makes
+    `created_by` the dataset's owner, and a later one must come from its owner or an admin (NotTheOwner).
 
     The Delta commit lands first; a failure before the transaction commits leaves an unannounced version, which the
     reconciler announces (announcer.py). A caller holding an Idempotency-Key's claim in this transaction makes a
     concurrent retry wait for this outcome rather than write a second version."""
+    check_owner(created_by, role, await claim_owner(conn, name, created_by), f"dataset {name}")
     version = await asyncio.to_thread(write_version, settings, name, kind, rows, created_by=created_by)
     await announce(conn, bus, version, created_by)
     return version

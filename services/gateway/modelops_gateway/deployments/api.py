@@ -17,6 +17,7 @@ from modelops_contracts.deployments import DEPLOYMENT_NAME
 from modelops_contracts.openai_requests import ChatCompletionRequest, CompletionRequest
 from modelops_shared.openai_errors import OpenAIErrorRoute
 
+from ..access.domain import check_owner
 from ..deps import GatewayDep, InferenceDep
 from ..web.auth import Developer, Viewer
 from ..web.idempotency import Idempotent
@@ -50,10 +51,13 @@ openai = APIRouter(
 async def deploy(body: DeployRequest, caller: Developer, gateway: GatewayDep, idempotency: Idempotent) -> Response:
     """Serve a base model with adapters under `name` (developer). The inference service fetches and verifies the
     artifacts, then loads them: follow `GET /v1/deployments/{name}` from `queued` to `ready` or `failed`.
-    Deploying a name again replaces that deployment."""
+    Deploying a name again replaces that deployment: the name's owner's, or an admin's, to do."""
     command = Deploy(name=body.name, base_model=body.base_model, adapters=body.adapters, requested_by=caller.name)
 
     async def stage(conn: asyncpg.Connection) -> Response:
+        owner = await store.owner(conn, body.name)
+        if owner is not None:
+            check_owner(caller.name, caller.role, owner, f"deployment {body.name}")
         await store.stage_deploy(conn, gateway.runtime.bus, command)
         accepted = DeploymentAccepted(name=body.name, status="queued")
         return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/deployments/{body.name}"})
@@ -90,13 +94,17 @@ async def get_deployment(
 
 @router.delete("/{name}", status_code=202, response_model=DeploymentRemoval, responses=problems(404, 422))
 async def undeploy(caller: Developer, gateway: GatewayDep, inference: InferenceDep, name: DeploymentName) -> Response:
-    """Stop serving `name` (developer): its running requests end and its models disappear."""
+    """Stop serving `name` (its owner, or an admin): its running requests end and its models disappear."""
     async with gateway.runtime.pool.acquire() as conn, conn.transaction():
+        owner = await store.owner(conn, name)
+        if owner is not None:
+            check_owner(caller.name, caller.role, owner, f"deployment {name}")
         if not await store.mark_removed(conn, name, removed_by=caller.name):
             # Deployed some other way (or before this gateway kept a record): the inference service still knows it.
             upstream = await inference.request("GET", f"/v1/deployments/{name}")
             if upstream.status_code != 200:
                 raise DeploymentNotFound(name)
+            check_owner(caller.name, caller.role, None, f"deployment {name}")
         await store.stage_undeploy(conn, gateway.runtime.bus, name, requested_by=caller.name)
     return JSONResponse(DeploymentRemoval(name=name, status="removing").model_dump(), 202)
 

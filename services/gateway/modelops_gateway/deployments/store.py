@@ -29,6 +29,15 @@ async def stage_deploy(
     await enqueue(conn, bus, command, correlation_id=correlation_id, causation=causation)
 
 
+async def owner(conn: asyncpg.Connection, name: str) -> str | None:
+    """Who deployed the live deployment `name` through this gateway (locked until the transaction ends); None when
+    there is none."""
+    owner: str | None = await conn.fetchval(
+        "SELECT requested_by FROM deployments WHERE name = $1 AND removed_at IS NULL FOR UPDATE", name
+    )
+    return owner
+
+
 _ACTIVE_SQL = "SELECT name, base_model, adapters, requested_by, requested_at FROM deployments WHERE removed_at IS NULL"
 
 

@@ -15,6 +15,7 @@ from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_shared.bus import Bus, enqueue
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..access.domain import Role, check_owner
 from ..datasets.store import latest_announced
 from .domain import CANCEL_REQUESTED, JobFinished, JobNotFound, check_budget
 from .references import Fields, RegistryLookups, resolve
@@ -118,12 +119,14 @@ async def submit(
     return job
 
 
-async def cancel(conn: asyncpg.Connection, bus: Bus, job_id: str, *, requested_by: str, reason: str) -> Job:
-    """Ask the job's worker to stop: JobNotFound for an unknown job, JobFinished for a finished one. Asking again
-    sends nothing more; the job is cancelled once its worker says so (TrainingCancelled)."""
+async def cancel(conn: asyncpg.Connection, bus: Bus, job_id: str, *, requested_by: str, role: Role, reason: str) -> Job:
+    """Ask the job's worker to stop, as its submitter or an admin: JobNotFound for an unknown job, NotTheOwner for
+    someone else's, JobFinished for a finished one. Asking again sends nothing more; the job is cancelled once its
+    worker says so (TrainingCancelled)."""
     job = await lock_job(conn, job_id)
     if job is None:
         raise JobNotFound(job_id)
+    check_owner(requested_by, role, job.submitted_by, f"job {job_id}")
     if job.finished:
         raise JobFinished(job_id, job.status)
     if job.cancel_requested_at is None:

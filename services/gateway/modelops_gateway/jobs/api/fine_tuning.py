@@ -112,6 +112,11 @@ async def cancel_fine_tuning_job(caller: Developer, gateway: GatewayDep, job_id:
     is a 409."""
     async with gateway.runtime.pool.acquire() as conn, conn.transaction():
         job = await cancel(
-            conn, gateway.runtime.bus, job_id, requested_by=caller.name, reason="cancelled through the API"
+            conn,
+            gateway.runtime.bus,
+            job_id,
+            requested_by=caller.name,
+            role=caller.role,
+            reason="cancelled through the API",
         )
     return FineTuningJob.of(job)

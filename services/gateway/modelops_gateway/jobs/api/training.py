@@ -95,6 +95,11 @@ async def cancel_training_job(
     is a 409; asking again sends nothing more."""
     async with gateway.runtime.pool.acquire() as conn, conn.transaction():
         job = await cancel(
-            conn, gateway.runtime.bus, job_id, requested_by=caller.name, reason=(body or CancelRequest()).reason
+            conn,
+            gateway.runtime.bus,
+            job_id,
+            requested_by=caller.name,
+            role=caller.role,
+            reason=(body or CancelRequest()).reason,
         )
     return JobView.of(job)
