@@ -231,18 +231,14 @@ def perplexities(client: Client, base_id: str, adapter_dir: Path, scratch: Path)
     return base, adapted
 
 
-def promote(client: Client, adapter_id: str) -> list[str]:
-    step("6. promote dev → staging")
-    stages = []
-    current = client.artifacts.show(adapter_id).stage
-    for stage in ("dev", "staging"):
-        if current == stage:
-            continue
-        record = client.artifacts.promote(adapter_id, stage, reason=f"demo: {stage}")
-        stages.append(stage)
-        console.print(f"→ {record.to_stage} (signed by key {record.key_id[:16]}…)")
-        current = stage
-    return stages
+def promote(client: Client, *artifact_ids: str) -> None:
+    """To staging, the first stage the registry's policy deploys (an adapter must meet its eval_loss bound)."""
+    step("6. promote dev → staging: the base model and the adapter (the policy deploys staging and prod only)")
+    for artifact_id in artifact_ids:
+        if client.artifacts.show(artifact_id).stage == "staging":
+            continue  # a demo run before promoted it
+        record = client.artifacts.promote(artifact_id, "staging", reason="demo: staging")
+        console.print(f"{artifact_id} → {record.to_stage} (signed by key {record.key_id[:16]}…)")
 
 
 def deploy(client: Client, name: str, base_id: str, adapters: list[str], timeout_s: float = 300) -> DeploymentView:
@@ -362,7 +358,7 @@ def demo(args: argparse.Namespace) -> None:
         console.print(f"adapter {adapter_id}; metrics {json.dumps(metrics)}")
         digest, signer = verify(client, adapter_id, Path(scratch) / "adapter")
         base_perplexity, adapter_perplexity = perplexities(client, base.id, Path(scratch) / "adapter", Path(scratch))
-        promote(client, adapter_id)
+        promote(client, base.id, adapter_id)
 
         step("7. deploy through the gateway")
         deploy(client, "demo-base", base.id, [])

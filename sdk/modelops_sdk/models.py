@@ -167,7 +167,7 @@ class DeployRequest(BaseModel):
     base_model: Annotated[
         str,
         Field(
-            description="The base model's artifact id",
+            description="The base model: an artifact id, or a name (its latest registered base model)",
             max_length=200,
             min_length=1,
             pattern="^[^\\x00-\\x1f\\x7f]*$",
@@ -177,7 +177,7 @@ class DeployRequest(BaseModel):
     adapters: Annotated[
         list[Adapter] | None,
         Field(
-            description="Adapter artifact ids; none serves the base model alone",
+            description="Adapters (ids, or names: the latest of each); none serves the base model alone",
             max_length=64,
             title="Adapters",
         ),

@@ -59,6 +59,8 @@ def test_revoked_is_final_and_reachable_from_everywhere_else():
         ("stages: {staging: {roles: [wizard]}}", "unknown roles"),
         ("stages: {staging: {roles: [admin], metrics: {eval_loss: 'about 2'}}}", "bad threshold"),
         ("stages: {limbo: {roles: [admin]}}", "limbo"),
+        ("deploy: {stages: [staging, revoked]}", "never served"),
+        ("deploy: {stages: [limbo]}", "limbo"),
     ],
 )
 def test_a_bad_policy_file_is_refused(text, error):
@@ -70,3 +72,11 @@ def test_a_stage_missing_from_the_policy_cannot_be_entered():
     policy = Policy.from_yaml("stages: {staging: {roles: [approver]}}")
     with pytest.raises(PolicyViolation, match="allows no promotion to archived"):
         check_promotion(policy, _request(target=Stage.ARCHIVED))
+
+
+def test_the_deploy_rule_defaults_to_staging_and_prod_and_can_be_changed():
+    default = Policy.from_file(DEFAULT_POLICY).deploy
+    assert default.stages == {Stage.STAGING, Stage.PROD}
+    assert default.fine_tuning_jobs
+    changed = Policy.from_yaml("deploy: {stages: [prod], fine_tuning_jobs: false}").deploy
+    assert (changed.stages, changed.fine_tuning_jobs) == ({Stage.PROD}, False)

@@ -26,9 +26,9 @@ from .deps import Gateway
 from .jobs import handlers as job_handlers
 from .jobs.api import fine_tuning, streams, training
 from .jobs.feed import JobFeed
-from .jobs.references import RegistryLookups
 from .models import api as models_api
 from .models import handlers as model_handlers
+from .registry_lookups import RegistryLookups
 from .settings import GatewaySettings
 from .upstream import Upstream
 from .web.idempotency import purge_expired

@@ -12,7 +12,7 @@ from modelops_shared.service import Runtime, state_dependency
 
 from .access.store import KeyStore
 from .jobs.feed import JobFeed
-from .jobs.references import RegistryLookups
+from .registry_lookups import RegistryLookups
 from .settings import GatewaySettings
 from .upstream import Upstream
 from .web.ratelimit import RateLimiter

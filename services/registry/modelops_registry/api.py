@@ -210,6 +210,28 @@ async def list_deployments(registry: RegistryDep, wanted: bool = False) -> list[
     return await queries.deployments(registry.runtime.pool, wanted=wanted)
 
 
+@router.get("/policy")
+async def get_policy(registry: RegistryDep) -> dict[str, Any]:
+    """The governance policy in force: who may promote to each stage under which thresholds, and what may be
+    deployed."""
+    policy = registry.policy
+    return {
+        "stages": {
+            stage.value: {
+                "roles": sorted(rule.roles),
+                "metrics": {metric: f"{op} {bound:g}" for metric, (op, bound) in rule.thresholds.items()},
+                "metrics_apply_to": sorted(rule.threshold_kinds),
+                "distinct_approver": rule.distinct_approver,
+            }
+            for stage, rule in policy.rules.items()
+        },
+        "deploy": {
+            "stages": sorted(stage.value for stage in policy.deploy.stages),
+            "fine_tuning_jobs": policy.deploy.fine_tuning_jobs,
+        },
+    }
+
+
 @router.get("/keys", response_model=list[SigningKey])
 async def list_keys(registry: RegistryDep) -> list[dict[str, Any]]:
     """Every public key the registry has signed with (PEM); the active one signs new artifacts."""

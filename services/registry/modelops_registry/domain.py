@@ -46,12 +46,27 @@ class StageRule:
 
 
 @dataclass(frozen=True)
+class DeployRule:
+    """What may be served: artifacts in `stages`; and, when `fine_tuning_jobs`, the adapter of a job created through
+    the OpenAI fine-tuning API from the moment it succeeds (in dev), as OpenAI serves `fine_tuned_model` at once."""
+
+    stages: frozenset[Stage] = frozenset({Stage.STAGING, Stage.PROD})
+    fine_tuning_jobs: bool = True
+
+
+@dataclass(frozen=True)
 class Policy:
     rules: Mapping[Stage, StageRule]
+    deploy: DeployRule = DeployRule()
 
     @classmethod
     def from_yaml(cls, text: str) -> Policy:
         document: dict[str, Any] = yaml.safe_load(text) or {}
+        deploy = document.get("deploy") or {}
+        stages = frozenset(Stage(stage) for stage in deploy.get("stages", [s.value for s in DeployRule.stages]))
+        if Stage.REVOKED in stages:
+            raise ValueError("policy deploy.stages: a revoked artifact is never served")
+        deploy_rule = DeployRule(stages, bool(deploy.get("fine_tuning_jobs", DeployRule.fine_tuning_jobs)))
         rules = {}
         for stage_name, rule in (document.get("stages") or {}).items():
             roles = frozenset(rule.get("roles") or ())
@@ -70,7 +85,7 @@ class Policy:
                 threshold_kinds=frozenset(rule.get("metrics_apply_to") or StageRule.threshold_kinds),
                 distinct_approver=bool(rule.get("distinct_approver", False)),
             )
-        return cls(rules)
+        return cls(rules, deploy_rule)
 
     @classmethod
     def from_file(cls, path: Path) -> Policy:

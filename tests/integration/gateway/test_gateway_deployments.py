@@ -1,5 +1,6 @@
 """Deployments and OpenAI inference through the gateway: Deploy and Undeploy on deployments.commands.v1 with the
-caller as requested_by, role checks, status read from the inference service (`queued` until it knows the name), the
+caller as requested_by, role checks, governance (only what the policy deploys, names resolved to ids when the command
+is accepted), status read from the inference service (`queued` until it knows the name), the
 completions proxy (JSON and SSE passed through, problems with OpenAI's `error` member, limits) against a small fake
 inference app, and one real end to end: a tiny model and adapter deployed through the gateway and answered to the
 official `openai` client pointed at the gateway."""
@@ -15,8 +16,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from deployables import promote, stand_in
 from helpers import TopicTap
-from modelops_contracts import Deploy, Undeploy
+from modelops_contracts import ArtifactKind, Deploy, Undeploy
 from modelops_contracts.catalog import DEPLOYMENT_COMMANDS
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
@@ -39,11 +41,23 @@ async def fake(gateway: RunningGateway) -> AsyncIterator[FakeInference]:
         yield fake
 
 
+@pytest.fixture(scope="module")
+async def servable(embedded_stack: Settings, bus: Bus, registry: httpx.AsyncClient) -> tuple[str, str]:
+    """A base model and an adapter of it, both in staging."""
+    base = await stand_in(embedded_stack, bus, registry, ArtifactKind.BASE_MODEL)
+    return base, await stand_in(embedded_stack, bus, registry, ArtifactKind.ADAPTER, base_model=base)
+
+
 async def test_deploy_is_a_command_with_the_caller_and_reads_queued_until_served(
-    gateway: RunningGateway, keys: dict[str, Key], deployment_tap: TopicTap, fake: FakeInference
+    gateway: RunningGateway,
+    keys: dict[str, Key],
+    deployment_tap: TopicTap,
+    fake: FakeInference,
+    servable: tuple[str, str],
 ) -> None:
+    base, adapter = servable
     name = f"dep-{uuid.uuid4().hex[:8]}"
-    body = {"name": name, "base_model": "base-1", "adapters": ["lora-a"]}
+    body = {"name": name, "base_model": base, "adapters": [adapter]}
     async with gateway.client(keys["viewer"].secret) as viewer, gateway.client(keys["developer"].secret) as dev:
         denied = await viewer.post("/v1/deployments", json=body)
         assert denied.status_code == 403, denied.text
@@ -56,7 +70,7 @@ async def test_deploy_is_a_command_with_the_caller_and_reads_queued_until_served
         assert replayed.headers["Idempotency-Replayed"] == "true"
 
         (command,) = await deployment_tap.wait_for(name, Deploy)
-        assert (command.base_model, command.adapters) == ("base-1", ["lora-a"])
+        assert (command.base_model, command.adapters) == (base, [adapter])
         assert command.requested_by == keys["developer"].name
 
         queued = (await viewer.get(f"/v1/deployments/{name}")).json()
@@ -67,15 +81,15 @@ async def test_deploy_is_a_command_with_the_caller_and_reads_queued_until_served
         fake.known[name] = {
             "name": name,
             "status": "failed",
-            "reason": "adapter lora-a is revoked",
-            "base_model": "base-1",
-            "base_model_id": "base-1",
-            "adapters": ["lora-a"],
-            "adapter_ids": ["lora-a"],
+            "reason": f"adapter {adapter} is revoked",
+            "base_model": base,
+            "base_model_id": base,
+            "adapters": [adapter],
+            "adapter_ids": [adapter],
             "models": [],
         }
         failed = (await viewer.get(f"/v1/deployments/{name}")).json()
-        assert (failed["status"], failed["reason"]) == ("failed", "adapter lora-a is revoked")
+        assert (failed["status"], failed["reason"]) == ("failed", f"adapter {adapter} is revoked")
 
         assert (await viewer.delete(f"/v1/deployments/{name}")).status_code == 403
         removing = await dev.delete(f"/v1/deployments/{name}")
@@ -86,12 +100,58 @@ async def test_deploy_is_a_command_with_the_caller_and_reads_queued_until_served
         assert (await viewer.get(f"/v1/deployments/{name}")).status_code == 404
         assert (await dev.delete(f"/v1/deployments/{name}")).status_code == 404
 
-        empty = await dev.post("/v1/deployments", json={"name": f"{name}-base", "base_model": "base-1"})
+        empty = await dev.post("/v1/deployments", json={"name": f"{name}-base", "base_model": base})
         assert empty.status_code == 202
         (base_only,) = await deployment_tap.wait_for(f"{name}-base", Deploy)
         assert base_only.adapters == []
         bad = await dev.post("/v1/deployments", json={"name": "Not A Name", "base_model": "b"})
         assert bad.status_code == 422
+
+
+async def test_only_what_the_policy_deploys_is_deployed_and_names_resolve_to_ids_at_once(
+    embedded_stack: Settings,
+    bus: Bus,
+    registry: httpx.AsyncClient,
+    gateway: RunningGateway,
+    keys: dict[str, Key],
+    deployment_tap: TopicTap,
+    servable: tuple[str, str],
+) -> None:
+    """Anything not in staging or prod is refused with the stage and what would do; a name deploys its latest
+    artifact, as an id in the command, so a later artifact of that name does not change what is served."""
+    base, adapter = servable
+    in_dev = await stand_in(embedded_stack, bus, registry, ArtifactKind.ADAPTER, base_model=base, stage=None)
+    other_base = await stand_in(embedded_stack, bus, registry, ArtifactKind.BASE_MODEL)
+    foreign = await stand_in(embedded_stack, bus, registry, ArtifactKind.ADAPTER, base_model=other_base)
+    name = f"dep-{uuid.uuid4().hex[:8]}"
+    async with gateway.client(keys["developer"].secret) as dev:
+
+        async def refused(body: dict[str, Any], status: int, slug: str) -> dict[str, Any]:
+            response = await dev.post("/v1/deployments", json={"name": name, **body})
+            assert response.status_code == status, response.text
+            assert response.json()["type"].endswith(f"/{slug}"), response.text
+            return dict(response.json())
+
+        problem = await refused({"base_model": base, "adapters": [in_dev]}, 409, "artifact-not-deployable")
+        assert (problem["stage"], problem["deployable_stages"], problem["param"]) == (
+            "dev",
+            ["prod", "staging"],
+            "adapters[0]",
+        )
+        assert "promote it first" in problem["detail"]
+        await refused({"base_model": "no-such-base"}, 404, "artifact-not-found")
+        await refused({"base_model": adapter}, 422, "not-a-base-model")
+        await refused({"base_model": base, "adapters": [base]}, 422, "not-an-adapter")
+        await refused({"base_model": base, "adapters": [foreign]}, 422, "adapter-base-mismatch")
+        await promote(registry, in_dev, "staging")
+        await promote(registry, in_dev, "revoked")
+        await refused({"base_model": base, "adapters": [in_dev]}, 409, "artifact-not-deployable")
+
+        base_name = (await registry.get(f"/v1/artifacts/{base}")).json()["name"]
+        accepted = await dev.post("/v1/deployments", json={"name": name, "base_model": base_name})
+        assert accepted.status_code == 202, accepted.text
+        (command,) = await deployment_tap.wait_for(name, Deploy)
+        assert command.base_model == base  # the id the name stood for when the command was accepted
 
 
 async def test_completions_are_proxied_with_auth_and_streams_pass_through(
@@ -157,6 +217,8 @@ async def test_a_deployment_made_through_the_gateway_answers_the_openai_client(
     await asyncio.to_thread(make_adapter, base_model_dir, tmp_path / "adapter", 1)
     suffix = uuid.uuid4().hex[:8]
     adapter = await submit_adapter(embedded_stack, bus, registry, tmp_path / "adapter", base_model, f"lora-{suffix}")
+    for artifact in (base_model, adapter):
+        await promote(registry, artifact)  # what the policy deploys
     settings = inference_settings(embedded_stack, registry_url)
     async with (
         serving(create_inference(settings)) as inference_url,

@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
+from deployables import stand_in
+from modelops_contracts import ArtifactKind
 
 from .jobs_support import JobWorld
 from .support import Key
@@ -45,6 +47,7 @@ class Owned:
 
     world: JobWorld
     owner: httpx.AsyncClient
+    base_model: str  # one the policy deploys
 
     async def dataset(self) -> str:
         name = f"owned-{uuid.uuid4().hex[:8]}"
@@ -58,7 +61,7 @@ class Owned:
 
     async def deployment(self) -> str:
         name = f"owned-{uuid.uuid4().hex[:8]}"
-        response = await self.owner.post("/v1/deployments", json={"name": name, "base_model": "base-1"})
+        response = await self.owner.post("/v1/deployments", json={"name": name, "base_model": self.base_model})
         assert response.status_code == 202, response.text
         return name
 
@@ -76,7 +79,7 @@ async def _add_version(client: httpx.AsyncClient, owned: Owned) -> httpx.Respons
 
 
 async def _redeploy(client: httpx.AsyncClient, owned: Owned) -> httpx.Response:
-    return await client.post("/v1/deployments", json={"name": await owned.deployment(), "base_model": "base-2"})
+    return await client.post("/v1/deployments", json={"name": await owned.deployment(), "base_model": owned.base_model})
 
 
 async def _undeploy(client: httpx.AsyncClient, owned: Owned) -> httpx.Response:
@@ -102,6 +105,12 @@ OWNED_WRITES: dict[str, tuple[Call, int]] = {
 
 
 @pytest.fixture(scope="module")
+async def owned(embedded_stack, bus, registry, clients: dict[str, httpx.AsyncClient], world: JobWorld) -> Owned:
+    base = await stand_in(embedded_stack, bus, registry, ArtifactKind.BASE_MODEL)
+    return Owned(world, clients["owner"], base)
+
+
+@pytest.fixture(scope="module")
 async def clients(gateway, world: JobWorld) -> dict[str, httpx.AsyncClient]:
     other: Key = await gateway.keys.make("developer", rate_limit="100000/minute")
     admin: Key = await gateway.keys.make("admin", rate_limit="100000/minute")
@@ -117,8 +126,7 @@ async def clients(gateway, world: JobWorld) -> dict[str, httpx.AsyncClient]:
         await client.aclose()
 
 
-async def test_owned_writes_follow_ownership(clients: dict[str, httpx.AsyncClient], world: JobWorld) -> None:
-    owned = Owned(world, clients["owner"])
+async def test_owned_writes_follow_ownership(clients: dict[str, httpx.AsyncClient], owned: Owned) -> None:
     for operation, (call, allowed) in OWNED_WRITES.items():
         for role in ROLES:
             response = await call(clients[role], owned)
@@ -129,9 +137,8 @@ async def test_owned_writes_follow_ownership(clients: dict[str, httpx.AsyncClien
 
 
 async def test_every_operation_for_every_role_is_classified_and_never_fails(
-    gateway, clients: dict[str, httpx.AsyncClient], world: JobWorld
+    clients: dict[str, httpx.AsyncClient], world: JobWorld, owned: Owned
 ) -> None:
-    owned = Owned(world, clients["owner"])
     values = {
         "name": await owned.dataset(),
         "job_id": await owned.job(),

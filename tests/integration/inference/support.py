@@ -73,6 +73,7 @@ async def submit_adapter(
             files=files,
             parents=[ParentRef(artifact_id=base_model, relation=LineageRelation.TRAINED_FROM)],
             created_by="alice",
+            metrics={"eval_loss": 1.0},  # as a training job reports it: the policy's staging threshold reads it
             metadata={"method": "lora", "base_model": base_model},
         )
     )

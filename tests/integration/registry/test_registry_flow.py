@@ -294,6 +294,9 @@ async def test_internal_calls_prove_who_calls_and_only_the_gateway_names_who_act
     promoted = await registry.client.post(path, json=body, headers=acting_as("bob", "approver"))
     assert promoted.status_code == 201, promoted.text
     assert promoted.json()["actor"] == "bob"
+    policy = (await registry.client.get("/v1/policy")).json()
+    assert policy["deploy"] == {"stages": ["prod", "staging"], "fine_tuning_jobs": True}
+    assert policy["stages"]["prod"]["distinct_approver"] is True
 
 
 def trainer_token() -> str:

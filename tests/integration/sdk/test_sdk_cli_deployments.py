@@ -6,35 +6,41 @@ from __future__ import annotations
 import json
 import uuid
 
+from deployables import stand_in
 from gateway.inference_support import fake_inference
+from modelops_contracts import ArtifactKind
 from modelops_sdk import AsyncClient
 from modelops_sdk.models import DeploymentStatus
 
 
-def served(name: str, status: str, adapters: list[str], reason: str | None = None) -> dict[str, object]:
+def served(name: str, status: str, base: str, adapters: list[str], reason: str | None = None) -> dict[str, object]:
     """A deployment as the inference service reports it."""
     models = [name, *(f"{name}/{adapter}" for adapter in adapters)] if status == "ready" else []
     return {
         "name": name,
         "status": status,
         "reason": reason,
-        "base_model": "base-1",
-        "base_model_id": "base-1",
+        "base_model": base,
+        "base_model_id": base,
         "adapters": adapters,
         "adapter_ids": adapters,
         "models": models,
     }
 
 
-async def test_deploy_create_waits_then_list_show_rm(gateway, cli):
+async def test_deploy_create_waits_then_list_show_rm(gateway, cli, embedded_stack, bus, registry):
     developer = await gateway.keys.make("developer")
+    base = await stand_in(embedded_stack, bus, registry, ArtifactKind.BASE_MODEL)
+    lora_a, lora_b = [
+        await stand_in(embedded_stack, bus, registry, ArtifactKind.ADAPTER, base_model=base) for _ in range(2)
+    ]
     name = f"cli-{uuid.uuid4().hex[:8]}"
     async with fake_inference(gateway.inference) as fake:
-        fake.known[name] = served(name, "ready", ["lora-a"])
-        create = ("deploy", "create", name, "--base", "base-1", "--adapter")
-        created = await cli(developer.secret, *create, "lora-a", "--json")
+        fake.known[name] = served(name, "ready", base, [lora_a])
+        create = ("deploy", "create", name, "--base", base, "--adapter")
+        created = await cli(developer.secret, *create, lora_a, "--json")
         assert created.code == 0, created.err
-        assert json.loads(created.out)["models"] == [name, f"{name}/lora-a"]
+        assert json.loads(created.out)["models"] == [name, f"{name}/{lora_a}"]
 
         listed = await cli(developer.secret, "deploy", "list", "--json")
         assert name in {view["name"] for view in json.loads(listed.out)}
@@ -42,10 +48,10 @@ async def test_deploy_create_waits_then_list_show_rm(gateway, cli):
         assert shown.code == 0
         assert "ready" in shown.out
 
-        fake.known[name] = served(name, "failed", ["lora-b"], reason="adapter lora-b is revoked")
-        failed = await cli(developer.secret, *create, "lora-b")
+        fake.known[name] = served(name, "failed", base, [lora_b], reason=f"adapter {lora_b} is revoked")
+        failed = await cli(developer.secret, *create, lora_b)
         assert failed.code == 1  # a deployment that failed to load is the user's to fix
-        assert "lora-b is revoked" in failed.out
+        assert f"{lora_b} is revoked" in failed.out
 
         removed = await cli(developer.secret, "deploy", "rm", name, "--json")
         assert (removed.code, json.loads(removed.out)["status"]) == (0, "removing")
@@ -70,6 +76,6 @@ async def test_chat_streams_the_answer_and_the_clients_ask(gateway, cli):
         async with AsyncClient(gateway.url, viewer.secret) as client:
             assert await client.chat.ask("m", "Say hello") == "hello"
             assert [piece async for piece in client.chat.stream("m", "Say hello")] == ["he", "llo"]
-            fake.known["ready-one"] = served("ready-one", "ready", [])
+            fake.known["ready-one"] = served("ready-one", "ready", "base-1", [])
             view = await client.deployments.wait("ready-one", [], timeout_s=5)
             assert view.status == DeploymentStatus.ready

@@ -25,6 +25,7 @@ from ..web.openapi import problems
 from ..web.relay import forwarded, streamed
 from . import store
 from .domain import DeploymentNotFound
+from .references import deployable
 from .schemas import DeploymentAccepted, DeploymentRemoval, DeploymentView, DeployRequest
 
 JSON_BODY_LIMIT = 64 * 1024
@@ -46,13 +47,21 @@ openai = APIRouter(
     status_code=202,
     response_model=DeploymentAccepted,
     max_body_size=JSON_BODY_LIMIT,
-    responses=problems(413, 422),
+    responses=problems(404, 409, 413, 422, 502, 503),
 )
 async def deploy(body: DeployRequest, caller: Developer, gateway: GatewayDep, idempotency: Idempotent) -> Response:
-    """Serve a base model with adapters under `name` (developer). The inference service fetches and verifies the
-    artifacts, then loads them: follow `GET /v1/deployments/{name}` from `queued` to `ready` or `failed`.
-    Deploying a name again replaces that deployment: the name's owner's, or an admin's, to do."""
-    command = Deploy(name=body.name, base_model=body.base_model, adapters=body.adapters, requested_by=caller.name)
+    """Serve a base model with adapters under `name` (developer). Each is resolved to one registered artifact now (an
+    id, or a name's latest), must be in a stage the registry's policy deploys (409 `artifact-not-deployable`) and,
+    for an adapter, trained on that base; the command names those ids. The inference service fetches and verifies
+    them, then loads them: follow `GET /v1/deployments/{name}` from `queued` to `ready` or `failed`. Deploying a name
+    again replaces that deployment: the name's owner's, or an admin's, to do."""
+    serves = await deployable(gateway.lookups, body.base_model, body.adapters)
+    command = Deploy(
+        name=body.name,
+        base_model=serves.base_model["id"],
+        adapters=[adapter["id"] for adapter in serves.adapters],
+        requested_by=caller.name,
+    )
 
     async def stage(conn: asyncpg.Connection) -> Response:
         owner = await store.owner(conn, body.name)

@@ -22,10 +22,15 @@ class DeploymentStatus(StrEnum):
 class DeployRequest(BaseModel):
     name: str = Field(pattern=DEPLOYMENT_NAME, description="The deployment's name: the model name clients send")
     base_model: str = Field(
-        min_length=1, max_length=200, pattern=TEXT_PATTERN, description="The base model's artifact id"
+        min_length=1,
+        max_length=200,
+        pattern=TEXT_PATTERN,
+        description="The base model: an artifact id, or a name (its latest registered base model)",
     )
     adapters: list[Annotated[str, Field(min_length=1, max_length=200, pattern=TEXT_PATTERN)]] = Field(
-        default_factory=list, max_length=64, description="Adapter artifact ids; none serves the base model alone"
+        default_factory=list,
+        max_length=64,
+        description="Adapters (ids, or names: the latest of each); none serves the base model alone",
     )
 
 

@@ -14,10 +14,9 @@ from typing import Any
 
 from modelops_contracts import ArtifactKind, DatasetSchema, Stage
 
-from ..upstream import Upstream
+from ..registry_lookups import RegistryLookups
 from .domain import UnknownReference, UnusableReference
 
-PAGE_LIMIT = 500
 REGISTRY_POLL_S = 0.1
 # Only a string that can be an artifact id is looked up as one: a name may hold `/`, which a path cannot.
 _ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -38,34 +37,6 @@ class Fields:
     dataset: str = "dataset"
     dataset_version: str = "dataset_version"
     hyperparameters: str = "hyperparameters"
-
-
-class RegistryLookups:
-    """The registry's listings of artifacts by kind and name, kept for `ttl_s` while not empty: a burst of jobs naming
-    the same base model and dataset asks the registry once per interval. An empty listing is never kept, and a kept
-    one that lacks the version asked for is read again, so what was just registered is found at once; what was
-    revoked meanwhile may be accepted for up to `ttl_s`, and the trainer, which refuses revoked artifacts, then fails
-    the job."""
-
-    MAX_KEPT = 1024
-
-    def __init__(self, registry: Upstream, ttl_s: float) -> None:
-        self.registry = registry
-        self.ttl_s = ttl_s
-        self._kept: dict[tuple[ArtifactKind, str], tuple[float, list[dict[str, Any]]]] = {}
-
-    async def registered(self, kind: ArtifactKind, name: str, *, fresh: bool = False) -> list[dict[str, Any]]:
-        """Every registered artifact of `kind` named `name`, across the registry's pages."""
-        now = time.monotonic()
-        kept = self._kept.get((kind, name))
-        if kept and kept[0] > now and not fresh:
-            return kept[1]
-        records = await _registered(self.registry, kind, name)
-        if records and self.ttl_s > 0:
-            if len(self._kept) >= self.MAX_KEPT:
-                self._kept = {key: entry for key, entry in self._kept.items() if entry[0] > now}
-            self._kept[(kind, name)] = (now + self.ttl_s, records)
-        return records
 
 
 @dataclass(frozen=True)
@@ -201,17 +172,3 @@ def _usable_dataset(record: dict[str, Any], method: str, fields: Fields) -> dict
             param=fields.dataset,
         )
     return record
-
-
-async def _registered(registry: Upstream, kind: ArtifactKind, name: str) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-    params = {"kind": kind.value, "name": name, "limit": str(PAGE_LIMIT)}
-    while True:
-        response = await registry.request("GET", "/v1/artifacts", params=params)
-        if response.status_code != 200:
-            raise registry.failure(response.status_code)
-        page = response.json()
-        records.extend(page["data"])
-        if not page["next_cursor"]:
-            return records
-        params["cursor"] = page["next_cursor"]

@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..access.domain import Role, check_owner
 from ..datasets.store import latest_announced
+from ..registry_lookups import RegistryLookups
 from .domain import CANCEL_REQUESTED, JobFinished, JobNotFound, check_budget
-from .references import Fields, RegistryLookups, resolve
+from .references import Fields, resolve
 from .store import Job, insert_job, lock_job, new_job_id, record_event
 
 TRAINING = "training"

@@ -52,7 +52,11 @@ async def _job_or_404(gateway: GatewayDep, job_id: str) -> Job:
 async def create_fine_tuning_job(
     body: FineTuningJobRequest, caller: Developer, gateway: GatewayDep, idempotency: Idempotent
 ) -> Response:
-    """Fine-tune `model` on `training_file` (developer); honours `Idempotency-Key`."""
+    """Fine-tune `model` on `training_file` (developer); honours `Idempotency-Key`. Its adapter is served as soon as
+    it succeeds, as OpenAI serves `fine_tuned_model`, where the registry's policy allows it
+    (`deploy.fine_tuning_jobs`)."""
+    policy = await gateway.lookups.policy()
+    deploy_when_completed = gateway.settings.gateway_deploy_fine_tuned and policy["deploy"]["fine_tuning_jobs"]
 
     async def create(conn: asyncpg.Connection) -> Response:
         job = await submit(
@@ -65,7 +69,7 @@ async def create_fine_tuning_job(
             wait_s=gateway.settings.gateway_registry_wait_s,
             max_steps=gateway.settings.gateway_max_training_steps,
             max_epochs=gateway.settings.gateway_max_training_epochs,
-            deploy_when_completed=gateway.settings.gateway_deploy_fine_tuned,
+            deploy_when_completed=deploy_when_completed,
         )
         return JSONResponse(FineTuningJob.of(job).model_dump(mode="json"))
 

@@ -1,0 +1,66 @@
+"""What a deployment serves, checked through the registry before its Deploy is accepted: the base model and each
+adapter resolved to one registered artifact (an id, or a name: its latest artifact of that kind), of the right kind,
+in a stage the registry's policy deploys, and each adapter trained on that base. The Deploy then names ids only, so
+a later artifact that takes the same name takes over neither the deployment nor its restore."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from modelops_contracts import ArtifactKind
+
+from ..registry_lookups import RegistryLookups
+from .domain import ArtifactNotDeployable, DeployReferenceNotFound, UnusableDeployReference
+
+_NOT_A = {ArtifactKind.BASE_MODEL: "not-a-base-model", ArtifactKind.ADAPTER: "not-an-adapter"}
+# Only a string that can be an artifact id is looked up as one: a name may hold `/`, which a path cannot.
+_ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+@dataclass(frozen=True)
+class Deployable:
+    base_model: dict[str, Any]
+    adapters: list[dict[str, Any]]
+
+
+async def deployable(lookups: RegistryLookups, base_model: str, adapters: list[str]) -> Deployable:
+    """The records the deployment will serve, or the problem that refuses it (the base model's first)."""
+    policy, base, *trained = await asyncio.gather(
+        lookups.policy(),
+        _resolve(lookups, ArtifactKind.BASE_MODEL, base_model, "base_model"),
+        *(_resolve(lookups, ArtifactKind.ADAPTER, ref, f"adapters[{i}]") for i, ref in enumerate(adapters)),
+    )
+    stages = set(policy["deploy"]["stages"])
+    for record, param in [(base, "base_model"), *((a, f"adapters[{i}]") for i, a in enumerate(trained))]:
+        if record["stage"] not in stages:
+            raise ArtifactNotDeployable(record, sorted(stages), param)
+    for i, adapter in enumerate(trained):
+        trained_on = (adapter.get("metadata") or {}).get("base_model")
+        if trained_on and trained_on != base["id"]:
+            raise UnusableDeployReference(
+                f"adapters[{i}]: {adapter['id']} was trained on {trained_on}, not on {base['id']}",
+                slug="adapter-base-mismatch",
+                param=f"adapters[{i}]",
+            )
+    return Deployable(base, trained)
+
+
+async def _resolve(lookups: RegistryLookups, kind: ArtifactKind, ref: str, param: str) -> dict[str, Any]:
+    """The artifact with id `ref`, else the latest of `kind` named `ref`."""
+    record = await lookups.artifact(ref) if _ARTIFACT_ID.fullmatch(ref) else None
+    if record is None:
+        named = await lookups.registered(kind, ref, fresh=True)
+        if named:
+            latest = max(named, key=lambda found: datetime.fromisoformat(found["created_at"]))
+            record = await lookups.artifact(latest["id"])  # its stage now, not the listing's
+    if record is None:
+        raise DeployReferenceNotFound(f"{param}: no registered {kind.value} {ref!r}", param=param)
+    if record["kind"] != kind.value:
+        raise UnusableDeployReference(
+            f"{param}: {record['id']} is a {record['kind']}, not a {kind.value}", slug=_NOT_A[kind], param=param
+        )
+    return record

@@ -1,0 +1,74 @@
+"""The registry's answers the gateway's checks read before accepting a command: artifacts by kind and name, one
+artifact by id, and the governance policy. Listings and the policy are kept for a while (`ttl_s`); one artifact by
+id is always asked afresh, for the checks whose answer turns on its current stage."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from modelops_contracts import ArtifactKind
+
+from .upstream import Upstream
+
+PAGE_LIMIT = 500
+
+
+class RegistryLookups:
+    """The registry's listings of artifacts by kind and name, kept for `ttl_s` while not empty: a burst of jobs naming
+    the same base model and dataset asks the registry once per interval. An empty listing is never kept, and a kept
+    one that lacks the version asked for is read again, so what was just registered is found at once; what was
+    revoked meanwhile may be accepted for up to `ttl_s`, and the trainer, which refuses revoked artifacts, then fails
+    the job."""
+
+    MAX_KEPT = 1024
+
+    def __init__(self, registry: Upstream, ttl_s: float) -> None:
+        self.registry = registry
+        self.ttl_s = ttl_s
+        self._kept: dict[tuple[ArtifactKind, str], tuple[float, list[dict[str, Any]]]] = {}
+        self._policy: tuple[float, dict[str, Any]] | None = None
+
+    async def registered(self, kind: ArtifactKind, name: str, *, fresh: bool = False) -> list[dict[str, Any]]:
+        """Every registered artifact of `kind` named `name`, across the registry's pages."""
+        now = time.monotonic()
+        kept = self._kept.get((kind, name))
+        if kept and kept[0] > now and not fresh:
+            return kept[1]
+        records = await _registered(self.registry, kind, name)
+        if records and self.ttl_s > 0:
+            if len(self._kept) >= self.MAX_KEPT:
+                self._kept = {key: entry for key, entry in self._kept.items() if entry[0] > now}
+            self._kept[(kind, name)] = (now + self.ttl_s, records)
+        return records
+
+    async def artifact(self, artifact_id: str) -> dict[str, Any] | None:
+        """The registered artifact with this id, as the registry has it now; None when it has none (registered)."""
+        response = await self.registry.request("GET", f"/v1/artifacts/{artifact_id}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise self.registry.failure(response.status_code)
+        record: dict[str, Any] = response.json()
+        return record
+
+    async def policy(self) -> dict[str, Any]:
+        """The registry's governance policy (`GET /v1/policy`), kept for `ttl_s`."""
+        now = time.monotonic()
+        if self._policy is None or self._policy[0] <= now:
+            self._policy = (now + self.ttl_s, await self.registry.json_of("/v1/policy"))
+        return self._policy[1]
+
+
+async def _registered(registry: Upstream, kind: ArtifactKind, name: str) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    params = {"kind": kind.value, "name": name, "limit": str(PAGE_LIMIT)}
+    while True:
+        response = await registry.request("GET", "/v1/artifacts", params=params)
+        if response.status_code != 200:
+            raise registry.failure(response.status_code)
+        page = response.json()
+        records.extend(page["data"])
+        if not page["next_cursor"]:
+            return records
+        params["cursor"] = page["next_cursor"]
