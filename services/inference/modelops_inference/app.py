@@ -53,7 +53,8 @@ def create_app(settings: InferenceSettings | None = None, *, overrides: Dependen
                     app.state.readiness_checks = runtime.readiness_checks()
                     tasks = _background(settings, deployments, runtime)
                     try:
-                        yield
+                        async with handlers.working(runtime.pool, runtime.bus):
+                            yield
                     finally:
                         for task in tasks:
                             task.cancel()

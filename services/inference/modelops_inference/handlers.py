@@ -1,30 +1,89 @@
 """What each consumed message does: deploy and undeploy commands, and revocations of artifacts being served.
 
+A Deploy can take minutes (a model download, a vLLM start), longer than Kafka lets a consumer go between polls
+before it is rebalanced out of its group, and longer than a database transaction should stay open. So a command's
+handler only queues it: one worker applies the queue in order (an Undeploy never overtakes the Deploy before it)
+and announces each outcome in a transaction of its own. The offset is committed once the command is queued, so a
+replica that stops with commands still queued loses them; on its next start the restore asks the registry what is
+wanted (restore.py), as after any restart. Revocations only take things out of service, which is quick: they are
+handled in the consumer.
+
 Consumes: deployments.commands.v1 (Deploy, Undeploy), registry.artifacts.v1 (ArtifactPromoted to revoked).
 Produces: deployments.events.v1 (DeploymentReady, DeploymentFailed, DeploymentRemoved), through the outbox."""
 
 from __future__ import annotations
 
-from modelops_contracts import ArtifactPromoted, Deploy, Message, Stage, Undeploy
-from modelops_shared.bus import MessageContext
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from modelops_contracts import ArtifactPromoted, Deploy, Envelope, Message, Stage, Undeploy
+from modelops_shared.bus import Bus, MessageContext, enqueue
 
 from .deployments import Deployments
+
+log = logging.getLogger(__name__)
+ANNOUNCE_RETRY_S = 0.2
+MAX_ANNOUNCE_RETRY_S = 10.0
+Command = tuple[Deploy | Undeploy, Envelope]
 
 
 class Handlers:
     def __init__(self, deployments: Deployments) -> None:
         self.deployments = deployments
+        self.commands: asyncio.Queue[Command] = asyncio.Queue()
 
     async def command(self, body: Message, ctx: MessageContext) -> None:
-        if isinstance(body, Deploy):
-            await ctx.emit(await self.deployments.deploy(body))
-        elif isinstance(body, Undeploy):
-            removed = await self.deployments.undeploy(body.name)
-            if removed is not None:
-                await ctx.emit(removed)
+        if isinstance(body, Deploy | Undeploy):
+            self.commands.put_nowait((body, ctx.envelope))
 
     async def artifact(self, body: Message, ctx: MessageContext) -> None:
         # Revocation only narrows what is served, so it is acted on without checking the promotion's signature.
         if isinstance(body, ArtifactPromoted) and body.to_stage == Stage.REVOKED:
             for failed in await self.deployments.revoke(body.artifact_id, body.reason):
                 await ctx.emit(failed)
+
+    @asynccontextmanager
+    async def working(self, pool: asyncpg.Pool, bus: Bus) -> AsyncIterator[None]:
+        """The worker that applies queued commands, running while the block runs."""
+        worker = asyncio.create_task(self._work(pool, bus), name="deployment-commands")
+        try:
+            yield
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+    async def _work(self, pool: asyncpg.Pool, bus: Bus) -> None:
+        while True:
+            command, envelope = await self.commands.get()
+            try:
+                await self._apply(command, envelope, pool, bus)
+            except Exception:
+                log.exception("deployment command %s for %s failed", envelope.id, command.name)
+
+    async def _apply(self, command: Deploy | Undeploy, envelope: Envelope, pool: asyncpg.Pool, bus: Bus) -> None:
+        outcome = (
+            await self.deployments.deploy(command)
+            if isinstance(command, Deploy)
+            else await self.deployments.undeploy(command.name)
+        )
+        if outcome is not None:
+            await _announce(outcome, envelope, pool, bus)
+
+
+async def _announce(outcome: Message, envelope: Envelope, pool: asyncpg.Pool, bus: Bus) -> None:
+    """Stage the outcome in the outbox, trying again while the database is unreachable: what was done is told."""
+    delay = ANNOUNCE_RETRY_S
+    while True:
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                await enqueue(conn, bus, outcome, causation=envelope)
+            return
+        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+            log.warning("announcing %s failed (%s); trying again in %.1f s", type(outcome).__name__, error, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_ANNOUNCE_RETRY_S)
