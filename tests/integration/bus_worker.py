@@ -27,7 +27,15 @@ CREATE TABLE IF NOT EXISTS effects (
 )"""
 
 
+# How often each "outage" ping has met the outage: more tries than one delivery's retries, so only a redelivery ends it.
+OUTAGE_TRIES = 6
+outages: dict[str, int] = {}
+
+
 async def handle(message: Ping, ctx: MessageContext) -> None:
+    if message.payload == "outage" and outages.get(message.ping_id, 0) < OUTAGE_TRIES:
+        outages[message.ping_id] = outages.get(message.ping_id, 0) + 1
+        raise ConnectionError("the database went away (a stand-in outage)")
     if message.payload == "always-fails":
         raise RuntimeError("this handler cannot handle always-fails")
     if message.payload == "permanent":

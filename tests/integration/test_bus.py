@@ -193,6 +193,21 @@ async def test_poison_messages_reach_the_dlq_and_the_consumer_carries_on(embedde
     assert by_key[failing.ping_id.encode()]["ce_type"] == "modelops.diagnostics.ping.v1"  # original headers kept
 
 
+async def test_an_outage_is_waited_out_and_never_dead_lettered(embedded_stack, bus, schema, start_worker):
+    """A handler whose infrastructure is away for longer than one delivery's retries: the message is handed back to
+    the broker and comes again until the outage ends; it takes effect once and never reaches the DLQ."""
+    group = f"g-{schema}"
+    start_worker(schema, group)
+    caught = _ping("outage")
+    await bus.publish(caught)
+    effects = await _wait_for_rows(
+        _dsn(embedded_stack), f"SELECT 1 FROM {schema}.effects WHERE ping_id = $1", caught.ping_id
+    )
+    assert len(effects) == 1
+    parked = await replay(embedded_stack, DIAGNOSTICS_PINGS.name, consumer=group, dry_run=True)
+    assert caught.ping_id.encode() not in [letter.key for letter in parked]
+
+
 async def test_dead_letters_are_replayed_after_a_fix_once(embedded_stack, bus, schema, start_worker):
     group = f"g-{schema}"
     start_worker(schema, group)  # from the topic's start: earlier tests' poison is dead-lettered again by this group

@@ -1,9 +1,12 @@
 """Idempotent consumers: decode the envelope, run the handler in a Postgres transaction that also records
-the message id, retry with backoff, and park what still fails on `<topic>.dlq` so the consumer moves on."""
+the message id, retry with backoff, and park what still fails on `<topic>.dlq` so the consumer moves on. An outage
+of what the handler needs (the database, the broker, a service) is not the message's fault: it is never
+dead-lettered, but handed back to the broker (nack) to be delivered again until the outage is over."""
 
 from __future__ import annotations
 
 import logging
+import socket
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -11,7 +14,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from modelops_contracts import Envelope, EnvelopeError, Message, Topic, decode
@@ -30,6 +35,22 @@ DLQ_HEADER_PREFIX = "dlq_"
 
 class PermanentError(Exception):
     """A handler's verdict that retrying cannot help (a rule broken, a reference that will never exist)."""
+
+
+# Postgres error classes of the server's state, not of the statement: connection exception, insufficient resources,
+# operator intervention (a restart, a shutdown).
+_OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether `error` says that infrastructure is away (connection refused or lost, a timeout, a database starting
+    or shutting down, the broker unreachable) rather than that this message cannot be handled."""
+    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror | asyncpg.InterfaceError):
+        return True
+    if isinstance(error, KafkaConnectionError | httpx.TransportError):
+        return True
+    sqlstate = getattr(error, "sqlstate", None)
+    return isinstance(error, asyncpg.PostgresError) and str(sqlstate or "")[:2] in _OUTAGE_SQLSTATE_CLASSES
 
 
 def handler_retries(settings: Settings) -> AsyncRetrying:
@@ -110,6 +131,12 @@ class IdempotentConsumer:
                     attempts += 1
                     await self._apply_once(msg, envelope, body)
         except Exception as error:
+            if is_outage(error):
+                log.warning(
+                    "outage while handling a message; it will be delivered again",
+                    extra={"topic": record.topic, "offset": record.offset, "error": repr(error)},
+                )
+                raise  # NACK_ON_ERROR: the consumer seeks back to this message, which comes again
             await self._dead_letter(msg, error, attempts=attempts)
 
     async def _apply_once(self, msg: KafkaMessage, envelope: Envelope, body: Message) -> None:

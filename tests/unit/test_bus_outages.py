@@ -1,0 +1,44 @@
+"""Which handler errors are outages (handed back to the broker, never dead-lettered) and which are the message's."""
+
+from __future__ import annotations
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka.errors import KafkaConnectionError
+from modelops_shared.bus.consumer import PermanentError, is_outage
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        ConnectionRefusedError(111, "refused"),
+        ConnectionResetError(),
+        TimeoutError(),
+        asyncpg.CannotConnectNowError("the database system is starting up"),
+        asyncpg.TooManyConnectionsError("too many clients"),
+        asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        asyncpg.InterfaceError("pool is closing"),
+        KafkaConnectionError(),
+        httpx.ConnectError("registry unreachable"),
+    ],
+)
+def test_infrastructure_errors_are_outages(error: BaseException) -> None:
+    assert is_outage(error)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        RuntimeError("a bug"),
+        ValueError("bad payload"),
+        PermanentError("refused"),
+        FileNotFoundError("missing file"),
+        asyncpg.UniqueViolationError("duplicate key"),
+        asyncpg.UndefinedTableError("relation does not exist"),
+        httpx.HTTPStatusError("404", request=httpx.Request("GET", "http://x"), response=httpx.Response(404)),
+    ],
+)
+def test_errors_of_the_message_are_not(error: BaseException) -> None:
+    assert not is_outage(error)
