@@ -4,17 +4,25 @@ under an advisory lock so that replicas starting together never race."""
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import re
 from collections.abc import Iterable
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from typing import Any
 
 import asyncpg
 
 from .settings import Settings
 
 RUNTIME_MIGRATIONS: Traversable = files("modelops_shared") / "migrations"
+# asyncpg.create_pool's own defaults, for building its Pool class ourselves (a subclass of it) exactly as it would.
+_POOL_DEFAULTS = {
+    name: parameter.default
+    for name, parameter in inspect.signature(asyncpg.create_pool).parameters.items()
+    if parameter.kind is inspect.Parameter.KEYWORD_ONLY
+}
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -33,6 +41,18 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
         await conn.set_type_codec(json_type, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no type hints
+    """A pool whose callers wait at most `acquire_timeout_s` for a free connection (unless one says otherwise): when
+    stuck callers hold every connection, the next ones fail with a TimeoutError instead of queueing forever."""
+
+    def __init__(self, *args: Any, acquire_timeout_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout_s = acquire_timeout_s
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout_s if timeout is None else timeout)
+
+
 async def create_pool(settings: Settings, schema: str, *, min_size: int = 1) -> asyncpg.Pool:
     """A pool whose connections see `schema` first on the search path (created when missing)."""
     schema = _checked_schema(schema)
@@ -44,14 +64,19 @@ async def create_pool(settings: Settings, schema: str, *, min_size: int = 1) -> 
         pass  # a replica created it between our check and our CREATE; it exists, which is all we need
     finally:
         await conn.close()
-    pool: asyncpg.Pool = await asyncpg.create_pool(
+    options = {
+        **_POOL_DEFAULTS,
+        "min_size": min_size,
+        "max_size": settings.database_pool_max,
+        "init": _init_connection,
+    }
+    pool: asyncpg.Pool = await BoundedPool(
         dsn,
-        min_size=min_size,
-        max_size=settings.database_pool_max,
+        acquire_timeout_s=settings.database_acquire_timeout_s,
         timeout=settings.database_connect_timeout_s,
         command_timeout=settings.database_command_timeout_s,
         server_settings={"search_path": f'"{schema}",public', "application_name": settings.service_name},
-        init=_init_connection,
+        **options,
     )
     return pool
 

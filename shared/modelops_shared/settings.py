@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5433/postgres")
     database_pool_max: int = 10
     database_connect_timeout_s: float = Field(10.0, gt=0, description="Opening one connection")
+    database_acquire_timeout_s: float = Field(
+        30.0, gt=0, description="Waiting for a free pooled connection: a drained pool fails its callers, not hangs them"
+    )
     database_command_timeout_s: float = Field(
         60.0, gt=0, description="One SQL statement: a stuck query or lock fails instead of holding its caller forever"
     )

@@ -58,6 +58,18 @@ async def test_unsafe_schema_names_are_refused(embedded_stack):
         await create_pool(embedded_stack, 'x"; DROP SCHEMA public; --')
 
 
+async def test_a_drained_pool_fails_its_next_caller_fast_instead_of_queueing_it(embedded_stack):
+    settings = embedded_stack.model_copy(update={"database_acquire_timeout_s": 0.5, "database_pool_max": 1})
+    pool = await create_pool(settings, f"timeouts_{uuid.uuid4().hex[:8]}")
+    try:
+        async with pool.acquire():  # a stuck caller holds the only connection
+            with pytest.raises(TimeoutError):
+                await pool.fetchval("SELECT 1")
+        assert await pool.fetchval("SELECT 1") == 1  # free again: the pool goes on
+    finally:
+        await pool.close()
+
+
 async def test_a_stuck_statement_times_out_instead_of_holding_its_caller(embedded_stack):
     settings = embedded_stack.model_copy(update={"database_command_timeout_s": 0.5})
     pool = await create_pool(settings, f"timeouts_{uuid.uuid4().hex[:8]}")
