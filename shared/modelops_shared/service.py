@@ -96,7 +96,15 @@ class Runtime:
             await pool.close()
 
     def readiness_checks(self) -> dict[str, ReadinessCheck]:
-        return {"broker": self._broker_ready, "database": self._database_ready, "store": self._store_ready}
+        return {
+            "broker": self._broker_ready,
+            "consumers": self._consumers_ready,
+            "database": self._database_ready,
+            "store": self._store_ready,
+        }
+
+    async def _consumers_ready(self) -> bool:
+        return self.bus.consuming()
 
     async def _broker_ready(self) -> bool:
         return await self.bus.ready(timeout=READINESS_TIMEOUT_S)
@@ -161,7 +169,7 @@ def create_service_app(
 
     @app.get("/readyz", tags=["operations"], responses={503: {"description": "A dependency is not reachable"}})
     async def readyz(request: Request) -> JSONResponse:
-        """Every dependency (broker, database, object store) answers."""
+        """Every dependency (broker, database, object store) answers, and every consume loop runs."""
         checks: dict[str, ReadinessCheck] = request.app.state.readiness_checks
         results = await asyncio.gather(*(_run_check(check) for check in checks.values()))
         status = {name: "ok" if ok else "unavailable" for name, ok in zip(checks, results, strict=True)}

@@ -168,7 +168,22 @@ async def test_started_service_is_ready_with_every_dependency_ok(service):
     assert (await service.client.get("/healthz")).status_code == 200
     response = await service.client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ready", "checks": {"broker": "ok", "database": "ok", "store": "ok"}}
+    checks = {"broker": "ok", "consumers": "ok", "database": "ok", "store": "ok"}
+    assert response.json() == {"status": "ready", "checks": checks}
+
+
+async def test_a_consume_loop_that_ended_turns_readiness_red(embedded_stack):
+    seen = Seen(prefix=f"dead-{uuid.uuid4().hex[:8]}")
+    subscription = Subscription(DIAGNOSTICS_PINGS, _unique("dead_group"), seen.handle)
+    app = _build_app(_service_settings(embedded_stack), schema=_unique("svc"), subscriptions=(subscription,))
+    async with app.router.lifespan_context(app), _client(app) as client:
+        assert (await client.get("/readyz")).status_code == 200
+        for subscriber in app.state.runtime.bus.broker.subscribers:
+            for task in subscriber.tasks:
+                task.cancel()  # as a loop that crashed would end
+        await asyncio.sleep(0.1)
+        body = _assert_problem(await client.get("/readyz"), 503, "not-ready")
+        assert [name for name, state in body["checks"].items() if state != "ok"] == ["consumers"]
 
 
 async def test_readyz_names_the_dependency_that_fails_or_hangs(service, monkeypatch):

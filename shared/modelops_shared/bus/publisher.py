@@ -39,6 +39,12 @@ class Bus:
     async def ready(self, timeout: float = 2.0) -> bool:
         return await self.broker.ping(timeout=timeout)
 
+    def consuming(self) -> bool:
+        """Whether every subscriber's consume loop still runs. FastStream's loop outlives broker errors and handler
+        failures (those are nacked or dead-lettered), so one that ended was stopped or crashed: not ready."""
+        loops = [task for subscriber in self.broker.subscribers for task in getattr(subscriber, "tasks", ())]
+        return all(not task.done() for task in loops)
+
     def envelope_for(
         self, message: Message, *, correlation_id: str | None = None, causation: Envelope | None = None
     ) -> Envelope:

@@ -106,7 +106,8 @@ async def test_operational_routes_and_the_openapi_document_are_public(gateway):
             assert (await anonymous.get(path)).status_code == 200, path
         ready = await anonymous.get("/readyz")
         assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"broker": "ok", "database": "ok", "store": "ok", "redis": "ok"}
+        expected = {"broker": "ok", "consumers": "ok", "database": "ok", "store": "ok", "redis": "ok"}
+        assert ready.json()["checks"] == expected
         assert (await anonymous.get("/metrics")).status_code == 200
         document = (await anonymous.get("/openapi.json")).json()
     assert document["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
