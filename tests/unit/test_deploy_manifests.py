@@ -546,3 +546,20 @@ def test_network_policies_deny_by_default_and_allow_only_the_architectures_flows
         for callee, callers in CALLERS.items():
             allowed = callee in _peers(egress, port_of(callee))
             assert allowed == (service in callers), f"{service} -> {callee}"
+
+
+def test_kafka_users_may_do_what_the_topic_catalog_says_and_no_more():
+    """Each service writes what it produces and the dead-letter topics of what it consumes, reads what it consumes."""
+    from modelops_contracts.catalog import TOPICS
+
+    users = {doc["metadata"]["name"]: doc for doc in load_yaml(K8S / "strimzi" / "kafka-users.yaml")}
+    assert set(users) == {f"modelops-{service}" for service in SERVICES}
+    for service in SERVICES:
+        acls = users[f"modelops-{service}"]["spec"]["authorization"]["acls"]
+        granted = {
+            operation: {acl["resource"]["name"] for acl in acls if operation in acl["operations"]}
+            for operation in ("Write", "Read")
+        }
+        consumed = {topic for topic in TOPICS if service in topic.consumers}
+        assert granted["Write"] == {t.name for t in TOPICS if service in t.producers} | {t.dlq for t in consumed}
+        assert granted["Read"] == {t.name for t in consumed} | {service}  # and its own consumer groups
