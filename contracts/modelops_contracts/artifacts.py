@@ -125,3 +125,6 @@ class ArtifactPromoted(Message):
     at: datetime
     key_id: str
     signature: str = Field(description="Base64 signature over the canonical promotion record")
+    request_id: str | None = Field(
+        None, description="The request that asked for it, when it named one: the same request again returns this"
+    )

@@ -718,6 +718,13 @@ class ArtifactPromoted(BaseModel):
             title="Signature",
         ),
     ]
+    request_id: Annotated[
+        str | None,
+        Field(
+            description="The request that asked for it, when it named one: the same request again returns this",
+            title="Request Id",
+        ),
+    ] = None
 
 
 class ArtifactView(BaseModel):

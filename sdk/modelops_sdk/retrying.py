@@ -1,5 +1,6 @@
-"""Which failures are retried and how long to wait: 429, 502, 503 and connection errors, with jittered exponential
-backoff, or the server's `Retry-After` when it sends one; bounded in attempts and in each wait."""
+"""Which failures are retried and how long to wait: 429, 502, 503, a 409 saying that the first attempt of this very
+request (its Idempotency-Key) still runs, and connection errors, with jittered exponential backoff, or the server's
+`Retry-After` when it sends one; bounded in attempts and in each wait."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from tenacity import RetryCallState, retry_if_exception, stop_after_attempt
 from .errors import ApiError
 
 RETRY_STATUSES = frozenset({429, 502, 503})
+# The gateway's answer to a retry that arrives while the first attempt still runs: retrying it gets the first's answer.
+IN_USE = "idempotency-key-in-use"
 
 
 @dataclass(frozen=True)
@@ -26,7 +29,8 @@ class RetryPolicy:
     def retryable(self, error: BaseException) -> bool:
         if isinstance(error, ApiError):
             too_long = error.retry_after is not None and error.retry_after > self.max_wait_s
-            return error.status in RETRY_STATUSES and not too_long
+            in_use = error.status == 409 and error.type.endswith(f"/{IN_USE}")
+            return (error.status in RETRY_STATUSES or in_use) and not too_long
         return isinstance(error, httpx.TransportError)
 
     def wait(self, state: RetryCallState) -> float:

@@ -333,3 +333,29 @@ def test_a_slow_query_is_stopped_at_the_time_limit(settings: Settings, two_versi
         run_query(settings, "qa", "SELECT count(*) FROM dataset, range(1000000000) a, range(1000) b", timeout_s=0.5)
 
     assert time.monotonic() - started < 10
+
+
+def test_an_upload_retried_with_its_token_appends_once(settings: Settings, two_versions: object) -> None:
+    """A retry of an upload (the same token: a client's Idempotency-Key) returns the version the first attempt
+    wrote, even when both attempts write at the same moment, and the rows are in the table once."""
+    table = rows(SFT, [{"prompt": "once", "completion": "only"}])
+    first = write_version(settings, "qa", SFT, table, upload="token-1")
+    again = write_version(settings, "qa", SFT, table, upload="token-1")
+    assert (again.version, again.num_rows) == (first.version, first.num_rows) == (2, 6)
+    raced: list[DatasetVersion] = []
+    barrier = threading.Barrier(2)
+
+    def upload() -> None:
+        barrier.wait()
+        raced.append(write_version(settings, "qa", SFT, table, upload="token-2"))
+
+    threads = [threading.Thread(target=upload) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [v.version for v in raced] == [3, 3]
+    assert describe(settings, "qa").num_rows == 7
+    on_create = rows(SFT, [{"prompt": "new", "completion": "table"}])
+    created = write_version(settings, "fresh", SFT, on_create, upload="token-3")
+    assert write_version(settings, "fresh", SFT, on_create, upload="token-3").version == created.version == 0

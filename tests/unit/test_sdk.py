@@ -188,3 +188,11 @@ def test_every_error_says_what_to_do_and_a_problems_own_hint_wins():
     own = ApiError.of(httpx.Response(409, json={"title": "Conflict", "hint": "cancel the running job first"}))
     assert own.hint == "cancel the running job first"
     assert "make up" in ConnectionFailed("GET /a: refused").hint
+
+
+def test_a_retry_that_finds_its_first_attempt_still_running_is_retried_but_other_conflicts_are_not():
+    policy = RetryPolicy()
+    in_use = ApiError(409, "Conflict", type="https://modelops.dev/problems/idempotency-key-in-use", retry_after=2)
+    conflict = ApiError(409, "Conflict", type="https://modelops.dev/problems/policy-violation")
+    assert policy.retryable(in_use)
+    assert not policy.retryable(conflict)

@@ -44,6 +44,13 @@ class PromotionBody(BaseModel):
 
     to_stage: Stage
     reason: str = Field(min_length=1, max_length=2000)
+    request_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="Names this request: the same request_id again returns the promotion it made",
+    )
 
 
 def _acting_user(caller: ServiceCaller) -> tuple[str, str]:
@@ -157,6 +164,7 @@ async def create_promotion(
                 actor=actor,
                 actor_role=actor_role,
                 reason=body.reason,
+                request_id=body.request_id,
             )
         except PromotionError as error:
             if error.missing:

@@ -250,8 +250,14 @@ async def promote(
     actor: str,
     actor_role: str,
     reason: str,
+    request_id: str | None = None,
 ) -> ArtifactPromoted:
-    """Check the move against the policy, sign it, and log, project and publish it in the caller's transaction."""
+    """Check the move against the policy, sign it, and log, project and publish it in the caller's transaction. A
+    `request_id` that already made a promotion of this artifact gets that promotion back, and nothing moves again."""
+    if request_id is not None:
+        earlier = await _promotion_of_request(conn, artifact_id, request_id)
+        if earlier is not None:
+            return earlier
     row = await conn.fetchrow(
         "SELECT a.kind, a.stage, a.metrics, coalesce(j.submitted_by, a.created_by) AS submitter"
         " FROM artifacts a LEFT JOIN jobs j ON j.id = a.job_id WHERE a.id = $1 FOR UPDATE OF a",
@@ -292,6 +298,17 @@ async def promote(
         at=at,
         key_id=key_id,
         signature=signature,
+        request_id=request_id,
     )
     await record(conn, bus, [(bus.envelope_for(event, correlation_id=artifact_id), event)])
     return event
+
+
+async def _promotion_of_request(conn: asyncpg.Connection, artifact_id: str, request_id: str) -> ArtifactPromoted | None:
+    row = await conn.fetchrow(
+        "SELECT artifact_id, from_stage, to_stage, actor, reason, at, key_id, signature, request_id FROM promotions"
+        " WHERE artifact_id = $1 AND request_id = $2",
+        artifact_id,
+        request_id,
+    )
+    return None if row is None else ArtifactPromoted.model_validate(dict(row))

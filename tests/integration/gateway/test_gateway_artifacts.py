@@ -222,6 +222,32 @@ async def test_promotions_need_an_approver_who_becomes_the_recorded_actor(gatewa
         assert (await view.get(f"/v1/artifacts/{artifact_id}")).json()["stage"] == "staging"
 
 
+async def test_a_promotion_whose_answer_was_lost_is_not_made_twice_by_its_retry(gateway, monkeypatch):
+    """The registry promoted; then keeping the answer failed (the gateway's database went away). The retry with the
+    same Idempotency-Key asks the registry under the same request id and gets that promotion back: 201, one move."""
+    from modelops_gateway.web.idempotency import Idempotency
+
+    developer, approver = await gateway.keys.make("developer"), await gateway.keys.make("approver")
+    real_keep = Idempotency._keep
+
+    async def lost(self, conn, response):
+        monkeypatch.setattr(Idempotency, "_keep", real_keep)  # once
+        raise ConnectionResetError("the database went away")
+
+    async with gateway.client(developer.secret) as dev, gateway.client(approver.secret) as approve:
+        artifact_id = (await import_artifact(dev, sample_files("retried"), name=unique("retried"))).json()["id"]
+        await registered(dev, artifact_id)
+        path, key = f"/v1/artifacts/{artifact_id}/promotions", uuid.uuid4().hex
+        body = {"to_stage": "staging", "reason": "evaluated"}
+        monkeypatch.setattr(Idempotency, "_keep", lost)
+        assert (await approve.post(path, json=body, headers={"Idempotency-Key": key})).status_code == 500
+        retried = await approve.post(path, json=body, headers={"Idempotency-Key": key})
+        assert retried.status_code == 201, retried.text
+        assert retried.json()["to_stage"] == "staging"
+        history = (await dev.get(path)).json()
+    assert [(p["from_stage"], p["to_stage"]) for p in history] == [("dev", "staging")]
+
+
 async def test_an_unreachable_registry_is_a_503_problem(gateway):
     viewer = await gateway.keys.make("viewer")
     http = gateway.state.registry.http

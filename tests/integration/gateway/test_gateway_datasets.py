@@ -257,16 +257,44 @@ async def test_a_retried_upload_returns_the_first_version_and_writes_once(gatewa
         assert again.headers["Idempotency-Replayed"] == "true"
         assert again.headers["Location"] == first.headers["Location"]
 
+        # Side by side: one writes; the others are told it is still running (409, Retry-After) or get its answer.
         concurrent = await asyncio.gather(
             *(upload(dev, name, "sft", MORE_SFT, idempotency_key=f"{key}-2") for _ in range(3))
         )
-        assert {r.status_code for r in concurrent} == {201}
-        assert {r.json()["version"] for r in concurrent} == {1}
+        assert {r.status_code for r in concurrent} <= {201, 409}
+        for busy in (r for r in concurrent if r.status_code == 409):
+            assert_problem(busy, 409, "idempotency-key-in-use")
+            assert busy.headers["Retry-After"]
+        retried = await upload(dev, name, "sft", MORE_SFT, idempotency_key=f"{key}-2")
+        assert {r.json()["version"] for r in [*concurrent, retried] if r.status_code == 201} == {1}
 
         other_content = await upload(dev, name, "sft", MORE_SFT, idempotency_key=key)
         assert_problem(other_content, 422, "idempotency-key-reused")
         history = (await dev.get(f"/v1/datasets/{name}/versions")).json()["data"]
     assert [v["version"] for v in history] == [1, 0]
+
+
+async def test_an_upload_whose_answer_was_lost_is_not_appended_again_by_its_retry(gateway, keys, monkeypatch):
+    """The rows were committed to the table, then recording the version failed (the database went away): the retry
+    with the same Idempotency-Key finds the version its first attempt wrote instead of appending the rows again."""
+    from modelops_gateway.datasets import api as datasets_api
+
+    real_announce = datasets_api.announce
+
+    async def lost(*args, **kwargs):
+        monkeypatch.setattr(datasets_api, "announce", real_announce)  # once
+        raise ConnectionResetError("the database went away")
+
+    monkeypatch.setattr(datasets_api, "announce", lost)
+    name, key = unique("lost"), uuid.uuid4().hex
+    async with gateway.client(keys["developer"].secret) as dev:
+        failed = await upload(dev, name, "sft", ROWS["sft"], idempotency_key=key)
+        assert failed.status_code == 500
+        retried = await upload(dev, name, "sft", ROWS["sft"], idempotency_key=key)
+        assert retried.status_code == 201, retried.text
+        assert (retried.json()["version"], retried.json()["num_rows"]) == (0, len(ROWS["sft"]))
+        history = (await dev.get(f"/v1/datasets/{name}/versions")).json()["data"]
+    assert [v["version"] for v in history] == [0]
 
 
 async def test_the_registry_records_each_version_as_a_dataset_artifact(gateway, keys):

@@ -301,3 +301,23 @@ async def test_internal_calls_prove_who_calls_and_only_the_gateway_names_who_act
 
 def trainer_token() -> str:
     return identity("trainer").token("registry", subject="mallory", role="admin")  # a worker claiming a user
+
+
+async def test_a_promotion_request_made_again_returns_the_promotion_it_made(registry):
+    """The gateway names a promotion request (from its Idempotency-Key): asked again after a lost answer, the
+    registry returns that promotion instead of attempting the move a second time (which the policy would refuse)."""
+    base = (await registry.submitter.submit(name="retried-base")).artifact_id
+    await verdict(registry.client, base)
+    path = f"/v1/artifacts/{base}/promotions"
+    body = {"to_stage": "staging", "reason": "looks good", "request_id": "req-1"}
+    first = await registry.client.post(path, json=body, headers=acting_as("bob", "approver"))
+    again = await registry.client.post(path, json=body, headers=acting_as("bob", "approver"))
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert first.json()["request_id"] == "req-1"
+    another = await registry.client.post(
+        path, json={**body, "request_id": "req-2"}, headers=acting_as("bob", "approver")
+    )
+    assert another.status_code == 409  # a new request for the same move: staging to staging does not exist
+    history = (await registry.client.get(path)).json()
+    assert [(p["from_stage"], p["to_stage"]) for p in history] == [("dev", "staging")]

@@ -129,14 +129,21 @@ async def promote(
     artifact_id: ArtifactId, body: PromotionRequest, caller: Approver, gateway: GatewayDep, idempotency: Idempotent
 ) -> Response:
     """Move an artifact to another stage (approver). The registry's policy decides; its refusals come back as
-    they are. The registry records this key's name as the actor, from the gateway's signed token."""
+    they are. The registry records this key's name as the actor, from the gateway's signed token. With an
+    Idempotency-Key, the registry is asked under a request id made from it: a retry after a lost answer gets the
+    promotion made, and nothing moves twice."""
 
-    async def forward(_: asyncpg.Connection) -> Response:
+    async def forward(token: str) -> Response:
         path = f"/v1/artifacts/{artifact_id}/promotions"
-        acting_for = (caller.name, caller.role.value)
-        return await forwarded(gateway.registry, "POST", path, json=body.model_dump(mode="json"), acting_for=acting_for)
+        request = {**body.model_dump(mode="json"), "request_id": token}
+        return await forwarded(
+            gateway.registry, "POST", path, json=request, acting_for=(caller.name, caller.role.value)
+        )
 
-    return (await idempotency.run(body.model_dump(mode="json"), forward)).response
+    async def answer(_: asyncpg.Connection, response: Response) -> Response:
+        return response
+
+    return (await idempotency.run_prepared(body.model_dump(mode="json"), forward, answer)).response
 
 
 async def _base_model_metadata(store: ObjectStore, prefix: str, files: list[FileDigest]) -> dict[str, Any]:

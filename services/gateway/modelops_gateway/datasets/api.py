@@ -8,7 +8,6 @@ Produces: datasets.events.v1 (DatasetVersionCreated, through announcer.py)."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Annotated, Literal
 
 import asyncpg
@@ -26,9 +25,9 @@ from ..web.idempotency import Idempotent
 from ..web.multipart import form_parts
 from ..web.openapi import problems
 from . import store
-from .announcer import dataset_id
+from .announcer import announce, dataset_id
 from .domain import FileNotFound
-from .lake import NAME_PATTERN, describe, list_datasets, read_pinned_rows, versions
+from .lake import NAME_PATTERN, DatasetVersion, describe, list_datasets, read_pinned_rows, versions
 from .query import QueryResult, run_query
 from .schemas import (
     DATASET_BODY,
@@ -45,7 +44,7 @@ from .schemas import (
     VersionList,
     VersionView,
 )
-from .uploads import commit_version, received_form, validated_rows
+from .uploads import received_form, validated_rows, write_upload
 from .validation import DatasetFormat, format_of
 
 MAX_ROWS_PER_READ = 1000
@@ -86,23 +85,26 @@ async def upload_dataset(request: Request, caller: Developer, gateway: GatewayDe
         fmt = format_of(form.file.filename)
         rows = await validated_rows(form.file, fmt, fields.schema_)
 
-        async def commit(conn: asyncpg.Connection) -> Response:
-            version = await commit_version(
-                conn,
-                gateway.runtime.bus,
+        async def write(token: str) -> DatasetVersion:
+            return await write_upload(
+                gateway.runtime.pool,
                 gateway.settings,
                 name=fields.name,
                 kind=fields.schema_,
                 rows=rows,
                 created_by=caller.name,
                 role=caller.role,
+                upload=token,
             )
+
+        async def record(conn: asyncpg.Connection, version: DatasetVersion) -> Response:
+            await announce(conn, gateway.runtime.bus, version, caller.name)
             body = DatasetView.of(version).model_dump(mode="json", by_alias=True)
             location = f"/v1/datasets/{version.name}?version={version.version}"
             return JSONResponse(body, 201, headers={"Location": location})
 
         fingerprint = form.file.fingerprint(fmt, fields.model_dump(mode="json", by_alias=True))
-        return (await idempotency.run(fingerprint, commit)).response
+        return (await idempotency.run_prepared(fingerprint, write, record)).response
 
 
 @reads.get("/datasets", response_model=DatasetPage)
@@ -179,7 +181,6 @@ async def query_dataset(gateway: GatewayDep, name: DatasetName, body: QueryReque
 async def upload_file(request: Request, caller: Developer, gateway: GatewayDep, idempotency: Idempotent) -> Response:
     """Upload a fine-tuning file (developer): every line is checked as a chat example; one bad line rejects the
     file with a row-level report (422) and keeps nothing."""
-    file_id = f"{OPENAI_FILE_PREFIX}{uuid.uuid4().hex[:24]}"
     max_bytes = gateway.settings.gateway_max_dataset_bytes
     async with received_form(form_parts(request.headers, request.stream(), max_bytes), max_bytes=max_bytes) as form:
         fields = form_model(FileUpload, form.fields)
@@ -187,17 +188,21 @@ async def upload_file(request: Request, caller: Developer, gateway: GatewayDep, 
         # OpenAI's fine-tuning files are JSONL whatever their name (a client sending bytes names the part "upload").
         rows = await validated_rows(upload, DatasetFormat.JSONL, DatasetSchema.CHAT)
 
-        async def commit(conn: asyncpg.Connection) -> Response:
-            version = await commit_version(
-                conn,
-                gateway.runtime.bus,
+        async def write(token: str) -> DatasetVersion:
+            # The file's id comes from the upload's token, so a retry of the upload is the same file.
+            return await write_upload(
+                gateway.runtime.pool,
                 gateway.settings,
-                name=file_id,
+                name=f"{OPENAI_FILE_PREFIX}{token[:24]}",
                 kind=DatasetSchema.CHAT,
                 rows=rows,
                 created_by=caller.name,
                 role=caller.role,
+                upload=token,
             )
+
+        async def record(conn: asyncpg.Connection, version: DatasetVersion) -> Response:
+            await announce(conn, gateway.runtime.bus, version, caller.name)
             row = await store.insert_file(
                 conn,
                 version.name,
@@ -209,7 +214,7 @@ async def upload_file(request: Request, caller: Developer, gateway: GatewayDep, 
             return JSONResponse(FileObject.of(row).model_dump(mode="json"))
 
         fingerprint = upload.fingerprint(DatasetFormat.JSONL, {"purpose": fields.purpose, "filename": upload.filename})
-        return (await idempotency.run(fingerprint, commit)).response
+        return (await idempotency.run_prepared(fingerprint, write, record)).response
 
 
 @files.get("", response_model=FileList)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 import pyarrow.fs as pafs
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 from modelops_contracts import DatasetSchema
 from modelops_shared.settings import Settings
@@ -38,6 +39,7 @@ from .validation import ARROW_SCHEMAS
 DATASETS_PREFIX = "datasets"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{0,62}$")
 CREATED_BY_KEY = "modelops.created_by"
+UPLOAD_KEY = "modelops.upload"  # the upload's token, in its commit: a retry finds the version it wrote
 _DESCRIPTION_PREFIX = "ModelOps dataset; schema kind: "
 _COMMIT_FILE = re.compile(r"^(\d{20})\.json$")
 
@@ -171,37 +173,63 @@ def _version(lake: _Lake, name: str, table: DeltaTable) -> DatasetVersion:
 
 
 def write_version(
-    settings: Settings, name: str, schema_kind: DatasetSchema, rows: pa.Table, *, created_by: str | None = None
+    settings: Settings,
+    name: str,
+    schema_kind: DatasetSchema,
+    rows: pa.Table,
+    *,
+    upload: str | None = None,
+    created_by: str | None = None,
 ) -> DatasetVersion:
     """Append validated `rows` to the dataset as one Delta commit, creating the dataset on its first upload:
     all rows become visible in the new version, or none do. SchemaKindMismatch if the dataset holds another kind;
-    ConcurrentWrite if other writers kept this commit from landing."""
+    ConcurrentWrite if other writers kept this commit from landing.
+
+    Idempotent per `upload` (a token that a retry of the same upload carries again): the commit records it as a
+    Delta transaction identifier (`txn`, app id `upload-<token>`), so a retry, even one racing the first attempt,
+    finds the version the first wrote instead of appending the rows a second time. None: a write no retry will
+    repeat."""
     check_name(name)
+    upload = upload or uuid.uuid4().hex
     if not rows.schema.equals(ARROW_SCHEMAS[schema_kind]) or not rows.num_rows:
         raise ValueError(f"rows must be a non-empty table with the {schema_kind.value} schema; validate them first")
     lake = _lake(settings)
-    metadata = {CREATED_BY_KEY: created_by} if created_by else {}
-    # Twice at most: a first upload that loses the race to create the table goes again, as an append to it.
+    app_id = f"upload-{upload}"
+    properties = CommitProperties(
+        custom_metadata={UPLOAD_KEY: upload, **({CREATED_BY_KEY: created_by} if created_by else {})},
+        app_transactions=[Transaction(app_id, 1)],
+    )
+    # Twice at most: a first upload that loses the race to create the table (or to append) looks again.
     for _ in range(2):
         try:
             table = _open(lake, name, None)
         except DatasetNotFound:
-            if _create(lake, name, schema_kind, rows, metadata):
+            if _create(lake, name, schema_kind, rows, properties):
                 return _version(lake, name, _open(lake, name, 0))
             continue
+        if table.transaction_version(app_id) is not None:
+            return _version(lake, name, _open(lake, name, _version_of_upload(lake, name, table, upload)))
         existing = _schema_kind(name, table)
         if existing is not schema_kind:
             raise SchemaKindMismatch(name, existing, schema_kind)
         try:
             # Written through the loaded table, which then stands at the version this commit got.
-            write_deltalake(table, rows, mode="append", commit_properties=CommitProperties(custom_metadata=metadata))
-        except CommitFailedError as error:
-            raise ConcurrentWrite(f"other uploads to dataset {name!r} kept this one from committing; retry") from error
+            write_deltalake(table, rows, mode="append", commit_properties=properties)
+        except CommitFailedError:
+            continue  # another commit landed first (this upload's own retry, perhaps): look again
         return _version(lake, name, table)
-    raise ConcurrentWrite(f"dataset {name!r} was being created by another upload; retry")
+    raise ConcurrentWrite(f"other uploads to dataset {name!r} kept this one from committing; retry")
 
 
-def _create(lake: _Lake, name: str, schema_kind: DatasetSchema, rows: pa.Table, metadata: dict[str, str]) -> bool:
+def _version_of_upload(lake: _Lake, name: str, table: DeltaTable, upload: str) -> int:
+    """The version whose commit carries this upload's token."""
+    for version, info in _commits(lake, name, table.version()):
+        if info.get(UPLOAD_KEY) == upload:
+            return version
+    raise DatasetCorrupt(f"dataset {name!r} records upload {upload} but no commit of it")
+
+
+def _create(lake: _Lake, name: str, schema_kind: DatasetSchema, rows: pa.Table, properties: CommitProperties) -> bool:
     """Create the dataset's table with `rows` as its version 0; False when another upload created it first.
 
     Exclusive: mode "error" refuses a table that exists, and without commit retries a lost race fails instead of
@@ -216,7 +244,11 @@ def _create(lake: _Lake, name: str, schema_kind: DatasetSchema, rows: pa.Table, 
             description=_DESCRIPTION_PREFIX + schema_kind.value,
             configuration={"delta.appendOnly": "true"},
             storage_options=lake.storage_options,
-            commit_properties=CommitProperties(custom_metadata=metadata, max_commit_retries=0),
+            commit_properties=CommitProperties(
+                custom_metadata=properties.custom_metadata,
+                app_transactions=properties.app_transactions,
+                max_commit_retries=0,
+            ),
         )
     except DeltaError:
         if _exists(lake, name):

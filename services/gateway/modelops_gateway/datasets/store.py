@@ -79,7 +79,7 @@ async def announced_versions(pool: asyncpg.Pool, name: str) -> set[int]:
     return set(versions)
 
 
-async def latest_announced(conn: asyncpg.Connection, name: str) -> int | None:
+async def latest_announced(db: asyncpg.Pool | asyncpg.Connection, name: str) -> int | None:
     """The newest version of `name` this gateway announced; None when it announced none."""
-    latest: int | None = await conn.fetchval("SELECT max(version) FROM dataset_versions WHERE name = $1", name)
+    latest: int | None = await db.fetchval("SELECT max(version) FROM dataset_versions WHERE name = $1", name)
     return latest

@@ -1,7 +1,7 @@
 """The one path from an uploaded dataset file to an announced version, for `POST /v1/datasets` and `POST /v1/files`:
 the file part spooled and hashed as it streams (`received_form`), every row validated (`validated_rows`), then a
-new Delta version committed and announced in the caller's transaction (`commit_version`; why in that order: the
-gateway README, "Datasets: one Delta commit, one announcement")."""
+new Delta version committed once per upload (`write_upload`) and announced (why in that order: the gateway README,
+"Datasets: one Delta commit, one announcement")."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ from typing import IO, Any
 import asyncpg
 import pyarrow as pa
 from modelops_contracts import DatasetSchema
-from modelops_shared.bus import Bus
 
 from ..access.domain import Role, check_owner
 from ..settings import GatewaySettings
 from ..web.multipart import FormField, FormFile, Hashed, UploadRejected
-from .announcer import announce
 from .lake import DatasetVersion, write_version
 from .store import claim_owner
 from .validation import DatasetFormat, spooled, validate_file
@@ -79,9 +77,8 @@ async def validated_rows(upload: ReceivedFile, fmt: DatasetFormat, kind: Dataset
     return await asyncio.to_thread(validate_file, upload.file, fmt, kind)
 
 
-async def commit_version(
-    conn: asyncpg.Connection,
-    bus: Bus,
+async def write_upload(
+    pool: asyncpg.Pool,
     settings: GatewaySettings,
     *,
     name: str,
@@ -89,14 +86,12 @@ async def commit_version(
     rows: pa.Table,
     created_by: str,
     role: Role,
+    upload: str,
 ) -> DatasetVersion:
-    """Append `rows` to dataset `name` as a new version and announce it in `conn`'s transaction: a first upload makes
-    `created_by` the dataset's owner, and a later one must come from its owner or an admin (NotTheOwner).
-
-    The Delta commit lands first; a failure before the transaction commits leaves an unannounced version, which the
-    reconciler announces (announcer.py). A caller holding an Idempotency-Key's claim in this transaction makes a
-    concurrent retry wait for this outcome rather than write a second version."""
-    check_owner(created_by, role, await claim_owner(conn, name, created_by), f"dataset {name}")
-    version = await asyncio.to_thread(write_version, settings, name, kind, rows, created_by=created_by)
-    await announce(conn, bus, version, created_by)
-    return version
+    """Append `rows` to dataset `name` as a new version, once per `upload` token (a retry finds the version it
+    wrote): a first upload makes `created_by` the dataset's owner, and a later one must come from its owner or an
+    admin (NotTheOwner). No transaction stays open during the write; the caller announces the version in its own
+    (`announcer.announce`), and the reconciler announces a version whose announcement was lost."""
+    async with pool.acquire() as conn, conn.transaction():
+        check_owner(created_by, role, await claim_owner(conn, name, created_by), f"dataset {name}")
+    return await asyncio.to_thread(write_version, settings, name, kind, rows, upload=upload, created_by=created_by)

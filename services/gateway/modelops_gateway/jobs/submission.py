@@ -6,6 +6,7 @@ Produces: training.commands.v1 (StartTraining, CancelTraining)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -62,10 +63,18 @@ class TrainingJobRequest(BaseModel):
     suffix: str | None = Field(None, pattern=SUFFIX_PATTERN, description="Goes into the fine-tuned model's name")
 
 
-async def submit(
-    conn: asyncpg.Connection,
+@dataclass(frozen=True)
+class Submission:
+    """A checked job, ready to record: its command names the exact base model artifact and dataset version."""
+
+    command: StartTraining
+    base_model_name: str
+    dataset_id: str
+
+
+async def check_submission(
+    pool: asyncpg.Pool,
     lookups: RegistryLookups,
-    bus: Bus,
     request: TrainingJobRequest,
     *,
     submitted_by: str,
@@ -73,17 +82,14 @@ async def submit(
     wait_s: float,
     max_steps: int,
     max_epochs: float,
-    deploy_when_completed: bool = False,
-) -> Job:
-    """Check the request's budget against the policy (`max_steps`, `max_epochs`) and what it names, then record the
-    job and stage its StartTraining in `conn`'s transaction.
-    The command names the exact base model artifact and dataset version, whatever the request named.
-    `deploy_when_completed`: the jobs handler deploys the job's adapter once the job succeeds (handlers.py)."""
-
+) -> Submission:
+    """Check the request's budget against the policy (`max_steps`, `max_epochs`) and what it names, through the
+    registry, with no transaction open; the command names the exact base model artifact and dataset version,
+    whatever the request named."""
     check_budget(request.hyperparameters, max_steps=max_steps, max_epochs=max_epochs, param=fields.hyperparameters)
     found = await resolve(
         lookups,
-        lambda name: latest_announced(conn, name),
+        lambda name: latest_announced(pool, name),
         base_model=request.base_model,
         dataset=request.dataset,
         dataset_version=request.dataset_version,
@@ -106,17 +112,30 @@ async def submit(
         suffix=request.suffix,
         plugins=request.plugins,
     )
+    return Submission(command, base_model_name=base["name"], dataset_id=dataset["id"])
+
+
+async def record_submission(
+    conn: asyncpg.Connection,
+    bus: Bus,
+    request: TrainingJobRequest,
+    submission: Submission,
+    *,
+    deploy_when_completed: bool = False,
+) -> Job:
+    """Record the job and stage its StartTraining in `conn`'s transaction. `deploy_when_completed`: the jobs handler
+    deploys the job's adapter once the job succeeds (handlers.py)."""
     job = await insert_job(
         conn,
-        command,
+        submission.command,
         kind=TRAINING,
         base_model=request.base_model,
-        base_model_name=base["name"],
+        base_model_name=submission.base_model_name,
         dataset=request.dataset,
-        dataset_id=dataset["id"],
+        dataset_id=submission.dataset_id,
         deploy_when_completed=deploy_when_completed,
     )
-    await enqueue(conn, bus, command, correlation_id=command.job_id)
+    await enqueue(conn, bus, submission.command, correlation_id=submission.command.job_id)
     return job
 
 

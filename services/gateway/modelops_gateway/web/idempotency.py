@@ -1,14 +1,17 @@
 """Idempotency-Key on creating POSTs: the first response per (caller, key) is kept in Postgres and replayed to a
 retry of the same request; the same key with a different request is a 422. A route takes `Idempotent` and runs its
-creating action through `run`, which claims the key in the transaction the action then writes in."""
+creating action through `run`, which claims the key in the transaction the action then writes in; or, when the action
+writes outside the database (an upload's Delta commit to the object store), through `run_prepared`, which keeps no
+transaction open while that work runs (the work itself is idempotent per the request's token)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import asyncpg
 from fastapi import Depends, Header, Request, Response
@@ -23,16 +26,21 @@ _KEPT_HEADERS = ("content-type", "location")
 
 # Two requests with one key: the second INSERT waits on the first's uncommitted row and, once that commits, finds
 # the conflict (and reads the completed row) — or, if it rolled back, claims the key itself. Neither runs twice.
-# A key older than the TTL is claimed afresh.
+# A key older than the TTL is claimed afresh, and so is one left pending (no response) for longer than the lease: its
+# request died while preparing, and the retry prepares again, with the same token.
 _CLAIM_SQL = """
 INSERT INTO idempotency_keys (key_id, idempotency_key, fingerprint) VALUES ($1, $2, $3)
 ON CONFLICT (key_id, idempotency_key) DO UPDATE
     SET fingerprint = excluded.fingerprint, status_code = NULL, headers = NULL, body = NULL, created_at = now()
     WHERE idempotency_keys.created_at < now() - make_interval(secs => $4)
+       OR (idempotency_keys.status_code IS NULL AND idempotency_keys.created_at < now() - make_interval(secs => $5))
 RETURNING true
 """
+PREPARE_LEASE_S = 300  # how long a request may prepare before a retry may take its key over
+IN_USE_RETRY_AFTER_S = 2
 
 Action = Callable[[asyncpg.Connection], Awaitable[Response]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class Idempotency:
         fingerprint = self._fingerprint(request)
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                claimed = await conn.fetchval(_CLAIM_SQL, self.caller.key_id, self.key, fingerprint, self.ttl_s)
+                claimed = await self._claim(conn, fingerprint)
                 if not claimed:
                     return Outcome(await self._replay(conn, fingerprint), replayed=True)
                 response = await action(conn)
@@ -77,6 +85,55 @@ class Idempotency:
                 return Outcome(response, replayed=False)
         except _Unkept as unkept:
             return Outcome(unkept.response, replayed=False)
+
+    async def run_prepared(
+        self,
+        request: Any,
+        prepare: Callable[[str], Awaitable[T]],
+        action: Callable[[asyncpg.Connection, T], Awaitable[Response]],
+    ) -> Outcome:
+        """Like `run`, for an action with work outside the database: `prepare(token)` runs with no transaction open
+        and must be idempotent per `token`, which every retry of this request carries again (derived from the caller
+        and the Idempotency-Key; a fresh one without a key); `action(conn, prepared)` then records it in a
+        transaction that also keeps the response. The key is claimed, as pending, in a transaction of its own first:
+        a retry while this request prepares gets 409 `idempotency-key-in-use` rather than waiting; a retry after it
+        died (its claim older than the lease) prepares again, with the same token, so nothing is done twice."""
+        if self.key is None:
+            prepared = await prepare(uuid.uuid4().hex)
+            async with self.pool.acquire() as conn, conn.transaction():
+                return Outcome(await action(conn, prepared), replayed=False)
+        fingerprint = self._fingerprint(request)
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await self._claim(conn, fingerprint):
+                return Outcome(await self._replay(conn, fingerprint), replayed=True)
+        token = hashlib.sha256(f"{self.caller.key_id}\0{self.key}".encode()).hexdigest()[:32]
+        try:
+            prepared = await prepare(token)
+            async with self.pool.acquire() as conn, conn.transaction():
+                response = await action(conn, prepared)
+                if response.status_code >= 500:
+                    raise _Unkept(response)
+                await self._keep(conn, response)
+                return Outcome(response, replayed=False)
+        except BaseException as error:
+            await self._release()
+            if isinstance(error, _Unkept):
+                return Outcome(error.response, replayed=False)
+            raise
+
+    async def _claim(self, conn: asyncpg.Connection, fingerprint: str) -> bool:
+        claimed = await conn.fetchval(
+            _CLAIM_SQL, self.caller.key_id, self.key, fingerprint, self.ttl_s, PREPARE_LEASE_S
+        )
+        return bool(claimed)
+
+    async def _release(self) -> None:
+        """Give up a pending claim (the request failed): a retry may go at once."""
+        await self.pool.execute(
+            "DELETE FROM idempotency_keys WHERE key_id = $1 AND idempotency_key = $2 AND status_code IS NULL",
+            self.caller.key_id,
+            self.key,
+        )
 
     def _fingerprint(self, request: Any) -> str:
         canonical = json.dumps(
@@ -98,6 +155,13 @@ class Idempotency:
                 422,
                 "idempotency-key-reused",
                 "this Idempotency-Key was used for a different request; use a new key for a new request",
+            )
+        if row["status_code"] is None:
+            raise Problem(
+                409,
+                "idempotency-key-in-use",
+                "the request with this Idempotency-Key is still running; retry once it has answered",
+                retry_after=IN_USE_RETRY_AFTER_S,
             )
         return Response(row["body"], row["status_code"], headers={**row["headers"], REPLAYED_HEADER: "true"})
 

@@ -175,7 +175,7 @@ async def _project_one(conn: asyncpg.Connection, event: LoggedEvent) -> None:
         case ArtifactPromoted():
             await conn.execute("UPDATE artifacts SET stage = $2 WHERE id = $1", body.artifact_id, body.to_stage.value)
             await conn.execute(
-                "INSERT INTO promotions VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO promotions VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
                 body.artifact_id,
                 event.seq,
                 body.from_stage.value,
@@ -185,6 +185,7 @@ async def _project_one(conn: asyncpg.Connection, event: LoggedEvent) -> None:
                 body.at,
                 body.key_id,
                 body.signature,
+                body.request_id,
             )
         case StartTraining() | CancelTraining() | TrainingStarted() | TrainingProgressed() | TrainingCheckpointed():
             await _job_progress(conn, body, at)

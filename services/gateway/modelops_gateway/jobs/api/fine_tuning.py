@@ -27,7 +27,7 @@ from ..openai_schemas import (
 )
 from ..references import Fields
 from ..store import Job, events_before, get_job, list_jobs
-from ..submission import cancel, submit
+from ..submission import Submission, cancel, check_submission, record_submission
 from . import JobId
 
 FIELDS = Fields(base_model="model", dataset="training_file", dataset_version="training_file")
@@ -58,22 +58,27 @@ async def create_fine_tuning_job(
     policy = await gateway.lookups.policy()
     deploy_when_completed = gateway.settings.gateway_deploy_fine_tuned and policy["deploy"]["fine_tuning_jobs"]
 
-    async def create(conn: asyncpg.Connection) -> Response:
-        job = await submit(
-            conn,
+    request = body.training_request()
+
+    async def check(_: str) -> Submission:
+        return await check_submission(
+            gateway.runtime.pool,
             gateway.lookups,
-            gateway.runtime.bus,
-            body.training_request(),
+            request,
             submitted_by=caller.name,
             fields=FIELDS,
             wait_s=gateway.settings.gateway_registry_wait_s,
             max_steps=gateway.settings.gateway_max_training_steps,
             max_epochs=gateway.settings.gateway_max_training_epochs,
-            deploy_when_completed=deploy_when_completed,
+        )
+
+    async def record(conn: asyncpg.Connection, submission: Submission) -> Response:
+        job = await record_submission(
+            conn, gateway.runtime.bus, request, submission, deploy_when_completed=deploy_when_completed
         )
         return JSONResponse(FineTuningJob.of(job).model_dump(mode="json"))
 
-    return (await idempotency.run(body.model_dump(mode="json"), create)).response
+    return (await idempotency.run_prepared(body.model_dump(mode="json"), check, record)).response
 
 
 @router.get("", response_model=FineTuningJobList)

@@ -19,7 +19,7 @@ from ...web.openapi import problems
 from ..domain import JobNotFound
 from ..schemas import CancelRequest, JobAccepted, JobPage, JobView
 from ..store import get_job, list_jobs
-from ..submission import TrainingJobRequest, cancel, submit
+from ..submission import Submission, TrainingJobRequest, cancel, check_submission, record_submission
 from . import JobId
 
 JSON_BODY_LIMIT = 64 * 1024
@@ -40,21 +40,23 @@ async def submit_training_job(
     """Fine-tune an adapter (developer): the job is queued for the trainers; follow it with `GET /v1/jobs/{id}` or
     its event stream. An unknown base model or dataset (version) is a 404 and queues nothing."""
 
-    async def create(conn: asyncpg.Connection) -> Response:
-        job = await submit(
-            conn,
+    async def check(_: str) -> Submission:
+        return await check_submission(
+            gateway.runtime.pool,
             gateway.lookups,
-            gateway.runtime.bus,
             body,
             submitted_by=caller.name,
             wait_s=gateway.settings.gateway_registry_wait_s,
             max_steps=gateway.settings.gateway_max_training_steps,
             max_epochs=gateway.settings.gateway_max_training_epochs,
         )
+
+    async def record(conn: asyncpg.Connection, submission: Submission) -> Response:
+        job = await record_submission(conn, gateway.runtime.bus, body, submission)
         accepted = JobAccepted(id=job.id, status=JobStatus.QUEUED)
         return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/jobs/{job.id}"})
 
-    return (await idempotency.run(body.model_dump(mode="json"), create)).response
+    return (await idempotency.run_prepared(body.model_dump(mode="json"), check, record)).response
 
 
 @router.get("", response_model=JobPage)
