@@ -83,7 +83,8 @@ def unexpected_error_response(request: HTTPConnection, exc: BaseException) -> JS
 
 def problem_for(request: HTTPConnection, exc: Exception) -> JSONResponse:
     """The problem response for any error: a domain error (a Problem included), an HTTP exception, text Postgres
-    cannot store, invalid input, or the unexpected (500)."""
+    cannot store, invalid input, a dependency too slow (503, to retry: no free pooled connection, a statement past
+    its timeout), or the unexpected (500)."""
     if isinstance(exc, DomainError):
         return problem_response(request, exc.status, exc.slug, exc.detail, **exc.extensions)
     if isinstance(exc, StarletteHTTPException):
@@ -96,6 +97,11 @@ def problem_for(request: HTTPConnection, exc: Exception) -> JSONResponse:
     if isinstance(exc, _UNSTORABLE_TEXT):
         # Text Postgres cannot hold (a NUL byte) that no pattern at the edge caught: the client's input, not our bug.
         return problem_response(request, 422, "invalid-text", "the request holds text with a NUL or invalid character")
+    if isinstance(exc, TimeoutError):
+        log.warning("timed out on %s %s", request.scope.get("method", "WEBSOCKET"), request.url.path, exc_info=exc)
+        return problem_response(
+            request, 503, "dependency-timeout", "a dependency did not answer in time; retry", retry_after=5
+        )
     if isinstance(exc, RequestValidationError):
         errors = [
             {"location": list(e.get("loc", ())), "message": e.get("msg", ""), "type": e.get("type", "")}

@@ -6,6 +6,7 @@ registry: never in a request body. The design is in the root README ("Internal c
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 import uuid
@@ -21,11 +22,13 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 from .settings import SERVICES, Settings
 from .signing.keys import key_id_of, load_public_key, pem_blocks, public_pem_of
 
+log = logging.getLogger(__name__)
 TOKEN_LIFETIME_S = 60
 # A token is reused for half its life, so a busy caller signs one per half-minute per audience and actor, and a
 # callee whose clock runs a little behind still accepts it.
 REUSE_FOR_S = TOKEN_LIFETIME_S // 2
 CLOCK_SKEW_S = 5
+REREAD_S = 30  # how long a removed peer key may still be trusted
 PRIVATE_SUFFIX = ".key.pem"
 PUBLIC_SUFFIX = ".pub.pem"
 BEARER = "Bearer "
@@ -74,6 +77,7 @@ class ServiceIdentity:
         cached = self._cache.get(cache_key)
         if cached and now - cached[0] < REUSE_FOR_S:
             return cached[1]
+        self._cache = {key: entry for key, entry in self._cache.items() if now - entry[0] < REUSE_FOR_S}
         claims = {
             "iss": self.name,
             "aud": audience,
@@ -110,8 +114,9 @@ class ServiceAuth(httpx.Auth):
 
 class TrustedServices:
     """The public keys of the services allowed to call this one, read from `<peers_dir>/<service>.pub.pem` (a file
-    may hold several keys, for rotation). Re-read when a token names a key not seen yet, so a peer whose key appears
-    after this service started is trusted without a restart."""
+    may hold several keys, for rotation). Read again every `REREAD_S`, and when a token names a key not seen yet (at
+    most once a second), so a peer whose key appears is trusted without a restart, and a key removed (a leaked one)
+    stops being trusted within `REREAD_S`. A file that is not a public key is skipped, with a warning."""
 
     def __init__(self, audience: str, peers_dir: Path) -> None:
         self.audience = audience
@@ -150,7 +155,8 @@ class TrustedServices:
         return ServiceCaller(service=service, subject=claims["sub"], role=claims.get("role"))
 
     def _key(self, kid: str) -> tuple[str, ed25519.Ed25519PublicKey]:
-        if kid not in self._keys and time.monotonic() - self._read_at > 1.0:
+        age = time.monotonic() - self._read_at
+        if age > REREAD_S or (kid not in self._keys and age > 1.0):
             self._keys = dict(_peer_keys(self.peers_dir))
             self._read_at = time.monotonic()
         if kid not in self._keys:
@@ -161,8 +167,12 @@ class TrustedServices:
 def _peer_keys(peers_dir: Path) -> Iterable[tuple[str, tuple[str, ed25519.Ed25519PublicKey]]]:
     for path in sorted(peers_dir.glob(f"*{PUBLIC_SUFFIX}")):
         service = path.name.removesuffix(PUBLIC_SUFFIX)
-        for block in pem_blocks(path.read_text()):
-            key, _ = load_public_key(block)
+        try:
+            keys = [load_public_key(block)[0] for block in pem_blocks(path.read_text())]
+        except (OSError, ValueError) as error:
+            log.warning("skipping %s: not a public key file (%s)", path, error)
+            continue
+        for key in keys:
             if isinstance(key, ed25519.Ed25519PublicKey):
                 yield key_id_of(key), (service, key)
 

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(6000, description="Short sessions make group joins fast on tansu")
     consumer_max_retries: int = Field(3, ge=0, description="Attempts after the first before a message is dead-lettered")
     consumer_retry_backoff_s: float = Field(0.2, gt=0, description="First retry delay; doubles each attempt")
+    consumer_outage_max_s: float = Field(
+        900.0, gt=0, description="How long a message is delivered again through an outage before it is dead-lettered"
+    )
 
     database_url: SecretStr = SecretStr("postgresql://postgres@127.0.0.1:5433/postgres")
     database_pool_max: int = 10

@@ -181,8 +181,10 @@ async def test_a_consume_loop_that_ended_turns_readiness_red(embedded_stack):
         for subscriber in app.state.runtime.bus.broker.subscribers:
             for task in subscriber.tasks:
                 task.cancel()  # as a loop that crashed would end
-        await asyncio.sleep(0.1)
-        body = _assert_problem(await client.get("/readyz"), 503, "not-ready")
+        async with asyncio.timeout(10):
+            while (answer := await client.get("/readyz")).status_code == 200:
+                await asyncio.sleep(0.05)
+        body = _assert_problem(answer, 503, "not-ready")
         assert [name for name, state in body["checks"].items() if state != "ok"] == ["consumers"]
 
 

@@ -37,6 +37,8 @@ def test_infrastructure_errors_are_outages(error: BaseException) -> None:
         FileNotFoundError("missing file"),
         asyncpg.UniqueViolationError("duplicate key"),
         asyncpg.UndefinedTableError("relation does not exist"),
+        asyncpg.DataError("invalid input for query argument $1: 2**70 (value out of int64 range)"),
+        httpx.UnsupportedProtocol("Request URL is missing an 'http://' or 'https://' protocol."),
         httpx.HTTPStatusError("404", request=httpx.Request("GET", "http://x"), response=httpx.Response(404)),
     ],
 )

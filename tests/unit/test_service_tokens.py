@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from modelops_shared.service import ServiceCallerDep, create_service_app
 from modelops_shared.service_tokens import (
     BEARER,
+    REREAD_S,
     ServiceIdentity,
     ServiceTokenError,
     TrustedServices,
@@ -131,3 +132,15 @@ def test_keygen_keeps_existing_keys_and_hides_private_ones(tmp_path: Path) -> No
 def test_a_service_without_its_key_says_how_to_make_one(tmp_path: Path) -> None:
     with pytest.raises(ServiceTokenError, match="keygen"):
         _identity(tmp_path, "gateway")
+
+
+def test_a_removed_peer_key_stops_being_trusted_and_a_broken_file_is_skipped(tmp_path: Path) -> None:
+    keygen(tmp_path, ["registry", "trainer"])
+    trusted = TrustedServices("registry", tmp_path)
+    token = _identity(tmp_path, "trainer").token("registry")
+    assert trusted.verify(BEARER + token).service == "trainer"
+    (tmp_path / "trainer.pub.pem").unlink()  # the trainer's key leaked: the operator removes it
+    (tmp_path / "broken.pub.pem").write_text("-----BEGIN PUBLIC KEY-----\nnot base64\n-----END PUBLIC KEY-----\n")
+    trusted._read_at -= REREAD_S + 1  # as once REREAD_S has passed
+    with pytest.raises(ServiceTokenError, match="not a trusted service key"):
+        trusted.verify(BEARER + token)

@@ -53,6 +53,11 @@ async def bounded(body: Body) -> dict[str, str]:
     return {"model": body.model}
 
 
+@router.get("/slow-dependency")
+async def slow_dependency() -> None:
+    raise TimeoutError  # as asyncpg raises it for a drained pool or a statement past its timeout
+
+
 @router.get("/unstorable")
 async def unstorable() -> None:
     raise asyncpg.CharacterNotInRepertoireError('invalid byte sequence for encoding "UTF8": 0x00')
@@ -150,6 +155,13 @@ async def test_text_postgres_cannot_store_is_the_clients_422() -> None:
         answer = await client.get("/v1/unstorable")
     assert answer.status_code == 422
     assert answer.json()["type"].endswith("/invalid-text")
+
+
+async def test_a_dependency_too_slow_is_a_503_to_retry_not_a_500() -> None:
+    async with _client(_app()) as client:
+        answer = await client.get("/v1/slow-dependency")
+    assert (answer.status_code, answer.json()["type"].rsplit("/", 1)[1]) == (503, "dependency-timeout")
+    assert answer.headers["Retry-After"] == "5"
 
 
 async def test_starlettes_own_413_is_a_problem_with_openais_member_and_a_stable_slug() -> None:

@@ -4,6 +4,7 @@ id is always asked afresh, for the checks whose answer turns on its current stag
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -12,6 +13,8 @@ from modelops_contracts import ArtifactKind
 from .upstream import Upstream
 
 PAGE_LIMIT = 500
+# Only a string that can be an artifact id is looked up as one: a name may hold `/`, which a path cannot.
+ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 class RegistryLookups:

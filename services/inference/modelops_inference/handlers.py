@@ -3,7 +3,8 @@
 A Deploy can take minutes (a model download, a vLLM start), longer than Kafka lets a consumer go between polls
 before it is rebalanced out of its group, and longer than a database transaction should stay open. So a command's
 handler only queues it: one worker applies the queue in order (an Undeploy never overtakes the Deploy before it)
-and announces each outcome in a transaction of its own. The offset is committed once the command is queued, so a
+and announces each outcome in a transaction of its own; a command queued twice (its message delivered again before
+the consumer committed) is applied once. The offset is committed once the command is queued, so a
 replica that stops with commands still queued loses them; on its next start the restore asks the registry what is
 wanted (restore.py), as after any restart. Revocations only take things out of service, which is quick: they are
 handled in the consumer.
@@ -16,16 +17,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import asyncpg
 from modelops_contracts import ArtifactPromoted, Deploy, Envelope, Message, Stage, Undeploy
 from modelops_shared.bus import Bus, MessageContext, enqueue
+from modelops_shared.bus.consumer import is_outage
 
 from .deployments import Deployments
 
 log = logging.getLogger(__name__)
+APPLIED_KEPT = 4096  # more than a redelivery can lag behind
 ANNOUNCE_RETRY_S = 0.2
 MAX_ANNOUNCE_RETRY_S = 10.0
 Command = tuple[Deploy | Undeploy, Envelope]
@@ -35,6 +39,7 @@ class Handlers:
     def __init__(self, deployments: Deployments) -> None:
         self.deployments = deployments
         self.commands: asyncio.Queue[Command] = asyncio.Queue()
+        self._applied: OrderedDict[str, None] = OrderedDict()  # the latest envelope ids applied, oldest first
 
     async def command(self, body: Message, ctx: MessageContext) -> None:
         if isinstance(body, Deploy | Undeploy):
@@ -60,6 +65,11 @@ class Handlers:
     async def _work(self, pool: asyncpg.Pool, bus: Bus) -> None:
         while True:
             command, envelope = await self.commands.get()
+            if envelope.id in self._applied:
+                continue
+            self._applied[envelope.id] = None
+            if len(self._applied) > APPLIED_KEPT:
+                self._applied.popitem(last=False)
             try:
                 await self._apply(command, envelope, pool, bus)
             except Exception:
@@ -83,7 +93,10 @@ async def _announce(outcome: Message, envelope: Envelope, pool: asyncpg.Pool, bu
             async with pool.acquire() as conn, conn.transaction():
                 await enqueue(conn, bus, outcome, causation=envelope)
             return
-        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        except Exception as error:
+            if not is_outage(error):
+                log.exception("announcing %s failed; it is not announced", type(outcome).__name__)
+                return
             log.warning("announcing %s failed (%s); trying again in %.1f s", type(outcome).__name__, error, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, MAX_ANNOUNCE_RETRY_S)

@@ -254,10 +254,6 @@ async def promote(
 ) -> ArtifactPromoted:
     """Check the move against the policy, sign it, and log, project and publish it in the caller's transaction. A
     `request_id` that already made a promotion of this artifact gets that promotion back, and nothing moves again."""
-    if request_id is not None:
-        earlier = await _promotion_of_request(conn, artifact_id, request_id)
-        if earlier is not None:
-            return earlier
     row = await conn.fetchrow(
         "SELECT a.kind, a.stage, a.metrics, coalesce(j.submitted_by, a.created_by) AS submitter"
         " FROM artifacts a LEFT JOIN jobs j ON j.id = a.job_id WHERE a.id = $1 FOR UPDATE OF a",
@@ -265,6 +261,12 @@ async def promote(
     )
     if row is None:
         raise PromotionError(f"no artifact {artifact_id}", missing=True)
+    # Looked up under the artifact's lock, so two deliveries of one request cannot both miss it.
+    earlier = await _promotion_of_request(conn, artifact_id, request_id) if request_id is not None else None
+    if earlier is not None:
+        if earlier.to_stage != to_stage:
+            raise PromotionError(f"request {request_id} already moved {artifact_id} to {earlier.to_stage}")
+        return earlier
     current = Stage(row["stage"])
     request = PromotionRequest(
         kind=row["kind"],

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 import traceback
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -45,9 +46,11 @@ _OUTAGE_SQLSTATE_CLASSES = ("08", "53", "57")
 def is_outage(error: BaseException) -> bool:
     """Whether `error` says that infrastructure is away (connection refused or lost, a timeout, a database starting
     or shutting down, the broker unreachable) rather than that this message cannot be handled."""
+    if isinstance(error, asyncpg.DataError | asyncpg.ClientConfigurationError):
+        return False  # asyncpg's client-side refusals of a value or a setting: the message's or the code's fault
     if isinstance(error, ConnectionError | TimeoutError | socket.gaierror | asyncpg.InterfaceError):
         return True
-    if isinstance(error, KafkaConnectionError | httpx.TransportError):
+    if isinstance(error, KafkaConnectionError | httpx.NetworkError | httpx.TimeoutException):
         return True
     sqlstate = getattr(error, "sqlstate", None)
     return isinstance(error, asyncpg.PostgresError) and str(sqlstate or "")[:2] in _OUTAGE_SQLSTATE_CLASSES
@@ -95,6 +98,7 @@ class IdempotentConsumer:
         self.topic = topic
         self.group = group
         self.handler = handler
+        self._outages: dict[tuple[str, int, int], float] = {}  # message position -> when it first met an outage
 
     def subscribe(self) -> None:
         """Register on the bus's broker; it consumes once the bus starts. Offsets are committed only after
@@ -131,13 +135,20 @@ class IdempotentConsumer:
                     attempts += 1
                     await self._apply_once(msg, envelope, body)
         except Exception as error:
-            if is_outage(error):
+            if is_outage(error) and not self._outage_outlasted(record):
                 log.warning(
                     "outage while handling a message; it will be delivered again",
                     extra={"topic": record.topic, "offset": record.offset, "error": repr(error)},
                 )
                 raise  # NACK_ON_ERROR: the consumer seeks back to this message, which comes again
             await self._dead_letter(msg, error, attempts=attempts)
+        self._outages.pop(_position(record), None)
+
+    def _outage_outlasted(self, record: ConsumerRecord[Any, Any]) -> bool:
+        """Whether this message has met "outages" for longer than `consumer_outage_max_s`: then it is more likely the
+        message's own fault (a query it makes too slow, say) than the infrastructure's, and it is dead-lettered."""
+        first = self._outages.setdefault(_position(record), time.monotonic())
+        return time.monotonic() - first > self.bus.settings.consumer_outage_max_s
 
     async def _apply_once(self, msg: KafkaMessage, envelope: Envelope, body: Message) -> None:
         record = _record_of(msg)
@@ -177,6 +188,10 @@ class IdempotentConsumer:
         if highwater is not None:
             lag = max(highwater - record.offset - 1, 0)
             CONSUMER_LAG.labels(record.topic, str(record.partition), self.group).set(lag)
+
+
+def _position(record: ConsumerRecord[Any, Any]) -> tuple[str, int, int]:
+    return record.topic, record.partition, record.offset
 
 
 def _record_of(msg: KafkaMessage) -> ConsumerRecord[Any, Any]:

@@ -9,10 +9,13 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from modelops_contracts import Topic
 
 from .access import KafkaAccess
+from .topics import ensure_topics
 
 
 async def start_new_group_at_end(kafka: KafkaAccess, group: str, topic: Topic) -> bool:
-    """Commit `group`'s offsets at the end of `topic` unless it has committed any; whether it was new."""
+    """Commit `group`'s offsets at the end of `topic` unless it has committed any; whether it was new. The catalog's
+    topics are created first (a service may start before any other has created them)."""
+    await ensure_topics(kafka)
     consumer = AIOKafkaConsumer(**kafka.aiokafka(), group_id=group, enable_auto_commit=False)
     await consumer.start()
     try:

@@ -230,7 +230,7 @@ async def test_a_promotion_whose_answer_was_lost_is_not_made_twice_by_its_retry(
     developer, approver = await gateway.keys.make("developer"), await gateway.keys.make("approver")
     real_keep = Idempotency._keep
 
-    async def lost(self, conn, response):
+    async def lost(self, conn, response, claim):
         monkeypatch.setattr(Idempotency, "_keep", real_keep)  # once
         raise ConnectionResetError("the database went away")
 

@@ -328,3 +328,19 @@ async def test_a_version_committed_without_its_event_is_announced_once_by_the_re
     assert (artifact["kind"], artifact["name"], artifact["created_by"]) == ("dataset", name, "crashed-dev")
     announced = await runtime.pool.fetchval("SELECT count(*) FROM dataset_versions WHERE name = $1", name)
     assert announced == 1
+
+
+async def test_a_dataset_from_before_owners_belongs_to_its_first_uploader(gateway, keys):
+    """Written before owners were recorded (straight to the table here): its version 0's commit names the uploader,
+    who alone (with admins) may add to it; one whose commit names nobody is an admin's."""
+    first, other = keys["developer"], await gateway.keys.make("developer")
+    table = pa.Table.from_pylist(ROWS["sft"], schema=ARROW_SCHEMAS[DatasetSchema.SFT])
+    named, anonymous = unique("legacy"), unique("legacy-anon")
+    await asyncio.to_thread(write_version, gateway.settings, named, DatasetSchema.SFT, table, created_by=first.name)
+    await asyncio.to_thread(write_version, gateway.settings, anonymous, DatasetSchema.SFT, table)
+    async with gateway.client(other.secret) as intruder, gateway.client(first.secret) as owner:
+        assert_problem(await upload(intruder, named, "sft", MORE_SFT), 403, "not-the-owner")
+        assert (await upload(owner, named, "sft", MORE_SFT)).status_code == 201
+        assert_problem(await upload(owner, anonymous, "sft", MORE_SFT), 403, "not-the-owner")
+    async with gateway.client(gateway.admin_key) as admin:
+        assert (await upload(admin, anonymous, "sft", MORE_SFT)).status_code == 201

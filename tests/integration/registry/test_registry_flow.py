@@ -319,5 +319,8 @@ async def test_a_promotion_request_made_again_returns_the_promotion_it_made(regi
         path, json={**body, "request_id": "req-2"}, headers=acting_as("bob", "approver")
     )
     assert another.status_code == 409  # a new request for the same move: staging to staging does not exist
+    reused = await registry.client.post(path, json={**body, "to_stage": "prod"}, headers=acting_as("carol", "approver"))
+    assert reused.status_code == 409  # one request id, another move: refused, not mistaken for the first
+    assert "already moved" in reused.json()["detail"]
     history = (await registry.client.get(path)).json()
     assert [(p["from_stage"], p["to_stage"]) for p in history] == [("dev", "staging")]

@@ -284,6 +284,16 @@ def describe(settings: Settings, name: str, version: int | None = None) -> Datas
     return _version(lake, name, _open(lake, name, version))
 
 
+def first_uploader(settings: Settings, name: str) -> str | None:
+    """Who uploaded version 0, as its commit says; None when the commit names nobody (not written by this gateway)
+    or is no longer in the log. DatasetNotFound when there is no such dataset."""
+    lake = _lake(settings)
+    table = _open(lake, name, None)
+    first = dict(_commits(lake, name, table.version())).get(0, {})
+    uploader = first.get(CREATED_BY_KEY)
+    return str(uploader) if uploader else None
+
+
 def list_datasets(settings: Settings) -> list[DatasetVersion]:
     """Every dataset at its latest version, by name."""
     lake = _lake(settings)

@@ -1,6 +1,6 @@
 """The datasets feature's tables: `dataset_versions` (each version announced, once), `dataset_owners` (who may add
-versions) and `files` (OpenAI's view of an uploaded fine-tuning file, whose content is the dataset of the same
-name)."""
+versions; a dataset from before it gets its row when next written, from its version 0's commit: uploads.py) and
+`files` (OpenAI's view of an uploaded fine-tuning file, whose content is the dataset of the same name)."""
 
 from __future__ import annotations
 
@@ -44,14 +44,19 @@ async def get_file(pool: asyncpg.Pool, file_id: str) -> asyncpg.Record | None:
     return await pool.fetchrow(f"SELECT {_COLUMNS} FROM files WHERE id = $1", file_id)
 
 
-async def claim_owner(conn: asyncpg.Connection, name: str, claimant: str) -> str:
-    """The owner of dataset `name`, `claimant` when it had none; the row stays locked until the transaction ends, so
-    two first uploads of one name cannot both own it."""
-    await conn.execute(
+async def owner(db: asyncpg.Pool | asyncpg.Connection, name: str) -> str | None:
+    """Who owns dataset `name`; None when no owner is recorded."""
+    found: str | None = await db.fetchval("SELECT owner FROM dataset_owners WHERE name = $1", name)
+    return found
+
+
+async def claim_owner(pool: asyncpg.Pool, name: str, claimant: str) -> str:
+    """The owner of dataset `name`: `claimant` unless one was recorded first (two first uploads of one name race
+    here, and one of them owns it)."""
+    await pool.execute(
         "INSERT INTO dataset_owners (name, owner) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING", name, claimant
     )
-    owner: str = await conn.fetchval("SELECT owner FROM dataset_owners WHERE name = $1 FOR UPDATE", name)
-    return owner
+    return await owner(pool, name) or claimant
 
 
 async def record_announcement(conn: asyncpg.Connection, name: str, version: int, dataset_id: str) -> bool:

@@ -18,8 +18,9 @@ from modelops_contracts import DatasetSchema
 from ..access.domain import Role, check_owner
 from ..settings import GatewaySettings
 from ..web.multipart import FormField, FormFile, Hashed, UploadRejected
-from .lake import DatasetVersion, write_version
-from .store import claim_owner
+from .domain import DatasetNotFound
+from .lake import DatasetVersion, first_uploader, write_version
+from .store import claim_owner, owner
 from .validation import DatasetFormat, spooled, validate_file
 
 FILE_FIELD = "file"
@@ -92,6 +93,18 @@ async def write_upload(
     wrote): a first upload makes `created_by` the dataset's owner, and a later one must come from its owner or an
     admin (NotTheOwner). No transaction stays open during the write; the caller announces the version in its own
     (`announcer.announce`), and the reconciler announces a version whose announcement was lost."""
-    async with pool.acquire() as conn, conn.transaction():
-        check_owner(created_by, role, await claim_owner(conn, name, created_by), f"dataset {name}")
+    check_owner(created_by, role, await _owner(pool, settings, name, created_by), f"dataset {name}")
     return await asyncio.to_thread(write_version, settings, name, kind, rows, upload=upload, created_by=created_by)
+
+
+async def _owner(pool: asyncpg.Pool, settings: GatewaySettings, name: str, uploader: str) -> str | None:
+    """The dataset's owner: the one recorded; else, for a dataset from before owners were kept, whoever uploaded its
+    version 0 (None when its commit does not say: then it is an admin's); else, for a new dataset, `uploader`."""
+    recorded = await owner(pool, name)
+    if recorded is not None:
+        return recorded
+    try:
+        first = await asyncio.to_thread(first_uploader, settings, name)
+    except DatasetNotFound:
+        first = uploader
+    return None if first is None else await claim_owner(pool, name, first)

@@ -55,15 +55,17 @@ async def deploy(body: DeployRequest, caller: Developer, gateway: GatewayDep, id
     for an adapter, trained on that base; the command names those ids. The inference service fetches and verifies
     them, then loads them: follow `GET /v1/deployments/{name}` from `queued` to `ready` or `failed`. Deploying a name
     again replaces that deployment: the name's owner's, or an admin's, to do."""
-    serves = await deployable(gateway.lookups, body.base_model, body.adapters)
-    command = Deploy(
-        name=body.name,
-        base_model=serves.base_model["id"],
-        adapters=[adapter["id"] for adapter in serves.adapters],
-        requested_by=caller.name,
-    )
 
-    async def stage(conn: asyncpg.Connection) -> Response:
+    async def resolve(_: str) -> Deploy:
+        serves = await deployable(gateway.lookups, body.base_model, body.adapters)
+        return Deploy(
+            name=body.name,
+            base_model=serves.base_model["id"],
+            adapters=[adapter["id"] for adapter in serves.adapters],
+            requested_by=caller.name,
+        )
+
+    async def stage(conn: asyncpg.Connection, command: Deploy) -> Response:
         owner = await store.owner(conn, body.name)
         if owner is not None:
             check_owner(caller.name, caller.role, owner, f"deployment {body.name}")
@@ -71,7 +73,7 @@ async def deploy(body: DeployRequest, caller: Developer, gateway: GatewayDep, id
         accepted = DeploymentAccepted(name=body.name, status="queued")
         return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/deployments/{body.name}"})
 
-    return (await idempotency.run(body.model_dump(mode="json"), stage)).response
+    return (await idempotency.run_prepared(body.model_dump(mode="json"), resolve, stage)).response
 
 
 @router.get("", response_model=list[DeploymentView], responses=problems(502, 503))
@@ -108,13 +110,17 @@ async def undeploy(caller: Developer, gateway: GatewayDep, inference: InferenceD
         owner = await store.owner(conn, name)
         if owner is not None:
             check_owner(caller.name, caller.role, owner, f"deployment {name}")
-        if not await store.mark_removed(conn, name, removed_by=caller.name):
-            # Deployed some other way (or before this gateway kept a record): the inference service still knows it.
-            upstream = await inference.request("GET", f"/v1/deployments/{name}")
-            if upstream.status_code != 200:
-                raise DeploymentNotFound(name)
-            check_owner(caller.name, caller.role, None, f"deployment {name}")
-        await store.stage_undeploy(conn, gateway.runtime.bus, name, requested_by=caller.name)
+            await store.mark_removed(conn, name, removed_by=caller.name)
+            await store.stage_undeploy(conn, gateway.runtime.bus, name, requested_by=caller.name)
+    if owner is None:
+        # Deployed some other way (or before this gateway kept a record): if the inference service knows it (asked
+        # with no transaction open), an admin's to remove.
+        upstream = await inference.request("GET", f"/v1/deployments/{name}")
+        if upstream.status_code != 200:
+            raise DeploymentNotFound(name)
+        check_owner(caller.name, caller.role, None, f"deployment {name}")
+        async with gateway.runtime.pool.acquire() as conn, conn.transaction():
+            await store.stage_undeploy(conn, gateway.runtime.bus, name, requested_by=caller.name)
     return JSONResponse(DeploymentRemoval(name=name, status="removing").model_dump(), 202)
 
 

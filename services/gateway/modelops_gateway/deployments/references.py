@@ -6,19 +6,16 @@ a later artifact that takes the same name takes over neither the deployment nor 
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from modelops_contracts import ArtifactKind
 
-from ..registry_lookups import RegistryLookups
+from ..registry_lookups import ARTIFACT_ID, RegistryLookups
 from .domain import ArtifactNotDeployable, DeployReferenceNotFound, UnusableDeployReference
 
 _NOT_A = {ArtifactKind.BASE_MODEL: "not-a-base-model", ArtifactKind.ADAPTER: "not-an-adapter"}
-# Only a string that can be an artifact id is looked up as one: a name may hold `/`, which a path cannot.
-_ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,7 @@ async def deployable(lookups: RegistryLookups, base_model: str, adapters: list[s
 
 async def _resolve(lookups: RegistryLookups, kind: ArtifactKind, ref: str, param: str) -> dict[str, Any]:
     """The artifact with id `ref`, else the latest of `kind` named `ref`."""
-    record = await lookups.artifact(ref) if _ARTIFACT_ID.fullmatch(ref) else None
+    record = await lookups.artifact(ref) if ARTIFACT_ID.fullmatch(ref) else None
     if record is None:
         named = await lookups.registered(kind, ref, fresh=True)
         if named:

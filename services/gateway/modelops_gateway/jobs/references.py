@@ -5,7 +5,6 @@ registered when none is given) whose rows suit the training method."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,12 +13,10 @@ from typing import Any
 
 from modelops_contracts import ArtifactKind, DatasetSchema, Stage
 
-from ..registry_lookups import RegistryLookups
+from ..registry_lookups import ARTIFACT_ID, RegistryLookups
 from .domain import UnknownReference, UnusableReference
 
 REGISTRY_POLL_S = 0.1
-# Only a string that can be an artifact id is looked up as one: a name may hold `/`, which a path cannot.
-_ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _SCHEMAS_OF_METHOD = {
     "sft": {DatasetSchema.SFT.value, DatasetSchema.CHAT.value},
     "dpo": {DatasetSchema.PREFERENCE.value},
@@ -83,7 +80,7 @@ async def _base_model(lookups: RegistryLookups, ref: str, fields: Fields) -> dic
     if named:
         return _usable_base_model(max(named, key=lambda record: datetime.fromisoformat(record["created_at"])), fields)
     detail = f"no registered base model {ref!r}"
-    if _ARTIFACT_ID.fullmatch(ref):
+    if ARTIFACT_ID.fullmatch(ref):
         response = await lookups.registry.request("GET", f"/v1/artifacts/{ref}")
         if response.status_code == 200:
             return _usable_base_model(response.json(), fields)

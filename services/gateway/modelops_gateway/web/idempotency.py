@@ -29,9 +29,10 @@ _KEPT_HEADERS = ("content-type", "location")
 # A key older than the TTL is claimed afresh, and so is one left pending (no response) for longer than the lease: its
 # request died while preparing, and the retry prepares again, with the same token.
 _CLAIM_SQL = """
-INSERT INTO idempotency_keys (key_id, idempotency_key, fingerprint) VALUES ($1, $2, $3)
+INSERT INTO idempotency_keys (key_id, idempotency_key, fingerprint, claim) VALUES ($1, $2, $3, $6)
 ON CONFLICT (key_id, idempotency_key) DO UPDATE
-    SET fingerprint = excluded.fingerprint, status_code = NULL, headers = NULL, body = NULL, created_at = now()
+    SET fingerprint = excluded.fingerprint, status_code = NULL, headers = NULL, body = NULL, created_at = now(),
+        claim = excluded.claim
     WHERE idempotency_keys.created_at < now() - make_interval(secs => $4)
        OR (idempotency_keys.status_code IS NULL AND idempotency_keys.created_at < now() - make_interval(secs => $5))
 RETURNING true
@@ -73,15 +74,16 @@ class Idempotency:
             async with self.pool.acquire() as conn, conn.transaction():
                 return Outcome(await action(conn), replayed=False)
         fingerprint = self._fingerprint(request)
+        claim = uuid.uuid4().hex
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                claimed = await self._claim(conn, fingerprint)
+                claimed = await self._claim(conn, fingerprint, claim)
                 if not claimed:
                     return Outcome(await self._replay(conn, fingerprint), replayed=True)
                 response = await action(conn)
                 if response.status_code >= 500:
                     raise _Unkept(response)
-                await self._keep(conn, kept(response) if kept else response)
+                await self._keep(conn, kept(response) if kept else response, claim)
                 return Outcome(response, replayed=False)
         except _Unkept as unkept:
             return Outcome(unkept.response, replayed=False)
@@ -103,36 +105,42 @@ class Idempotency:
             async with self.pool.acquire() as conn, conn.transaction():
                 return Outcome(await action(conn, prepared), replayed=False)
         fingerprint = self._fingerprint(request)
+        claim = uuid.uuid4().hex
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await self._claim(conn, fingerprint):
+            if not await self._claim(conn, fingerprint, claim):
                 return Outcome(await self._replay(conn, fingerprint), replayed=True)
-        token = hashlib.sha256(f"{self.caller.key_id}\0{self.key}".encode()).hexdigest()[:32]
+        # The same for every retry of this request; another for the key reused, after it expired, on another request.
+        token = hashlib.sha256(f"{self.caller.key_id}\0{self.key}\0{fingerprint}".encode()).hexdigest()[:32]
         try:
             prepared = await prepare(token)
             async with self.pool.acquire() as conn, conn.transaction():
                 response = await action(conn, prepared)
                 if response.status_code >= 500:
                     raise _Unkept(response)
-                await self._keep(conn, response)
+                await self._keep(conn, response, claim)
                 return Outcome(response, replayed=False)
         except BaseException as error:
-            await self._release()
+            await self._release(claim)
             if isinstance(error, _Unkept):
                 return Outcome(error.response, replayed=False)
             raise
 
-    async def _claim(self, conn: asyncpg.Connection, fingerprint: str) -> bool:
+    async def _claim(self, conn: asyncpg.Connection, fingerprint: str, claim: str) -> bool:
+        """Claim the key for this request (`claim` names it: a request that outlived its lease, whose key another
+        took over, then neither keeps nor releases what is no longer its own)."""
         claimed = await conn.fetchval(
-            _CLAIM_SQL, self.caller.key_id, self.key, fingerprint, self.ttl_s, PREPARE_LEASE_S
+            _CLAIM_SQL, self.caller.key_id, self.key, fingerprint, self.ttl_s, PREPARE_LEASE_S, claim
         )
         return bool(claimed)
 
-    async def _release(self) -> None:
-        """Give up a pending claim (the request failed): a retry may go at once."""
+    async def _release(self, claim: str) -> None:
+        """Give up this request's pending claim (the request failed): a retry may go at once."""
         await self.pool.execute(
-            "DELETE FROM idempotency_keys WHERE key_id = $1 AND idempotency_key = $2 AND status_code IS NULL",
+            "DELETE FROM idempotency_keys"
+            " WHERE key_id = $1 AND idempotency_key = $2 AND status_code IS NULL AND claim = $3",
             self.caller.key_id,
             self.key,
+            claim,
         )
 
     def _fingerprint(self, request: Any) -> str:
@@ -165,17 +173,20 @@ class Idempotency:
             )
         return Response(row["body"], row["status_code"], headers={**row["headers"], REPLAYED_HEADER: "true"})
 
-    async def _keep(self, conn: asyncpg.Connection, response: Response) -> None:
+    async def _keep(self, conn: asyncpg.Connection, response: Response, claim: str) -> None:
         headers = {name: value for name, value in response.headers.items() if name in _KEPT_HEADERS}
-        await conn.execute(
+        kept = await conn.execute(
             "UPDATE idempotency_keys SET status_code = $3, headers = $4, body = $5"
-            " WHERE key_id = $1 AND idempotency_key = $2",
+            " WHERE key_id = $1 AND idempotency_key = $2 AND claim = $6",
             self.caller.key_id,
             self.key,
             response.status_code,
             headers,
             bytes(response.body),
+            claim,
         )
+        if kept == "UPDATE 0":  # a retry took the key over after our lease: its answer is the one kept
+            raise Problem(409, "idempotency-key-in-use", "this request outlived its claim on the Idempotency-Key")
 
 
 async def purge_expired(pool: asyncpg.Pool, ttl_s: int) -> int:

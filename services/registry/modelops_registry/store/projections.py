@@ -296,6 +296,8 @@ async def _deployment(conn: asyncpg.Connection, body: Any, at: datetime) -> None
         DeploymentRemoved: "removed",
     }
     status = statuses[type(body)]
+    if isinstance(body, Deploy):  # a new Deploy of the name: the replicas answer it afresh
+        await conn.execute("DELETE FROM deployment_replicas WHERE name = $1", body.name)
     await conn.execute(
         "INSERT INTO deployments (name, status, updated_at) VALUES ($1, $2, $3)"
         " ON CONFLICT (name) DO UPDATE SET status = $2, updated_at = $3",

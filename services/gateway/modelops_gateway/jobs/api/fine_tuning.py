@@ -31,7 +31,7 @@ from ..submission import Submission, cancel, check_submission, record_submission
 from . import JobId
 
 FIELDS = Fields(base_model="model", dataset="training_file", dataset_version="training_file")
-_EVENT_ID = r"^ftevent-[0-9a-f]+-[0-9]+$"
+_EVENT_ID = r"^ftevent-[0-9a-f]+-[0-9]{1,18}$"  # an event's seq: a bigint, so at most 18 digits
 
 router = APIRouter(
     prefix="/v1/fine_tuning/jobs",
@@ -55,13 +55,10 @@ async def create_fine_tuning_job(
     """Fine-tune `model` on `training_file` (developer); honours `Idempotency-Key`. Its adapter is served as soon as
     it succeeds, as OpenAI serves `fine_tuned_model`, where the registry's policy allows it
     (`deploy.fine_tuning_jobs`)."""
-    policy = await gateway.lookups.policy()
-    deploy_when_completed = gateway.settings.gateway_deploy_fine_tuned and policy["deploy"]["fine_tuning_jobs"]
-
     request = body.training_request()
 
-    async def check(_: str) -> Submission:
-        return await check_submission(
+    async def check(_: str) -> tuple[Submission, bool]:
+        submission = await check_submission(
             gateway.runtime.pool,
             gateway.lookups,
             request,
@@ -71,8 +68,11 @@ async def create_fine_tuning_job(
             max_steps=gateway.settings.gateway_max_training_steps,
             max_epochs=gateway.settings.gateway_max_training_epochs,
         )
+        policy = await gateway.lookups.policy()
+        return submission, gateway.settings.gateway_deploy_fine_tuned and policy["deploy"]["fine_tuning_jobs"]
 
-    async def record(conn: asyncpg.Connection, submission: Submission) -> Response:
+    async def record(conn: asyncpg.Connection, checked: tuple[Submission, bool]) -> Response:
+        submission, deploy_when_completed = checked
         job = await record_submission(
             conn, gateway.runtime.bus, request, submission, deploy_when_completed=deploy_when_completed
         )

@@ -26,7 +26,10 @@ from . import JobId
 
 log = logging.getLogger(__name__)
 
-EventId = Annotated[int | None, Query(ge=0, description="Resume after this event id (the last one received)")]
+MAX_SEQ = 2**63 - 1  # an event's seq is a Postgres bigint: a larger one is refused at the edge, not by the driver
+EventId = Annotated[
+    int | None, Query(ge=0, le=MAX_SEQ, description="Resume after this event id (the last one received)")
+]
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -50,7 +53,10 @@ async def stream_job_events(
     gateway: GatewayDep,
     job_id: JobId,
     last_event_id: Annotated[
-        int | None, Header(alias="Last-Event-ID", ge=0, description="Resume after this event (an EventSource sends it)")
+        int | None,
+        Header(
+            alias="Last-Event-ID", ge=0, le=MAX_SEQ, description="Resume after this event (an EventSource sends it)"
+        ),
     ] = None,
 ) -> Response:
     """The job's events as Server-Sent Events: those after `Last-Event-ID` (all without it), then each as it
