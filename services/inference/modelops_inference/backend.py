@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -55,6 +56,12 @@ class Backend(Protocol):
     async def close(self) -> None: ...
 
 
+# Loading a model or an adapter goes through transformers and PEFT code that patches globals for the while
+# (accelerate's empty-weights context swaps nn.Module.register_parameter for the whole process): two loads in two
+# threads at once can leave the patch in place, and every later model then comes up on the meta device. One at a time.
+_LOADING = threading.Lock()
+
+
 def pick_device(setting: str) -> torch.device:
     if setting == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -71,7 +78,8 @@ class TransformersBackend:
         self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(path)
         # bf16 halves memory and uses tensor cores on GPUs; CPUs compute it slowly, so they stay in fp32.
         dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-        loaded: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+        with _LOADING:
+            loaded: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         self._base = loaded.to(device).eval()
         self._model: Any = self._base
         self.max_context = int(getattr(self._base.config, "max_position_embeddings", 2048))
@@ -138,10 +146,11 @@ class TransformersBackend:
         for idle in self._slots.to_evict():
             log.info("evicting adapter %s from %s (least recently used)", idle, self.name)
             self._unload(idle)
-        if isinstance(self._model, PeftModel):
-            self._model.load_adapter(str(path), adapter_name=name)
-        else:
-            self._model = PeftModel.from_pretrained(self._base, str(path), adapter_name=name)
+        with _LOADING:
+            if isinstance(self._model, PeftModel):
+                self._model.load_adapter(str(path), adapter_name=name)
+            else:
+                self._model = PeftModel.from_pretrained(self._base, str(path), adapter_name=name)
         self._model.eval()
         self._slots.add(name, path)
         log.info("loaded adapter %s onto %s", name, self.name)
