@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import time
 import uuid
 from collections.abc import Generator, Iterable
@@ -20,7 +19,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from .settings import SERVICES, Settings
-from .signing.keys import key_id_of, load_public_key, pem_blocks, public_pem_of
+from .signing.keys import key_id_of, load_public_key, pem_blocks, public_pem_of, write_atomic
 
 log = logging.getLogger(__name__)
 TOKEN_LIFETIME_S = 60
@@ -189,21 +188,16 @@ def keygen(directory: Path, services: Iterable[str] = SERVICES) -> list[str]:
             key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
         else:
             key = ed25519.Ed25519PrivateKey.generate()
-            _write_private(private_path, key)
+            pem = key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+            write_atomic(private_path, pem, 0o600)
             made.append(service)
         public_path = directory / f"{service}{PUBLIC_SUFFIX}"
         if not public_path.exists():
             assert isinstance(key, ed25519.Ed25519PrivateKey), f"{private_path} is not an Ed25519 key"
-            public_path.write_text(public_pem_of(key.public_key()))
+            write_atomic(public_path, public_pem_of(key.public_key()).encode(), 0o644)
     return made
-
-
-def _write_private(path: Path, key: ed25519.Ed25519PrivateKey) -> None:
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    staged = path.with_suffix(".tmp")
-    with os.fdopen(os.open(staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as file:
-        file.write(pem)
-    os.replace(staged, path)
 
 
 def main(argv: list[str] | None = None) -> None:

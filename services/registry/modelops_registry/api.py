@@ -26,6 +26,7 @@ from modelops_shared.service_tokens import ServiceCaller
 from pydantic import BaseModel, Field
 
 from .deps import Registry, RegistryDep
+from .domain import ROLES
 from .handlers import PromotionError, promote
 from .store import queries
 from .store.lineage import openlineage_events
@@ -36,7 +37,6 @@ router = APIRouter(prefix="/v1")
 
 # The one service that authenticates users, so the one whose token may name the acting user and role.
 USER_FACING = "gateway"
-ROLES = ("viewer", "developer", "approver", "admin")
 
 
 class PromotionBody(BaseModel):

@@ -126,7 +126,8 @@ def _generate(algorithm: Algorithm) -> SigningKey:
     raise ValueError(f"unknown signing algorithm {algorithm!r}; expected one of {ALGORITHMS}")
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Replace `path` with `data` at `mode`, durably: a reader sees the old file or the new one, never a part."""
     staged = path.with_name(path.name + ".tmp")
     staged.unlink(missing_ok=True)
     # O_EXCL with the final mode from the first byte: a private key is never readable by others, not even briefly.
@@ -277,10 +278,10 @@ def _read_index(directory: Path) -> dict[str, Any] | None:
 
 def _install(directory: Path, key: SigningKey, index: dict[str, Any]) -> None:
     """Write the key's files, then the index naming it (the index write is the commit point)."""
-    _write_atomic(directory / f"{key.key_id}{_PRIVATE_SUFFIX}", key._pkcs8_pem(), 0o600)
-    _write_atomic(directory / f"{key.key_id}{_PUBLIC_SUFFIX}", key.public_pem.encode(), 0o644)
+    write_atomic(directory / f"{key.key_id}{_PRIVATE_SUFFIX}", key._pkcs8_pem(), 0o600)
+    write_atomic(directory / f"{key.key_id}{_PUBLIC_SUFFIX}", key.public_pem.encode(), 0o644)
     index["keys"].append({"key_id": key.key_id, "created_at": datetime.now(UTC).isoformat()})
-    _write_atomic(directory / _INDEX, json.dumps(index, indent=2).encode(), 0o644)
+    write_atomic(directory / _INDEX, json.dumps(index, indent=2).encode(), 0o644)
 
 
 def _load_active(directory: Path, index: dict[str, Any]) -> SigningKey:
