@@ -15,12 +15,14 @@ from modelops_shared.settings import Settings
 from modelops_shared.storage import open_store
 
 
-async def promote(registry: httpx.AsyncClient, artifact_id: str, stage: str = "staging") -> None:
+async def promote(
+    registry: httpx.AsyncClient, artifact_id: str, stage: str = "staging", *, reason: str = "tests"
+) -> None:
     """Promote as an admin, through the registry (the policy decides: an adapter needs its eval_loss); nothing to do
     when it is in `stage` already."""
     if (await registry.get(f"/v1/artifacts/{artifact_id}")).json()["stage"] == stage:
         return
-    body = {"to_stage": stage, "reason": "tests"}
+    body = {"to_stage": stage, "reason": reason}
     response = await registry.post(
         f"/v1/artifacts/{artifact_id}/promotions", json=body, headers=acting_as("root", "admin")
     )

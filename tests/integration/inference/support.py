@@ -85,10 +85,17 @@ async def deploy(bus: Bus, inference: httpx.AsyncClient, base_model: str, adapte
     """Send Deploy as the gateway does and wait until the deployment is ready or failed; its view."""
     name = f"dep-{uuid.uuid4().hex[:8]}"
     await bus.publish(Deploy(name=name, base_model=base_model, adapters=adapters, requested_by="alice"))
+    return await settled(inference, name)
+
+
+async def settled(
+    inference: httpx.AsyncClient, name: str, statuses: tuple[str, ...] = ("ready", "failed")
+) -> dict[str, Any]:
+    """The deployment's view on `inference` once its status is one of `statuses`."""
     async with asyncio.timeout(WAIT_S):
         while True:
             response = await inference.get(f"/v1/deployments/{name}")
-            if response.status_code == 200 and response.json()["status"] in ("ready", "failed"):
+            if response.status_code == 200 and response.json()["status"] in statuses:
                 return dict(response.json())
             await asyncio.sleep(0.1)
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import openai
 import pytest
-from helpers import acting_as, identity, service_auth
+from deployables import promote
+from helpers import identity, service_auth
 from modelops_contracts import Deploy, DeploymentFailed, DeploymentReady
 from modelops_inference.app import create_app as create_inference
 from modelops_inference.deployments import Deployments
@@ -23,7 +23,7 @@ from modelops_shared.settings import Settings
 from modelops_shared.storage import open_store
 from servers import serving
 
-from .support import WAIT_S, deploy, inference_settings, make_adapter, reference, submit_adapter
+from .support import WAIT_S, deploy, inference_settings, make_adapter, reference, settled, submit_adapter
 
 PROMPTS = ["the cat sat on the", "numbers one two three", "hello", "a long time ago in a"]
 MAX_TOKENS = 8
@@ -169,15 +169,8 @@ async def test_revoked_adapter_is_unloaded_and_refused(
     deployment = await deploy(bus, inference, base_model, [adapter])
     assert deployment["status"] == "ready"
     await _complete(inference, deployment["name"], PROMPTS[1])
-    response = await registry.post(
-        f"/v1/artifacts/{adapter}/promotions",
-        json={"to_stage": "revoked", "reason": "leaked training data"},
-        headers=acting_as("root", "admin"),
-    )
-    assert response.status_code == 201, response.text
-    async with asyncio.timeout(WAIT_S):
-        while (view := (await inference.get(f"/v1/deployments/{deployment['name']}")).json())["status"] != "failed":
-            await asyncio.sleep(0.1)
+    await promote(registry, adapter, "revoked", reason="leaked training data")
+    view = await settled(inference, deployment["name"], ("failed",))
     assert "revoked" in view["reason"]
     assert "leaked training data" in view["reason"]
     refused = await inference.post(
@@ -245,12 +238,7 @@ async def test_a_revocation_the_replica_missed_is_caught_by_the_periodic_check(
                 announced.append(failed)
 
             assert await recheck(deployments, deployments.registry, announce) == []  # nothing revoked yet
-            response = await registry.post(
-                f"/v1/artifacts/{adapter}/promotions",
-                json={"to_stage": "revoked", "reason": "leaked data"},
-                headers=acting_as("root", "admin"),
-            )
-            assert response.status_code == 201, response.text
+            await promote(registry, adapter, "revoked", reason="leaked data")
             assert await recheck(deployments, deployments.registry, announce) == [adapter]
             assert [failed.name for failed in announced] == ["missed"]
             assert deployments.route("missed") is None
@@ -289,15 +277,11 @@ async def test_every_replica_obeys_every_deploy_and_revocation(
     ):
         await bus.publish(Deploy(name=name, base_model=base_model, adapters=[adapter], requested_by="alice"))
         for replica in (a, b):
-            assert (await _status_once_settled(replica, name, ("ready", "failed")))["status"] == "ready"
+            assert (await settled(replica, name))["status"] == "ready"
             await _complete(replica, name, PROMPTS[0])
-        revoke = {"to_stage": "revoked", "reason": "leaked data"}
-        response = await registry.post(
-            f"/v1/artifacts/{adapter}/promotions", json=revoke, headers=acting_as("root", "admin")
-        )
-        assert response.status_code == 201, response.text
+        await promote(registry, adapter, "revoked", reason="leaked data")
         for replica in (a, b):
-            assert "revoked" in (await _status_once_settled(replica, name, ("failed",)))["reason"]
+            assert "revoked" in (await settled(replica, name, ("failed",)))["reason"]
             refused = await replica.post("/v1/completions", json={"model": name, "prompt": "x", "max_tokens": 2})
             assert refused.status_code == 404
     async with asyncio.timeout(WAIT_S):
@@ -306,13 +290,4 @@ async def test_every_replica_obeys_every_deploy_and_revocation(
             answers = {(r["replica"], r["status"]) for r in rows.get(name, {}).get("replicas", [])}
             if {("replica-a", "failed"), ("replica-b", "failed")} <= answers:  # the session's replica answers too
                 break
-            await asyncio.sleep(0.1)
-
-
-async def _status_once_settled(inference: httpx.AsyncClient, name: str, settled: tuple[str, ...]) -> dict[str, Any]:
-    async with asyncio.timeout(WAIT_S):
-        while True:
-            response = await inference.get(f"/v1/deployments/{name}")
-            if response.status_code == 200 and response.json()["status"] in settled:
-                return dict(response.json())
             await asyncio.sleep(0.1)

@@ -10,7 +10,8 @@ import uuid
 import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from helpers import acting_as, registered, service_auth
+from deployables import promote
+from helpers import registered, service_auth
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, FileDigest
 from modelops_shared import artifacts
 from modelops_shared.artifacts import (
@@ -91,11 +92,7 @@ async def test_a_file_changed_after_signing_is_refused(store, bus, registry, reg
 
 async def test_a_revoked_artifact_is_refused(store, bus, registry, registry_url, tmp_path):
     artifact_id = await register(store, bus, registry, f"model-{uuid.uuid4().hex[:6]}", "four")
-    revoke = {"to_stage": "revoked", "reason": "leaked training data"}
-    promoted = await registry.post(
-        f"/v1/artifacts/{artifact_id}/promotions", json=revoke, headers=acting_as("root", "admin")
-    )
-    assert promoted.status_code == 201
+    await promote(registry, artifact_id, "revoked", reason="leaked training data")
     async with ArtifactClient(registry_url, tmp_path, auth=service_auth("registry", "trainer")) as client:
         with pytest.raises(ArtifactUnavailable, match="revoked"):
             await client.fetch(artifact_id)
