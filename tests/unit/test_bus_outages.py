@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import httpx
 import pytest
 from aiokafka.errors import KafkaConnectionError
-from modelops_shared.bus.consumer import PermanentError, is_outage
+from modelops_shared.bus.consumer import PermanentError, handler_retries, is_outage
+from modelops_shared.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -44,3 +47,18 @@ def test_infrastructure_errors_are_outages(error: BaseException) -> None:
 )
 def test_errors_of_the_message_are_not(error: BaseException) -> None:
     assert not is_outage(error)
+
+
+async def test_a_cancelled_handler_is_not_retried() -> None:
+    attempts = 0
+
+    async def handle_until_cancelled() -> None:
+        nonlocal attempts
+        async for attempt in handler_retries(Settings(consumer_max_retries=3, consumer_retry_backoff_s=5)):
+            with attempt:
+                attempts += 1
+                raise asyncio.CancelledError
+
+    with pytest.raises(asyncio.CancelledError):
+        await handle_until_cancelled()
+    assert attempts == 1

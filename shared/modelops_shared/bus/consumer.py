@@ -5,6 +5,7 @@ dead-lettered, but handed back to the broker (nack) to be delivered again until 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
@@ -57,11 +58,13 @@ def is_outage(error: BaseException) -> bool:
 
 
 def handler_retries(settings: Settings) -> AsyncRetrying:
-    """Bounded attempts with exponential backoff; a PermanentError stops at once. The last error is re-raised."""
+    """Bounded attempts with exponential backoff; a PermanentError stops at once. The last error is re-raised.
+    Cancellation is never retried: tenacity catches BaseException, so without that a consumer being stopped would
+    sleep and run the handler again instead of ending."""
     return AsyncRetrying(
         stop=stop_after_attempt(settings.consumer_max_retries + 1),
         wait=wait_exponential(multiplier=settings.consumer_retry_backoff_s, max=30),
-        retry=retry_if_not_exception_type(PermanentError),
+        retry=retry_if_not_exception_type((PermanentError, asyncio.CancelledError)),
         reraise=True,
     )
 

@@ -40,10 +40,11 @@ class Bus:
         return await self.broker.ping(timeout=timeout)
 
     def consuming(self) -> bool:
-        """Whether every subscriber's consume loop still runs. FastStream's loop outlives broker errors and handler
-        failures (those are nacked or dead-lettered), so one that ended was stopped or crashed: not ready."""
-        loops = [task for subscriber in self.broker.subscribers for task in getattr(subscriber, "tasks", ())]
-        return all(not task.done() for task in loops)
+        """Whether every subscriber still has a consume loop running. FastStream's loop outlives broker errors and
+        handler failures (those are nacked or dead-lettered), and its supervisor starts a new loop beside one that
+        crashed; a subscriber whose loops all ended was stopped or cancelled: not ready."""
+        loops = [getattr(subscriber, "tasks", ()) for subscriber in self.broker.subscribers]
+        return all(any(not task.done() for task in tasks) for tasks in loops if tasks)
 
     def envelope_for(
         self, message: Message, *, correlation_id: str | None = None, causation: Envelope | None = None
