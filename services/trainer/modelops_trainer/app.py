@@ -1,5 +1,5 @@
 """Composition root: settings, runtime (pool, bus, store, outbox relay), the artifact client, the model importer,
-the cancel watcher, the job consumer and the HTTP app; and what the `bootstrap-base` command opens."""
+the job consumer and the HTTP app; and what the `bootstrap-base` command opens."""
 
 from __future__ import annotations
 
@@ -19,16 +19,15 @@ from modelops_contracts import ArtifactKind
 from modelops_contracts.catalog import MODEL_COMMANDS
 from modelops_shared.artifacts import ArtifactClient, ArtifactUnavailable
 from modelops_shared.bus import Bus
+from modelops_shared.jobs import JobConsumer
 from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
 from modelops_shared.storage import open_store
 
 from . import api
 from .base_model import build_base_model, submit_base_model
-from .cancellation import CancelWatcher
 from .deps import Trainer
-from .handlers import JobConsumer
 from .imports import Importer
-from .jobs import JobRunner
+from .jobs import TRAINING_JOBS, JobRunner
 from .settings import TrainerSettings
 
 MIGRATIONS = files("modelops_trainer") / "migrations"
@@ -65,13 +64,20 @@ def create_app(settings: TrainerSettings | None = None, *, overrides: Dependency
 async def _serving(
     app: FastAPI, settings: TrainerSettings, runtime: Runtime, artifacts: ArtifactClient, worker: str
 ) -> AsyncIterator[None]:
-    """The job consumer and its cancel watcher, for as long as the app runs."""
+    """The job consumer (with its cancel watcher), for as long as the app runs."""
     # One thread: a worker trains one job at a time, and the event loop stays free for Kafka and HTTP.
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="training")
     runner = JobRunner(settings, runtime.store, runtime.bus, artifacts, executor)
-    watcher = CancelWatcher(settings)
-    consumer = JobConsumer(settings, runtime.pool, runtime.bus, runner, watcher, worker)
-    await watcher.start()
+    consumer = JobConsumer(
+        settings,
+        runtime.pool,
+        runtime.bus,
+        TRAINING_JOBS,
+        runner.run,
+        group=settings.trainer_group,
+        worker=worker,
+        max_attempts=settings.trainer_max_job_attempts,
+    )
     try:
         await consumer.start()
         try:
@@ -81,7 +87,6 @@ async def _serving(
         finally:
             await consumer.stop()
     finally:
-        await watcher.stop()
         executor.shutdown(wait=True)
 
 

@@ -7,9 +7,8 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends
+from modelops_shared.jobs import JobConsumer
 from modelops_shared.service import state_dependency
-
-from .handlers import JobConsumer
 
 
 @dataclass

@@ -13,10 +13,8 @@ import hashlib
 import logging
 import re
 import shutil
-import threading
 import time
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +23,7 @@ import torch
 from modelops_contracts import (
     ArtifactKind,
     ArtifactSubmitted,
+    CancelTraining,
     Envelope,
     JobStatus,
     LineageRelation,
@@ -38,6 +37,7 @@ from modelops_contracts import (
     TrainingProgressed,
     TrainingStarted,
 )
+from modelops_contracts.catalog import TRAINING_COMMANDS
 from modelops_shared.artifacts import (
     ArtifactClient,
     ArtifactError,
@@ -47,6 +47,7 @@ from modelops_shared.artifacts import (
     VerifiedArtifact,
 )
 from modelops_shared.bus import Bus
+from modelops_shared.jobs import JobCommands, Outcome, StopSignal, Transient
 from modelops_shared.storage import ObjectStore, StoreError
 from modelops_shared.storage.delta import DatasetNotFound, read_dataset
 
@@ -66,55 +67,19 @@ PUBLISH_TIMEOUT_S = 30.0
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-class Transient(Exception):
-    """Infrastructure failed (registry, store, broker unreachable): the job is retried, not failed."""
-
-
 def adapter_artifact_id(job_id: str) -> str:
     """Derived from the job id alone, so a redelivered job can only ever submit the same adapter."""
     return f"adapter-{hashlib.sha256(f'adapter:{job_id}'.encode()).hexdigest()[:24]}"
 
 
-class StopSignal:
-    """Set from the event loop (a cancel, a lost partition, shutdown), read by the training thread each step."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._reason: str | None = None
-        self.detail = ""
-
-    def cancel(self, detail: str) -> None:
-        with self._lock:
-            if self._reason is None:
-                self._reason, self.detail = "cancelled", detail
-
-    def hand_off(self) -> None:
-        with self._lock:
-            if self._reason is None:
-                self._reason = "handed_off"
-
-    def reason(self) -> str | None:
-        with self._lock:
-            return self._reason
-
-
-@dataclass
-class Outcome:
-    """How a job ended here. No status: it was handed off, and another worker (or this one, after a restart)
-    finishes it; nothing is recorded."""
-
-    status: JobStatus | None
-    events: list[Message] = field(default_factory=list)
-    steps: int | None = None
-    adapter_artifact_id: str | None = None
-    reason: str | None = None
-
-
-def failed(job_id: str, error_type: str, reason: str) -> Outcome:
-    log.warning("job %s failed (%s): %s", job_id, error_type, reason)
-    return Outcome(
-        JobStatus.FAILED, [TrainingFailed(job_id=job_id, reason=reason, error_type=error_type)], reason=reason
-    )
+TRAINING_JOBS = JobCommands(
+    topic=TRAINING_COMMANDS,
+    start=StartTraining,
+    cancel=CancelTraining,
+    failed_event=lambda job_id, error_type, reason: TrainingFailed(job_id=job_id, reason=reason, error_type=error_type),
+    cancelled_event=lambda job_id, reason: TrainingCancelled(job_id=job_id, reason=reason),
+)
+failed = TRAINING_JOBS.failed
 
 
 class JobRunner:
@@ -145,7 +110,7 @@ class JobRunner:
             if result.stopped == "cancelled":
                 await _finish(tracker, JobStatus.CANCELLED)
                 cancelled = TrainingCancelled(job_id=spec.job_id, at_step=result.steps, reason=stop.detail)
-                return Outcome(JobStatus.CANCELLED, [cancelled], steps=result.steps, reason=stop.detail)
+                return Outcome(JobStatus.CANCELLED, [cancelled], reason=stop.detail, record={"steps": result.steps})
             if result.stopped or result.adapter_dir is None:
                 return Outcome(None)
             submission = await self._submit_adapter(spec, result, base, dataset)
@@ -159,12 +124,8 @@ class JobRunner:
                 duration_seconds=time.monotonic() - began,
                 metrics=result.metrics,
             )
-            return Outcome(
-                JobStatus.COMPLETED,
-                [submission, completed],
-                steps=result.steps,
-                adapter_artifact_id=submission.artifact_id,
-            )
+            record = {"steps": result.steps, "adapter_artifact_id": submission.artifact_id}
+            return Outcome(JobStatus.COMPLETED, [submission, completed], record=record)
         except JobFailure as error:
             await _finish(tracker, JobStatus.FAILED)
             return failed(spec.job_id, error.error_type, str(error))

@@ -29,10 +29,9 @@ from modelops_contracts import (
 )
 from modelops_shared.artifacts import ArtifactClient
 from modelops_shared.bus import Bus
-from modelops_trainer import store
+from modelops_shared.jobs import JobConsumer, ledger
 from modelops_trainer.app import create_app
-from modelops_trainer.handlers import JobConsumer
-from modelops_trainer.jobs import adapter_artifact_id
+from modelops_trainer.jobs import TRAINING_JOBS, adapter_artifact_id
 from modelops_trainer.settings import TrainerSettings
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -242,7 +241,7 @@ async def test_a_database_outage_delays_a_job_and_loses_nothing(
     trainer, base_model, sft_dataset, bus, events: TopicTap, monkeypatch
 ):
     outages = 2
-    has_ended = store.has_ended
+    has_ended = ledger.has_ended
 
     async def flaky(pool, job_id):
         nonlocal outages
@@ -251,7 +250,7 @@ async def test_a_database_outage_delays_a_job_and_loses_nothing(
             raise asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed in the middle of operation")
         return await has_ended(pool, job_id)
 
-    monkeypatch.setattr(store, "has_ended", flaky)
+    monkeypatch.setattr(ledger, "has_ended", flaky)
     spec = job(base_model, sft_dataset, steps=2)
     await bus.publish(spec)
     assert isinstance(await events.first(spec.job_id, *ENDED), TrainingCompleted)
@@ -259,7 +258,16 @@ async def test_a_database_outage_delays_a_job_and_loses_nothing(
 
 
 async def test_readiness_fails_once_the_job_consumer_has_stopped(trainer_settings) -> None:
-    consumer = JobConsumer(trainer_settings, None, None, None, None, "w")  # type: ignore[arg-type]
+    consumer = JobConsumer(
+        trainer_settings,
+        None,
+        None,
+        TRAINING_JOBS,
+        None,
+        group="g",
+        worker="w",
+        max_attempts=1,  # type: ignore[arg-type]
+    )
     assert not await consumer.alive()  # never started
     consumer._task = asyncio.create_task(asyncio.sleep(0))
     await consumer._task
@@ -268,3 +276,4 @@ async def test_readiness_fails_once_the_job_consumer_has_stopped(trainer_setting
     assert await consumer.alive()
     consumer._task.cancel()
     await consumer.consumer.stop()
+    await consumer.watcher.consumer.stop()

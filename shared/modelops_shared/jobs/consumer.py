@@ -1,40 +1,31 @@
-"""The job consumer, the trainer's Kafka handlers: group `trainer` on training.commands.v1, one job at a time per
-worker, replicas sharing the partitions.
+"""The job consumer: one consumer group per kind of job on its commands topic, one job at a time per worker,
+replicas sharing the partitions. The service's `run` does the job; this decides when, records how it ended, and
+makes redelivery, cancels, rebalances and dead workers safe.
 
-Consumes: training.commands.v1 (group trainer). Produces: training.events.v1 and artifacts.submissions.v1 (outbox),
-training.commands.v1.dlq."""
+Consumes: the commands topic (the service's group). Produces: what the outcome carries (outbox), <commands>.dlq."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from modelops_contracts import (
-    CancelTraining,
-    Envelope,
-    EnvelopeError,
-    JobStatus,
-    StartTraining,
-    TrainingCancelled,
-    TrainingFailed,
-    decode,
-)
-from modelops_contracts.catalog import TRAINING_COMMANDS
-from modelops_shared.bus import Bus
-from modelops_shared.bus.access import KafkaAccess
-from modelops_shared.bus.consumer import dead_letter_headers
-from modelops_shared.bus.incarnations import Incarnations, ReadRecreatedFromStart
+from modelops_contracts import Envelope, EnvelopeError, JobStatus, Message, decode
 
-from . import store
+from ..bus import Bus
+from ..bus.access import KafkaAccess
+from ..bus.consumer import dead_letter_headers
+from ..bus.incarnations import Incarnations, ReadRecreatedFromStart
+from ..settings import Settings
+from . import ledger
 from .cancellation import CancelWatcher
-from .jobs import JobRunner, Outcome, StopSignal, Transient, failed
-from .settings import TrainerSettings
+from .commands import JobCommand, JobCommands, Outcome, StopSignal, Transient
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +40,10 @@ INFRASTRUCTURE_ERRORS = (
     ConnectionError,  # a socket refused or reset (not any OSError: a missing file is a bug, not an outage)
     TimeoutError,
 )
+
+
+# Runs one job: (its start command, that command's envelope, its stop signal, this worker's name) → how it ended.
+RunJob = Callable[[Any, Envelope, StopSignal, str], Coroutine[Any, Any, Outcome]]
 
 
 @dataclass
@@ -76,9 +71,9 @@ class _KeepJobPartition(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class JobConsumer:
-    """Runs the StartTraining commands of the partitions assigned to this worker, one job at a time.
+    """Runs the start commands of the partitions assigned to this worker, one job at a time.
 
-    Group membership during long jobs: while a job trains (on the worker thread), every assigned partition is paused
+    Group membership during long jobs: while a job runs (on a worker thread), every assigned partition is paused
     and the consumer keeps polling. aiokafka heartbeats in the background, and polling paused partitions returns no
     records but keeps `max_poll_interval_ms` from expiring, so a job may run for days without the worker being taken
     for dead and without a rebalance; a worker that really dies stops heartbeating and its partitions move on after
@@ -89,8 +84,8 @@ class JobConsumer:
     outcome and events were recorded in Postgres (outbox) — so a worker dying mid-job gets the command redelivered to
     the next owner of the partition, which resumes from the job's last checkpoint, and a command redelivered after its
     job ended is recognised in the ledger and skipped. That ledger also makes it safe to read a recreated topic from its
-    beginning (modelops_shared.bus.incarnations). A job started more than `trainer_max_job_attempts` times (its
-    worker died each time: out of memory, a crash) is failed, not retried forever.
+    beginning (modelops_shared.bus.incarnations). A job started more than `max_attempts` times (its worker died each
+    time: out of memory, a crash) is failed, not retried forever.
 
     Rebalances: aiokafka's eager protocol revokes every partition and assigns them again; if the running job's
     partition comes back the job just goes on (paused again), otherwise it stops at the next step without recording
@@ -99,23 +94,29 @@ class JobConsumer:
 
     def __init__(
         self,
-        settings: TrainerSettings,
+        settings: Settings,
         pool: asyncpg.Pool,
         bus: Bus,
-        runner: JobRunner,
-        watcher: CancelWatcher,
+        commands: JobCommands,
+        run: RunJob,
+        *,
+        group: str,
         worker: str,
+        max_attempts: int,
     ) -> None:
         self.settings = settings
         self.pool = pool
         self.bus = bus
-        self.runner = runner
-        self.watcher = watcher
+        self.commands = commands
+        self.run = run
+        self.group = group
         self.worker = worker
+        self.max_attempts = max_attempts
+        self.watcher = CancelWatcher(settings, commands)
         self.current: RunningJob | None = None
         self.consumer = AIOKafkaConsumer(
             **KafkaAccess.of(settings).aiokafka(),
-            group_id=settings.trainer_group,
+            group_id=group,
             client_id=f"{settings.service_name}-{worker}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
@@ -126,9 +127,11 @@ class JobConsumer:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        incarnations = Incarnations(self.pool, KafkaAccess.of(self.settings), self.settings.trainer_group)
+        """Start the cancel watcher, then consuming (jobs start once the watcher has read every earlier cancel)."""
+        await self.watcher.start()
+        incarnations = Incarnations(self.pool, KafkaAccess.of(self.settings), self.group)
         listener = ReadRecreatedFromStart(incarnations, lambda: self.consumer, then=_KeepJobPartition(self))
-        self.consumer.subscribe([TRAINING_COMMANDS.name], listener=listener)
+        self.consumer.subscribe([self.commands.topic.name], listener=listener)
         await self.consumer.start()
         self._task = asyncio.create_task(self._run(), name="job-consumer")
         self._task.add_done_callback(_report_end)
@@ -142,6 +145,7 @@ class JobConsumer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self.consumer.stop()
+        await self.watcher.stop()
 
     async def alive(self) -> bool:
         """For /readyz: false once the consume loop has ended (a bug it could not survive), so the worker is
@@ -180,75 +184,70 @@ class JobConsumer:
             await self._undecodable(record, headers, error)
             await self._commit(tp, record)
             return
-        if isinstance(body, CancelTraining):
-            await self._commit(tp, record)  # the cancel watcher acted on it when it was published
+        if not isinstance(body, self.commands.start):
+            await self._commit(tp, record)  # a cancel: the cancel watcher acted on it when it was published
             return
-        if not isinstance(body, StartTraining):
-            await self._commit(tp, record)
-            return
-        job_id = body.job_id
-        if await store.has_ended(self.pool, job_id):
+        job_id = cast(JobCommand, body).job_id
+        if await ledger.has_ended(self.pool, job_id):
             log.info("job %s already ended; skipping its redelivered command", job_id)
             await self._commit(tp, record)
             return
-        outcome = await self._run_job(tp, body, envelope)
+        outcome = await self._run_job(tp, job_id, body, envelope)
         if outcome.status is None:
             return  # handed off: recorded and committed by whoever finishes it
-        recorded = await store.finish(
+        recorded = await ledger.finish(
             self.pool,
             self.bus,
             job_id,
             outcome.status,
             outcome.events,
             cause=envelope,
-            steps=outcome.steps,
-            adapter_artifact_id=outcome.adapter_artifact_id,
             reason=outcome.reason,
+            record=outcome.record,
         )
         if not recorded:
             log.info("job %s was ended by another worker meanwhile", job_id)
         await self._commit(tp, record)
 
-    async def _run_job(self, tp: TopicPartition, spec: StartTraining, envelope: Envelope) -> Outcome:
+    async def _run_job(self, tp: TopicPartition, job_id: str, spec: Message, envelope: Envelope) -> Outcome:
         stop = StopSignal()
-        self.current = RunningJob(spec.job_id, tp, stop)
+        self.current = RunningJob(job_id, tp, stop)
         self.consumer.pause(*self.consumer.assignment())
         try:
-            with self.watcher.watch(spec.job_id, lambda cancel: stop.cancel(cancel.reason)) as cancelled:
+            with self.watcher.watch(job_id, lambda cancel: stop.cancel(cancel.reason)) as cancelled:
                 if cancelled is not None:
-                    event = TrainingCancelled(job_id=spec.job_id, at_step=0, reason=cancelled.reason)
-                    return Outcome(JobStatus.CANCELLED, [event], steps=0, reason=cancelled.reason)
-                attempts = await store.begin(self.pool, spec.job_id, self.worker)
+                    return self.commands.cancelled(job_id, cancelled.reason)
+                attempts = await ledger.begin(self.pool, job_id, self.worker)
                 if attempts is None:
                     return Outcome(None)  # ended by another worker since we looked
-                if attempts > self.settings.trainer_max_job_attempts:
-                    return failed(
-                        spec.job_id,
+                if attempts > self.max_attempts:
+                    return self.commands.failed(
+                        job_id,
                         "worker_lost",
                         f"the job was started {attempts - 1} times and its worker died each time"
                         " (killed, or out of memory?)",
                     )
-                log.info("starting job %s (attempt %d)", spec.job_id, attempts)
-                return await self._train(spec, envelope, stop)
+                log.info("starting job %s (attempt %d)", job_id, attempts)
+                return await self._work(job_id, spec, envelope, stop)
         finally:
             self.current = None
             self.consumer.resume(*self.consumer.assignment())
 
-    async def _train(self, spec: StartTraining, envelope: Envelope, stop: StopSignal) -> Outcome:
+    async def _work(self, job_id: str, spec: Message, envelope: Envelope, stop: StopSignal) -> Outcome:
         """Run the job while polling the paused partitions; transient failures retry with backoff, then fail."""
         delay, last = self.settings.consumer_retry_backoff_s, ""
         for attempt in range(self.settings.consumer_max_retries + 1):
-            job = asyncio.create_task(self.runner.run(spec, envelope, stop, self.worker))
+            job = asyncio.create_task(self.run(spec, envelope, stop, self.worker))
             while not job.done():
                 await self._poll_paused()
             try:
                 return job.result()
             except Transient as error:
-                log.warning("job %s hit an infrastructure failure (try %d): %s", spec.job_id, attempt + 1, error)
+                log.warning("job %s hit an infrastructure failure (try %d): %s", job_id, attempt + 1, error)
                 await asyncio.sleep(delay)
                 delay *= 2
                 last = str(error)
-        return failed(spec.job_id, "infrastructure", f"gave up after repeated infrastructure failures: {last}")
+        return self.commands.failed(job_id, "infrastructure", f"gave up after repeated infrastructure failures: {last}")
 
     async def _poll_paused(self) -> None:
         stray = await self.consumer.getmany(timeout_ms=POLL_MS)
@@ -260,14 +259,14 @@ class JobConsumer:
     async def _undecodable(
         self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str], error: Exception
     ) -> None:
-        """A StartTraining whose spec is invalid fails its job (the key is its id); anything else is dead-lettered."""
-        if headers.get("ce_type") == StartTraining.type and record.key:
-            job_id = record.key.decode()
-            event = TrainingFailed(job_id=job_id, reason=f"invalid job spec: {error}"[:2000], error_type="invalid_spec")
-            await store.finish(self.pool, self.bus, job_id, JobStatus.FAILED, [event], cause=None, reason=event.reason)
+        """A start command whose spec is invalid fails its job (the key is its id); anything else is dead-lettered."""
+        if headers.get("ce_type") == self.commands.start.type and record.key:
+            job_id, reason = record.key.decode(), f"invalid job spec: {error}"[:2000]
+            event = self.commands.failed_event(job_id, "invalid_spec", reason)
+            await ledger.finish(self.pool, self.bus, job_id, JobStatus.FAILED, [event], cause=None, reason=reason)
             return
-        dlq = dead_letter_headers(headers, record, self.settings.trainer_group, error, attempts=1)
-        await self.bus.broker.publish(record.value, topic=TRAINING_COMMANDS.dlq, key=record.key, headers=dlq)
+        dlq = dead_letter_headers(headers, record, self.group, error, attempts=1)
+        await self.bus.broker.publish(record.value, topic=self.commands.topic.dlq, key=record.key, headers=dlq)
 
     async def _commit(self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:
         try:

@@ -1,6 +1,6 @@
-"""How a running job learns of its cancellation within a second, although its CancelTraining queues behind it.
+"""How a running job learns of its cancellation within a second, although its cancel command queues behind it.
 
-Consumes: training.commands.v1 (CancelTraining only, no group)."""
+Consumes: the job kind's commands topic (its cancel commands only, no group)."""
 
 from __future__ import annotations
 
@@ -8,23 +8,24 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
+from typing import cast
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from modelops_contracts import CancelTraining, EnvelopeError, decode
-from modelops_contracts.catalog import TRAINING_COMMANDS
-from modelops_shared.bus.access import KafkaAccess
+from modelops_contracts import EnvelopeError, decode
 
-from .settings import TrainerSettings
+from ..bus.access import KafkaAccess
+from ..settings import Settings
+from .commands import CancelCommand, JobCommands
 
 log = logging.getLogger(__name__)
 
-Listener = Callable[[CancelTraining], None]
+Listener = Callable[[CancelCommand], None]
 
 
 class CancelWatcher:
-    """Reads every CancelTraining without a group, and stops a watched job the moment its cancel is read.
+    """Reads every cancel command without a group, and stops a watched job the moment its cancel is read.
 
-    The gateway keys CancelTraining by job id, so it lands on the same partition as the job's StartTraining, behind it:
+    The gateway keys a cancel by job id, so it lands on the same partition as the job's start command, behind it:
     the job consumer, busy with that very job, would only reach it after the job ended. So each worker also reads the
     commands topic with a second consumer of its own — no group (every partition assigned, nothing committed), from the
     beginning — and keeps the ids of every cancelled job. A running job registered with `watch` is stopped the moment
@@ -34,7 +35,8 @@ class CancelWatcher:
     anything.
     """
 
-    def __init__(self, settings: TrainerSettings) -> None:
+    def __init__(self, settings: Settings, commands: JobCommands) -> None:
+        self.commands = commands
         self.consumer = AIOKafkaConsumer(
             **KafkaAccess.of(settings).aiokafka(),
             group_id=None,
@@ -42,14 +44,15 @@ class CancelWatcher:
             client_id=f"{settings.service_name}-cancel-watcher",
             fetch_max_wait_ms=100,
         )
-        self.cancelled: dict[str, CancelTraining] = {}
+        self.cancelled: dict[str, CancelCommand] = {}
         self.caught_up = asyncio.Event()
         self._listeners: dict[str, Listener] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.consumer.start()
-        partitions = [TopicPartition(TRAINING_COMMANDS.name, p) for p in range(TRAINING_COMMANDS.partitions)]
+        topic = self.commands.topic
+        partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
         self.consumer.assign(partitions)
         await self.consumer.seek_to_beginning(*partitions)
         ends = await self.consumer.end_offsets(partitions)
@@ -63,7 +66,7 @@ class CancelWatcher:
         await self.consumer.stop()
 
     @contextlib.contextmanager
-    def watch(self, job_id: str, listener: Listener) -> Iterator[CancelTraining | None]:
+    def watch(self, job_id: str, listener: Listener) -> Iterator[CancelCommand | None]:
         """Call `listener` when `job_id` is cancelled while the block runs; yields the cancel if it already came."""
         self._listeners[job_id] = listener
         try:
@@ -84,13 +87,13 @@ class CancelWatcher:
 
     def _read(self, record: ConsumerRecord[bytes, bytes]) -> None:
         headers = {name: value.decode() for name, value in record.headers}
-        if headers.get("ce_type") != CancelTraining.type:
+        if headers.get("ce_type") != self.commands.cancel.type:
             return
         try:
-            _, cancel = decode(record.key, record.value, headers)
+            _, message = decode(record.key, record.value, headers)
         except EnvelopeError:
             return  # the job consumer dead-letters it; here it cancels nothing
-        assert isinstance(cancel, CancelTraining)
+        cancel = cast(CancelCommand, message)  # the commands' cancel type
         self.cancelled[cancel.job_id] = cancel
         listener = self._listeners.get(cancel.job_id)
         if listener:

@@ -1,13 +1,21 @@
-"""SQL: the trainer's ledger of jobs in Postgres (named `store` as in every service; the object store is
-`modelops_shared.storage`): starts counted, outcomes written with the events that announce them."""
+"""SQL: a job service's ledger in its own schema's `jobs` table (each service's migrations create it): starts counted,
+outcomes written in one transaction with the events that announce them (outbox)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import asyncpg
 from modelops_contracts import Envelope, JobStatus, Message
-from modelops_shared.bus import Bus, enqueue
+
+from ..bus import Bus, enqueue
+
+# The table every job service creates (its own migration, so that each owns its schema):
+#   jobs (job_id text PRIMARY KEY, status text NOT NULL, attempts integer NOT NULL DEFAULT 0, worker text,
+#         reason text, outcome jsonb, started_at timestamptz NOT NULL DEFAULT now(),
+#         updated_at timestamptz NOT NULL DEFAULT now())
 
 
 async def begin(pool: asyncpg.Pool, job_id: str, worker: str) -> int | None:
@@ -36,21 +44,19 @@ async def finish(
     events: Sequence[Message],
     *,
     cause: Envelope | None,
-    steps: int | None = None,
-    adapter_artifact_id: str | None = None,
     reason: str | None = None,
+    record: dict[str, Any] | None = None,
 ) -> bool:
     """Record the outcome and stage its events in one transaction; False (nothing staged) if it had already ended."""
     async with pool.acquire() as conn, conn.transaction():
         recorded = await conn.fetchval(
-            "INSERT INTO jobs (job_id, status, steps, adapter_artifact_id, reason) VALUES ($1, $2, $3, $4, $5)"
-            " ON CONFLICT (job_id) DO UPDATE SET status = $2, steps = $3, adapter_artifact_id = $4, reason = $5,"
-            " updated_at = now() WHERE jobs.status = $6 RETURNING true",
+            "INSERT INTO jobs (job_id, status, reason, outcome) VALUES ($1, $2, $3, $4::jsonb)"
+            " ON CONFLICT (job_id) DO UPDATE SET status = $2, reason = $3, outcome = $4::jsonb, updated_at = now()"
+            " WHERE jobs.status = $5 RETURNING true",
             job_id,
             status,
-            steps,
-            adapter_artifact_id,
             reason,
+            json.dumps(record or {}),
             JobStatus.RUNNING,
         )
         if not recorded:

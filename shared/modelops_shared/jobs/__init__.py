@@ -1,0 +1,7 @@
+"""Long-running jobs fed by Kafka (training, quantization, …): one job at a time per worker, cancels read within a
+second, a ledger that makes redelivery and a dead worker safe. A service supplies the commands and how to run one."""
+
+from .commands import JobCommands, Outcome, StopSignal, Transient
+from .consumer import JobConsumer
+
+__all__ = ["JobCommands", "JobConsumer", "Outcome", "StopSignal", "Transient"]
