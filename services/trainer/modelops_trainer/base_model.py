@@ -11,11 +11,11 @@ from pathlib import Path
 
 import torch
 from modelops_contracts import ArtifactKind, ArtifactSubmitted
+from modelops_shared.artifact_upload import digest_directory, upload_directory
 from modelops_shared.storage import ObjectStore
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
-from .artifact_upload import digest_directory, upload_directory
 from .corpus import sentences
 
 BASE_NAME = "tiny-llama"

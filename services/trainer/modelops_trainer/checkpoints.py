@@ -7,9 +7,8 @@ import asyncio
 import json
 from pathlib import Path
 
+from modelops_shared.artifact_upload import upload_directory
 from modelops_shared.storage import ObjectNotFound, ObjectStore
-
-from .artifact_upload import upload_directory
 
 PREFIX = "checkpoints"
 LATEST = "latest.json"

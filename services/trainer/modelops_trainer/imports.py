@@ -31,12 +31,12 @@ from modelops_contracts import (
     ModelImportFailed,
     ParentRef,
 )
+from modelops_shared.artifact_upload import upload_directory
 from modelops_shared.artifacts import ArtifactClient, ArtifactUnavailable
 from modelops_shared.bus import Bus, MessageContext, enqueue
 from modelops_shared.storage import ObjectStore
 
 from . import gguf_import
-from .artifact_upload import upload_directory
 
 log = logging.getLogger(__name__)
 

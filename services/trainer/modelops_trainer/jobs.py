@@ -38,6 +38,7 @@ from modelops_contracts import (
     TrainingStarted,
 )
 from modelops_contracts.catalog import TRAINING_COMMANDS
+from modelops_shared.artifact_upload import upload_directory
 from modelops_shared.artifacts import (
     ArtifactClient,
     ArtifactError,
@@ -52,7 +53,6 @@ from modelops_shared.storage import ObjectStore, StoreError
 from modelops_shared.storage.delta import DatasetNotFound, read_dataset
 
 from . import data, engine
-from .artifact_upload import upload_directory
 from .callbacks import Progress
 from .card import write_card
 from .checkpoints import Checkpoints

@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 from helpers import registered
 from modelops_contracts import ArtifactKind, ArtifactSubmitted
+from modelops_shared.artifact_upload import upload_directory
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
 from modelops_shared.storage import open_store
-from modelops_trainer.artifact_upload import upload_directory
 from modelops_trainer.gguf_import import GgufInfo, smollm2
 
 from .support import deploy

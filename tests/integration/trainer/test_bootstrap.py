@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from modelops_trainer.artifact_upload import digest_directory
+from modelops_shared.artifact_upload import digest_directory
 from modelops_trainer.base_model import build_base_model
 from transformers import AutoConfig, AutoTokenizer
 

@@ -7,7 +7,8 @@ import hashlib
 from pathlib import Path
 
 from modelops_contracts import FileDigest
-from modelops_shared.storage import ObjectStore
+
+from .storage import ObjectStore
 
 
 def digest_directory(directory: Path) -> list[FileDigest]:
