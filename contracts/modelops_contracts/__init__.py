@@ -18,6 +18,18 @@ from .diagnostics import Ping
 from .envelope import Envelope, EnvelopeError, KafkaRecord, decode, encode, new_envelope
 from .imports import ImportGguf, ModelImported, ModelImportFailed
 from .messages import MESSAGE_TYPES, Message, message_class
+from .quantization import (
+    CancelQuantization,
+    QuantizationCancelled,
+    QuantizationCompleted,
+    QuantizationFailed,
+    QuantizationFormat,
+    QuantizationProgressed,
+    QuantizationStarted,
+    QuantizedOutput,
+    StartQuantization,
+    quantization_warnings,
+)
 from .registry_views import (
     ArtifactFile,
     ArtifactPage,
@@ -58,6 +70,7 @@ __all__ = [
     "ArtifactRejected",
     "ArtifactSubmitted",
     "ArtifactView",
+    "CancelQuantization",
     "CancelTraining",
     "DatasetSchema",
     "DatasetVersionCreated",
@@ -82,9 +95,17 @@ __all__ = [
     "Ping",
     "PluginSpec",
     "PromotionRecord",
+    "QuantizationCancelled",
+    "QuantizationCompleted",
+    "QuantizationFailed",
+    "QuantizationFormat",
+    "QuantizationProgressed",
+    "QuantizationStarted",
+    "QuantizedOutput",
     "SigningKey",
     "Stage",
     "StageAt",
+    "StartQuantization",
     "StartTraining",
     "Topic",
     "TrainingCancelled",
@@ -100,5 +121,6 @@ __all__ = [
     "encode",
     "message_class",
     "new_envelope",
+    "quantization_warnings",
     "topic_of",
 ]

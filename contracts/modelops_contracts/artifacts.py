@@ -32,6 +32,7 @@ class LineageRelation(StrEnum):
     TRAINED_FROM = "trained_from"
     FINE_TUNED_ON = "fine_tuned_on"
     QUANTIZED_FROM = "quantized_from"
+    MERGED_FROM = "merged_from"
     CONVERTED_FROM = "converted_from"
     EVALUATED_ON = "evaluated_on"
     DEPLOYED_AS = "deployed_as"

@@ -12,6 +12,15 @@ from .deployments import Deploy, DeploymentFailed, DeploymentReady, DeploymentRe
 from .diagnostics import Ping
 from .imports import ImportGguf, ModelImported, ModelImportFailed
 from .messages import Message
+from .quantization import (
+    CancelQuantization,
+    QuantizationCancelled,
+    QuantizationCompleted,
+    QuantizationFailed,
+    QuantizationProgressed,
+    QuantizationStarted,
+    StartQuantization,
+)
 from .training import (
     CancelTraining,
     StartTraining,
@@ -67,6 +76,30 @@ TRAINING_EVENTS = Topic(
     ),
     description="What happened to a fine-tuning job, in order per job.",
 )
+QUANTIZATION_COMMANDS = Topic(
+    name="quantization.commands.v1",
+    partitions=3,
+    key="job_id",
+    producers=("gateway",),
+    consumers=("quantizer",),
+    messages=(StartQuantization, CancelQuantization),
+    description="Commands to start or cancel quantization jobs.",
+)
+QUANTIZATION_EVENTS = Topic(
+    name="quantization.events.v1",
+    partitions=3,
+    key="job_id",
+    producers=("quantizer",),
+    consumers=("gateway",),
+    messages=(
+        QuantizationStarted,
+        QuantizationProgressed,
+        QuantizationCompleted,
+        QuantizationFailed,
+        QuantizationCancelled,
+    ),
+    description="What happened to a quantization job, in order per job.",
+)
 DATASET_EVENTS = Topic(
     name="datasets.events.v1",
     partitions=3,
@@ -80,7 +113,7 @@ ARTIFACT_SUBMISSIONS = Topic(
     name="artifacts.submissions.v1",
     partitions=6,
     key="artifact_id",
-    producers=("gateway", "trainer"),
+    producers=("gateway", "trainer", "quantizer"),
     consumers=("registry",),
     messages=(ArtifactSubmitted,),
     description="Stored artifacts waiting for the registry to verify and sign them.",
@@ -143,6 +176,8 @@ DIAGNOSTICS_PINGS = Topic(
 TOPICS: tuple[Topic, ...] = (
     TRAINING_COMMANDS,
     TRAINING_EVENTS,
+    QUANTIZATION_COMMANDS,
+    QUANTIZATION_EVENTS,
     DATASET_EVENTS,
     ARTIFACT_SUBMISSIONS,
     REGISTRY_ARTIFACTS,

@@ -387,6 +387,7 @@ class LineageRelation(StrEnum):
     trained_from = "trained_from"
     fine_tuned_on = "fine_tuned_on"
     quantized_from = "quantized_from"
+    merged_from = "merged_from"
     converted_from = "converted_from"
     evaluated_on = "evaluated_on"
     deployed_as = "deployed_as"

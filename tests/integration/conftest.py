@@ -4,7 +4,9 @@ base model, built and registered. Helpers (the topic tap, waiting until register
 
 import os
 import shutil
+import subprocess
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 from helpers import registered, service_auth
+from modelops_contracts import ArtifactKind, ArtifactSubmitted
+from modelops_shared.artifact_upload import upload_directory
 from modelops_shared.bus import Bus
 from modelops_shared.devstack import ephemeral_settings, free_port, stack_env, start_infrastructure, stop_all
 from modelops_shared.settings import Settings, get_settings
@@ -123,3 +127,46 @@ def smollm2_dir(tmp_path_factory: pytest.TempPathFactory) -> tuple[GgufInfo, Pat
     """SmolLM2-135M-Instruct, the real pretrained model, converted once from the bundled GGUF (~25 s)."""
     directory = tmp_path_factory.mktemp("smollm2-hf")
     return convert(smollm2().path, directory), directory
+
+
+@pytest.fixture(scope="session")
+async def smollm2_base_model(
+    embedded_stack: Settings, bus: Bus, registry: httpx.AsyncClient, smollm2_dir: tuple[GgufInfo, Path]
+) -> str:
+    """SmolLM2-135M-Instruct stored, submitted as a base model (as an import of the bundled GGUF would) and
+    registered; its artifact id."""
+    info, directory = smollm2_dir
+    bundled = smollm2()
+    artifact_id = f"smollm2-{info.sha256[:16]}"
+    store = open_store(embedded_stack.store_url, embedded_stack)
+    files = await upload_directory(store, directory, f"artifacts/{artifact_id}")
+    await bus.publish(
+        ArtifactSubmitted(
+            artifact_id=artifact_id,
+            kind=ArtifactKind.BASE_MODEL,
+            name=f"smollm2-135m-instruct-{uuid.uuid4().hex[:6]}",
+            uri=store.url_of(f"artifacts/{artifact_id}"),
+            files=files,
+            created_by="test",
+            metadata={
+                "architecture": "LlamaForCausalLM",
+                "source": f"{bundled.package}=={bundled.version}",
+                "gguf_sha256": info.sha256,
+                "quantization": info.quantization,
+                "license": info.license,
+            },
+        )
+    )
+    await registered(registry, artifact_id)
+    return artifact_id
+
+
+@pytest.fixture
+def worker_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Worker processes a test started (`helpers.spawn_service`) and appended here; any still running is killed."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait(30)

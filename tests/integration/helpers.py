@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections import defaultdict
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, Self
 
 import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from modelops_contracts import Envelope, Message, Topic, decode
+from modelops_shared.devstack import free_port
 from modelops_shared.service_tokens import BEARER, ServiceIdentity
 from modelops_shared.settings import Settings
 
@@ -135,3 +140,18 @@ async def consumed(
     async with asyncio.timeout(timeout):
         while await db.fetchval(applied, list(ids)) < len(ids):
             await asyncio.sleep(POLL_S)
+
+
+def spawn_service(service: str, settings: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`python -m modelops_<service>` as its own process (a worker a test can kill), with `settings` (MODELOPS_*
+    variables without the prefix) over this process's environment, and a free HTTP port; output appended to `log`."""
+    env = {
+        **os.environ,
+        "MODELOPS_SERVICE_NAME": service,
+        f"MODELOPS_{service.upper()}_PORT": str(free_port()),
+        **{f"MODELOPS_{name.upper()}": value for name, value in settings.items()},
+    }
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", f"modelops_{service}"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )

@@ -504,7 +504,12 @@ def test_grafana_dashboard_queries_metrics_the_services_export():
 # --- network policies -------------------------------------------------------------------------------------------
 
 # Who calls whom over HTTP inside the cluster (DESIGN.md §2); the gateway alone is reached from outside.
-CALLERS = {"registry": {"gateway", "trainer", "inference"}, "inference": {"gateway"}, "trainer": set()}
+CALLERS = {
+    "registry": {"gateway", "trainer", "quantizer", "inference"},
+    "inference": {"gateway"},
+    "trainer": set(),
+    "quantizer": set(),
+}
 
 
 def _selected(policy: dict[str, Any], service: str) -> bool:

@@ -5,17 +5,13 @@ has ended, and everything the workers staged has been published and read)."""
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 from aiokafka.partitioner import DefaultPartitioner
-from helpers import TopicTap, outbox_sent
+from helpers import TopicTap, outbox_sent, spawn_service
 from modelops_contracts import (
     ArtifactSubmitted,
     DatasetSchema,
@@ -25,24 +21,12 @@ from modelops_contracts import (
     TrainingStarted,
 )
 from modelops_contracts.catalog import TRAINING_COMMANDS
-from modelops_shared.devstack import free_port
 from modelops_trainer.jobs import adapter_artifact_id
 from modelops_trainer.settings import TrainerSettings
 
 from .support import arithmetic_rows, create_dataset, job
 
 STEPS = 24
-
-
-@pytest.fixture
-def workers(trainer_settings: TrainerSettings, tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Start trainer worker processes with `spawn(name)`; every one still running is killed at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait(30)
 
 
 def partition_of(job_id: str) -> int:
@@ -52,30 +36,27 @@ def partition_of(job_id: str) -> int:
 
 
 def spawn(settings: TrainerSettings, name: str, log: Path) -> subprocess.Popen[bytes]:
-    env = {
-        **os.environ,
-        "MODELOPS_SERVICE_NAME": "trainer",
-        "MODELOPS_REGISTRY_URL": settings.registry_url,
-        "MODELOPS_TRAINER_SCHEMA": settings.trainer_schema,
-        "MODELOPS_TRAINER_GROUP": settings.trainer_group,
-        "MODELOPS_TRAINER_WORK_DIR": str(settings.work_dir / name),
-        "MODELOPS_TRAINER_WORKER_ID": name,
-        "MODELOPS_TRAINER_PORT": str(free_port()),
-        "MODELOPS_TRAINER_CHECKPOINT_EVERY_STEPS": "4",
-        "MODELOPS_TRAINER_PROGRESS_EVERY_STEPS": "2",
-    }
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "modelops_trainer"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    return spawn_service(
+        "trainer",
+        {
+            "registry_url": settings.registry_url,
+            "trainer_schema": settings.trainer_schema,
+            "trainer_group": settings.trainer_group,
+            "trainer_work_dir": str(settings.work_dir / name),
+            "trainer_worker_id": name,
+            "trainer_checkpoint_every_steps": "4",
+            "trainer_progress_every_steps": "2",
+        },
+        log,
+    )
 
 
 async def test_a_killed_worker_s_job_resumes_elsewhere_from_its_checkpoint(
-    trainer_settings, base_model, bus, events: TopicTap, registry, embedded_stack, workers, tmp_path
+    trainer_settings, base_model, bus, events: TopicTap, registry, embedded_stack, worker_processes, tmp_path
 ):
     dataset = await create_dataset(embedded_stack, bus, registry, arithmetic_rows(200, seed=3), DatasetSchema.SFT)
     first = spawn(trainer_settings, "worker-a", tmp_path / "a.log")
-    workers.append(first)
+    worker_processes.append(first)
     spec = job(base_model, dataset, steps=STEPS, hyperparameters={"batch_size": 8, "seq_len": 128})
     await bus.publish(spec)
 
@@ -88,7 +69,7 @@ async def test_a_killed_worker_s_job_resumes_elsewhere_from_its_checkpoint(
     killed_at = max(c.step for c in events.of(spec.job_id, TrainingCheckpointed))
     assert killed_at < STEPS, "the job finished before the worker could be killed"
 
-    workers.append(spawn(trainer_settings, "worker-b", tmp_path / "b.log"))
+    worker_processes.append(spawn(trainer_settings, "worker-b", tmp_path / "b.log"))
     ended = await events.first(spec.job_id, TrainingCompleted, TrainingFailed, timeout=180)
 
     assert isinstance(ended, TrainingCompleted), ended

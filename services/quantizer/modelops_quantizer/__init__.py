@@ -1,0 +1,1 @@
+"""ModelOps quantizer: merged, quantized GGUF models with measured quality loss."""

@@ -1,0 +1,327 @@
+"""One quantization job from command to outcome: fetch and verify the model and adapter, merge them, convert to an
+F16 GGUF and measure it (the reference), then make, measure and store each asked format on the worker thread.
+
+Each finished format leaves a record in the object store (`quantization/<job id>/<format>.json`), so a job resumed
+after its worker died makes only the formats still missing. The outcome's events (one ArtifactSubmitted per format,
+then QuantizationCompleted; or QuantizationFailed / QuantizationCancelled) are returned, not published: the job
+consumer records them with the job's end in one transaction (outbox).
+Produces directly: QuantizationStarted, QuantizationProgressed (quantization.events.v1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import shutil
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from modelops_contracts import (
+    ArtifactKind,
+    ArtifactSubmitted,
+    CancelQuantization,
+    Envelope,
+    FileDigest,
+    JobStatus,
+    LineageRelation,
+    Message,
+    ParentRef,
+    QuantizationCancelled,
+    QuantizationCompleted,
+    QuantizationFailed,
+    QuantizationFormat,
+    QuantizationProgressed,
+    QuantizationStarted,
+    QuantizedOutput,
+    StartQuantization,
+    quantization_warnings,
+)
+from modelops_contracts.catalog import QUANTIZATION_COMMANDS
+from modelops_shared.artifact_upload import upload_directory
+from modelops_shared.artifacts import (
+    ArtifactClient,
+    ArtifactError,
+    ArtifactNotFound,
+    ArtifactUnavailable,
+    ArtifactVerificationError,
+    VerifiedArtifact,
+)
+from modelops_shared.bus import Bus
+from modelops_shared.jobs import JobCommands, Outcome, StopSignal, Transient
+from modelops_shared.storage import ObjectNotFound, ObjectStore, StoreError
+
+from . import merging, quality, toolchain
+from .domain import ConversionFailed, InputNotFound, InputUnusable, JobFailure
+from .settings import QuantizerSettings
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_S = 30.0
+GGUF_NAME = "model.gguf"
+
+QUANTIZATION_JOBS = JobCommands(
+    topic=QUANTIZATION_COMMANDS,
+    start=StartQuantization,
+    cancel=CancelQuantization,
+    failed_event=lambda job_id, error_type, reason: QuantizationFailed(
+        job_id=job_id, reason=reason, error_type=error_type
+    ),
+    cancelled_event=lambda job_id, reason: QuantizationCancelled(job_id=job_id, reason=reason),
+)
+
+
+def output_artifact_id(job_id: str, fmt: QuantizationFormat) -> str:
+    """Derived from the job and format alone, so a resumed or redelivered job submits the same artifacts."""
+    return f"quantized-{hashlib.sha256(f'quantized:{job_id}:{fmt}'.encode()).hexdigest()[:24]}"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    base: VerifiedArtifact
+    adapter: VerifiedArtifact | None
+    name: str
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The merged model as an F16 GGUF and its measured quality: what every format is compared with."""
+
+    f16: Path
+    merged_dir: Path
+    quality: quality.Quality
+    parameters: int
+
+
+@dataclass(frozen=True)
+class Made:
+    """One format stored in the object store, as its record there says."""
+
+    artifact_id: str
+    files: list[FileDigest]
+    metrics: dict[str, float]
+
+    def to_json(self) -> bytes:
+        files = [f.model_dump() for f in self.files]
+        return json.dumps({"artifact_id": self.artifact_id, "files": files, "metrics": self.metrics}).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> Made:
+        data = json.loads(raw)
+        return cls(data["artifact_id"], [FileDigest(**f) for f in data["files"]], data["metrics"])
+
+
+class JobRunner:
+    def __init__(
+        self, settings: QuantizerSettings, store: ObjectStore, bus: Bus, artifacts: ArtifactClient, executor: Executor
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.artifacts = artifacts
+        self.executor = executor
+
+    async def run(self, spec: StartQuantization, cause: Envelope, stop: StopSignal, worker: str) -> Outcome:
+        """Quantize the job to an outcome; raises Transient when the infrastructure, not the job, is at fault."""
+        began = time.monotonic()
+        work = self.settings.work_dir / "jobs" / hashlib.sha256(spec.job_id.encode()).hexdigest()[:32]
+        try:
+            inputs = await self._inputs(spec)
+            made = {fmt: record for fmt in spec.formats if (record := await self._made_before(spec.job_id, fmt))}
+            await self._publish(
+                QuantizationStarted(job_id=spec.job_id, worker=worker, formats=spec.formats, resumed=list(made)),
+                spec,
+                cause,
+            )
+            pending = [fmt for fmt in spec.formats if fmt not in made]
+            if pending:
+                await self._progress(spec, cause, "converting", None, len(made))
+                reference = await self._in_thread(self._reference, inputs, work)
+                for fmt in pending:
+                    if stop.reason() == "cancelled":
+                        return QUANTIZATION_JOBS.cancelled(spec.job_id, stop.detail)
+                    if stop.reason():
+                        return Outcome(None)  # handed off: the next owner resumes from the stored formats
+                    await self._progress(spec, cause, "quantizing", fmt, len(made))
+                    path, metrics = await self._in_thread(self._make, fmt, inputs, reference, work)
+                    await self._progress(spec, cause, "uploading", fmt, len(made))
+                    made[fmt] = await self._store(spec.job_id, fmt, path, metrics)
+            return self._completed(spec, inputs, made, time.monotonic() - began)
+        except JobFailure as error:
+            return QUANTIZATION_JOBS.failed(spec.job_id, error.error_type, str(error))
+        except MemoryError as error:
+            return QUANTIZATION_JOBS.failed(spec.job_id, "out_of_memory", f"out of memory: {error}"[:2000])
+        except (httpx.TransportError, StoreError, ConnectionError, Transient) as error:
+            raise Transient(f"{type(error).__name__}: {error}") from error
+        except Exception as error:
+            log.exception("job %s failed", spec.job_id)
+            return QUANTIZATION_JOBS.failed(
+                spec.job_id, "quantization_error", f"{type(error).__name__}: {error}"[:2000]
+            )
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+    async def _inputs(self, spec: StartQuantization) -> Inputs:
+        try:
+            base = await self.artifacts.fetch(spec.model, ArtifactKind.BASE_MODEL)
+            adapter = await self.artifacts.fetch(spec.adapter, ArtifactKind.ADAPTER) if spec.adapter else None
+        except ArtifactNotFound as error:
+            raise InputNotFound(str(error)) from None
+        except (ArtifactUnavailable, ArtifactVerificationError) as error:
+            raise InputUnusable(str(error)) from None
+        except ArtifactError as error:
+            raise Transient(str(error)) from None
+        if adapter is not None and (trained_on := adapter.record.get("metadata", {}).get("base_model")) != base.id:
+            raise InputUnusable(f"adapter {adapter.id} was trained on {trained_on}, not on {base.id}")
+        name = spec.name or (f"{base.name}-{adapter.name}" if adapter else base.name)
+        return Inputs(base, adapter, name)
+
+    def _reference(self, inputs: Inputs, work: Path) -> Reference:
+        """Merge, convert to F16 and measure it (worker thread)."""
+        work.mkdir(parents=True, exist_ok=True)
+        merged = inputs.base.path
+        if inputs.adapter is not None:
+            merged = merging.merge_adapter(inputs.base.path, inputs.adapter.path, work / "merged")
+        f16 = work / "F16.gguf"
+        try:
+            toolchain.convert_model(merged, f16)
+        except toolchain.ToolchainError as error:
+            raise ConversionFailed(str(error)) from None
+        measured = self._measure(f16)
+        return Reference(f16, merged, measured, merging.parameter_count(merged))
+
+    def _make(
+        self, fmt: QuantizationFormat, inputs: Inputs, reference: Reference, work: Path
+    ) -> tuple[Path, dict[str, float]]:
+        """One format as a folder holding its single GGUF, and its metrics against the reference (worker thread)."""
+        folder = work / str(fmt)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / GGUF_NAME
+        try:
+            if fmt is QuantizationFormat.F16:
+                shutil.copyfile(reference.f16, path)
+                measured = reference.quality
+            elif fmt is QuantizationFormat.LORA_F16:
+                measured = self._lora(inputs, path, work)
+            else:
+                toolchain.quantize(reference.f16, path, fmt, self.settings.quantizer_threads)
+                measured = self._measure(path)
+        except toolchain.ToolchainError as error:
+            raise ConversionFailed(str(error)) from None
+        size, f16_size = path.stat().st_size, reference.f16.stat().st_size
+        return folder, {
+            "perplexity": measured.perplexity,
+            "perplexity_reference": reference.quality.perplexity,
+            "perplexity_change": measured.perplexity / reference.quality.perplexity - 1.0,
+            "perplexity_tokens": float(measured.scored_tokens),
+            "size_bytes": float(size),
+            "size_ratio_f16": size / f16_size,
+            "tokens_per_second": measured.tokens_per_second,
+            "tokens_per_second_f16": reference.quality.tokens_per_second,
+            "parameters": float(reference.parameters),
+        }
+
+    def _lora(self, inputs: Inputs, path: Path, work: Path) -> quality.Quality:
+        """The adapter alone as a GGUF LoRA, measured applied at run time over the base's own F16 GGUF: it must match
+        the merged model's perplexity."""
+        if inputs.adapter is None:
+            raise InputUnusable("LORA_F16 exports an adapter: name one")
+        base_f16 = work / "base-F16.gguf"
+        toolchain.convert_model(inputs.base.path, base_f16)
+        toolchain.convert_lora(inputs.adapter.path, inputs.base.path, path)
+        return self._measure(base_f16, lora=path)
+
+    def _measure(self, model: Path, lora: Path | None = None) -> quality.Quality:
+        return quality.measure(
+            model,
+            quality.heldout_text(),
+            n_ctx=self.settings.quantizer_perplexity_context,
+            threads=self.settings.quantizer_threads,
+            speed_tokens=self.settings.quantizer_speed_tokens,
+            lora=lora,
+        )
+
+    async def _made_before(self, job_id: str, fmt: QuantizationFormat) -> Made | None:
+        try:
+            return Made.from_json(await self.store.get(_record_key(job_id, fmt)))
+        except ObjectNotFound:
+            return None
+
+    async def _store(self, job_id: str, fmt: QuantizationFormat, folder: Path, metrics: dict[str, float]) -> Made:
+        """Upload the format's folder, then its record: a record exists only for a format wholly stored."""
+        artifact_id = output_artifact_id(job_id, fmt)
+        made = Made(artifact_id, await upload_directory(self.store, folder, f"artifacts/{artifact_id}"), metrics)
+        await self.store.put(_record_key(job_id, fmt), made.to_json())
+        return made
+
+    def _completed(
+        self, spec: StartQuantization, inputs: Inputs, made: dict[QuantizationFormat, Made], duration: float
+    ) -> Outcome:
+        submissions = [self._submission(spec, inputs, fmt, made[fmt]) for fmt in spec.formats]
+        outputs = [
+            QuantizedOutput(format=fmt, artifact_id=made[fmt].artifact_id, metrics=made[fmt].metrics)
+            for fmt in spec.formats
+        ]
+        completed = QuantizationCompleted(job_id=spec.job_id, outputs=outputs, duration_seconds=duration)
+        record = {"outputs": {str(fmt): made[fmt].artifact_id for fmt in spec.formats}}
+        return Outcome(JobStatus.COMPLETED, [*submissions, completed], record=record)
+
+    def _submission(
+        self, spec: StartQuantization, inputs: Inputs, fmt: QuantizationFormat, made: Made
+    ) -> ArtifactSubmitted:
+        parents = [ParentRef(artifact_id=inputs.base.id, relation=LineageRelation.QUANTIZED_FROM)]
+        if inputs.adapter is not None:
+            parents.append(ParentRef(artifact_id=inputs.adapter.id, relation=LineageRelation.MERGED_FROM))
+        metadata: dict[str, Any] = {
+            "format": str(fmt),
+            "quantization": str(fmt),
+            "role": "lora" if fmt is QuantizationFormat.LORA_F16 else "model",
+            "base_model": inputs.base.id,
+            "adapter": inputs.adapter.id if inputs.adapter else None,
+            "architecture": inputs.base.record.get("metadata", {}).get("architecture", "llama"),
+            "llama_cpp": toolchain.llama_cpp_version(),
+            "perplexity_text": "modelops_quantizer/heldout.txt",
+            "perplexity_context": self.settings.quantizer_perplexity_context,
+            "warnings": quantization_warnings(spec.formats, int(made.metrics["parameters"])),
+        }
+        chat_template = inputs.base.record.get("metadata", {}).get("chat_template")
+        if chat_template is not None:
+            metadata["chat_template"] = chat_template
+        return ArtifactSubmitted(
+            artifact_id=made.artifact_id,
+            kind=ArtifactKind.QUANTIZED_MODEL,
+            name=f"{inputs.name}-{str(fmt).lower()}",
+            uri=self.store.url_of(f"artifacts/{made.artifact_id}"),
+            files=made.files,
+            parents=parents,
+            job_id=spec.job_id,
+            metrics=made.metrics,
+            created_by=spec.submitted_by,
+            metadata=metadata,
+        )
+
+    async def _in_thread(self, function: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
+
+    async def _progress(
+        self, spec: StartQuantization, cause: Envelope, stage: str, fmt: QuantizationFormat | None, done: int
+    ) -> None:
+        event = QuantizationProgressed(job_id=spec.job_id, stage=stage, format=fmt, done=done, total=len(spec.formats))
+        await self._publish(event, spec, cause)
+
+    async def _publish(self, message: Message, spec: StartQuantization, cause: Envelope) -> None:
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await self.bus.publish(message, correlation_id=spec.job_id, causation=cause)
+        except Exception:
+            # Progress is advisory; a broker hiccup must not cost the job. The outcome goes via the outbox.
+            log.exception("could not publish %s for job %s", message.type, spec.job_id)
+
+
+def _record_key(job_id: str, fmt: QuantizationFormat) -> str:
+    return f"quantization/{hashlib.sha256(job_id.encode()).hexdigest()[:32]}/{fmt}.json"
