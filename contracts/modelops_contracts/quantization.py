@@ -46,7 +46,9 @@ class StartQuantization(Message):
     submitted_by: str
     model: str = Field(description="Artifact id of the base model")
     adapter: str | None = Field(None, description="Artifact id of an adapter of that base, merged before quantizing")
-    formats: list[QuantizationFormat] = Field(min_length=1, max_length=len(QuantizationFormat))
+    formats: list[QuantizationFormat] = Field(
+        min_length=1, max_length=len(QuantizationFormat), json_schema_extra={"uniqueItems": True}
+    )
     name: str | None = Field(None, description="The outputs' name; default <model name>[-<adapter name>]")
 
     @field_validator("formats")

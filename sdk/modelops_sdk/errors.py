@@ -50,6 +50,12 @@ class ImportFailed(ModelOpsError):
     hint = "check that the file is a GGUF of a llama-architecture model"
 
 
+class QuantizationFailed(ModelOpsError):
+    """A quantization job failed or was cancelled; nothing it would have made was registered."""
+
+    hint = "read the reason; `modelops artifacts show` the model and adapter it names"
+
+
 class ApiError(ModelOpsError):
     """The gateway answered with an error: `application/problem+json` fields, `extensions` for the other members."""
 

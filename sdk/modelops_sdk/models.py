@@ -454,6 +454,92 @@ class Progress(BaseModel):
     total_steps: Annotated[int | None, Field(title="Total Steps")]
 
 
+class QuantizationFormat(StrEnum):
+    F16 = "F16"
+    Q8_0 = "Q8_0"
+    Q5_K_M = "Q5_K_M"
+    Q4_K_M = "Q4_K_M"
+    Q4_0 = "Q4_0"
+    LORA_F16 = "LORA_F16"
+
+
+class Adapter1(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="An adapter artifact id of that base",
+            max_length=200,
+            min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Adapter",
+        ),
+    ]
+
+
+class Name(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="The outputs' name (a suffix is added)",
+            max_length=120,
+            min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Name",
+        ),
+    ]
+
+
+class QuantizationJobRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    model: Annotated[
+        str,
+        Field(
+            description="A base_model artifact id",
+            max_length=200,
+            min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Model",
+        ),
+    ]
+    adapter: Annotated[
+        Adapter1 | None,
+        Field(description="An adapter artifact id of that base", title="Adapter"),
+    ] = None
+    formats: Annotated[
+        list[QuantizationFormat],
+        Field(
+            description="GGUF types made by llama.cpp (F16, Q8_0, Q5_K_M, Q4_K_M, Q4_0), or LORA_F16: the adapter alone",
+            max_length=6,
+            min_length=1,
+            title="Formats",
+        ),
+    ]
+    name: Annotated[
+        Name | None,
+        Field(description="The outputs' name (a suffix is added)", title="Name"),
+    ] = None
+
+
+class QuantizationProgress(BaseModel):
+    stage: Annotated[
+        str | None,
+        Field(
+            description="converting | quantizing | uploading, while running",
+            title="Stage",
+        ),
+    ]
+    done: Annotated[int, Field(description="Formats finished", title="Done")]
+    total: Annotated[int, Field(title="Total")]
+
+
+class QuantizedOutput(BaseModel):
+    format: QuantizationFormat
+    artifact_id: Annotated[str, Field(title="Artifact Id")]
+    metrics: Annotated[dict[str, float] | None, Field(title="Metrics")] = {}
+
+
 class QueryColumn(BaseModel):
     name: Annotated[str, Field(title="Name")]
     type: Annotated[str, Field(description="DuckDB type, e.g. VARCHAR or BIGINT", title="Type")]
@@ -961,6 +1047,48 @@ class PromotionRequest(BaseModel):
             title="Reason",
         ),
     ]
+
+
+class QuantizationJobView(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    kind: Annotated[str | None, Field(title="Kind")] = "quantization"
+    status: JobStatus
+    submitted_by: Annotated[str, Field(title="Submitted By")]
+    model: Annotated[str, Field(description="The base model artifact", title="Model")]
+    adapter: Annotated[
+        str | None,
+        Field(description="The adapter artifact merged into it", title="Adapter"),
+    ]
+    spec: Annotated[
+        dict[str, Any],
+        Field(
+            description="The StartQuantization command sent to the workers",
+            title="Spec",
+        ),
+    ]
+    worker: Annotated[str | None, Field(title="Worker")]
+    progress: QuantizationProgress
+    outputs: Annotated[
+        list[QuantizedOutput],
+        Field(
+            description="One quantized_model artifact per format, once completed",
+            title="Outputs",
+        ),
+    ]
+    warnings: Annotated[
+        list[str],
+        Field(
+            description="What to know before trusting an output (Q4_0 on a small model)",
+            title="Warnings",
+        ),
+    ]
+    failure: Failure | None
+    cancel_requested_at: Annotated[AwareDatetime | None, Field(title="Cancel Requested At")]
+    cancel_requested_by: Annotated[str | None, Field(title="Cancel Requested By")]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    started_at: Annotated[AwareDatetime | None, Field(title="Started At")]
+    finished_at: Annotated[AwareDatetime | None, Field(title="Finished At")]
+    updated_at: Annotated[AwareDatetime, Field(title="Updated At")]
 
 
 class VersionList(BaseModel):

@@ -12,7 +12,7 @@ from typing import Any, Self
 
 import httpx
 
-from ..errors import ApiError, ImportFailed
+from ..errors import ApiError, ImportFailed, QuantizationFailed
 from ..events import JobEvent
 from ..http import DEFAULT_TIMEOUT
 from ..models import (
@@ -32,11 +32,14 @@ from ..models import (
     DeploymentView,
     JobAccepted,
     JobPage,
+    JobStatus,
     JobView,
     LineageGraph,
     ModelImportStatus,
     ModelImportView,
     PromotionRecord,
+    QuantizationFormat,
+    QuantizationJobView,
     QueryResult,
     SigningKey,
     TrainingJobRequest,
@@ -264,6 +267,46 @@ class Jobs:
         return await self.show(job_id)
 
 
+class Quantizations:
+    """Base models (with an adapter merged, or not) written as GGUF in llama.cpp's formats, each a signed
+    quantized_model with its perplexity change, size and speed in its metrics."""
+
+    def __init__(self, http: AsyncHttp) -> None:
+        self.http = http
+
+    async def submit(
+        self,
+        model: str,
+        formats: Sequence[QuantizationFormat | str],
+        *,
+        adapter: str | None = None,
+        name: str | None = None,
+    ) -> QuantizationJobView:
+        """Queue a quantization job; follow it with `wait`."""
+        body = {"model": model, "adapter": adapter, "formats": [str(f) for f in formats], "name": name}
+        return await self.http.call(QuantizationJobView, "POST", "/v1/jobs/quantization", json=body, creates=True)
+
+    async def show(self, job_id: str) -> QuantizationJobView:
+        return await self.http.call(QuantizationJobView, "GET", f"/v1/jobs/quantization/{job_id}")
+
+    async def cancel(self, job_id: str, reason: str = "") -> QuantizationJobView:
+        body = {"reason": reason}
+        return await self.http.call(QuantizationJobView, "POST", f"/v1/jobs/quantization/{job_id}/cancel", json=body)
+
+    async def wait(self, job_id: str, timeout_s: float = 1800, poll_s: float = 1.0) -> QuantizationJobView:
+        """The job once completed; QuantizationFailed with the quantizer's reason when it failed or was cancelled,
+        TimeoutError after `timeout_s`."""
+        deadline = monotonic() + timeout_s
+        while (view := await self.show(job_id)).status in (JobStatus.queued, JobStatus.running):
+            if monotonic() > deadline:
+                raise TimeoutError(f"quantization job {job_id} is still {view.status.value} after {timeout_s:g} s")
+            await asyncio.sleep(poll_s)
+        if view.status != JobStatus.completed:
+            reason = view.failure.reason if view.failure else view.status.value
+            raise QuantizationFailed(f"quantization job {job_id} {view.status.value}: {reason}")
+        return view
+
+
 class Deployments:
     def __init__(self, http: AsyncHttp) -> None:
         self.http = http
@@ -339,6 +382,7 @@ class AsyncClient:
         self.artifacts = Artifacts(self.http)
         self.jobs = Jobs(self.http)
         self.models = Models(self.http, self.artifacts)
+        self.quantizations = Quantizations(self.http)
         self.deployments = Deployments(self.http)
         self.chat = Chat(self.http)
 

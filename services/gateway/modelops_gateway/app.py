@@ -12,7 +12,7 @@ from importlib.resources import files
 
 import httpx
 from fastapi import FastAPI
-from modelops_contracts.catalog import MODEL_EVENTS, TRAINING_EVENTS
+from modelops_contracts.catalog import MODEL_EVENTS, QUANTIZATION_EVENTS, TRAINING_EVENTS
 from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
 from modelops_shared.service_tokens import ServiceIdentity
 
@@ -28,6 +28,8 @@ from .jobs.api import fine_tuning, streams, training
 from .jobs.feed import JobFeed
 from .models import api as models_api
 from .models import handlers as model_handlers
+from .quantization import api as quantization_api
+from .quantization import handlers as quantization_handlers
 from .registry_lookups import RegistryLookups
 from .settings import GatewaySettings
 from .upstream import Upstream
@@ -51,6 +53,7 @@ ROUTERS = (
     deployments_api.router,
     deployments_api.openai,
     models_api.router,
+    quantization_api.router,
 )
 
 
@@ -65,13 +68,16 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
         training_events = Subscription(TRAINING_EVENTS, settings.gateway_schema, job_handlers.project)
         # A group of its own: two topics in one group would rebalance each other at every start.
         model_events = Subscription(MODEL_EVENTS, f"{settings.gateway_schema}-models", model_handlers.project)
+        quantization_events = Subscription(
+            QUANTIZATION_EVENTS, f"{settings.gateway_schema}-quantization", quantization_handlers.project
+        )
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(
                 Runtime.started(
                     settings,
                     schema=settings.gateway_schema,
                     migrations=MIGRATIONS,
-                    subscriptions=(training_events, model_events),
+                    subscriptions=(training_events, model_events, quantization_events),
                 )
             )
             feed = await stack.enter_async_context(JobFeed.running(runtime.pool, settings.gateway_stream_recheck_s))

@@ -6,15 +6,30 @@ from __future__ import annotations
 
 import re
 import time
+from datetime import datetime
 from typing import Any
 
 from modelops_contracts import ArtifactKind
+from modelops_shared.errors import Invalid, NotFound
 
 from .upstream import Upstream
 
 PAGE_LIMIT = 500
 # Only a string that can be an artifact id is looked up as one: a name may hold `/`, which a path cannot.
 ARTIFACT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+_NOT_A = {ArtifactKind.BASE_MODEL: "not-a-base-model", ArtifactKind.ADAPTER: "not-an-adapter"}
+
+
+class ArtifactReferenceNotFound(NotFound):
+    """A base model or adapter the registry has not registered."""
+
+    slug = "artifact-not-found"
+
+
+class WrongArtifactKind(Invalid):
+    """A registered artifact of another kind than the field asks for; `slug=` says which (not-a-base-model, …)."""
 
 
 class RegistryLookups:
@@ -53,6 +68,25 @@ class RegistryLookups:
         if response.status_code != 200:
             raise self.registry.failure(response.status_code)
         record: dict[str, Any] = response.json()
+        return record
+
+    async def resolve(self, kind: ArtifactKind, ref: str, param: str) -> dict[str, Any]:
+        """The artifact with id `ref`, else the latest of `kind` named `ref`, as the registry has it now; a problem
+        naming `param` when there is none, or it is of another kind."""
+        record = await self.artifact(ref) if ARTIFACT_ID.fullmatch(ref) else None
+        if record is None:
+            named = await self.registered(kind, ref, fresh=True)
+            if named:
+                latest = max(named, key=lambda found: datetime.fromisoformat(found["created_at"]))
+                record = await self.artifact(latest["id"])  # its stage now, not the listing's
+        if record is None:
+            raise ArtifactReferenceNotFound(f"{param}: no registered {kind.value} {ref!r}", param=param)
+        if record["kind"] != kind.value:
+            raise WrongArtifactKind(
+                f"{param}: {record['id']} is a {record['kind']}, not a {kind.value}",
+                slug=_NOT_A.get(kind, f"not-a-{kind.value.replace('_', '-')}"),
+                param=param,
+            )
         return record
 
     async def policy(self) -> dict[str, Any]:

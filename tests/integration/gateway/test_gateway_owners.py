@@ -38,6 +38,7 @@ CREATES = {
     "POST /v1/chat/completions",
     "POST /v1/completions",
     "POST /v1/models/gguf",
+    "POST /v1/jobs/quantization",
 }
 
 
@@ -56,6 +57,11 @@ class Owned:
 
     async def job(self) -> str:
         response = await self.owner.post("/v1/jobs/training", json=self.world.training_request())
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    async def quantization_job(self) -> str:
+        response = await self.owner.post("/v1/jobs/quantization", json={"model": self.base_model, "formats": ["Q8_0"]})
         assert response.status_code == 202, response.text
         return str(response.json()["id"])
 
@@ -90,6 +96,12 @@ async def _cancel(client: httpx.AsyncClient, owned: Owned) -> httpx.Response:
     return await client.post(f"/v1/jobs/{await owned.job()}/cancel", json={"reason": "matrix"})
 
 
+async def _cancel_quantization(client: httpx.AsyncClient, owned: Owned) -> httpx.Response:
+    return await client.post(
+        f"/v1/jobs/quantization/{await owned.quantization_job()}/cancel", json={"reason": "matrix"}
+    )
+
+
 async def _cancel_fine_tuning(client: httpx.AsyncClient, owned: Owned) -> httpx.Response:
     return await client.post(f"/v1/fine_tuning/jobs/{await owned.job()}/cancel")
 
@@ -100,6 +112,7 @@ OWNED_WRITES: dict[str, tuple[Call, int]] = {
     "POST /v1/deployments": (_redeploy, 202),
     "DELETE /v1/deployments/{name}": (_undeploy, 202),
     "POST /v1/jobs/{job_id}/cancel": (_cancel, 202),
+    "POST /v1/jobs/quantization/{job_id}/cancel": (_cancel_quantization, 202),
     "POST /v1/fine_tuning/jobs/{job_id}/cancel": (_cancel_fine_tuning, 200),
 }
 

@@ -15,15 +15,8 @@ class DeploymentNotFound(NotFound):
         super().__init__(f"no deployment {name}")
 
 
-class DeployReferenceNotFound(NotFound):
-    """A base model or adapter the registry has not registered."""
-
-    slug = "artifact-not-found"
-
-
 class UnusableDeployReference(Invalid):
-    """A registered artifact a deployment cannot serve (another kind, an adapter of another base); `slug=` says
-    which."""
+    """A registered artifact a deployment cannot serve (an adapter of another base); `slug=` says which."""
 
 
 class ArtifactNotDeployable(Conflict):

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from modelops_contracts import ArtifactKind
 
-from ..registry_lookups import ARTIFACT_ID, RegistryLookups
-from .domain import ArtifactNotDeployable, DeployReferenceNotFound, UnusableDeployReference
-
-_NOT_A = {ArtifactKind.BASE_MODEL: "not-a-base-model", ArtifactKind.ADAPTER: "not-an-adapter"}
+from ..registry_lookups import RegistryLookups
+from .domain import ArtifactNotDeployable, UnusableDeployReference
 
 
 @dataclass(frozen=True)
@@ -28,8 +25,8 @@ async def deployable(lookups: RegistryLookups, base_model: str, adapters: list[s
     """The records the deployment will serve, or the problem that refuses it (the base model's first)."""
     policy, base, *trained = await asyncio.gather(
         lookups.policy(),
-        _resolve(lookups, ArtifactKind.BASE_MODEL, base_model, "base_model"),
-        *(_resolve(lookups, ArtifactKind.ADAPTER, ref, f"adapters[{i}]") for i, ref in enumerate(adapters)),
+        lookups.resolve(ArtifactKind.BASE_MODEL, base_model, "base_model"),
+        *(lookups.resolve(ArtifactKind.ADAPTER, ref, f"adapters[{i}]") for i, ref in enumerate(adapters)),
     )
     stages = set(policy["deploy"]["stages"])
     for record, param in [(base, "base_model"), *((a, f"adapters[{i}]") for i, a in enumerate(trained))]:
@@ -44,20 +41,3 @@ async def deployable(lookups: RegistryLookups, base_model: str, adapters: list[s
                 param=f"adapters[{i}]",
             )
     return Deployable(base, trained)
-
-
-async def _resolve(lookups: RegistryLookups, kind: ArtifactKind, ref: str, param: str) -> dict[str, Any]:
-    """The artifact with id `ref`, else the latest of `kind` named `ref`."""
-    record = await lookups.artifact(ref) if ARTIFACT_ID.fullmatch(ref) else None
-    if record is None:
-        named = await lookups.registered(kind, ref, fresh=True)
-        if named:
-            latest = max(named, key=lambda found: datetime.fromisoformat(found["created_at"]))
-            record = await lookups.artifact(latest["id"])  # its stage now, not the listing's
-    if record is None:
-        raise DeployReferenceNotFound(f"{param}: no registered {kind.value} {ref!r}", param=param)
-    if record["kind"] != kind.value:
-        raise UnusableDeployReference(
-            f"{param}: {record['id']} is a {record['kind']}, not a {kind.value}", slug=_NOT_A[kind], param=param
-        )
-    return record

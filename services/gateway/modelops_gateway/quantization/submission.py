@@ -1,0 +1,98 @@
+"""Submitting and cancelling quantization jobs. What a job names is checked through the registry first (a base model,
+and an adapter trained on it, neither revoked); the job's row and its StartQuantization then commit in one
+transaction, and a cancel records the request with its CancelQuantization the same way.
+
+Produces: quantization.commands.v1 (StartQuantization, CancelQuantization)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from modelops_contracts import (
+    ArtifactKind,
+    CancelQuantization,
+    JobStatus,
+    QuantizationFormat,
+    Stage,
+    StartQuantization,
+    quantization_warnings,
+)
+from modelops_shared.bus import Bus, enqueue
+
+from ..access.domain import Role, check_owner
+from ..jobs.domain import JobFinished, JobNotFound, UnusableReference
+from ..registry_lookups import RegistryLookups
+from .store import get_job, insert_job, new_job_id, request_cancel
+
+
+async def check_submission(
+    lookups: RegistryLookups,
+    *,
+    model: str,
+    adapter_ref: str | None,
+    formats: list[QuantizationFormat],
+    name: str | None,
+    submitted_by: str,
+) -> tuple[StartQuantization, list[str]]:
+    """The command naming the exact artifacts, and the warnings the submitter should read; a problem when the model
+    or adapter is unknown, of another kind, revoked, or the adapter was trained on another base."""
+    base = _usable(await lookups.resolve(ArtifactKind.BASE_MODEL, model, "model"), "model")
+    adapter = None
+    if adapter_ref is not None:
+        adapter = _usable(await lookups.resolve(ArtifactKind.ADAPTER, adapter_ref, "adapter"), "adapter")
+        trained_on = (adapter.get("metadata") or {}).get("base_model")
+        if trained_on != base["id"]:
+            raise UnusableReference(
+                slug="adapter-base-mismatch",
+                detail=f"adapter: {adapter['id']} was trained on {trained_on}, not on {base['id']}",
+                param="adapter",
+            )
+    if QuantizationFormat.LORA_F16 in formats and adapter is None:
+        raise UnusableReference(
+            slug="lora-needs-adapter", detail="formats: LORA_F16 exports an adapter", param="adapter"
+        )
+    command = StartQuantization(
+        job_id=new_job_id(),
+        submitted_by=submitted_by,
+        model=base["id"],
+        adapter=adapter["id"] if adapter else None,
+        formats=formats,
+        name=name,
+    )
+    parameters = (base.get("metadata") or {}).get("parameters")
+    return command, quantization_warnings(formats, int(parameters) if parameters else None)
+
+
+async def record_submission(
+    conn: asyncpg.Connection, bus: Bus, command: StartQuantization, warnings: list[str]
+) -> dict[str, Any]:
+    job = await insert_job(conn, command, warnings)
+    await enqueue(conn, bus, command, correlation_id=command.job_id)
+    return job
+
+
+async def cancel(
+    conn: asyncpg.Connection, bus: Bus, job_id: str, *, requested_by: str, role: Role, reason: str
+) -> dict[str, Any]:
+    """Ask the job's worker to stop, as its submitter or an admin; asking again sends nothing more."""
+    job = await get_job(conn, job_id, lock=True)
+    if job is None:
+        raise JobNotFound(job_id, what="quantization job")
+    check_owner(requested_by, role, job["submitted_by"], f"job {job_id}")
+    if JobStatus(job["status"]).is_terminal:
+        raise JobFinished(job_id, job["status"])
+    if job["cancel_requested_at"] is None:
+        await request_cancel(conn, job_id, requested_by, datetime.now(UTC))
+        command = CancelQuantization(job_id=job_id, requested_by=requested_by, reason=reason)
+        await enqueue(conn, bus, command, correlation_id=job_id)
+        job = await get_job(conn, job_id)
+        assert job is not None
+    return job
+
+
+def _usable(record: dict[str, Any], param: str) -> dict[str, Any]:
+    if record["stage"] == Stage.REVOKED.value:
+        raise UnusableReference(slug="artifact-revoked", detail=f"{param}: {record['id']} is revoked", param=param)
+    return record
