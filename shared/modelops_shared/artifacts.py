@@ -121,12 +121,13 @@ class ArtifactClient:
     async def aclose(self) -> None:
         await self.http.aclose()
 
-    async def resolve(self, ref: str, kind: ArtifactKind) -> dict[str, Any]:
-        """The registry's record of `ref`: the artifact with that id, else the latest of that kind and name."""
+    async def resolve(self, ref: str, kind: ArtifactKind, *, also: tuple[ArtifactKind, ...] = ()) -> dict[str, Any]:
+        """The registry's record of `ref`: the artifact with that id (of `kind`, or one of `also`), else the latest of
+        `kind` with that name."""
         response = await self.http.get(f"/v1/artifacts/{ref}")
         if response.status_code == 200:
             record = cast(dict[str, Any], response.json())
-            if record["kind"] != kind.value:
+            if record["kind"] not in {kind.value, *(other.value for other in also)}:
                 raise ArtifactUnavailable(f"artifact {ref} is a {record['kind']}, not a {kind.value}")
             return record
         if response.status_code != 404:
@@ -174,9 +175,11 @@ class ArtifactClient:
         """The artifact of `kind` and `name` registered as `version`, or None."""
         return next((r for r in await self.list_artifacts(kind, name=name) if r["version"] == version), None)
 
-    async def fetch(self, ref: str, kind: ArtifactKind = ArtifactKind.BASE_MODEL) -> VerifiedArtifact:
+    async def fetch(
+        self, ref: str, kind: ArtifactKind = ArtifactKind.BASE_MODEL, *, also: tuple[ArtifactKind, ...] = ()
+    ) -> VerifiedArtifact:
         """Resolve, verify and download (or re-verify the cached copy of) an artifact; ArtifactError when unusable."""
-        record = await self.resolve(ref, kind)
+        record = await self.resolve(ref, kind, also=also)
         artifact_id = record["id"]
         if record["stage"] == Stage.REVOKED.value:
             raise ArtifactUnavailable(f"{kind.value} {artifact_id} is revoked")

@@ -48,6 +48,14 @@ def test_thresholds_bind_only_evaluated_kinds():
     check_promotion(POLICY, _request(kind="base_model", metrics={}))
 
 
+def test_a_quantized_model_is_gated_on_its_perplexity_change_not_on_a_training_metric():
+    check_promotion(POLICY, _request(kind="quantized_model", metrics={"perplexity_change": 0.016}))
+    with pytest.raises(PolicyViolation, match=r"perplexity_change <= 0\.05; it is 0\.09"):
+        check_promotion(POLICY, _request(kind="quantized_model", metrics={"perplexity_change": 0.09}))
+    with pytest.raises(PolicyViolation, match=r"perplexity_change .* not reported"):
+        check_promotion(POLICY, _request(kind="quantized_model", metrics={"eval_loss": 1.0}))
+
+
 def test_revoked_is_final_and_reachable_from_everywhere_else():
     assert TRANSITIONS[Stage.REVOKED] == frozenset()
     assert all(Stage.REVOKED in targets for stage, targets in TRANSITIONS.items() if stage is not Stage.REVOKED)

@@ -23,7 +23,7 @@ class RefusingArtifacts:
         self.fetched: list[str] = []
         self.http = None  # the registry reads under test get their own client
 
-    async def fetch(self, ref: str, kind: Any = None) -> Any:
+    async def fetch(self, ref: str, kind: Any = None, **_: Any) -> Any:
         self.fetched.append(ref)
         raise ArtifactUnavailable(f"{ref} is revoked")
 

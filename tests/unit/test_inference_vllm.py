@@ -20,8 +20,9 @@ from modelops_inference.adapter_slots import AdapterBudgetExceeded
 from modelops_inference.app import create_app
 from modelops_inference.deployments import Deployment, Deployments, ProxyEngine, Route
 from modelops_inference.deps import Inference, get_inference
+from modelops_inference.relay import RelayBusy, RelayError
 from modelops_inference.settings import InferenceSettings
-from modelops_inference.vllm import VllmBackend, VllmBusy, VllmError, choose_backend
+from modelops_inference.vllm import VllmBackend, choose_backend
 from modelops_shared.artifacts import ArtifactClient
 from modelops_shared.service_tokens import ServiceAuth, ServiceIdentity, keygen
 
@@ -146,7 +147,7 @@ async def test_an_adapter_vllm_already_holds_counts_as_loaded_and_a_refusal_is_a
         return JSONResponse(_error("LoRA rank 128 is greater than max_lora_rank 64."), 400)
 
     fake.app.router.routes.insert(0, fake.app.router.routes.pop())
-    with pytest.raises(VllmError, match="max_lora_rank") as refused:
+    with pytest.raises(RelayError, match="max_lora_rank") as refused:
         await backend.acquire_adapter("wide", Path("/cache/wide"))
     assert refused.value.status == 400
     assert "wide" not in backend.loaded_adapters()
@@ -163,7 +164,7 @@ async def test_completions_name_the_adapter_upstream_and_the_requested_model_dow
     base = await backend.complete("/v1/completions", {"prompt": "hi"}, None, "plain")
     assert fake.calls[-1][1]["model"] == BASE
     assert base["model"] == "plain"
-    with pytest.raises(VllmError) as missing:
+    with pytest.raises(RelayError) as missing:
         await backend.complete("/v1/completions", {"prompt": "hi"}, "never-loaded", "x")
     assert missing.value.status == 404
     assert "does not exist" in str(missing.value)
@@ -187,13 +188,13 @@ async def test_a_revoked_adapter_stops_its_streams_and_the_in_flight_bound_holds
     stream = backend.stream("/v1/completions", {"prompt": "hi"}, "a", "dep")
     assert (await anext(stream))["choices"][0]["text"] == "one"
     backend.abort("a", "artifact a was revoked: leaked data")
-    with pytest.raises(VllmError, match="revoked"):
+    with pytest.raises(RelayError, match="revoked"):
         await anext(stream)
     backend.release_adapter("a")
     streams = [backend.stream("/v1/completions", {"prompt": "hi"}, None, "m") for _ in range(5)]
     for opened in streams[:4]:
         await anext(opened)
-    with pytest.raises(VllmBusy):
+    with pytest.raises(RelayBusy):
         await anext(streams[4])
     for opened in streams[:4]:
         await opened.aclose()
@@ -208,7 +209,7 @@ async def served(backend: VllmBackend, fake: FakeVllm, tmp_path: Path) -> AsyncI
     settings = InferenceSettings(inference_max_tokens=16, inference_backend="vllm", service_keys_dir=tmp_path)
     artifacts = ArtifactClient("http://registry", tmp_path / "cache")
     deployments = Deployments(settings, artifacts)
-    deployments.engines[BASE] = ProxyEngine(backend)
+    deployments.engines[BASE] = ProxyEngine(backend, "vllm")
     await backend.acquire_adapter("a", Path("/cache/a"))
     backend.release_adapter("a")
     deployments.deployments["dep"] = Deployment("dep", BASE, ["a"], "ready", base_id=BASE, adapter_ids=["a"])

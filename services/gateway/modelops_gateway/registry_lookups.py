@@ -70,9 +70,11 @@ class RegistryLookups:
         record: dict[str, Any] = response.json()
         return record
 
-    async def resolve(self, kind: ArtifactKind, ref: str, param: str) -> dict[str, Any]:
+    async def resolve(
+        self, kind: ArtifactKind, ref: str, param: str, *, also: tuple[ArtifactKind, ...] = ()
+    ) -> dict[str, Any]:
         """The artifact with id `ref`, else the latest of `kind` named `ref`, as the registry has it now; a problem
-        naming `param` when there is none, or it is of another kind."""
+        naming `param` when there is none, or it is of another kind than `kind` (or `also`)."""
         record = await self.artifact(ref) if ARTIFACT_ID.fullmatch(ref) else None
         if record is None:
             named = await self.registered(kind, ref, fresh=True)
@@ -81,7 +83,7 @@ class RegistryLookups:
                 record = await self.artifact(latest["id"])  # its stage now, not the listing's
         if record is None:
             raise ArtifactReferenceNotFound(f"{param}: no registered {kind.value} {ref!r}", param=param)
-        if record["kind"] != kind.value:
+        if record["kind"] not in {kind.value, *(other.value for other in also)}:
             raise WrongArtifactKind(
                 f"{param}: {record['id']} is a {record['kind']}, not a {kind.value}",
                 slug=_NOT_A.get(kind, f"not-a-{kind.value.replace('_', '-')}"),

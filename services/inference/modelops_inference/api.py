@@ -1,6 +1,6 @@
 """HTTP routes: OpenAI-compatible completions, chat completions (SSE streaming as OpenAI streams) and models, plus
 the deployments' status. Errors are problem+json with OpenAI's `error` member (`OpenAIErrorRoute`), so the openai
-client reads them. A model on a vLLM engine is answered by relaying the request to its vLLM server (`_relay`)."""
+client reads them. A model on a vLLM or llama.cpp engine is answered by relaying the OpenAI body to it (`_relay`)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from .batching import QueueFull
 from .deployments import Deployments, ProxyEngine
 from .deps import InferenceDep
 from .generation import Generation, GenerationFailed
+from .relay import RelayBusy, RelayError, count_usage
 from .sampling import SamplingParams
 from .settings import InferenceSettings
-from .vllm import VllmBusy, VllmError, count_usage
 
 COMPLETION_BODY_LIMIT = 4 * 1024 * 1024  # the gateway's own limit: a body is refused while it streams past it
 
@@ -130,7 +130,8 @@ def _max_tokens(settings: InferenceSettings, max_tokens: int | None) -> int:
 async def _relay(
     settings: InferenceSettings, engine: ProxyEngine, route: Any, body: Sampling, *, chat: bool
 ) -> JSONResponse | StreamingResponse:
-    """Answer through the vLLM server: same bounds as our own engine, the adapter (or base) as vLLM's model name."""
+    """Answer through an engine that takes OpenAI bodies itself (a vLLM server, llama.cpp): same bounds as our own
+    engine, the adapter (or the base) named by its artifact id."""
     payload = body.model_dump(exclude_none=True, exclude={"max_completion_tokens"})
     requested = body.max_completion_tokens if isinstance(body, ChatCompletionRequest) else None
     payload["max_tokens"] = _max_tokens(settings, requested or body.max_tokens)
@@ -146,15 +147,15 @@ async def _relay(
         chunks = backend.stream(endpoint, payload, route.adapter_id, body.model)
         # The first chunk is awaited here, so a refusal is still an HTTP error rather than a broken stream.
         first = await anext(chunks, None)
-    except VllmBusy as error:
+    except RelayBusy as error:
         metrics.REQUESTS.labels(*labels, "rejected").inc()
         raise Problem(429, "queue-full", str(error), retry_after=settings.inference_retry_after_s) from None
     except AdapterBudgetExceeded as error:
         metrics.REQUESTS.labels(*labels, "rejected").inc()
         raise Problem(503, "adapters-busy", str(error), retry_after=settings.inference_retry_after_s) from None
-    except VllmError as error:
+    except RelayError as error:
         metrics.REQUESTS.labels(*labels, "failed").inc()
-        slug = "vllm-refused" if 400 <= error.status < 500 else "generation-failed"
+        slug = backend.refused_slug if 400 <= error.status < 500 else "generation-failed"
         raise Problem(error.status, slug, str(error)) from None
     started = time.perf_counter()
 
@@ -167,13 +168,13 @@ async def _relay(
                 if not chunk.get("choices"):
                     count_usage(*labels, chunk.get("usage"))
                 yield f"data: {json.dumps(chunk)}\n\n"
-        except VllmError as error:
+        except RelayError as error:
             metrics.REQUESTS.labels(*labels, "failed").inc()
             error_member = openai_error_of(Problem(503, "generation-failed", str(error)))
             yield f"data: {json.dumps({'error': error_member})}\n\n"
             return
         finally:
-            await chunks.aclose()  # also when the client goes away: vLLM's request is closed, its slot freed
+            await chunks.aclose()  # also when the client goes away: the engine's request is closed, its slot freed
         metrics.REQUESTS.labels(*labels, "ok").inc()
         yield "data: [DONE]\n\n"
 

@@ -7,7 +7,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from modelops_contracts import ArtifactKind, Deploy, DeploymentFailed, DeploymentReady, DeploymentRemoved
 from modelops_shared.artifacts import ArtifactClient, ArtifactError, ArtifactNotFound, VerifiedArtifact
@@ -15,6 +15,8 @@ from modelops_shared.artifacts import ArtifactClient, ArtifactError, ArtifactNot
 from . import metrics
 from .backend import Backend, TransformersBackend, pick_device
 from .batching import Scheduler
+from .gguf_engine import LlamaCppBackend
+from .relay import RelayBackend
 from .settings import InferenceSettings
 from .vllm import VllmBackend, choose_backend
 
@@ -64,10 +66,11 @@ class Engine:
 
 @dataclass
 class ProxyEngine:
-    """vLLM: requests are relayed to its server, which batches them itself."""
+    """An engine that answers OpenAI bodies itself: a vLLM server (which batches by itself), or llama.cpp serving a
+    GGUF in this process."""
 
-    backend: VllmBackend
-    kind: ClassVar[str] = "vllm"
+    backend: RelayBackend
+    kind: str
 
     def abort(self, adapter: str, reason: str) -> None:
         self.backend.abort(adapter, reason)
@@ -141,12 +144,11 @@ class Deployments:
         deployment = Deployment(command.name, command.base_model, list(command.adapters))
         self.deployments[command.name] = deployment
         try:
-            base = await self.artifacts.fetch(command.base_model, ArtifactKind.BASE_MODEL)
-            adapters = [await self._fetch_adapter(ref) for ref in command.adapters]
+            base = await self._fetch_model(command.base_model)
+            adapter_kind = ArtifactKind.QUANTIZED_MODEL if _is_gguf(base) else ArtifactKind.ADAPTER
+            adapters = [await self._fetch_adapter(ref, adapter_kind) for ref in command.adapters]
             for adapter in adapters:
-                trained_on = adapter.record.get("metadata", {}).get("base_model")
-                if trained_on and trained_on != base.id:
-                    raise ArtifactError(f"adapter {adapter.id} was trained on {trained_on}, not on {base.id}")
+                _check_fits(adapter, base)
             engine = await self._engine(base)
             for adapter in adapters:
                 # Loaded now, so a broken adapter fails the deployment instead of its first request.
@@ -171,13 +173,21 @@ class Deployments:
             replica=self.replica,
         )
 
-    async def _fetch_adapter(self, ref: str) -> VerifiedArtifact:
+    async def _fetch_model(self, ref: str) -> VerifiedArtifact:
+        """The verified model a deployment serves: a base model (transformers or vLLM), or a GGUF quantized_model
+        (llama.cpp) that is a whole model, not a LoRA."""
+        model = await self.artifacts.fetch(ref, ArtifactKind.BASE_MODEL, also=(ArtifactKind.QUANTIZED_MODEL,))
+        if _is_gguf(model) and _metadata(model).get("role") == "lora":
+            raise ArtifactError(f"{model.id} is a GGUF LoRA: deploy it as an adapter on a GGUF model")
+        return model
+
+    async def _fetch_adapter(self, ref: str, kind: ArtifactKind) -> VerifiedArtifact:
         """The verified adapter, waiting with backoff while the registry has not registered it yet."""
         deadline = asyncio.get_running_loop().time() + self.settings.inference_artifact_wait_s
         delay = FIRST_RETRY_S
         while True:
             try:
-                return await self.artifacts.fetch(ref, ArtifactKind.ADAPTER)
+                return await self.artifacts.fetch(ref, kind)
             except ArtifactError as error:
                 left = deadline - asyncio.get_running_loop().time()
                 if not _not_registered_yet(error) or left <= 0:
@@ -213,8 +223,12 @@ class Deployments:
 
     async def _engine(self, base: VerifiedArtifact) -> Engine | ProxyEngine:
         engine = self.engines.get(base.id)
-        if engine is None and self.backend_kind == "vllm":
-            engine = self.engines[base.id] = ProxyEngine(await VllmBackend.launch(base.id, base.path, self.settings))
+        if engine is None and _is_gguf(base):
+            gguf = await LlamaCppBackend.load(base.id, base.path, self.settings)
+            engine = self.engines[base.id] = ProxyEngine(gguf, "llama.cpp")
+        elif engine is None and self.backend_kind == "vllm":
+            vllm = await VllmBackend.launch(base.id, base.path, self.settings)
+            engine = self.engines[base.id] = ProxyEngine(vllm, "vllm")
         elif engine is None:
             backend = await TransformersBackend.load(
                 base.id, base.path, pick_device(self.settings.inference_device), self.settings.inference_max_adapters
@@ -274,6 +288,25 @@ class Deployments:
             await engine.close()
             with contextlib.suppress(KeyError):
                 metrics.LOADED_ADAPTERS.remove(base_id)
+
+
+def _metadata(artifact: VerifiedArtifact) -> dict[str, Any]:
+    return dict(artifact.record.get("metadata") or {})
+
+
+def _is_gguf(artifact: VerifiedArtifact) -> bool:
+    return artifact.kind == ArtifactKind.QUANTIZED_MODEL.value
+
+
+def _check_fits(adapter: VerifiedArtifact, model: VerifiedArtifact) -> None:
+    """An adapter rides on the base it was trained on, or on a GGUF quantized from that base; a GGUF LoRA only on a
+    GGUF model."""
+    trained_on = _metadata(adapter).get("base_model")
+    if _is_gguf(adapter) and _metadata(adapter).get("role") != "lora":
+        raise ArtifactError(f"{adapter.id} is a whole GGUF model, not a LoRA")
+    bases = {model.id, _metadata(model).get("base_model")} - {None}
+    if trained_on and trained_on not in bases:
+        raise ArtifactError(f"adapter {adapter.id} was trained on {trained_on}, not on {model.id}")
 
 
 def _not_registered_yet(error: ArtifactError) -> bool:

@@ -28,8 +28,12 @@ class InferenceSettings(Settings):
     inference_max_tokens: int = Field(512, ge=1, description="Largest max_tokens a request may ask for")
     inference_retry_after_s: int = Field(1, ge=1, description="Retry-After of a 429 when the queue is full")
     inference_backend: Literal["auto", "transformers", "vllm"] = Field(
-        "auto", description="Engine per base model; auto is vllm when vllm is importable and a GPU is present"
+        "auto",
+        description="Engine per base model; auto is vllm when vllm is importable and a GPU is present. A GGUF"
+        " (quantized_model) is always served by llama.cpp",
     )
+    inference_gguf_context: int = Field(4096, ge=64, description="llama.cpp context length of a GGUF model, tokens")
+    inference_gguf_threads: int = Field(0, ge=0, description="llama.cpp threads per GGUF model; 0: its default")
     inference_artifact_wait_s: float = Field(
         60.0, ge=0, description="How long a Deploy waits for the registry to register (and sign) an adapter it names"
     )

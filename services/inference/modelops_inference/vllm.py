@@ -16,15 +16,14 @@ import shlex
 import sys
 import time
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from modelops_shared.devstack import free_port
 
-from . import metrics
 from .adapter_slots import AdapterSlots
+from .relay import InFlight, RelayError
 
 if TYPE_CHECKING:
     from .settings import InferenceSettings
@@ -50,24 +49,6 @@ def choose_backend(setting: str) -> str:
     return setting
 
 
-class VllmError(Exception):
-    """The vLLM server refused a request or could not be reached; `status` is the HTTP status to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class VllmBusy(Exception):
-    """More requests are in flight to this server than the configured batch plus queue."""
-
-
-@dataclass(eq=False)
-class _Call:
-    adapter: str | None
-    aborted: str | None = None
-
-
 class VllmBackend:
     """Adapters on one vLLM server and the requests relayed to it. `client` talks to the server (its base URL set);
     `process` is the server when this backend started it.
@@ -82,6 +63,8 @@ class VllmBackend:
       backend's; a revoked adapter's running requests stop delivering at once, then the adapter is unloaded.
     """
 
+    refused_slug = "vllm-refused"
+
     def __init__(
         self,
         name: str,
@@ -93,11 +76,10 @@ class VllmBackend:
     ) -> None:
         self.name = name
         self.client = client
-        self.max_in_flight = max_in_flight
         self.process = process
         self._slots = AdapterSlots(name, max_adapters)
         self._lock = asyncio.Lock()  # one load/unload at a time, so the budget holds
-        self._calls: set[_Call] = set()
+        self._in_flight = InFlight(name, max_in_flight)
 
     @classmethod
     async def launch(cls, name: str, path: Path, settings: InferenceSettings) -> VllmBackend:
@@ -144,12 +126,12 @@ class VllmBackend:
         deadline = time.monotonic() + timeout_s
         while True:
             if self.process is not None and self.process.returncode is not None:
-                raise VllmError(503, f"the vLLM server of {self.name} exited with {self.process.returncode}")
+                raise RelayError(503, f"the vLLM server of {self.name} exited with {self.process.returncode}")
             with contextlib.suppress(httpx.HTTPError):
                 if (await self.client.get("/health")).status_code == 200:
                     return
             if time.monotonic() > deadline:
-                raise VllmError(503, f"the vLLM server of {self.name} did not start within {timeout_s:.0f}s")
+                raise RelayError(503, f"the vLLM server of {self.name} did not start within {timeout_s:.0f}s")
             await asyncio.sleep(1)
 
     # Adapters: the interface the deployments use with every backend.
@@ -177,9 +159,7 @@ class VllmBackend:
 
     def abort(self, adapter: str, reason: str) -> None:
         """Every running request of `adapter` delivers nothing more and ends with `reason` as its error."""
-        for call in self._calls:
-            if call.adapter == adapter and call.aborted is None:
-                call.aborted = reason
+        self._in_flight.abort(adapter, reason)
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -200,7 +180,7 @@ class VllmBackend:
         response = await self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path)})
         # A server that kept the adapter across our bookkeeping (we restarted, it did not) says so: that is loaded.
         if response.status_code != 200 and "already" not in response.text:
-            raise VllmError(response.status_code, f"vLLM could not load adapter {name}: {_message(response)}")
+            raise RelayError(response.status_code, f"vLLM could not load adapter {name}: {_message(response)}")
         self._slots.add(name, path)
         log.info("loaded adapter %s onto vLLM %s", name, self.name)
 
@@ -215,7 +195,7 @@ class VllmBackend:
         try:
             return await self.client.post(path, json=body)
         except httpx.HTTPError as error:
-            raise VllmError(503, f"the vLLM server of {self.name} is unreachable: {error}") from error
+            raise RelayError(503, f"the vLLM server of {self.name} is unreachable: {error}") from error
 
     # Requests: relayed with the adapter (or the base) as the model name.
 
@@ -227,50 +207,43 @@ class VllmBackend:
             upstream["stream_options"] = {"include_usage": True}
         return upstream
 
-    def _admit(self, adapter: str | None) -> _Call:
-        if len(self._calls) >= self.max_in_flight:
-            raise VllmBusy(f"{len(self._calls)} requests are in flight to {self.name}")
-        call = _Call(adapter)
-        self._calls.add(call)
-        return call
-
     async def complete(self, endpoint: str, body: dict[str, Any], adapter: str | None, model: str) -> dict[str, Any]:
         """One non-streaming answer of `endpoint` (`/v1/completions` or `/v1/chat/completions`) named `model`."""
-        call = self._admit(adapter)
+        call = self._in_flight.admit(adapter)
         try:
             try:
                 response = await self.client.post(endpoint, json=self._request(body, adapter, stream=False))
             except httpx.HTTPError as error:
-                raise VllmError(503, f"the vLLM server of {self.name} is unreachable: {error}") from error
+                raise RelayError(503, f"the vLLM server of {self.name} is unreachable: {error}") from error
             if response.status_code != 200:
-                raise VllmError(response.status_code, _message(response))
+                raise RelayError(response.status_code, _message(response))
             if call.aborted:
-                raise VllmError(503, call.aborted)
+                raise RelayError(503, call.aborted)
             answer: dict[str, Any] = response.json()
             answer["model"] = model
             return answer
         finally:
-            self._calls.discard(call)
+            self._in_flight.done(call)
 
     async def stream(
         self, endpoint: str, body: dict[str, Any], adapter: str | None, model: str
     ) -> AsyncGenerator[dict[str, Any], None]:
-        """The chunks of a streamed answer named `model`, its usage chunk last; raises VllmError before the first
+        """The chunks of a streamed answer named `model`, its usage chunk last; raises RelayError before the first
         chunk when vLLM refuses, and after any chunk when the adapter is revoked or the server fails mid-stream."""
-        call = self._admit(adapter)
+        call = self._in_flight.admit(adapter)
         try:
             request = self.client.build_request("POST", endpoint, json=self._request(body, adapter, stream=True))
             try:
                 response = await self.client.send(request, stream=True)
             except httpx.HTTPError as error:
-                raise VllmError(503, f"the vLLM server of {self.name} is unreachable: {error}") from error
+                raise RelayError(503, f"the vLLM server of {self.name} is unreachable: {error}") from error
             try:
                 if response.status_code != 200:
                     await response.aread()
-                    raise VllmError(response.status_code, _message(response))
+                    raise RelayError(response.status_code, _message(response))
                 async for line in response.aiter_lines():
                     if call.aborted:
-                        raise VllmError(503, call.aborted)
+                        raise RelayError(503, call.aborted)
                     if not line.startswith("data:"):
                         continue
                     data = line[len("data:") :].strip()
@@ -278,15 +251,15 @@ class VllmBackend:
                         return
                     chunk: dict[str, Any] = json.loads(data)
                     if "error" in chunk:
-                        raise VllmError(503, _error_text(chunk))
+                        raise RelayError(503, _error_text(chunk))
                     chunk["model"] = model
                     yield chunk
             except httpx.HTTPError as error:
-                raise VllmError(503, f"the vLLM stream of {self.name} broke: {error}") from error
+                raise RelayError(503, f"the vLLM stream of {self.name} broke: {error}") from error
             finally:
                 await response.aclose()
         finally:
-            self._calls.discard(call)
+            self._in_flight.done(call)
 
 
 def _message(response: httpx.Response) -> str:
@@ -305,10 +278,3 @@ def _error_text(payload: Any) -> str:
         if isinstance(error, str):
             return error
     return json.dumps(payload)
-
-
-def count_usage(deployment: str, model: str, usage: dict[str, Any] | None) -> None:
-    """Token counters from an answer's `usage` (vLLM counts; this service only records)."""
-    if usage:
-        metrics.TOKENS_IN.labels(deployment, model).inc(int(usage.get("prompt_tokens") or 0))
-        metrics.TOKENS_OUT.labels(deployment, model).inc(int(usage.get("completion_tokens") or 0))

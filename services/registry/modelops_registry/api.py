@@ -229,6 +229,10 @@ async def get_policy(registry: RegistryDep) -> dict[str, Any]:
                 "roles": sorted(rule.roles),
                 "metrics": {metric: f"{op} {bound:g}" for metric, (op, bound) in rule.thresholds.items()},
                 "metrics_apply_to": sorted(rule.threshold_kinds),
+                "metrics_of": {
+                    kind: {metric: f"{op} {bound:g}" for metric, (op, bound) in thresholds.items()}
+                    for kind, thresholds in rule.kind_thresholds.items()
+                },
                 "distinct_approver": rule.distinct_approver,
             }
             for stage, rule in policy.rules.items()

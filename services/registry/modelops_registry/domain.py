@@ -36,13 +36,21 @@ class PolicyViolation(Exception):
     """A promotion the rules or the policy forbid; the message says which rule."""
 
 
+Thresholds = Mapping[str, tuple[str, float]]
+
+
 @dataclass(frozen=True)
 class StageRule:
     roles: frozenset[str]
-    thresholds: Mapping[str, tuple[str, float]] = field(default_factory=dict)
+    thresholds: Thresholds = field(default_factory=dict)
     # Thresholds bind only artifacts that are evaluated (an imported base model reports no eval_loss).
-    threshold_kinds: frozenset[str] = frozenset({"adapter", "merged_model", "quantized_model"})
+    threshold_kinds: frozenset[str] = frozenset({"adapter", "merged_model"})
+    # Thresholds of one kind besides (a quantized model's perplexity_change, measured when it was made).
+    kind_thresholds: Mapping[str, Thresholds] = field(default_factory=dict)
     distinct_approver: bool = False
+
+    def thresholds_of(self, kind: str) -> Thresholds:
+        return {**(self.thresholds if kind in self.threshold_kinds else {}), **self.kind_thresholds.get(kind, {})}
 
 
 @dataclass(frozen=True)
@@ -73,16 +81,13 @@ class Policy:
             unknown = roles - set(ROLES)
             if unknown:
                 raise ValueError(f"policy for {stage_name}: unknown roles {sorted(unknown)}")
-            thresholds = {}
-            for metric, expression in (rule.get("metrics") or {}).items():
-                match = _THRESHOLD.match(str(expression))
-                if not match:
-                    raise ValueError(f"policy for {stage_name}: bad threshold {metric}: {expression!r}")
-                thresholds[metric] = (match.group(1), float(match.group(2)))
             rules[Stage(stage_name)] = StageRule(
                 roles=roles,
-                thresholds=thresholds,
+                thresholds=_thresholds(stage_name, rule.get("metrics")),
                 threshold_kinds=frozenset(rule.get("metrics_apply_to") or StageRule.threshold_kinds),
+                kind_thresholds={
+                    kind: _thresholds(stage_name, metrics) for kind, metrics in (rule.get("metrics_of") or {}).items()
+                },
                 distinct_approver=bool(rule.get("distinct_approver", False)),
             )
         return cls(rules, deploy_rule)
@@ -103,6 +108,16 @@ class PromotionRequest:
     metrics: Mapping[str, float]
 
 
+def _thresholds(stage_name: str, metrics: Mapping[str, Any] | None) -> Thresholds:
+    thresholds = {}
+    for metric, expression in (metrics or {}).items():
+        match = _THRESHOLD.match(str(expression))
+        if not match:
+            raise ValueError(f"policy for {stage_name}: bad threshold {metric}: {expression!r}")
+        thresholds[metric] = (match.group(1), float(match.group(2)))
+    return thresholds
+
+
 def check_promotion(policy: Policy, request: PromotionRequest) -> None:
     """Raise PolicyViolation unless the move exists and the policy's role, metric and approver rules hold."""
     if request.target not in TRANSITIONS[request.current]:
@@ -112,8 +127,7 @@ def check_promotion(policy: Policy, request: PromotionRequest) -> None:
         raise PolicyViolation(f"the policy allows no promotion to {request.target}")
     if request.actor_role not in rule.roles:
         raise PolicyViolation(f"role {request.actor_role} may not promote to {request.target}")
-    thresholds = rule.thresholds if request.kind in rule.threshold_kinds else {}
-    for metric, (comparator, bound) in thresholds.items():
+    for metric, (comparator, bound) in rule.thresholds_of(request.kind).items():
         value = request.metrics.get(metric)
         if value is None:
             raise PolicyViolation(f"{request.target} needs metric {metric} {comparator} {bound:g}; it was not reported")

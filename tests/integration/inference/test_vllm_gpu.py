@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from modelops_inference.relay import RelayError
 from modelops_inference.settings import InferenceSettings
-from modelops_inference.vllm import VllmBackend, VllmError
+from modelops_inference.vllm import VllmBackend
 
 from .support import reference
 
@@ -59,5 +60,5 @@ async def test_runtime_lora_on_vllm_equals_peft(vllm: VllmBackend, base_model_di
     assert "".join(c["choices"][0]["text"] for c in chunks if c["choices"]) == tuned
     assert chunks[-1]["usage"]["completion_tokens"] <= MAX_TOKENS
     await vllm.remove_adapter("adapter-1")
-    with pytest.raises(VllmError):
+    with pytest.raises(RelayError):
         await vllm.complete("/v1/completions", body, "adapter-1", "dep")

@@ -22,22 +22,40 @@ class Deployable:
 
 
 async def deployable(lookups: RegistryLookups, base_model: str, adapters: list[str]) -> Deployable:
-    """The records the deployment will serve, or the problem that refuses it (the base model's first)."""
-    policy, base, *trained = await asyncio.gather(
+    """The records the deployment will serve, or the problem that refuses it (the base model's first). The base is a
+    base model (served by transformers or vLLM) or a GGUF quantized_model (served by llama.cpp), whose adapters are
+    then GGUF LoRAs (quantized_model artifacts of role `lora`)."""
+    policy, base = await asyncio.gather(
         lookups.policy(),
-        lookups.resolve(ArtifactKind.BASE_MODEL, base_model, "base_model"),
-        *(lookups.resolve(ArtifactKind.ADAPTER, ref, f"adapters[{i}]") for i, ref in enumerate(adapters)),
+        lookups.resolve(ArtifactKind.BASE_MODEL, base_model, "base_model", also=(ArtifactKind.QUANTIZED_MODEL,)),
+    )
+    gguf = base["kind"] == ArtifactKind.QUANTIZED_MODEL.value
+    if gguf and _role(base) == "lora":
+        detail = f"base_model: {base['id']} is a GGUF LoRA; deploy it in `adapters` over a GGUF model"
+        raise UnusableDeployReference(detail, slug="gguf-lora-as-model", param="base_model")
+    adapter_kind = ArtifactKind.QUANTIZED_MODEL if gguf else ArtifactKind.ADAPTER
+    trained = await asyncio.gather(
+        *(lookups.resolve(adapter_kind, ref, f"adapters[{i}]") for i, ref in enumerate(adapters))
     )
     stages = set(policy["deploy"]["stages"])
     for record, param in [(base, "base_model"), *((a, f"adapters[{i}]") for i, a in enumerate(trained))]:
         if record["stage"] not in stages:
             raise ArtifactNotDeployable(record, sorted(stages), param)
+    bases = {base["id"], (base.get("metadata") or {}).get("base_model")} - {None}
     for i, adapter in enumerate(trained):
+        if gguf and _role(adapter) != "lora":
+            detail = f"adapters[{i}]: {adapter['id']} is a whole GGUF model, not a LoRA"
+            raise UnusableDeployReference(detail, slug="not-a-gguf-lora", param=f"adapters[{i}]")
         trained_on = (adapter.get("metadata") or {}).get("base_model")
-        if trained_on and trained_on != base["id"]:
+        if trained_on and trained_on not in bases:
             raise UnusableDeployReference(
                 f"adapters[{i}]: {adapter['id']} was trained on {trained_on}, not on {base['id']}",
                 slug="adapter-base-mismatch",
                 param=f"adapters[{i}]",
             )
-    return Deployable(base, trained)
+    return Deployable(base, list(trained))
+
+
+def _role(record: dict[str, Any]) -> str | None:
+    """`model` or `lora`, for a quantized_model the quantizer made."""
+    return (record.get("metadata") or {}).get("role")
