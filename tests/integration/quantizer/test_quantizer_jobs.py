@@ -121,6 +121,18 @@ async def test_an_adapter_of_another_base_is_refused(
     assert "trained on" in failed.reason
 
 
+async def test_a_model_llama_cpp_cannot_convert_fails_the_job_with_the_reason(
+    quantizer, base_model, bus: Bus, events: TopicTap
+):
+    """The tiny test model's home-made BPE vocabulary is not one llama.cpp's converter knows."""
+    spec = job(base_model, None, QuantizationFormat.Q8_0)
+    await bus.publish(spec)
+    failed = await events.first(spec.job_id, *ENDED, timeout=JOB_S)
+    assert isinstance(failed, QuantizationFailed), failed
+    assert failed.error_type == "conversion_failed"
+    assert "pre-tokenizer was not recognized" in failed.reason
+
+
 async def test_a_killed_worker_s_job_resumes_elsewhere_with_the_formats_already_stored(
     smollm2_base_model, bus: Bus, events: TopicTap, quantizer_settings, worker_processes, tmp_path: Path
 ):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from modelops_contracts import JobStatus, QuantizationFormat, QuantizedOutput
+from modelops_contracts import JobStatus, QuantizationFormats, QuantizedOutput
 from modelops_contracts.artifacts import TEXT_PATTERN
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..jobs.schemas import Failure
 
@@ -21,22 +21,12 @@ class QuantizationJobRequest(BaseModel):
     adapter: str | None = Field(
         None, min_length=1, max_length=200, pattern=TEXT_PATTERN, description="An adapter artifact id of that base"
     )
-    formats: list[QuantizationFormat] = Field(
-        min_length=1,
-        max_length=len(QuantizationFormat),
-        json_schema_extra={"uniqueItems": True},
-        description="GGUF types made by llama.cpp (F16, Q8_0, Q5_K_M, Q4_K_M, Q4_0), or LORA_F16: the adapter alone",
+    formats: QuantizationFormats = Field(
+        description="GGUF types made by llama.cpp (F16, Q8_0, Q5_K_M, Q4_K_M, Q4_0), or LORA_F16: the adapter alone"
     )
     name: str | None = Field(
         None, min_length=1, max_length=120, pattern=TEXT_PATTERN, description="The outputs' name (a suffix is added)"
     )
-
-    @field_validator("formats")
-    @classmethod
-    def _each_once(cls, formats: list[QuantizationFormat]) -> list[QuantizationFormat]:
-        if len(set(formats)) != len(formats):
-            raise ValueError("a format is named twice")
-        return formats
 
 
 class QuantizationProgress(BaseModel):
