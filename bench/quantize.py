@@ -11,7 +11,7 @@ figure is the median of --repeats runs.
 Targets (issue 16): Q8_0 perplexity change ≤ 1 %, Q4_K_M ≤ 5 %, llama.cpp Q4_K_M ≥ 3× the single-stream tokens/s of
 fp32 transformers.
 
-    python bench/quantize.py [--requests 16] [--max-tokens 32] [--repeats 3]
+    python bench/quantize.py [--requests 8] [--max-tokens 96] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -88,7 +88,8 @@ async def _closed_loop(one: Any, requests: list[str], concurrency: int) -> float
     async def worker() -> None:
         nonlocal produced
         while queue:
-            produced += await one(queue.pop())
+            tokens = await one(queue.pop())  # awaited first: `produced += await …` reads `produced` before the await
+            produced += tokens
 
     started = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -101,8 +102,8 @@ def median_of(repeats: int, measure: Any) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=16)
-    parser.add_argument("--max-tokens", type=int, default=32)
+    parser.add_argument("--requests", type=int, default=8)
+    parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 

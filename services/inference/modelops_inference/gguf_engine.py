@@ -55,8 +55,12 @@ class LlamaCppBackend(RuntimeAdapters):
         model_path = str(path / GGUF_NAME)
 
         def load() -> Llama:
-            threads = settings.inference_gguf_threads or None
-            return Llama(model_path=model_path, n_ctx=settings.inference_gguf_context, n_threads=threads, verbose=False)
+            return Llama(
+                model_path=model_path,
+                n_ctx=settings.inference_gguf_context,
+                n_threads=settings.inference_gguf_threads,
+                verbose=False,
+            )
 
         try:
             llm = await asyncio.get_running_loop().run_in_executor(executor, load)

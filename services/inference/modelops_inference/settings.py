@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import Literal
@@ -33,7 +34,11 @@ class InferenceSettings(Settings):
         " (quantized_model) is always served by llama.cpp",
     )
     inference_gguf_context: int = Field(4096, ge=64, description="llama.cpp context length of a GGUF model, tokens")
-    inference_gguf_threads: int = Field(0, ge=0, description="llama.cpp threads per GGUF model; 0: its default")
+    inference_gguf_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="llama.cpp threads per GGUF model; default every core (llama-cpp-python's own default is half)",
+    )
     inference_artifact_wait_s: float = Field(
         60.0, ge=0, description="How long a Deploy waits for the registry to register (and sign) an adapter it names"
     )
