@@ -3,7 +3,8 @@ service really does.
 
 Subscriptions are observed: each service's app is started on the session's stack (its lifespan: runtime, consumers)
 while every Kafka consumer's `subscribe` and `assign` is recorded. FastStream's subscribers, the registry's tracked
-consumer, and the trainer's job consumer and cancel watcher all come down to aiokafka's consumer, so none is missed.
+consumer, and the job consumers and cancel watchers (trainer, quantizer) all come down to aiokafka's consumer, so none
+is missed.
 
 Publications are read from the source: every message a service's package builds (a call of a message class) is
 published by it, through its bus or its outbox, unless listed in BUILT_NOT_PUBLISHED with the reason.
@@ -23,7 +24,8 @@ from aiokafka import AIOKafkaConsumer
 from consumer_groups import skip_history
 from fastapi import FastAPI
 from modelops_contracts import MESSAGE_TYPES, TOPICS, topic_of
-from modelops_contracts.catalog import TRAINING_COMMANDS
+from modelops_contracts.catalog import QUANTIZATION_COMMANDS, TRAINING_COMMANDS
+from modelops_quantizer.settings import QuantizerSettings
 from modelops_registry.settings import RegistrySettings
 from modelops_shared.settings import Settings
 from modelops_trainer.settings import TrainerSettings
@@ -65,6 +67,19 @@ async def _trainer_settings(stack: Settings, registry_url: str, scratch: Path) -
     return settings
 
 
+async def _quantizer_settings(stack: Settings, registry_url: str, scratch: Path) -> Settings:
+    settings = QuantizerSettings(
+        **stack.model_dump(exclude={"service_name", "registry_url"}),
+        registry_url=registry_url,
+        quantizer_schema=_unique("quantizer"),
+        quantizer_group=_unique("quantizer"),
+        quantizer_work_dir=scratch,
+    )
+    # Its job consumer must not pick up earlier tests' jobs while it runs here.
+    await skip_history(stack, settings.quantizer_group, QUANTIZATION_COMMANDS)
+    return settings
+
+
 async def _inference_settings(stack: Settings, registry_url: str, scratch: Path) -> Settings:
     from inference.support import inference_settings
 
@@ -76,6 +91,7 @@ SETTINGS: dict[str, Callable[[Settings, str, Path], Any]] = {
     "gateway": _gateway_settings,
     "registry": _registry_settings,
     "trainer": _trainer_settings,
+    "quantizer": _quantizer_settings,
     "inference": _inference_settings,
 }
 
