@@ -93,7 +93,6 @@ class Reference:
     """The merged model as an F16 GGUF and its measured quality: what every format is compared with."""
 
     f16: Path
-    merged_dir: Path
     quality: quality.Quality
     parameters: int
 
@@ -193,7 +192,7 @@ class JobRunner:
         except toolchain.ToolchainError as error:
             raise ConversionFailed(str(error)) from None
         measured = self._measure(f16)
-        return Reference(f16, merged, measured, merging.parameter_count(merged))
+        return Reference(f16, measured, merging.parameter_count(merged))
 
     def _make(
         self, fmt: QuantizationFormat, inputs: Inputs, reference: Reference, work: Path
