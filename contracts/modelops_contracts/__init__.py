@@ -16,6 +16,17 @@ from .datasets import DatasetSchema, DatasetVersionCreated
 from .deployments import Deploy, DeploymentFailed, DeploymentReady, DeploymentRemoved, Undeploy
 from .diagnostics import Ping
 from .envelope import Envelope, EnvelopeError, KafkaRecord, decode, encode, new_envelope
+from .evaluation import (
+    CancelEvaluation,
+    EvaluationCancelled,
+    EvaluationCompleted,
+    EvaluationFailed,
+    EvaluationProgressed,
+    EvaluationStarted,
+    MetricSpec,
+    MetricSpecs,
+    StartEvaluation,
+)
 from .imports import ImportGguf, ModelImported, ModelImportFailed
 from .messages import MESSAGE_TYPES, Message, message_class
 from .quantization import (
@@ -71,6 +82,7 @@ __all__ = [
     "ArtifactRejected",
     "ArtifactSubmitted",
     "ArtifactView",
+    "CancelEvaluation",
     "CancelQuantization",
     "CancelTraining",
     "DatasetSchema",
@@ -81,6 +93,11 @@ __all__ = [
     "DeploymentRemoved",
     "Envelope",
     "EnvelopeError",
+    "EvaluationCancelled",
+    "EvaluationCompleted",
+    "EvaluationFailed",
+    "EvaluationProgressed",
+    "EvaluationStarted",
     "FileDigest",
     "Hyperparameters",
     "ImportGguf",
@@ -90,6 +107,8 @@ __all__ = [
     "LineageGraph",
     "LineageRelation",
     "Message",
+    "MetricSpec",
+    "MetricSpecs",
     "ModelImportFailed",
     "ModelImported",
     "ParentRef",
@@ -107,6 +126,7 @@ __all__ = [
     "SigningKey",
     "Stage",
     "StageAt",
+    "StartEvaluation",
     "StartQuantization",
     "StartTraining",
     "Topic",

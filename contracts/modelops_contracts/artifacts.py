@@ -35,6 +35,7 @@ class LineageRelation(StrEnum):
     MERGED_FROM = "merged_from"
     CONVERTED_FROM = "converted_from"
     EVALUATED_ON = "evaluated_on"
+    EVALUATION_OF = "evaluation_of"
     DEPLOYED_AS = "deployed_as"
     INDEXED_FROM = "indexed_from"
 

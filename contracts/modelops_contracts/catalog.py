@@ -10,6 +10,15 @@ from .artifacts import ArtifactPromoted, ArtifactRegistered, ArtifactRejected, A
 from .datasets import DatasetVersionCreated
 from .deployments import Deploy, DeploymentFailed, DeploymentReady, DeploymentRemoved, Undeploy
 from .diagnostics import Ping
+from .evaluation import (
+    CancelEvaluation,
+    EvaluationCancelled,
+    EvaluationCompleted,
+    EvaluationFailed,
+    EvaluationProgressed,
+    EvaluationStarted,
+    StartEvaluation,
+)
 from .imports import ImportGguf, ModelImported, ModelImportFailed
 from .messages import Message
 from .quantization import (
@@ -100,6 +109,30 @@ QUANTIZATION_EVENTS = Topic(
     ),
     description="What happened to a quantization job, in order per job.",
 )
+EVALUATION_COMMANDS = Topic(
+    name="evaluation.commands.v1",
+    partitions=3,
+    key="job_id",
+    producers=("gateway",),
+    consumers=("evaluator",),
+    messages=(StartEvaluation, CancelEvaluation),
+    description="Commands to start or cancel evaluation jobs.",
+)
+EVALUATION_EVENTS = Topic(
+    name="evaluation.events.v1",
+    partitions=3,
+    key="job_id",
+    producers=("evaluator",),
+    consumers=("gateway",),
+    messages=(
+        EvaluationStarted,
+        EvaluationProgressed,
+        EvaluationCompleted,
+        EvaluationFailed,
+        EvaluationCancelled,
+    ),
+    description="What happened to an evaluation job, in order per job.",
+)
 DATASET_EVENTS = Topic(
     name="datasets.events.v1",
     partitions=3,
@@ -113,7 +146,7 @@ ARTIFACT_SUBMISSIONS = Topic(
     name="artifacts.submissions.v1",
     partitions=6,
     key="artifact_id",
-    producers=("gateway", "trainer", "quantizer"),
+    producers=("gateway", "trainer", "quantizer", "evaluator"),
     consumers=("registry",),
     messages=(ArtifactSubmitted,),
     description="Stored artifacts waiting for the registry to verify and sign them.",
@@ -178,6 +211,8 @@ TOPICS: tuple[Topic, ...] = (
     TRAINING_EVENTS,
     QUANTIZATION_COMMANDS,
     QUANTIZATION_EVENTS,
+    EVALUATION_COMMANDS,
+    EVALUATION_EVENTS,
     DATASET_EVENTS,
     ARTIFACT_SUBMISSIONS,
     REGISTRY_ARTIFACTS,

@@ -390,6 +390,7 @@ class LineageRelation(StrEnum):
     merged_from = "merged_from"
     converted_from = "converted_from"
     evaluated_on = "evaluated_on"
+    evaluation_of = "evaluation_of"
     deployed_as = "deployed_as"
     indexed_from = "indexed_from"
 

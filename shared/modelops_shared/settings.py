@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES = ("gateway", "registry", "trainer", "quantizer", "inference", "rag", "marketplace")
+SERVICES = ("gateway", "registry", "trainer", "quantizer", "inference", "rag", "marketplace", "evaluator")
 
 
 def _default_state_dir() -> Path:
@@ -85,6 +85,7 @@ class Settings(BaseSettings):
     inference_port: int = 8004
     rag_port: int = 8005
     marketplace_port: int = 8006
+    evaluator_port: int = 8007
     http_host: str = "127.0.0.1"
 
     def port_of(self, service: str) -> int:

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+import torch
 from helpers import registered, service_auth
-from modelops_contracts import ArtifactKind, ArtifactSubmitted
+from modelops_contracts import ArtifactKind, ArtifactSubmitted, LineageRelation, ParentRef
 from modelops_shared.artifact_upload import upload_directory
 from modelops_shared.bus import Bus
 from modelops_shared.devstack import ephemeral_settings, free_port, stack_env, start_infrastructure, stop_all
@@ -23,7 +24,9 @@ from modelops_shared.storage import open_store
 from modelops_trainer.base_model import build_base_model, submit_base_model
 from modelops_trainer.gguf_import import GgufInfo, convert, smollm2
 from moto.server import ThreadedMotoServer
+from peft import LoraConfig, get_peft_model
 from servers import registry_serving
+from transformers import AutoModelForCausalLM
 
 # Tests look at spans, and a service samples none unless an exporter is configured: record them all here,
 # for this process and the services it starts.
@@ -155,6 +158,51 @@ async def smollm2_base_model(
                 "quantization": info.quantization,
                 "license": info.license,
             },
+        )
+    )
+    await registered(registry, artifact_id)
+    return artifact_id
+
+
+def make_lora(base_dir: Path, output: Path) -> Path:
+    """A LoRA of SmolLM2 on q/v with small random B matrices: it changes the model measurably, as a trained one does
+    (the pipeline's arithmetic does not care how the deltas were learned; the demo quantizes a trained adapter)."""
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, weight in peft_model.named_parameters():
+            if "lora_B" in name:
+                weight.mul_(0.02)
+    peft_model.save_pretrained(output)
+    return output
+
+
+@pytest.fixture(scope="session")
+async def smollm2_adapter(
+    embedded_stack: Settings,
+    bus: Bus,
+    registry: httpx.AsyncClient,
+    smollm2_dir: tuple[GgufInfo, Path],
+    smollm2_base_model: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """A LoRA adapter of the registered SmolLM2, stored, submitted and registered; its artifact id."""
+    directory = make_lora(smollm2_dir[1], tmp_path_factory.mktemp("smollm2-lora"))
+    artifact_id = f"adapter-smollm2-{uuid.uuid4().hex[:12]}"
+    store = open_store(embedded_stack.store_url, embedded_stack)
+    files = await upload_directory(store, directory, f"artifacts/{artifact_id}")
+    await bus.publish(
+        ArtifactSubmitted(
+            artifact_id=artifact_id,
+            kind=ArtifactKind.ADAPTER,
+            name="smollm2-random-lora",
+            uri=store.url_of(f"artifacts/{artifact_id}"),
+            files=files,
+            parents=[ParentRef(artifact_id=smollm2_base_model, relation=LineageRelation.TRAINED_FROM)],
+            created_by="test",
+            metadata={"method": "sft", "base_model": smollm2_base_model},
         )
     )
     await registered(registry, artifact_id)

@@ -1,4 +1,5 @@
-"""What tests of every service need: a tap on topics, waiting until the registry has registered an artifact, and the
+"""What tests of every service need: a tap on topics, waiting until the registry has registered an artifact, datasets
+committed and announced as the gateway does them, and the
 barriers after which "nothing (more) arrived" can be asserted: an outbox sent, a consumer past a message, a tap
 read to the end of its partitions; and calling internal services as another service would, with its token."""
 
@@ -9,6 +10,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,11 +18,15 @@ from typing import Any, Self
 
 import asyncpg
 import httpx
+import pyarrow as pa
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from modelops_contracts import Envelope, Message, Topic, decode
+from deltalake import write_deltalake
+from modelops_contracts import DatasetSchema, DatasetVersionCreated, Envelope, Message, Topic, decode
+from modelops_shared.bus import Bus
 from modelops_shared.devstack import free_port
 from modelops_shared.service_tokens import BEARER, ServiceIdentity
 from modelops_shared.settings import Settings
+from modelops_shared.storage.delta import dataset_table_uri, delta_storage_options
 
 WAIT_S = 120
 POLL_S = 0.05
@@ -155,3 +161,30 @@ def spawn_service(service: str, settings: dict[str, str], log: Path) -> subproce
         return subprocess.Popen(
             [sys.executable, "-m", f"modelops_{service}"], env=env, stdout=out, stderr=subprocess.STDOUT
         )
+
+
+async def create_dataset(
+    settings: Settings, bus: Bus, registry: httpx.AsyncClient, rows: list[dict[str, Any]], schema: DatasetSchema
+) -> tuple[str, int]:
+    """Commit `rows` as a new Delta table and announce the version, as the gateway's dataset path does; waits until
+    the registry knows it. Returns (name, version)."""
+    name = f"ds-{uuid.uuid4().hex[:8]}"
+    uri = dataset_table_uri(settings, name)
+    await asyncio.to_thread(
+        write_deltalake, uri, pa.Table.from_pylist(rows), storage_options=delta_storage_options(settings)
+    )
+    dataset_id = f"dataset-{name}-v0"
+    await bus.publish(
+        DatasetVersionCreated(
+            dataset_id=dataset_id,
+            name=name,
+            version=0,
+            schema_kind=schema,
+            uri=uri,
+            num_rows=len(rows),
+            size_bytes=1,
+            created_by="alice",
+        )
+    )
+    await registered(registry, dataset_id)
+    return name, 0

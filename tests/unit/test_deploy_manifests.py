@@ -505,10 +505,11 @@ def test_grafana_dashboard_queries_metrics_the_services_export():
 
 # Who calls whom over HTTP inside the cluster (DESIGN.md §2); the gateway alone is reached from outside.
 CALLERS = {
-    "registry": {"gateway", "trainer", "quantizer", "inference"},
-    "inference": {"gateway"},
+    "registry": {"gateway", "trainer", "quantizer", "evaluator", "inference"},
+    "inference": {"gateway", "evaluator"},
     "trainer": set(),
     "quantizer": set(),
+    "evaluator": set(),
 }
 
 

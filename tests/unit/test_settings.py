@@ -11,7 +11,7 @@ def test_defaults_describe_the_embedded_stack(monkeypatch):
             monkeypatch.delenv(name)
     settings = Settings()
     assert settings.kafka_bootstrap == "127.0.0.1:19092"
-    assert [settings.port_of(s) for s in SERVICES] == [8000, 8001, 8002, 8003, 8004, 8005, 8006]
+    assert [settings.port_of(s) for s in SERVICES] == [8000, 8001, 8002, 8003, 8004, 8005, 8006, 8007]
     assert settings.store_url.startswith("file://")
     assert settings.store_url.endswith("/.modelops/objects")
 

@@ -44,20 +44,21 @@ from modelops_contracts import (
 )
 from modelops_contracts.catalog import QUANTIZATION_COMMANDS
 from modelops_shared.artifact_upload import upload_directory
-from modelops_shared.artifacts import (
-    ArtifactClient,
-    ArtifactError,
-    ArtifactNotFound,
-    ArtifactUnavailable,
-    ArtifactVerificationError,
-    VerifiedArtifact,
-)
+from modelops_shared.artifacts import ArtifactClient, VerifiedArtifact
 from modelops_shared.bus import Bus
-from modelops_shared.jobs import JobCommands, Outcome, StopSignal, Transient
+from modelops_shared.jobs import (
+    InputUnusable,
+    JobCommands,
+    JobFailure,
+    Outcome,
+    StopSignal,
+    Transient,
+    fetch_input,
+)
 from modelops_shared.storage import ObjectNotFound, ObjectStore, StoreError
 
 from . import merging, quality, toolchain
-from .domain import ConversionFailed, InputNotFound, InputUnusable, JobFailure
+from .domain import ConversionFailed
 from .settings import QuantizerSettings
 
 log = logging.getLogger(__name__)
@@ -166,15 +167,8 @@ class JobRunner:
             await asyncio.to_thread(shutil.rmtree, work, True)
 
     async def _inputs(self, spec: StartQuantization) -> Inputs:
-        try:
-            base = await self.artifacts.fetch(spec.model, ArtifactKind.BASE_MODEL)
-            adapter = await self.artifacts.fetch(spec.adapter, ArtifactKind.ADAPTER) if spec.adapter else None
-        except ArtifactNotFound as error:
-            raise InputNotFound(str(error)) from None
-        except (ArtifactUnavailable, ArtifactVerificationError) as error:
-            raise InputUnusable(str(error)) from None
-        except ArtifactError as error:
-            raise Transient(str(error)) from None
+        base = await fetch_input(self.artifacts, spec.model, ArtifactKind.BASE_MODEL)
+        adapter = await fetch_input(self.artifacts, spec.adapter, ArtifactKind.ADAPTER) if spec.adapter else None
         if adapter is not None and (trained_on := adapter.record.get("metadata", {}).get("base_model")) != base.id:
             raise InputUnusable(f"adapter {adapter.id} was trained on {trained_on}, not on {base.id}")
         name = spec.name or (f"{base.name}-{adapter.name}" if adapter else base.name)

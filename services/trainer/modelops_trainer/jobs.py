@@ -39,16 +39,17 @@ from modelops_contracts import (
 )
 from modelops_contracts.catalog import TRAINING_COMMANDS
 from modelops_shared.artifact_upload import upload_directory
-from modelops_shared.artifacts import (
-    ArtifactClient,
-    ArtifactError,
-    ArtifactNotFound,
-    ArtifactUnavailable,
-    ArtifactVerificationError,
-    VerifiedArtifact,
-)
+from modelops_shared.artifacts import ArtifactClient, ArtifactError, VerifiedArtifact
 from modelops_shared.bus import Bus
-from modelops_shared.jobs import JobCommands, Outcome, StopSignal, Transient
+from modelops_shared.jobs import (
+    InputNotFound,
+    JobCommands,
+    JobFailure,
+    Outcome,
+    StopSignal,
+    Transient,
+    fetch_input,
+)
 from modelops_shared.storage import ObjectStore, StoreError
 from modelops_shared.storage.delta import DatasetNotFound, read_dataset
 
@@ -56,7 +57,7 @@ from . import data, engine
 from .callbacks import Progress
 from .card import write_card
 from .checkpoints import Checkpoints
-from .domain import InputNotFound, InputUnusable, JobFailure, JobSpecError
+from .domain import JobSpecError
 from .mlflow_runs import Tracker
 from .plugins import load_plugins
 from .settings import TrainerSettings
@@ -145,13 +146,9 @@ class JobRunner:
         # The id names the job's checkpoint folder in the object store.
         if not JOB_ID.fullmatch(spec.job_id):
             raise JobSpecError(f"job id {spec.job_id!r} is not 1-128 letters, digits, '.', '_' or '-'")
+        base = await fetch_input(self.artifacts, spec.base_model, ArtifactKind.BASE_MODEL)
         try:
-            base = await self.artifacts.fetch(spec.base_model, ArtifactKind.BASE_MODEL)
             dataset = await self.artifacts.find_version(ArtifactKind.DATASET, spec.dataset, str(spec.dataset_version))
-        except ArtifactNotFound as error:
-            raise InputNotFound(f"base model: {error}") from None
-        except (ArtifactUnavailable, ArtifactVerificationError) as error:
-            raise InputUnusable(f"base model {spec.base_model}: {error}") from None
         except ArtifactError as error:
             raise Transient(str(error)) from None
         if dataset is None:

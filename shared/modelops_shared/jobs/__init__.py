@@ -3,5 +3,17 @@ second, a ledger that makes redelivery and a dead worker safe. A service supplie
 
 from .commands import JobCommands, Outcome, StopSignal, Transient
 from .consumer import JobConsumer
+from .failures import InputNotFound, InputUnusable, JobFailure, fetch_input, resolve_input
 
-__all__ = ["JobCommands", "JobConsumer", "Outcome", "StopSignal", "Transient"]
+__all__ = [
+    "InputNotFound",
+    "InputUnusable",
+    "JobCommands",
+    "JobConsumer",
+    "JobFailure",
+    "Outcome",
+    "StopSignal",
+    "Transient",
+    "fetch_input",
+    "resolve_input",
+]

@@ -1,0 +1,1 @@
+"""ModelOps evaluator: signed eval reports of models, adapters and deployments on versioned suites."""

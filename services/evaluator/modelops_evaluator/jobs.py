@@ -1,0 +1,253 @@
+"""One evaluation job from command to outcome: check the metrics, read the suite's exact version, load and verify the
+model and adapter (or reach the deployment), answer every item batch by batch, score the answers, and store the
+report for the registry to sign.
+
+A job redelivered after its worker died starts over: answers are greedy, so the report comes out the same, under the
+same artifact id. The outcome's events (ArtifactSubmitted, then EvaluationCompleted; or EvaluationFailed /
+EvaluationCancelled) are returned, not published: the job consumer records them with the job's end in one
+transaction (outbox).
+Produces directly: EvaluationStarted, EvaluationProgressed (evaluation.events.v1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import shutil
+import time
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from importlib.metadata import version
+from typing import Any
+
+import httpx
+from modelops_contracts import (
+    ArtifactKind,
+    ArtifactSubmitted,
+    CancelEvaluation,
+    Envelope,
+    EvaluationCancelled,
+    EvaluationCompleted,
+    EvaluationFailed,
+    EvaluationProgressed,
+    EvaluationStarted,
+    JobStatus,
+    LineageRelation,
+    Message,
+    ParentRef,
+    StartEvaluation,
+)
+from modelops_contracts.catalog import EVALUATION_COMMANDS
+from modelops_shared.artifact_upload import upload_directory
+from modelops_shared.artifacts import ArtifactClient, ArtifactError
+from modelops_shared.bus import Bus
+from modelops_shared.jobs import (
+    InputNotFound,
+    InputUnusable,
+    JobCommands,
+    JobFailure,
+    Outcome,
+    StopSignal,
+    Transient,
+    fetch_input,
+    resolve_input,
+)
+from modelops_shared.storage import ObjectStore, StoreError
+from modelops_shared.storage.delta import DatasetNotFound, read_dataset
+
+from . import metrics, reports, suites
+from .settings import EvaluatorSettings
+from .subjects import Deployment, LocalModel, Subject
+
+log = logging.getLogger(__name__)
+
+PUBLISH_TIMEOUT_S = 30.0
+MODEL_KINDS = (ArtifactKind.MERGED_MODEL, ArtifactKind.QUANTIZED_MODEL)
+
+EVALUATION_JOBS = JobCommands(
+    topic=EVALUATION_COMMANDS,
+    start=StartEvaluation,
+    cancel=CancelEvaluation,
+    failed_event=lambda job_id, error_type, reason: EvaluationFailed(
+        job_id=job_id, reason=reason, error_type=error_type
+    ),
+    cancelled_event=lambda job_id, reason: EvaluationCancelled(job_id=job_id, reason=reason),
+)
+
+
+def report_artifact_id(job_id: str) -> str:
+    """Derived from the job alone, so a redelivered job submits the same artifact."""
+    return f"evalreport-{hashlib.sha256(f'eval_report:{job_id}'.encode()).hexdigest()[:24]}"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The registry's records of what is evaluated and on what, and the suite's items."""
+
+    model: dict[str, Any]
+    adapter: dict[str, Any] | None
+    suite: dict[str, Any]
+    items: list[suites.Item]
+
+
+class JobRunner:
+    def __init__(
+        self,
+        settings: EvaluatorSettings,
+        store: ObjectStore,
+        bus: Bus,
+        artifacts: ArtifactClient,
+        executor: Executor,
+        inference: httpx.AsyncClient,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.bus = bus
+        self.artifacts = artifacts
+        self.executor = executor
+        self.inference = inference
+
+    async def run(self, spec: StartEvaluation, cause: Envelope, stop: StopSignal, worker: str) -> Outcome:
+        """Evaluate the job to an outcome; raises Transient when the infrastructure, not the job, is at fault."""
+        began = time.monotonic()
+        work = self.settings.work_dir / "jobs" / hashlib.sha256(spec.job_id.encode()).hexdigest()[:32]
+        try:
+            scorers = metrics.scorers(spec.metrics)
+            wants_perplexity = any(m.name == metrics.PERPLEXITY for m in spec.metrics)
+            inputs = await self._inputs(spec)
+            items = inputs.items
+            await self._publish(EvaluationStarted(job_id=spec.job_id, worker=worker, items=len(items)), spec, cause)
+            subject = await self._subject(spec)
+            answers: list[str] | None = [] if scorers else None
+            scored: list[tuple[float, int]] | None = [] if wants_perplexity else None
+            step = self.settings.evaluator_concurrency * 2 if spec.deployment else self.settings.evaluator_batch_size
+            for start in range(0, len(items), step):
+                if stop.reason() == "cancelled":
+                    return EVALUATION_JOBS.cancelled(spec.job_id, stop.detail)
+                if stop.reason():
+                    return Outcome(None)  # handed off: the next owner starts over
+                batch = items[start : start + step]
+                if answers is not None:
+                    answers += await subject.answer(batch, spec.max_new_tokens)
+                if scored is not None:
+                    scored += await subject.loglikelihood(batch)
+                done = start + len(batch)
+                await self._publish(EvaluationProgressed(job_id=spec.job_id, done=done, total=len(items)), spec, cause)
+            scores = {
+                name: [scorer(answer, item.reference) for answer, item in zip(answers or [], items, strict=True)]
+                for name, scorer in scorers.items()
+            }
+            totals = reports.aggregates(scores, scored, len(items))
+            about = self._about(spec, inputs)
+            folder = work / "report"
+            await asyncio.to_thread(reports.write, folder, items, answers, scores, scored, about, totals)
+            report_id = report_artifact_id(spec.job_id)
+            files = await upload_directory(self.store, folder, f"artifacts/{report_id}")
+            submitted = self._submission(spec, inputs, report_id, files, totals, about)
+            completed = EvaluationCompleted(
+                job_id=spec.job_id,
+                report_id=report_id,
+                metrics=totals,
+                items=len(items),
+                duration_seconds=time.monotonic() - began,
+            )
+            return Outcome(JobStatus.COMPLETED, [submitted, completed], record={"report_id": report_id})
+        except JobFailure as error:
+            return EVALUATION_JOBS.failed(spec.job_id, error.error_type, str(error))
+        except MemoryError as error:
+            return EVALUATION_JOBS.failed(spec.job_id, "out_of_memory", f"out of memory: {error}"[:2000])
+        except (httpx.TransportError, StoreError, ConnectionError, Transient) as error:
+            raise Transient(f"{type(error).__name__}: {error}") from error
+        except Exception as error:
+            log.exception("job %s failed", spec.job_id)
+            return EVALUATION_JOBS.failed(spec.job_id, "evaluation_error", f"{type(error).__name__}: {error}"[:2000])
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+    async def _inputs(self, spec: StartEvaluation) -> Inputs:
+        model = await resolve_input(self.artifacts, spec.model, ArtifactKind.BASE_MODEL, also=MODEL_KINDS)
+        adapter = await resolve_input(self.artifacts, spec.adapter, ArtifactKind.ADAPTER) if spec.adapter else None
+        if adapter is not None and (trained_on := adapter.get("metadata", {}).get("base_model")) != model["id"]:
+            raise InputUnusable(f"adapter {adapter['id']} was trained on {trained_on}, not on {model['id']}")
+        try:
+            suite = await self.artifacts.find_version(ArtifactKind.DATASET, spec.suite, str(spec.suite_version))
+        except ArtifactError as error:
+            raise Transient(str(error)) from None
+        if suite is None:
+            raise InputNotFound(f"suite {spec.suite!r} version {spec.suite_version} is not registered")
+        try:
+            table = await asyncio.to_thread(read_dataset, self.settings, spec.suite, spec.suite_version)
+        except DatasetNotFound as error:
+            raise InputNotFound(str(error)) from None
+        items = suites.items_of(table, max_items=spec.max_items, seed=spec.seed)
+        return Inputs(model, adapter, suite, items)
+
+    async def _subject(self, spec: StartEvaluation) -> Subject:
+        """The deployment, or the model and adapter verified, downloaded and loaded here."""
+        if spec.deployment is not None and spec.served_model is not None:
+            return Deployment(self.inference, spec.served_model, self.settings.evaluator_concurrency, spec.seed)
+        model = await fetch_input(self.artifacts, spec.model, ArtifactKind.BASE_MODEL, also=MODEL_KINDS)
+        if model.kind == ArtifactKind.QUANTIZED_MODEL:
+            raise InputUnusable(f"{model.id} is a GGUF: deploy it and evaluate the deployment")
+        adapter = await fetch_input(self.artifacts, spec.adapter, ArtifactKind.ADAPTER) if spec.adapter else None
+        loaded = asyncio.get_running_loop().run_in_executor(
+            self.executor, LocalModel, model.path, adapter.path if adapter else None, self.executor, spec.seed
+        )
+        return await loaded
+
+    def _about(self, spec: StartEvaluation, inputs: Inputs) -> dict[str, Any]:
+        """What the report says it measured, signed with it: the registry's gate reads `suite` and `base_model`."""
+        return {
+            "suite": spec.suite,
+            "suite_version": spec.suite_version,
+            "suite_id": inputs.suite["id"],
+            "model": inputs.model["id"],
+            "adapter": inputs.adapter["id"] if inputs.adapter else None,
+            "base_model": inputs.model["id"],
+            "deployment": spec.deployment,
+            "served_model": spec.served_model,
+            "metrics_asked": [m.model_dump() for m in spec.metrics],
+            "seed": spec.seed,
+            "max_items": spec.max_items,
+            "max_new_tokens": spec.max_new_tokens,
+            "items": len(inputs.items),
+            "evaluator": {"transformers": version("transformers"), "peft": version("peft")},
+        }
+
+    def _submission(
+        self,
+        spec: StartEvaluation,
+        inputs: Inputs,
+        report_id: str,
+        files: list[Any],
+        totals: dict[str, float],
+        about: dict[str, Any],
+    ) -> ArtifactSubmitted:
+        parents = [
+            ParentRef(artifact_id=inputs.model["id"], relation=LineageRelation.EVALUATION_OF),
+            ParentRef(artifact_id=inputs.suite["id"], relation=LineageRelation.EVALUATED_ON),
+        ]
+        if inputs.adapter is not None:
+            parents.append(ParentRef(artifact_id=inputs.adapter["id"], relation=LineageRelation.EVALUATION_OF))
+        subject = inputs.model["name"] + (f"-{inputs.adapter['name']}" if inputs.adapter else "")
+        return ArtifactSubmitted(
+            artifact_id=report_id,
+            kind=ArtifactKind.EVAL_REPORT,
+            name=(spec.name or f"{subject}-on-{spec.suite}")[:200],
+            uri=self.store.url_of(f"artifacts/{report_id}"),
+            files=files,
+            parents=parents,
+            job_id=spec.job_id,
+            metrics=totals,
+            created_by=spec.submitted_by,
+            metadata=about,
+        )
+
+    async def _publish(self, message: Message, spec: StartEvaluation, cause: Envelope) -> None:
+        try:
+            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+                await self.bus.publish(message, correlation_id=spec.job_id, causation=cause)
+        except Exception:
+            # Progress is advisory; a broker hiccup must not cost the job. The outcome goes via the outbox.
+            log.exception("could not publish %s for job %s", message.type, spec.job_id)

@@ -1,0 +1,152 @@
+"""What answers a suite's items: a model the evaluator loads itself (transformers, with a PEFT adapter or not), or a
+deployment's OpenAI API. Both answer greedily, so the same model and items give the same answers.
+
+The local model answers a batch at a time, left-padded, on the worker thread. A deployment gets `concurrency`
+requests in flight, which the inference service batches; busy answers (429, 503) are retried with backoff.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from concurrent.futures import Executor
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+import torch
+from modelops_shared.jobs import Transient
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
+
+from .domain import MetricUnusable, SubjectFailed
+from .suites import Item
+
+BUSY = {429, 503}
+
+
+class Subject(Protocol):
+    async def answer(self, items: list[Item], max_new_tokens: int) -> list[str]:
+        """Greedy answers, one per item, in order."""
+        ...
+
+    async def loglikelihood(self, items: list[Item]) -> list[tuple[float, int]]:
+        """Per item: the summed log-probability of its reference's tokens after its question, and how many."""
+        ...
+
+
+class LocalModel:
+    """A Hugging Face model directory (and an adapter of it), run by the evaluator on its worker thread."""
+
+    def __init__(self, model_dir: Path, adapter_dir: Path | None, executor: Executor, seed: int) -> None:
+        torch.manual_seed(seed)
+        self.tokenizer: PreTrainedTokenizerBase = AutoTokenizer.from_pretrained(model_dir)
+        self.tokenizer.padding_side = "left"
+        model: Any = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+        if adapter_dir is not None:
+            from peft import PeftModel  # only an adapter needs PEFT
+
+            model = PeftModel.from_pretrained(model, adapter_dir)
+        self.model = model.eval()
+        self.executor = executor
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else self.tokenizer.eos_token_id or 0)
+
+    def question_ids(self, item: Item) -> list[int]:
+        """As the trainer formats it: BOS and the prompt (sft), or the chat template with the generation prompt."""
+        if item.prompt is not None:
+            bos = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
+            return bos + list(self.tokenizer(item.prompt, add_special_tokens=False)["input_ids"])
+        if not self.tokenizer.chat_template:
+            raise SubjectFailed("the model's tokenizer has no chat template, which chat suites need")
+        text = self.tokenizer.apply_chat_template(list(item.messages or ()), tokenize=False, add_generation_prompt=True)
+        return list(self.tokenizer(str(text), add_special_tokens=False)["input_ids"])
+
+    async def answer(self, items: list[Item], max_new_tokens: int) -> list[str]:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._answer, items, max_new_tokens)
+
+    async def loglikelihood(self, items: list[Item]) -> list[tuple[float, int]]:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._loglikelihood, items)
+
+    def _answer(self, items: list[Item], max_new_tokens: int) -> list[str]:
+        questions = [self.question_ids(item) for item in items]
+        width = max(map(len, questions))
+        ids = torch.tensor([[self.pad_id] * (width - len(q)) + q for q in questions])
+        mask = torch.tensor([[0] * (width - len(q)) + [1] * len(q) for q in questions])
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=ids,
+                attention_mask=mask,
+                max_new_tokens=max_new_tokens,
+                do_sample=False,
+                pad_token_id=self.pad_id,
+            )
+        return [str(self.tokenizer.decode(row[width:], skip_special_tokens=True)) for row in out]
+
+    def _loglikelihood(self, items: list[Item]) -> list[tuple[float, int]]:
+        scored = []
+        with torch.inference_mode():
+            for item in items:
+                context = self.question_ids(item)
+                target = list(self.tokenizer(item.reference, add_special_tokens=False)["input_ids"])
+                ids = torch.tensor([context + target])
+                logits = self.model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
+                logprobs = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(target).unsqueeze(1))
+                scored.append((float(logprobs.sum()), len(target)))
+        return scored
+
+
+class Deployment:
+    """A deployment's OpenAI API on the inference service: completions for sft items, chat completions for chat."""
+
+    def __init__(self, http: httpx.AsyncClient, served_model: str, concurrency: int, seed: int) -> None:
+        self.http = http
+        self.served_model = served_model
+        self.slots = asyncio.Semaphore(concurrency)
+        self.seed = seed
+
+    async def answer(self, items: list[Item], max_new_tokens: int) -> list[str]:
+        return list(await asyncio.gather(*(self._answer(item, max_new_tokens) for item in items)))
+
+    async def loglikelihood(self, items: list[Item]) -> list[tuple[float, int]]:
+        raise MetricUnusable("perplexity needs token log-probabilities, which a deployment's API does not return yet")
+
+    async def _answer(self, item: Item, max_new_tokens: int) -> str:
+        body: dict[str, Any] = {"model": self.served_model, "max_tokens": max_new_tokens, "temperature": 0}
+        body["seed"] = self.seed
+        if item.prompt is not None:
+            reply = await self._post("/v1/completions", {**body, "prompt": item.prompt})
+            return str(reply["choices"][0]["text"])
+        reply = await self._post("/v1/chat/completions", {**body, "messages": list(item.messages or ())})
+        return str(reply["choices"][0]["message"]["content"] or "")
+
+    async def _post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        async with self.slots:
+            retrying = AsyncRetrying(
+                retry=retry_if_exception(_retryable),
+                stop=stop_after_attempt(6),
+                wait=wait_exponential(multiplier=0.5, max=8),
+                reraise=True,
+            )
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        response = await self.http.post(path, json=body)
+                        if response.status_code in BUSY or response.status_code >= 500:
+                            response.raise_for_status()
+            except (httpx.TransportError, httpx.HTTPStatusError) as error:
+                raise Transient(f"deployment {self.served_model}: {error}") from None
+        if response.status_code >= 400:
+            raise SubjectFailed(f"deployment {self.served_model} refused: {response.status_code} {response.text[:500]}")
+        reply: dict[str, Any] = response.json()
+        return reply
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, httpx.TransportError | httpx.HTTPStatusError)
+
+
+def perplexity(scored: list[tuple[float, int]]) -> float:
+    """Token-weighted: exp of the mean negative log-probability over every reference token."""
+    tokens = sum(n for _, n in scored)
+    return math.exp(-sum(lp for lp, _ in scored) / tokens) if tokens else math.nan
