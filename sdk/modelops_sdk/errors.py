@@ -56,6 +56,12 @@ class QuantizationFailed(ModelOpsError):
     hint = "read the reason; `modelops artifacts show` the model and adapter it names"
 
 
+class EvaluationFailed(ModelOpsError):
+    """An evaluation job failed or was cancelled; no report was registered."""
+
+    hint = "read the reason; check the suite's rows (`modelops datasets show`) and the metrics' parameters"
+
+
 class ApiError(ModelOpsError):
     """The gateway answered with an error: `application/problem+json` fields, `extensions` for the other members."""
 

@@ -258,6 +258,92 @@ class DpoMethodRequest(BaseModel):
     hyperparameters: DpoHyperparameterRequest | None = None
 
 
+class Model(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="A base_model or merged_model artifact (id, or name: its latest); or set `deployment`",
+            max_length=200,
+            min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Model",
+        ),
+    ]
+
+
+class Adapter1(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="An adapter of that model; with `deployment`, one of the adapters it serves",
+            max_length=200,
+            min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Adapter",
+        ),
+    ]
+
+
+class Deployment(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="Evaluate through this deployment's OpenAI API instead",
+            pattern="^[a-z0-9][a-z0-9._-]{0,62}$",
+            title="Deployment",
+        ),
+    ]
+
+
+class SuiteVersion(RootModel[int]):
+    root: Annotated[
+        int,
+        Field(
+            description="Its version; default the latest",
+            ge=0,
+            le=2147483647,
+            title="Suite Version",
+        ),
+    ]
+
+
+class Metrics(RootModel[str]):
+    root: Annotated[str, Field(pattern="^[a-z][a-z0-9_]{0,63}$")]
+
+
+class MaxItems(RootModel[int]):
+    root: Annotated[
+        int,
+        Field(
+            description="Score a seeded sample of this many items",
+            ge=1,
+            le=100000,
+            title="Max Items",
+        ),
+    ]
+
+
+class Name(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="The report's name",
+            max_length=120,
+            min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Name",
+        ),
+    ]
+
+
+class EvaluationProgress(BaseModel):
+    done: Annotated[int, Field(description="Items answered", title="Done")]
+    total: Annotated[
+        int | None,
+        Field(description="Items to answer, once a worker read the suite", title="Total"),
+    ]
+
+
 class Failure(BaseModel):
     reason: Annotated[str, Field(title="Reason")]
     error_type: Annotated[str | None, Field(title="Error Type")]
@@ -400,6 +486,17 @@ class Type1(StrEnum):
     dpo = "dpo"
 
 
+class MetricSpec(BaseModel):
+    name: Annotated[str, Field(pattern="^[a-z][a-z0-9_]{0,63}$", title="Name")]
+    params: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="What the metric needs besides the item, e.g. a pattern or schema",
+            title="Params",
+        ),
+    ] = {}
+
+
 class ModelImportStatus(StrEnum):
     pending = "pending"
     completed = "completed"
@@ -464,7 +561,7 @@ class QuantizationFormat(StrEnum):
     LORA_F16 = "LORA_F16"
 
 
-class Adapter1(RootModel[str]):
+class Adapter2(RootModel[str]):
     root: Annotated[
         str,
         Field(
@@ -477,7 +574,7 @@ class Adapter1(RootModel[str]):
     ]
 
 
-class Name(RootModel[str]):
+class Name1(RootModel[str]):
     root: Annotated[
         str,
         Field(
@@ -505,7 +602,7 @@ class QuantizationJobRequest(BaseModel):
         ),
     ]
     adapter: Annotated[
-        Adapter1 | None,
+        Adapter2 | None,
         Field(description="An adapter artifact id of that base", title="Adapter"),
     ] = None
     formats: Annotated[
@@ -518,7 +615,7 @@ class QuantizationJobRequest(BaseModel):
         ),
     ]
     name: Annotated[
-        Name | None,
+        Name1 | None,
         Field(description="The outputs' name (a suffix is added)", title="Name"),
     ] = None
 
@@ -884,6 +981,116 @@ class DatasetPage(BaseModel):
         Field(description="Datasets at their latest version, by name", title="Data"),
     ]
     next_cursor: Annotated[str | None, Field(title="Next Cursor")]
+
+
+class EvaluationJobRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    model: Annotated[
+        Model | None,
+        Field(
+            description="A base_model or merged_model artifact (id, or name: its latest); or set `deployment`",
+            title="Model",
+        ),
+    ] = None
+    adapter: Annotated[
+        Adapter1 | None,
+        Field(
+            description="An adapter of that model; with `deployment`, one of the adapters it serves",
+            title="Adapter",
+        ),
+    ] = None
+    deployment: Annotated[
+        Deployment | None,
+        Field(
+            description="Evaluate through this deployment's OpenAI API instead",
+            title="Deployment",
+        ),
+    ] = None
+    suite: Annotated[
+        str,
+        Field(
+            description="The dataset (sft or chat rows) whose rows are the items",
+            max_length=200,
+            min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Suite",
+        ),
+    ]
+    suite_version: Annotated[
+        SuiteVersion | None,
+        Field(description="Its version; default the latest", title="Suite Version"),
+    ] = None
+    metrics: Annotated[
+        list[Metrics | MetricSpec],
+        Field(
+            description='Names (exact_match, normalized_match, regex_match, json_valid, rouge_l, perplexity, or a plugin\'s), or {"name", "params"} objects, e.g. {"name": "regex_match", "params": {"pattern": "^\\\\d+$"}}',
+            max_length=16,
+            min_length=1,
+            title="Metrics",
+        ),
+    ]
+    seed: Annotated[
+        int | None,
+        Field(
+            description="Picks the sample when max_items is set; seeds decoding",
+            ge=0,
+            le=2147483647,
+            title="Seed",
+        ),
+    ] = 0
+    max_items: Annotated[
+        MaxItems | None,
+        Field(description="Score a seeded sample of this many items", title="Max Items"),
+    ] = None
+    max_new_tokens: Annotated[
+        int | None,
+        Field(description="Longest answer per item", ge=1, le=4096, title="Max New Tokens"),
+    ] = 128
+    name: Annotated[Name | None, Field(description="The report's name", title="Name")] = None
+
+
+class EvaluationJobView(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    kind: Annotated[str | None, Field(title="Kind")] = "evaluation"
+    status: JobStatus
+    submitted_by: Annotated[str, Field(title="Submitted By")]
+    model: Annotated[str, Field(description="The model artifact evaluated", title="Model")]
+    adapter: Annotated[
+        str | None,
+        Field(description="The adapter artifact evaluated with it", title="Adapter"),
+    ]
+    deployment: Annotated[
+        str | None,
+        Field(description="The deployment it was evaluated through", title="Deployment"),
+    ]
+    suite: Annotated[str, Field(title="Suite")]
+    suite_version: Annotated[int, Field(title="Suite Version")]
+    spec: Annotated[
+        dict[str, Any],
+        Field(description="The StartEvaluation command sent to the workers", title="Spec"),
+    ]
+    worker: Annotated[str | None, Field(title="Worker")]
+    progress: EvaluationProgress
+    report_id: Annotated[
+        str | None,
+        Field(
+            description="The signed eval_report artifact, once completed",
+            title="Report Id",
+        ),
+    ]
+    metrics: Annotated[
+        dict[str, float] | None,
+        Field(description="The report's aggregates, once completed", title="Metrics"),
+    ]
+    failure: Failure | None
+    cancel_requested_at: Annotated[AwareDatetime | None, Field(title="Cancel Requested At")]
+    cancel_requested_by: Annotated[str | None, Field(title="Cancel Requested By")]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    started_at: Annotated[AwareDatetime | None, Field(title="Started At")]
+    finished_at: Annotated[AwareDatetime | None, Field(title="Finished At")]
+    updated_at: Annotated[AwareDatetime, Field(title="Updated At")]
 
 
 class FileList(BaseModel):

@@ -12,7 +12,8 @@ from typing import Any, Self
 
 import httpx
 
-from ..errors import ApiError, ImportFailed, QuantizationFailed
+from ..compare import Comparison, compare, read_items
+from ..errors import ApiError, EvaluationFailed, ImportFailed, QuantizationFailed
 from ..events import JobEvent
 from ..http import DEFAULT_TIMEOUT
 from ..models import (
@@ -30,6 +31,7 @@ from ..models import (
     DeploymentRemoval,
     DeploymentStatus,
     DeploymentView,
+    EvaluationJobView,
     JobAccepted,
     JobPage,
     JobStatus,
@@ -307,6 +309,101 @@ class Quantizations:
         return view
 
 
+class Evaluations:
+    """Models, adapters and deployments scored on one version of a dataset: each run a signed eval_report (per-item
+    answers and scores as Parquet, the aggregates in its metrics), which promotions can be gated on."""
+
+    def __init__(self, http: AsyncHttp, artifacts: Artifacts) -> None:
+        self.http = http
+        self.artifacts = artifacts
+
+    async def submit(
+        self,
+        suite: str,
+        metrics: Sequence[str | Json],
+        *,
+        model: str | None = None,
+        adapter: str | None = None,
+        deployment: str | None = None,
+        suite_version: int | None = None,
+        seed: int = 0,
+        max_items: int | None = None,
+        max_new_tokens: int = 128,
+        name: str | None = None,
+    ) -> EvaluationJobView:
+        """Queue an evaluation of `model` (with `adapter`), or of `deployment`; follow it with `wait`. A metric is a
+        name (`"exact_match"`) or `{"name": …, "params": {…}}`."""
+        body = {
+            "model": model,
+            "adapter": adapter,
+            "deployment": deployment,
+            "suite": suite,
+            "suite_version": suite_version,
+            "metrics": list(metrics),
+            "seed": seed,
+            "max_items": max_items,
+            "max_new_tokens": max_new_tokens,
+            "name": name,
+        }
+        return await self.http.call(EvaluationJobView, "POST", "/v1/jobs/evaluation", json=body, creates=True)
+
+    async def show(self, job_id: str) -> EvaluationJobView:
+        return await self.http.call(EvaluationJobView, "GET", f"/v1/jobs/evaluation/{job_id}")
+
+    async def cancel(self, job_id: str, reason: str = "") -> EvaluationJobView:
+        body = {"reason": reason}
+        return await self.http.call(EvaluationJobView, "POST", f"/v1/jobs/evaluation/{job_id}/cancel", json=body)
+
+    async def wait(self, job_id: str, timeout_s: float = 1800, poll_s: float = 1.0) -> EvaluationJobView:
+        """The job once completed; EvaluationFailed with the evaluator's reason when it failed or was cancelled,
+        TimeoutError after `timeout_s`."""
+        deadline = monotonic() + timeout_s
+        while (view := await self.show(job_id)).status in (JobStatus.queued, JobStatus.running):
+            if monotonic() > deadline:
+                raise TimeoutError(f"evaluation job {job_id} is still {view.status.value} after {timeout_s:g} s")
+            await asyncio.sleep(poll_s)
+        if view.status != JobStatus.completed:
+            reason = view.failure.reason if view.failure else view.status.value
+            raise EvaluationFailed(f"evaluation job {job_id} {view.status.value}: {reason}")
+        return view
+
+    async def report(self, ref: str, suite: str | None = None) -> ArtifactView:
+        """The eval_report `ref` names: a report's id; or a model's or adapter's id, whose newest report on `suite`
+        (of the model alone, for a model) is taken."""
+        artifact = await self.artifacts.show(ref)
+        if artifact.kind.value == "eval_report":
+            return artifact
+        if suite is None:
+            raise ValueError(f"{ref} is a {artifact.kind.value}: name the suite whose report to take")
+        graph = await self.artifacts.lineage(ref)
+        children = {e.child_id for e in graph.descendants if e.parent_id == ref and e.relation == "evaluation_of"}
+        reports = [await self.artifacts.show(child) for child in sorted(children)]
+        alone = artifact.kind.value != "adapter"
+        mine = [
+            report
+            for report in reports
+            if report.metadata.get("suite") == suite
+            and (report.metadata.get("adapter") is None if alone else report.metadata.get("adapter") == ref)
+        ]
+        if not mine:
+            raise ValueError(f"{ref} has no eval report on suite {suite!r}: run `modelops eval run` first")
+        return max(mine, key=lambda report: report.created_at)
+
+    async def compare(self, a: str, b: str, suite: str | None = None, scratch: Path | None = None) -> Comparison:
+        """Reports `a` and `b` (or the newest of each model or adapter on `suite`) side by side: the aggregates, a
+        paired bootstrap interval of each difference, and the items where they disagree."""
+        first, second = await self.report(a, suite), await self.report(b, suite)
+        suites = {first.metadata.get("suite"), second.metadata.get("suite")}
+        if len(suites) != 1:
+            raise ValueError(f"{first.id} and {second.id} are reports on different suites: {sorted(map(str, suites))}")
+        items = []
+        for report in (first, second):
+            target = (scratch or Path.cwd()) / report.id
+            await self.http.download(f"/v1/artifacts/{report.id}/files/items.parquet", target / "items.parquet")
+            items.append(read_items(target / "items.parquet"))
+        return compare(first.id, items[0], second.id, items[1], suite=str(suites.pop()))
+
+
 class Deployments:
     def __init__(self, http: AsyncHttp) -> None:
         self.http = http
@@ -383,6 +480,7 @@ class AsyncClient:
         self.jobs = Jobs(self.http)
         self.models = Models(self.http, self.artifacts)
         self.quantizations = Quantizations(self.http)
+        self.evaluations = Evaluations(self.http, self.artifacts)
         self.deployments = Deployments(self.http)
         self.chat = Chat(self.http)
 

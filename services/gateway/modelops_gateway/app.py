@@ -12,7 +12,7 @@ from importlib.resources import files
 
 import httpx
 from fastapi import FastAPI
-from modelops_contracts.catalog import MODEL_EVENTS, QUANTIZATION_EVENTS, TRAINING_EVENTS
+from modelops_contracts.catalog import EVALUATION_EVENTS, MODEL_EVENTS, QUANTIZATION_EVENTS, TRAINING_EVENTS
 from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
 from modelops_shared.service_tokens import ServiceIdentity
 
@@ -23,6 +23,8 @@ from .datasets import api as datasets_api
 from .datasets.announcer import reconciling
 from .deployments import api as deployments_api
 from .deps import Gateway
+from .evaluation import api as evaluation_api
+from .evaluation import handlers as evaluation_handlers
 from .jobs import handlers as job_handlers
 from .jobs.api import fine_tuning, streams, training
 from .jobs.feed import JobFeed
@@ -54,6 +56,7 @@ ROUTERS = (
     deployments_api.openai,
     models_api.router,
     quantization_api.router,
+    evaluation_api.router,
 )
 
 
@@ -71,13 +74,16 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
         quantization_events = Subscription(
             QUANTIZATION_EVENTS, f"{settings.gateway_schema}-quantization", quantization_handlers.project
         )
+        evaluation_events = Subscription(
+            EVALUATION_EVENTS, f"{settings.gateway_schema}-evaluation", evaluation_handlers.project
+        )
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(
                 Runtime.started(
                     settings,
                     schema=settings.gateway_schema,
                     migrations=MIGRATIONS,
-                    subscriptions=(training_events, model_events, quantization_events),
+                    subscriptions=(training_events, model_events, quantization_events, evaluation_events),
                 )
             )
             feed = await stack.enter_async_context(JobFeed.running(runtime.pool, settings.gateway_stream_recheck_s))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,30 @@ class PolicyViolation(Exception):
 
 
 Thresholds = Mapping[str, tuple[str, float]]
+ANY_SUITE = "*"
+# Metrics where less is better; a regression of any other is a fall.
+LOWER_IS_BETTER = frozenset({"perplexity", "eval_loss"})
+
+
+@dataclass(frozen=True)
+class EvaluationRule:
+    """An artifact of `kinds` needs a signed eval report on `suite` (any suite: "*"; then every suite it was evaluated
+    on is checked) whose aggregates meet `thresholds` and fall at most `max_regression` below the reports, on that
+    suite, of what is in the stage now on the same base."""
+
+    suite: str = ANY_SUITE
+    kinds: frozenset[str] = frozenset({"adapter", "merged_model", "quantized_model"})
+    thresholds: Thresholds = field(default_factory=dict)
+    max_regression: Mapping[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    """A registered eval report, as the registry signed it: its suite and aggregates."""
+
+    id: str
+    suite: str
+    metrics: Mapping[str, float]
 
 
 @dataclass(frozen=True)
@@ -47,6 +71,7 @@ class StageRule:
     threshold_kinds: frozenset[str] = frozenset({"adapter", "merged_model"})
     # Thresholds of one kind besides (a quantized model's perplexity_change, measured when it was made).
     kind_thresholds: Mapping[str, Thresholds] = field(default_factory=dict)
+    evaluations: tuple[EvaluationRule, ...] = ()
     distinct_approver: bool = False
 
     def thresholds_of(self, kind: str) -> Thresholds:
@@ -88,6 +113,7 @@ class Policy:
                 kind_thresholds={
                     kind: _thresholds(stage_name, metrics) for kind, metrics in (rule.get("metrics_of") or {}).items()
                 },
+                evaluations=tuple(_evaluation_rule(stage_name, e) for e in rule.get("evaluations") or ()),
                 distinct_approver=bool(rule.get("distinct_approver", False)),
             )
         return cls(rules, deploy_rule)
@@ -106,6 +132,9 @@ class PromotionRequest:
     actor_role: str
     submitter: str
     metrics: Mapping[str, float]
+    # The artifact's eval reports, and those of what is in the target stage now on the same base; newest first.
+    reports: Sequence[Report] = ()
+    incumbents: Sequence[Report] = ()
 
 
 def _thresholds(stage_name: str, metrics: Mapping[str, Any] | None) -> Thresholds:
@@ -116,6 +145,18 @@ def _thresholds(stage_name: str, metrics: Mapping[str, Any] | None) -> Threshold
             raise ValueError(f"policy for {stage_name}: bad threshold {metric}: {expression!r}")
         thresholds[metric] = (match.group(1), float(match.group(2)))
     return thresholds
+
+
+def _evaluation_rule(stage_name: str, rule: Mapping[str, Any]) -> EvaluationRule:
+    unknown = set(rule) - {"suite", "kinds", "metrics", "max_regression"}
+    if unknown:
+        raise ValueError(f"policy for {stage_name}: unknown evaluation settings {sorted(unknown)}")
+    return EvaluationRule(
+        suite=str(rule.get("suite", ANY_SUITE)),
+        kinds=frozenset(rule.get("kinds") or EvaluationRule.kinds),
+        thresholds=_thresholds(stage_name, rule.get("metrics")),
+        max_regression={metric: float(points) for metric, points in (rule.get("max_regression") or {}).items()},
+    )
 
 
 def check_promotion(policy: Policy, request: PromotionRequest) -> None:
@@ -133,5 +174,52 @@ def check_promotion(policy: Policy, request: PromotionRequest) -> None:
             raise PolicyViolation(f"{request.target} needs metric {metric} {comparator} {bound:g}; it was not reported")
         if not _COMPARATORS[comparator](value, bound):
             raise PolicyViolation(f"{request.target} needs {metric} {comparator} {bound:g}; it is {value:g}")
+    for evaluation in rule.evaluations:
+        if request.kind in evaluation.kinds:
+            _check_reports(evaluation, request)
     if rule.distinct_approver and request.actor == request.submitter:
         raise PolicyViolation(f"{request.target} needs an approver other than the submitter {request.submitter}")
+
+
+def _check_reports(rule: EvaluationRule, request: PromotionRequest) -> None:
+    """The artifact's newest report on each suite the rule names meets its thresholds and does not regress."""
+    newest: dict[str, Report] = {}
+    for report in request.reports:
+        newest.setdefault(report.suite, report)
+    suites = list(newest) if rule.suite == ANY_SUITE else [rule.suite]
+    where = "" if rule.suite == ANY_SUITE else f" on suite {rule.suite}"
+    if not suites or suites[0] not in newest:
+        raise PolicyViolation(
+            f"{request.target} needs a signed eval report{where}; there is none (run `modelops eval run`)"
+        )
+    for suite in suites:
+        report = newest[suite]
+        for metric, (comparator, bound) in rule.thresholds.items():
+            value = report.metrics.get(metric)
+            if value is None or not _COMPARATORS[comparator](value, bound):
+                found = "not measured" if value is None else f"{value:g}"
+                raise PolicyViolation(
+                    f"{request.target} needs {metric} {comparator} {bound:g} on suite {suite};"
+                    f" report {report.id}: {found}"
+                )
+        for metric, allowed in rule.max_regression.items():
+            _check_regression(request.target, report, metric, allowed, request.incumbents)
+
+
+def _check_regression(target: Stage, report: Report, metric: str, allowed: float, incumbents: Sequence[Report]) -> None:
+    held = [r.metrics[metric] for r in incumbents if r.suite == report.suite and metric in r.metrics]
+    if not held:
+        return  # nothing in the stage was measured so on this suite: nothing to regress from
+    lower_is_better = metric in LOWER_IS_BETTER
+    best = min(held) if lower_is_better else max(held)
+    value = report.metrics.get(metric)
+    if value is None:
+        raise PolicyViolation(
+            f"{target} compares {metric} on suite {report.suite} with what is in {target}; report {report.id} lacks it"
+        )
+    fall = value - best if lower_is_better else best - value
+    if fall > allowed:
+        raise PolicyViolation(
+            f"{target} allows {metric} to worsen by at most {allowed:g} from what is in {target}"
+            f" on suite {report.suite} ({best:g}); report {report.id} has {value:g}"
+        )

@@ -29,8 +29,8 @@ from modelops_shared.bus import Bus, Delivery, enqueue_many
 from modelops_shared.signing import KeyRing, SigningKey, build_statement, sign, sign_record
 from modelops_shared.storage import ObjectNotFound, ObjectStore, StoreError
 
-from .domain import Policy, PolicyViolation, PromotionRequest, check_promotion
-from .store import eventlog
+from .domain import Policy, PolicyViolation, PromotionRequest, Report, check_promotion
+from .store import eventlog, queries
 from .store.projections import Projector
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,7 @@ async def promote(
             raise PromotionError(f"request {request_id} already moved {artifact_id} to {earlier.to_stage}")
         return earlier
     current = Stage(row["stage"])
+    reports, incumbents = await _reports(conn, policy, artifact_id, row["kind"], to_stage)
     request = PromotionRequest(
         kind=row["kind"],
         current=current,
@@ -276,6 +277,8 @@ async def promote(
         actor_role=actor_role,
         submitter=row["submitter"],
         metrics=row["metrics"],
+        reports=reports,
+        incumbents=incumbents,
     )
     try:
         check_promotion(policy, request)
@@ -304,6 +307,22 @@ async def promote(
     )
     await record(conn, bus, [(bus.envelope_for(event, correlation_id=artifact_id), event)])
     return event
+
+
+async def _reports(
+    conn: asyncpg.Connection, policy: Policy, artifact_id: str, kind: str, target: Stage
+) -> tuple[list[Report], list[Report]]:
+    """The signed eval reports the target stage's rules read: the artifact's, and those of what is there now."""
+    rule = policy.rules.get(target)
+    if rule is None or not any(kind in evaluation.kinds for evaluation in rule.evaluations):
+        return [], []
+    mine = await queries.eval_reports(conn, artifact_id)
+    theirs = await queries.incumbent_reports(conn, artifact_id, target.value)
+    return [_report(row) for row in mine], [_report(row) for row in theirs]
+
+
+def _report(row: dict[str, Any]) -> Report:
+    return Report(id=row["id"], suite=row["suite"] or "", metrics=row["metrics"])
 
 
 async def _promotion_of_request(conn: asyncpg.Connection, artifact_id: str, request_id: str) -> ArtifactPromoted | None:

@@ -39,6 +39,7 @@ CREATES = {
     "POST /v1/completions",
     "POST /v1/models/gguf",
     "POST /v1/jobs/quantization",
+    "POST /v1/jobs/evaluation",
 }
 
 
@@ -62,6 +63,12 @@ class Owned:
 
     async def quantization_job(self) -> str:
         response = await self.owner.post("/v1/jobs/quantization", json={"model": self.base_model, "formats": ["Q8_0"]})
+        assert response.status_code == 202, response.text
+        return str(response.json()["id"])
+
+    async def evaluation_job(self) -> str:
+        body = {"model": self.base_model, "suite": await self.dataset(), "metrics": ["exact_match"]}
+        response = await self.owner.post("/v1/jobs/evaluation", json=body)
         assert response.status_code == 202, response.text
         return str(response.json()["id"])
 
@@ -102,6 +109,10 @@ async def _cancel_quantization(client: httpx.AsyncClient, owned: Owned) -> httpx
     )
 
 
+async def _cancel_evaluation(client: httpx.AsyncClient, owned: Owned) -> httpx.Response:
+    return await client.post(f"/v1/jobs/evaluation/{await owned.evaluation_job()}/cancel", json={"reason": "matrix"})
+
+
 async def _cancel_fine_tuning(client: httpx.AsyncClient, owned: Owned) -> httpx.Response:
     return await client.post(f"/v1/fine_tuning/jobs/{await owned.job()}/cancel")
 
@@ -113,6 +124,7 @@ OWNED_WRITES: dict[str, tuple[Call, int]] = {
     "DELETE /v1/deployments/{name}": (_undeploy, 202),
     "POST /v1/jobs/{job_id}/cancel": (_cancel, 202),
     "POST /v1/jobs/quantization/{job_id}/cancel": (_cancel_quantization, 202),
+    "POST /v1/jobs/evaluation/{job_id}/cancel": (_cancel_evaluation, 202),
     "POST /v1/fine_tuning/jobs/{job_id}/cancel": (_cancel_fine_tuning, 200),
 }
 

@@ -42,6 +42,7 @@ class Submitter:
         job_id: str | None = None,
         tamper: str | None = None,
         artifact_id: str | None = None,
+        metadata: dict[str, Any] | None = None,
     ) -> ArtifactSubmitted:
         """Store the files under artifacts/<id>/ and publish ArtifactSubmitted; `tamper` flips a byte of that file
         after its digest was taken, as corruption in transit or at rest would."""
@@ -62,6 +63,7 @@ class Submitter:
             job_id=job_id,
             metrics=metrics or {},
             created_by=self.created_by,
+            metadata=metadata or {},
         )
         await self.bus.publish(submission)
         self.submitted.append(artifact_id)

@@ -150,6 +150,19 @@ async def _train(registry, base: str, dataset: str, *, eval_loss: float, submitt
     return adapter.artifact_id
 
 
+async def _evaluate(registry, artifact_id: str, suite: str, exact_match: float) -> str:
+    """An eval report of the adapter, as the evaluator submits one; returns its id once registered."""
+    report = await registry.submitter.submit(
+        ArtifactKind.EVAL_REPORT,
+        f"report-{suite}",
+        parents={artifact_id: LineageRelation.EVALUATION_OF},
+        metrics={"exact_match": exact_match, "items": 10.0},
+        metadata={"suite": suite, "model": "some-base", "adapter": artifact_id},
+    )
+    await verdict(registry.client, report.artifact_id)
+    return report.artifact_id
+
+
 async def _job_completed(registry, job_id: str) -> dict:
     async with asyncio.timeout(WAIT_S):
         while True:
@@ -221,11 +234,25 @@ async def test_governance_policy_history_and_time_travel(registry):
     staged = await _promote(registry, good, "staging", "bob")
     assert staged.status_code == 201, staged.text
     assert staged.json()["signature"]
+    unevaluated = await _promote(registry, good, "prod", "bob")
+    assert unevaluated.status_code == 409
+    assert "needs a signed eval report" in unevaluated.json()["detail"]
+    await _evaluate(registry, good, "gov-held-out", exact_match=0.9)
     own = await _promote(registry, good, "prod", "alice")  # alice submitted the job
     assert own.status_code == 409
     assert "other than the submitter" in own.json()["detail"]
     in_prod_since = datetime.now(UTC)
     assert (await _promote(registry, good, "prod", "bob")).status_code == 201
+
+    # The next adapter of that base may not lose more than 0.02 of exact match on that suite against it.
+    challenger = await _train(registry, base, dataset, eval_loss=1.4)
+    assert (await _promote(registry, challenger, "staging", "bob")).status_code == 201
+    await _evaluate(registry, challenger, "gov-held-out", exact_match=0.8)
+    regressed = await _promote(registry, challenger, "prod", "bob")
+    assert regressed.status_code == 409
+    assert "exact_match to worsen by at most 0.02" in regressed.json()["detail"]
+    await _evaluate(registry, challenger, "gov-held-out", exact_match=0.89)
+    assert (await _promote(registry, challenger, "prod", "bob")).status_code == 201
 
     history = (await registry.client.get(f"/v1/artifacts/{good}/promotions")).json()
     assert [(p["from_stage"], p["to_stage"], p["actor"]) for p in history] == [

@@ -1,6 +1,6 @@
 """What a job names, checked through the registry's API before anything is queued: the base model (the latest
 registered base model of that name, else the artifact of that id) and one exact dataset version (the latest
-registered when none is given) whose rows suit the training method."""
+registered when none is given) whose rows suit the training method (or an evaluation)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ REGISTRY_POLL_S = 0.1
 _SCHEMAS_OF_METHOD = {
     "sft": {DatasetSchema.SFT.value, DatasetSchema.CHAT.value},
     "dpo": {DatasetSchema.PREFERENCE.value},
+    "evaluation": {DatasetSchema.SFT.value, DatasetSchema.CHAT.value},
 }
 
 # The latest version of a dataset this gateway announced (None: never), for versions the registry has yet to record.
@@ -55,7 +56,9 @@ async def resolve(
 ) -> References:
     """Both references, looked up side by side; the base model's problem first when both fail."""
     base = asyncio.create_task(_base_model(lookups, base_model, fields))
-    data = asyncio.create_task(_dataset_version(lookups, announced, dataset, dataset_version, method, fields, wait_s))
+    data = asyncio.create_task(
+        registered_dataset_version(lookups, announced, dataset, dataset_version, method, fields, wait_s)
+    )
     await asyncio.gather(base, data, return_exceptions=True)
     references = References(base.result(), data.result())
     _check_chat_template(references, fields)
@@ -92,7 +95,7 @@ async def _base_model(lookups: RegistryLookups, ref: str, fields: Fields) -> dic
     )
 
 
-async def _dataset_version(
+async def registered_dataset_version(
     lookups: RegistryLookups,
     announced: Announced,
     name: str,
@@ -164,7 +167,7 @@ def _usable_dataset(record: dict[str, Any], method: str, fields: Fields) -> dict
     if schema is not None and schema not in _SCHEMAS_OF_METHOD[method]:
         raise UnusableReference(
             slug="dataset-schema-mismatch",
-            detail=f"{fields.dataset}: {method} trains on {' or '.join(sorted(_SCHEMAS_OF_METHOD[method]))} rows;"
+            detail=f"{fields.dataset}: {method} takes {' or '.join(sorted(_SCHEMAS_OF_METHOD[method]))} rows;"
             f" {record['name']} holds {schema} rows",
             param=fields.dataset,
         )

@@ -134,3 +134,40 @@ async def deployments(conn: asyncpg.Connection, *, wanted: bool) -> list[dict[st
         list(_UNWANTED_DEPLOYMENT_STATUSES),
     )
     return [dict(row) for row in rows]
+
+
+# The base an artifact was made from: its metadata says so (trainer, quantizer), else its lineage does.
+_BASE_OF = (
+    "coalesce(a.metadata->>'base_model', (SELECT parent_id FROM lineage"
+    " WHERE child_id = a.id AND relation IN ('trained_from', 'quantized_from') ORDER BY parent_id LIMIT 1))"
+)
+# The registered, unrevoked eval reports of artifact `x.id` itself: of an adapter, those naming it; of a model, those
+# of the model alone (a report of model + adapter is the adapter's).
+_REPORTS_OF_X = (
+    "SELECT r.id, r.metadata->>'suite' AS suite, r.metrics, r.created_at FROM lineage l"
+    " JOIN artifacts r ON r.id = l.child_id"
+    " WHERE l.parent_id = x.id AND l.relation = 'evaluation_of' AND r.kind = 'eval_report' AND r.stage <> 'revoked'"
+    " AND (r.metadata->>'adapter' = x.id OR (r.metadata->>'model' = x.id AND r.metadata->>'adapter' IS NULL))"
+)
+
+
+async def eval_reports(conn: asyncpg.Connection, artifact_id: str) -> list[dict[str, Any]]:
+    """The artifact's eval reports, newest first."""
+    rows = await conn.fetch(
+        f"SELECT rep.* FROM (SELECT $1::text AS id) x, LATERAL ({_REPORTS_OF_X}) rep ORDER BY rep.created_at DESC",
+        artifact_id,
+    )
+    return [dict(row) for row in rows]
+
+
+async def incumbent_reports(conn: asyncpg.Connection, artifact_id: str, stage: str) -> list[dict[str, Any]]:
+    """The eval reports of the other artifacts of the same kind and base in `stage` now, newest first."""
+    rows = await conn.fetch(
+        f"WITH me AS (SELECT a.kind, {_BASE_OF} AS base FROM artifacts a WHERE a.id = $1),"
+        f" x AS (SELECT a.id FROM artifacts a, me WHERE a.stage = $2 AND a.kind = me.kind AND a.id <> $1"
+        f" AND {_BASE_OF} = me.base)"
+        f" SELECT rep.* FROM x, LATERAL ({_REPORTS_OF_X}) rep ORDER BY rep.created_at DESC",
+        artifact_id,
+        stage,
+    )
+    return [dict(row) for row in rows]

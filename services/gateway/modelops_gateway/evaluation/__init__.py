@@ -1,0 +1,1 @@
+"""Evaluation jobs: submitted and cancelled here, run by the evaluator, followed from its events."""
