@@ -20,14 +20,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import os
 import statistics
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,14 +32,13 @@ import asyncpg
 import httpx
 from fastapi import Body, FastAPI
 from fastapi.responses import JSONResponse
-from isolated_stack import isolated_stack
+from isolated_stack import START_TIMEOUT_S, isolated_stack, process
 from modelops_contracts import DatasetSchema, DatasetVersionCreated
 from modelops_shared.bus import Bus
 from modelops_shared.devstack import free_port
 from modelops_shared.settings import Settings
 
 ROUNDS = 4
-START_TIMEOUT_S = 90
 GATEWAY_SCHEMA = "gateway"
 DATASET = "bench-chat"
 BODY = {
@@ -66,25 +61,6 @@ def bare_app() -> FastAPI:
         return JSONResponse({"id": f"job-{uuid.uuid4().hex}", "status": "queued"}, 202)
 
     return app
-
-
-@contextlib.asynccontextmanager
-async def process(args: list[str], env: dict[str, str], url: str, ready: str = "/readyz") -> AsyncIterator[None]:
-    """A server process, once its `ready` path answers 200."""
-    proc = subprocess.Popen([sys.executable, *args], env={**os.environ, "MODELOPS_LOG_LEVEL": "WARNING", **env})
-    try:
-        async with httpx.AsyncClient(base_url=url) as client, asyncio.timeout(START_TIMEOUT_S):
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{args} exited with {proc.returncode}")
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get(ready)).status_code == 200:
-                        break
-                await asyncio.sleep(0.2)
-        yield
-    finally:
-        proc.terminate()
-        proc.wait()
 
 
 async def prepare(settings: Settings, gateway_url: str, state_dir: Path) -> str:

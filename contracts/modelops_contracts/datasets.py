@@ -14,6 +14,7 @@ class DatasetSchema(StrEnum):
     SFT = "sft"
     CHAT = "chat"
     PREFERENCE = "preference"
+    MULTIPLE_CHOICE = "multiple_choice"
 
 
 class DatasetVersionCreated(Message):

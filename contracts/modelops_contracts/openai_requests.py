@@ -52,3 +52,7 @@ class ChatCompletionRequest(Sampling):
 
 class CompletionRequest(Sampling):
     prompt: str | list[str]
+    echo: StrictBool = Field(False, description="Return the prompt before the completion (with its tokens' logprobs)")
+    logprobs: Annotated[int, Field(ge=0, le=5), BeforeValidator(_json_integer)] | None = Field(
+        None, description="Each token's log-probability, and those of the `logprobs` likeliest tokens at its position"
+    )

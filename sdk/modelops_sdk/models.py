@@ -104,6 +104,18 @@ class Stop3(RootModel[list[Stop3Item]]):
     root: Annotated[list[Stop3Item], Field(max_length=4, title="Stop")]
 
 
+class Logprobs(RootModel[int]):
+    root: Annotated[
+        int,
+        Field(
+            description="Each token's log-probability, and those of the `logprobs` likeliest tokens at its position",
+            ge=0,
+            le=5,
+            title="Logprobs",
+        ),
+    ]
+
+
 class CompletionRequest(BaseModel):
     model: Annotated[str, Field(min_length=1, title="Model")]
     max_tokens: Annotated[MaxTokens | None, Field(title="Max Tokens")] = None
@@ -114,6 +126,20 @@ class CompletionRequest(BaseModel):
     n: Annotated[int | None, Field(description="One choice per request", ge=1, le=1, title="N")] = 1
     stream: Annotated[bool | None, Field(title="Stream")] = False
     prompt: Annotated[str | list[str], Field(title="Prompt")]
+    echo: Annotated[
+        bool | None,
+        Field(
+            description="Return the prompt before the completion (with its tokens' logprobs)",
+            title="Echo",
+        ),
+    ] = False
+    logprobs: Annotated[
+        Logprobs | None,
+        Field(
+            description="Each token's log-probability, and those of the `logprobs` likeliest tokens at its position",
+            title="Logprobs",
+        ),
+    ] = None
 
 
 class DatasetRows(BaseModel):
@@ -127,6 +153,7 @@ class DatasetSchema(StrEnum):
     sft = "sft"
     chat = "chat"
     preference = "preference"
+    multiple_choice = "multiple_choice"
 
 
 class DatasetView(BaseModel):

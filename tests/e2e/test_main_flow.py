@@ -62,7 +62,7 @@ def test_the_demo_imports_smollm2_fine_tunes_signs_promotes_and_serves(
     assert (job, deployment) == (f"job {summary['job_id']}", "deployment demo-person-record")
     assert adapter == summary["adapter_id"]
     with Client(platform.url, platform.key) as client:
-        assert client.artifacts.show(adapter).stage == "staging"
+        assert client.artifacts.show(adapter).stage == "prod"
         losses = [e.data["loss"] for e in client.jobs.stream(summary["job_id"]) if e.type == "progressed"]
         client.artifacts.download(summary["base_id"], tmp_path / "base")
         client.artifacts.download(adapter, tmp_path / "adapter")
@@ -100,6 +100,42 @@ def test_the_fine_tuned_model_becomes_a_signed_q4_k_m_gguf_that_llama_cpp_serves
     )
     text = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert text.strip()
+
+
+def test_prod_takes_the_adapter_only_once_its_signed_eval_report_passes_and_compare_shows_the_gain(
+    platform: Platform, demo_summary: dict, tmp_path: Path
+):
+    """The evaluation issue's promise: prod refused the adapter without a report; the reports of base and adapter on
+    the held-out suite are signed, linked to what they measured, and `modelops eval compare` puts them side by side
+    with an interval."""
+    evaluation = demo_summary["evaluation"]
+    assert "needs a signed eval report" in evaluation["prod_refused_without_report"]
+    assert evaluation["base"]["items"] == evaluation["adapter"]["items"] == demo_summary["held_out"]
+    assert evaluation["adapter"]["json_valid"] >= evaluation["base"]["json_valid"]
+    with Client(platform.url, platform.key) as client:
+        report = client.artifacts.show(evaluation["adapter_report"])
+        edges = client.artifacts.lineage(report.id).ancestors
+    assert (report.kind.value, report.metadata["suite"], report.metadata["deployment"]) == (
+        "eval_report",
+        evaluation["suite"],
+        "demo-person-record",
+    )
+    assert {(e.relation.value, e.parent_id) for e in edges if e.child_id == report.id} == {
+        ("evaluation_of", demo_summary["base_id"]),
+        ("evaluation_of", demo_summary["adapter_id"]),
+        ("evaluated_on", f"dataset-{evaluation['suite']}-v{evaluation['suite_version']}"),
+    }
+    done = platform.run(
+        *_modelops(platform, "eval", "compare", demo_summary["base_id"], demo_summary["adapter_id"]),
+        "--suite",
+        evaluation["suite"],
+        "--json",
+    )
+    compared = json.loads(done.stdout)
+    assert (compared["report_a"], compared["report_b"]) == (evaluation["base_report"], evaluation["adapter_report"])
+    exact = next(row for row in compared["metrics"] if row["metric"] == "exact_match")
+    assert exact["low"] <= exact["difference"] <= exact["high"]
+    assert exact["items"] == demo_summary["held_out"]
 
 
 def test_importing_the_same_gguf_again_gives_the_same_signed_artifacts(platform: Platform, demo_summary: dict):

@@ -3,8 +3,8 @@ service really does.
 
 Subscriptions are observed: each service's app is started on the session's stack (its lifespan: runtime, consumers)
 while every Kafka consumer's `subscribe` and `assign` is recorded. FastStream's subscribers, the registry's tracked
-consumer, and the job consumers and cancel watchers (trainer, quantizer) all come down to aiokafka's consumer, so none
-is missed.
+consumer, and the job consumers and cancel watchers (trainer, quantizer, evaluator) all come down to aiokafka's
+consumer, so none is missed.
 
 Publications are read from the source: every message a service's package builds (a call of a message class) is
 published by it, through its bus or its outbox, unless listed in BUILT_NOT_PUBLISHED with the reason.
@@ -24,7 +24,8 @@ from aiokafka import AIOKafkaConsumer
 from consumer_groups import skip_history
 from fastapi import FastAPI
 from modelops_contracts import MESSAGE_TYPES, TOPICS, topic_of
-from modelops_contracts.catalog import QUANTIZATION_COMMANDS, TRAINING_COMMANDS
+from modelops_contracts.catalog import EVALUATION_COMMANDS, QUANTIZATION_COMMANDS, TRAINING_COMMANDS
+from modelops_evaluator.settings import EvaluatorSettings
 from modelops_quantizer.settings import QuantizerSettings
 from modelops_registry.settings import RegistrySettings
 from modelops_shared.settings import Settings
@@ -80,6 +81,19 @@ async def _quantizer_settings(stack: Settings, registry_url: str, scratch: Path)
     return settings
 
 
+async def _evaluator_settings(stack: Settings, registry_url: str, scratch: Path) -> Settings:
+    settings = EvaluatorSettings(
+        **stack.model_dump(exclude={"service_name", "registry_url"}),
+        registry_url=registry_url,
+        evaluator_schema=_unique("evaluator"),
+        evaluator_group=_unique("evaluator"),
+        evaluator_work_dir=scratch,
+    )
+    # Its job consumer must not pick up earlier tests' jobs while it runs here.
+    await skip_history(stack, settings.evaluator_group, EVALUATION_COMMANDS)
+    return settings
+
+
 async def _inference_settings(stack: Settings, registry_url: str, scratch: Path) -> Settings:
     from inference.support import inference_settings
 
@@ -92,6 +106,7 @@ SETTINGS: dict[str, Callable[[Settings, str, Path], Any]] = {
     "registry": _registry_settings,
     "trainer": _trainer_settings,
     "quantizer": _quantizer_settings,
+    "evaluator": _evaluator_settings,
     "inference": _inference_settings,
 }
 

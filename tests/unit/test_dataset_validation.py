@@ -25,6 +25,7 @@ from modelops_gateway.datasets import (
 )
 
 SFT, CHAT, PREFERENCE = DatasetSchema.SFT, DatasetSchema.CHAT, DatasetSchema.PREFERENCE
+MULTIPLE_CHOICE = DatasetSchema.MULTIPLE_CHOICE
 JSONL, CSV, PARQUET = DatasetFormat.JSONL, DatasetFormat.CSV, DatasetFormat.PARQUET
 
 GOOD_ROWS: dict[DatasetSchema, list[dict[str, Any]]] = {
@@ -46,6 +47,7 @@ GOOD_ROWS: dict[DatasetSchema, list[dict[str, Any]]] = {
         },
     ],
     PREFERENCE: [{"prompt": "Say hi", "chosen": "Hello!", "rejected": "Go away."}],
+    MULTIPLE_CHOICE: [{"prompt": "The capital of France is", "choices": ["Lyon", "Paris", "Nice"], "answer": 1}],
 }
 
 
@@ -204,6 +206,27 @@ def test_csv_chat_messages_column_holds_json() -> None:
         (3, "messages", "the column must hold JSON: Expecting ',' delimiter at column 18")
     ]
     assert validate(f'messages\n"{good}"\n'.encode(), CSV, CHAT).to_pylist() == [GOOD_ROWS[CHAT][0]]
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"prompt": "Q", "choices": ["a", "b"], "answer": 2}, [("answer", "must index one of the 2 choices")]),
+        (
+            {"prompt": "Q", "choices": ["a"], "answer": 0},
+            [("choices", "List should have at least 2 items after validation, not 1")],
+        ),
+        ({"prompt": "Q", "choices": ["a", "b"], "answer": "1"}, [("answer", "Input should be a valid integer")]),
+        ({"prompt": "Q", "choices": ["a", " "], "answer": 0}, [("choices[1]", "must not be empty or only whitespace")]),
+    ],
+)
+def test_multiple_choice_rows_index_one_of_at_least_two_choices(row: dict[str, Any], expected: list) -> None:
+    assert errors_of(jsonl(row), JSONL, MULTIPLE_CHOICE) == [(1, field, message) for field, message in expected]
+
+
+def test_csv_multiple_choice_choices_and_answer_hold_json() -> None:
+    data = b'prompt,choices,answer\nThe capital of France is,"[""Lyon"", ""Paris"", ""Nice""]",1\n'
+    assert validate(data, CSV, MULTIPLE_CHOICE).to_pylist() == GOOD_ROWS[MULTIPLE_CHOICE]
 
 
 def test_csv_that_is_not_utf8_stops_with_a_file_error() -> None:

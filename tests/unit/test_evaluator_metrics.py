@@ -10,7 +10,8 @@ from modelops_contracts import MetricSpec
 from modelops_evaluator.domain import MetricUnusable, SuiteUnusable
 from modelops_evaluator.metrics import scorers
 from modelops_evaluator.reports import aggregates
-from modelops_evaluator.suites import items_of
+from modelops_evaluator.subjects import choose
+from modelops_evaluator.suites import Item, items_of
 
 
 def score(name: str, answer: str, reference: str, **params: object) -> float:
@@ -82,6 +83,29 @@ def test_sft_and_chat_rows_become_items():
     assert '"Capital of France?"' in chat.question
 
 
+def test_multiple_choice_rows_expect_their_right_option():
+    rows = [{"prompt": "The capital of France is", "choices": ["Lyon", "Paris"], "answer": 1}]
+    (item,) = items_of(pa.Table.from_pylist(rows), max_items=None, seed=0)
+    assert (item.reference, item.choices, item.answer) == ("Paris", ("Lyon", "Paris"), 1)
+
+
+async def test_multiple_choice_picks_the_likeliest_option_raw_and_per_character():
+    class Scripted:
+        """Log-likelihoods by continuation, as a model would give them."""
+
+        async def loglikelihood(self, requests):
+            given = {" Paris": -2.0, " Lyon": -3.0, " a": -0.5, " a much longer option": -4.0}
+            return [(given[continuation], 1) for _, continuation in requests]
+
+    items = [
+        Item(0, "Paris", prompt="Capital?", choices=("Lyon", "Paris"), answer=1),
+        Item(1, "a much longer option", prompt="Pick", choices=("a", "a much longer option"), answer=1),
+    ]
+    acc, acc_norm = await choose(Scripted(), items)
+    assert acc == [1.0, 0.0]  # raw: the short option wins the second
+    assert acc_norm == [1.0, 1.0]  # per character: -4/20 beats -0.5/1
+
+
 def test_a_seeded_sample_is_the_same_items_in_suite_order():
     table = pa.Table.from_pylist([{"prompt": str(i), "completion": str(i)} for i in range(100)])
     first = [item.index for item in items_of(table, max_items=10, seed=3)]
@@ -110,3 +134,12 @@ def test_aggregates_are_means_and_token_weighted_perplexity():
     assert totals["exact_match"] == 0.75
     assert totals["perplexity"] == pytest.approx(math.exp(8 / 4))
     assert totals["items"] == 4
+
+
+def test_a_plugin_package_adds_a_metric_by_entry_point():
+    """plugins/example-plugin registers `example_within_words` in the `modelops.eval_metrics` group."""
+    assert score("example_within_words", "Paris", "Paris") == 1.0
+    assert score("example_within_words", "The capital is Paris", "Paris") == 0.0
+    assert score("example_within_words", "The capital is Paris", "Paris", max_words=4) == 1.0
+    with pytest.raises(MetricUnusable, match="positive integer"):
+        scorers([MetricSpec(name="example_within_words", params={"max_words": 0})])

@@ -1,4 +1,5 @@
-"""JSON-schema snapshots of every message: a removed, renamed or retyped field fails; new optional fields pass.
+"""JSON-schema snapshots of every message: a removed, renamed or retyped field fails; new optional fields pass, and
+so does an enum's new member (deploy its consumers before anything produces it: they refuse what they do not know).
 
 A missing snapshot fails; `pytest tests/unit/test_schema_snapshots.py --update-snapshots` writes it (commit it). A
 breaking change inside v1 is a new topic version instead — delete a snapshot only when you really mean to break the
@@ -31,6 +32,18 @@ def _field_shapes(schema: dict) -> dict[str, object]:
     return shapes
 
 
+def _widened(before: object, now: object) -> bool:
+    """`now` is `before` with more enum members, and nothing else changed."""
+    if isinstance(before, dict) and isinstance(now, dict):
+        if before.keys() != now.keys():
+            return False
+        return all(
+            set(b) <= set(n) if key == "enum" else b == n or _widened(b, n)
+            for key, b, n in ((key, before[key], now[key]) for key in before)
+        )
+    return False
+
+
 @pytest.mark.parametrize("message_type", sorted(MESSAGE_TYPES))
 def test_message_schema_is_compatible_with_its_snapshot(message_type, request):
     schema = _schema(MESSAGE_TYPES[message_type])
@@ -46,7 +59,7 @@ def test_message_schema_is_compatible_with_its_snapshot(message_type, request):
     assert not removed, (
         f"{message_type}: fields removed or renamed: {removed} (a breaking change needs a new topic version)"
     )
-    retyped = sorted(name for name in before if before[name] != now[name])
+    retyped = sorted(name for name in before if before[name] != now[name] and not _widened(before[name], now[name]))
     assert not retyped, f"{message_type}: fields retyped: {retyped}"
     newly_required = sorted(set(schema.get("required", [])) - set(snapshot.get("required", [])))
     assert not newly_required, f"{message_type}: new required fields break older producers: {newly_required}"

@@ -1,9 +1,10 @@
-"""Example trainer plugins (entry-point group `modelops.plugins`): a loss, an optimizer, a metric and a callback."""
+"""Example plugins: for the trainer (entry-point group `modelops.plugins`) a loss, an optimizer, a metric and a
+callback; for the evaluator (group `modelops.eval_metrics`) a per-answer metric."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -72,3 +73,17 @@ class GradNormTracker(TrainerCallback):
         INVOCATIONS["callback"] += 1
         if logs and "grad_norm" in logs:
             self.metrics["max_grad_norm"] = max(self.metrics.get("max_grad_norm", 0.0), float(logs["grad_norm"]))
+
+
+def answer_within_words(params: Mapping[str, Any]) -> Callable[[str, str], float]:
+    """Evaluator metric: 1 when the answer has at most `max_words` words (default: as many as the reference), which
+    tells a model that answers to the point from one that rambles."""
+    limit = params.get("max_words")
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise ValueError("`max_words` is a positive integer")
+
+    def score(answer: str, reference: str) -> float:
+        INVOCATIONS["eval_metric"] += 1
+        return float(len(answer.split()) <= (limit or len(reference.split())))
+
+    return score

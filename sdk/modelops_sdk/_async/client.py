@@ -273,8 +273,9 @@ class Quantizations:
     """Base models (with an adapter merged, or not) written as GGUF in llama.cpp's formats, each a signed
     quantized_model with its perplexity change, size and speed in its metrics."""
 
-    def __init__(self, http: AsyncHttp) -> None:
+    def __init__(self, http: AsyncHttp, artifacts: Artifacts) -> None:
         self.http = http
+        self.artifacts = artifacts
 
     async def submit(
         self,
@@ -296,8 +297,8 @@ class Quantizations:
         return await self.http.call(QuantizationJobView, "POST", f"/v1/jobs/quantization/{job_id}/cancel", json=body)
 
     async def wait(self, job_id: str, timeout_s: float = 1800, poll_s: float = 1.0) -> QuantizationJobView:
-        """The job once completed; QuantizationFailed with the quantizer's reason when it failed or was cancelled,
-        TimeoutError after `timeout_s`."""
+        """The job once completed and each output registered (signed); QuantizationFailed with the quantizer's reason
+        when it failed or was cancelled, TimeoutError after `timeout_s`."""
         deadline = monotonic() + timeout_s
         while (view := await self.show(job_id)).status in (JobStatus.queued, JobStatus.running):
             if monotonic() > deadline:
@@ -306,6 +307,9 @@ class Quantizations:
         if view.status != JobStatus.completed:
             reason = view.failure.reason if view.failure else view.status.value
             raise QuantizationFailed(f"quantization job {job_id} {view.status.value}: {reason}")
+        for output in view.outputs:
+            # The job's end and its outputs' registration travel on different topics: the registry may lag a moment.
+            await self.artifacts.wait_registered(output.artifact_id, timeout_s=max(deadline - monotonic(), 60))
         return view
 
 
@@ -355,8 +359,8 @@ class Evaluations:
         return await self.http.call(EvaluationJobView, "POST", f"/v1/jobs/evaluation/{job_id}/cancel", json=body)
 
     async def wait(self, job_id: str, timeout_s: float = 1800, poll_s: float = 1.0) -> EvaluationJobView:
-        """The job once completed; EvaluationFailed with the evaluator's reason when it failed or was cancelled,
-        TimeoutError after `timeout_s`."""
+        """The job once completed and its report registered (signed); EvaluationFailed with the evaluator's reason
+        when it failed or was cancelled, TimeoutError after `timeout_s`."""
         deadline = monotonic() + timeout_s
         while (view := await self.show(job_id)).status in (JobStatus.queued, JobStatus.running):
             if monotonic() > deadline:
@@ -365,6 +369,9 @@ class Evaluations:
         if view.status != JobStatus.completed:
             reason = view.failure.reason if view.failure else view.status.value
             raise EvaluationFailed(f"evaluation job {job_id} {view.status.value}: {reason}")
+        if view.report_id is not None:
+            # The job's end and its report's registration travel on different topics: the registry may lag a moment.
+            await self.artifacts.wait_registered(view.report_id, timeout_s=max(deadline - monotonic(), 60))
         return view
 
     async def report(self, ref: str, suite: str | None = None) -> ArtifactView:
@@ -479,7 +486,7 @@ class AsyncClient:
         self.artifacts = Artifacts(self.http)
         self.jobs = Jobs(self.http)
         self.models = Models(self.http, self.artifacts)
-        self.quantizations = Quantizations(self.http)
+        self.quantizations = Quantizations(self.http, self.artifacts)
         self.evaluations = Evaluations(self.http, self.artifacts)
         self.deployments = Deployments(self.http)
         self.chat = Chat(self.http)

@@ -57,8 +57,9 @@ from modelops_shared.storage import ObjectStore, StoreError
 from modelops_shared.storage.delta import DatasetNotFound, read_dataset
 
 from . import metrics, reports, suites
+from .domain import MetricUnusable
 from .settings import EvaluatorSettings
-from .subjects import Deployment, LocalModel, Subject
+from .subjects import Deployment, LocalModel, Subject, choose
 
 log = logging.getLogger(__name__)
 
@@ -114,13 +115,16 @@ class JobRunner:
         work = self.settings.work_dir / "jobs" / hashlib.sha256(spec.job_id.encode()).hexdigest()[:32]
         try:
             scorers = metrics.scorers(spec.metrics)
-            wants_perplexity = any(m.name == metrics.PERPLEXITY for m in spec.metrics)
+            asked = {m.name for m in spec.metrics}
             inputs = await self._inputs(spec)
             items = inputs.items
+            if metrics.MULTIPLE_CHOICE in asked and any(item.choices is None for item in items):
+                raise MetricUnusable("multiple_choice scores a suite of multiple_choice rows (prompt, choices, answer)")
             await self._publish(EvaluationStarted(job_id=spec.job_id, worker=worker, items=len(items)), spec, cause)
             subject = await self._subject(spec)
             answers: list[str] | None = [] if scorers else None
-            scored: list[tuple[float, int]] | None = [] if wants_perplexity else None
+            scored: list[tuple[float, int]] | None = [] if metrics.PERPLEXITY in asked else None
+            chosen: dict[str, list[float]] = {}
             step = self.settings.evaluator_concurrency * 2 if spec.deployment else self.settings.evaluator_batch_size
             for start in range(0, len(items), step):
                 if stop.reason() == "cancelled":
@@ -131,13 +135,17 @@ class JobRunner:
                 if answers is not None:
                     answers += await subject.answer(batch, spec.max_new_tokens)
                 if scored is not None:
-                    scored += await subject.loglikelihood(batch)
+                    scored += await subject.loglikelihood([(item, item.reference) for item in batch])
+                if metrics.MULTIPLE_CHOICE in asked:
+                    acc, acc_norm = await choose(subject, batch)
+                    chosen.setdefault(metrics.MULTIPLE_CHOICE, []).extend(acc)
+                    chosen.setdefault(f"{metrics.MULTIPLE_CHOICE}_norm", []).extend(acc_norm)
                 done = start + len(batch)
                 await self._publish(EvaluationProgressed(job_id=spec.job_id, done=done, total=len(items)), spec, cause)
             scores = {
                 name: [scorer(answer, item.reference) for answer, item in zip(answers or [], items, strict=True)]
                 for name, scorer in scorers.items()
-            }
+            } | chosen
             totals = reports.aggregates(scores, scored, len(items))
             about = self._about(spec, inputs)
             folder = work / "report"

@@ -3,8 +3,9 @@
 A metric's entry point loads a factory: given the job's parameters for it, it returns a scorer `(answer, reference)
 -> float` (1.0 right, 0.0 wrong, or a degree in between), or raises ValueError when the parameters are wrong, so that
 a bad pattern fails the job before any item runs. The built-ins below are registered the same way (this package's
-pyproject), so a plugin package adds a metric exactly as they are added. `perplexity` is not among them: it scores
-the model's token probabilities of the reference, not an answer (see `subjects`).
+pyproject), so a plugin package adds a metric exactly as they are added. `perplexity` and `multiple_choice` are not
+among them: they score the model's token probabilities (of the reference; of each option), not an answer (see
+`subjects`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from .domain import MetricUnusable
 
 GROUP = "modelops.eval_metrics"
 PERPLEXITY = "perplexity"
+MULTIPLE_CHOICE = "multiple_choice"
+LIKELIHOOD_METRICS = (PERPLEXITY, MULTIPLE_CHOICE)
 
 Scorer = Callable[[str, str], float]
 
@@ -95,17 +98,17 @@ def _factories() -> dict[str, Any]:
 
 
 def scorers(specs: list[MetricSpec]) -> dict[str, Scorer]:
-    """A scorer for every answer metric the job names (not perplexity); MetricUnusable for an unknown name, a plugin
-    that fails to load, or wrong parameters."""
+    """A scorer for every answer metric the job names (not the likelihood ones); MetricUnusable for an unknown name,
+    a plugin that fails to load, or wrong parameters."""
     found = {}
     for spec in specs:
-        if spec.name == PERPLEXITY:
+        if spec.name in LIKELIHOOD_METRICS:
             if spec.params:
-                raise MetricUnusable("perplexity takes no parameters")
+                raise MetricUnusable(f"{spec.name} takes no parameters")
             continue
         entry = _factories().get(spec.name)
         if entry is None:
-            known = sorted([*_factories(), PERPLEXITY])
+            known = sorted([*_factories(), *LIKELIHOOD_METRICS])
             raise MetricUnusable(f"no metric {spec.name!r} in entry-point group {GROUP} (installed: {known})")
         try:
             found[spec.name] = entry.load()(spec.params)

@@ -30,8 +30,9 @@ class Subject(Protocol):
         """Greedy answers, one per item, in order."""
         ...
 
-    async def loglikelihood(self, items: list[Item]) -> list[tuple[float, int]]:
-        """Per item: the summed log-probability of its reference's tokens after its question, and how many."""
+    async def loglikelihood(self, requests: list[tuple[Item, str]]) -> list[tuple[float, int]]:
+        """Per (item, continuation): the summed log-probability of the continuation's tokens after the item's
+        question, and how many tokens."""
         ...
 
 
@@ -65,8 +66,8 @@ class LocalModel:
     async def answer(self, items: list[Item], max_new_tokens: int) -> list[str]:
         return await asyncio.get_running_loop().run_in_executor(self.executor, self._answer, items, max_new_tokens)
 
-    async def loglikelihood(self, items: list[Item]) -> list[tuple[float, int]]:
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self._loglikelihood, items)
+    async def loglikelihood(self, requests: list[tuple[Item, str]]) -> list[tuple[float, int]]:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, self._loglikelihood, requests)
 
     def _answer(self, items: list[Item], max_new_tokens: int) -> list[str]:
         questions = [self.question_ids(item) for item in items]
@@ -83,12 +84,12 @@ class LocalModel:
             )
         return [str(self.tokenizer.decode(row[width:], skip_special_tokens=True)) for row in out]
 
-    def _loglikelihood(self, items: list[Item]) -> list[tuple[float, int]]:
+    def _loglikelihood(self, requests: list[tuple[Item, str]]) -> list[tuple[float, int]]:
         scored = []
         with torch.inference_mode():
-            for item in items:
+            for item, continuation in requests:
                 context = self.question_ids(item)
-                target = list(self.tokenizer(item.reference, add_special_tokens=False)["input_ids"])
+                target = list(self.tokenizer(continuation, add_special_tokens=False)["input_ids"])
                 ids = torch.tensor([context + target])
                 logits = self.model(input_ids=ids).logits[0, len(context) - 1 : -1].float()
                 logprobs = torch.log_softmax(logits, dim=-1).gather(1, torch.tensor(target).unsqueeze(1))
@@ -108,8 +109,10 @@ class Deployment:
     async def answer(self, items: list[Item], max_new_tokens: int) -> list[str]:
         return list(await asyncio.gather(*(self._answer(item, max_new_tokens) for item in items)))
 
-    async def loglikelihood(self, items: list[Item]) -> list[tuple[float, int]]:
-        raise MetricUnusable("perplexity needs token log-probabilities, which a deployment's API does not return yet")
+    async def loglikelihood(self, requests: list[tuple[Item, str]]) -> list[tuple[float, int]]:
+        raise MetricUnusable(
+            "perplexity and multiple_choice need token log-probabilities, which a deployment's API does not return yet"
+        )
 
     async def _answer(self, item: Item, max_new_tokens: int) -> str:
         body: dict[str, Any] = {"model": self.served_model, "max_tokens": max_new_tokens, "temperature": 0}
@@ -150,3 +153,23 @@ def perplexity(scored: list[tuple[float, int]]) -> float:
     """Token-weighted: exp of the mean negative log-probability over every reference token."""
     tokens = sum(n for _, n in scored)
     return math.exp(-sum(lp for lp, _ in scored) / tokens) if tokens else math.nan
+
+
+async def choose(subject: Subject, items: list[Item]) -> tuple[list[float], list[float]]:
+    """Multiple choice as lm-evaluation-harness scores it: each option, after a space, scored by its log-likelihood
+    after the question; `acc` is 1 when the likeliest is the right one, `acc_norm` when the likeliest per character
+    is (which does not favour short options)."""
+    requests = [(item, _after_space(item, choice)) for item in items for choice in item.choices or ()]
+    scored = iter(await subject.loglikelihood(requests))
+    acc, acc_norm = [], []
+    for item in items:
+        options = item.choices or ()
+        logprobs = [next(scored)[0] for _ in options]
+        per_char = [lp / max(len(option), 1) for lp, option in zip(logprobs, options, strict=True)]
+        acc.append(float(max(range(len(options)), key=logprobs.__getitem__) == item.answer))
+        acc_norm.append(float(max(range(len(options)), key=per_char.__getitem__) == item.answer))
+    return acc, acc_norm
+
+
+def _after_space(item: Item, choice: str) -> str:
+    return choice if (item.prompt or "").endswith((" ", "\n")) else " " + choice

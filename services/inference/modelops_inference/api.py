@@ -1,6 +1,7 @@
-"""HTTP routes: OpenAI-compatible completions, chat completions (SSE streaming as OpenAI streams) and models, plus
-the deployments' status. Errors are problem+json with OpenAI's `error` member (`OpenAIErrorRoute`), so the openai
-client reads them. A model on a vLLM or llama.cpp engine is answered by relaying the OpenAI body to it (`_relay`)."""
+"""HTTP routes: OpenAI-compatible completions (`echo` and `logprobs` for scoring), chat completions (SSE streaming as
+OpenAI streams) and models, plus the deployments' status. Errors are problem+json with OpenAI's `error` member
+(`OpenAIErrorRoute`), so the openai client reads them. A model on a vLLM or llama.cpp engine is answered by relaying
+the OpenAI body to it (`_relay`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from .deps import InferenceDep
 from .generation import Generation, GenerationFailed
 from .relay import RelayBusy, RelayError, count_usage
 from .sampling import SamplingParams
+from .scoring import score
 from .settings import InferenceSettings
 
 COMPLETION_BODY_LIMIT = 4 * 1024 * 1024  # the gateway's own limit: a body is refused while it streams past it
@@ -96,14 +98,85 @@ async def completions(body: CompletionRequest, inference: InferenceDep) -> JSONR
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     if len(prompts) != 1:
         raise Problem(400, "one-prompt", "send one prompt per request", param="prompt")
+    scoring = body.echo or body.logprobs is not None
     if isinstance(engine, ProxyEngine):
+        if body.echo and engine.kind != "vllm":
+            raise Problem(
+                400,
+                "echo-not-served",
+                f"a {engine.kind} deployment does not return prompt log-probabilities (echo)",
+                param="echo",
+            )
         return await _relay(inference.settings, engine, route, body, chat=False)
     prompt = (await asyncio.to_thread(engine.backend.tokenizer, prompts[0]))["input_ids"]
     if not prompt:
         # An empty prompt of a tokenizer that adds no BOS leaves the model nothing to continue from.
         raise Problem(400, "empty-prompt", "the prompt has no tokens; send some text", param="prompt")
+    if scoring:
+        return await _scored(engine, route, body, prompt, prompts[0])
     generation = await _start(inference.settings, engine, route, body, prompt, body.max_tokens)
     return await _answer(generation, body, chat=False)
+
+
+async def _scored(engine: Any, route: Any, body: CompletionRequest, prompt: list[int], text: str) -> JSONResponse:
+    """A scoring request (`echo`, `logprobs`): the prompt's token log-probabilities and the greedy next token, in
+    OpenAI's legacy completions shape, as lm-evaluation-harness reads it."""
+    if body.stream or (body.max_tokens or 0) > 1 or (body.max_tokens == 1 and body.temperature > 0):
+        raise Problem(
+            400,
+            "logprobs-for-scoring-only",
+            "echo and logprobs are answered for scoring: max_tokens 1 at temperature 0 (or none), not streamed",
+            param="logprobs",
+        )
+    if len(prompt) >= engine.backend.max_context:
+        raise Problem(400, "context_length_exceeded", f"the prompt is {len(prompt)} tokens", param="prompt")
+    backend, labels = engine.backend, (route.deployment, body.model)
+    if route.adapter_id and route.adapter_path:
+        await backend.acquire_adapter(route.adapter_id, route.adapter_path)
+    try:
+        scored = await score(
+            backend, prompt, route.adapter_id, top=body.logprobs or 0, next_token=bool(body.max_tokens)
+        )
+    finally:
+        if route.adapter_id and route.adapter_path:
+            backend.release_adapter(route.adapter_id)
+    pieces = [backend.tokenizer.decode([token]) for token in scored.tokens]
+    shown = 0 if body.echo else len(prompt)  # without echo, only the completion's token
+    offsets, at = [], 0
+    for piece in pieces:
+        offsets.append(at)
+        at += len(piece)
+    logprobs = None
+    if body.logprobs is not None:
+        logprobs = {
+            "tokens": pieces[shown:],
+            "token_logprobs": scored.logprobs[shown:],
+            "top_logprobs": [
+                None if top is None else {backend.tokenizer.decode([t]): lp for t, lp in top.items()}
+                for top in scored.top[shown:]
+            ],
+            "text_offset": offsets[shown:],
+        }
+    completion = "".join(pieces[len(prompt) :])
+    metrics.REQUESTS.labels(*labels, "ok").inc()
+    usage = {"prompt_tokens": len(prompt), "completion_tokens": len(pieces) - len(prompt)}
+    return JSONResponse(
+        {
+            "id": f"cmpl-{uuid.uuid4().hex}",
+            "object": "text_completion",
+            "created": int(time.time()),
+            "model": body.model,
+            "choices": [
+                {
+                    "index": 0,
+                    "text": (text if body.echo else "") + completion,
+                    "logprobs": logprobs,
+                    "finish_reason": "length",
+                }
+            ],
+            "usage": usage | {"total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
+        }
+    )
 
 
 def _engine(deployments: Deployments, model: str) -> tuple[Any, Any]:

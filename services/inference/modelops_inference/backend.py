@@ -45,6 +45,8 @@ class Backend(Protocol):
         adapters: list[str | None],
     ) -> tuple[torch.Tensor, DynamicCache]: ...
 
+    def logits(self, input_ids: torch.Tensor, adapter: str | None) -> torch.Tensor: ...
+
     async def acquire_adapter(self, name: str, path: Path) -> None: ...
 
     def release_adapter(self, name: str) -> None: ...
@@ -116,6 +118,16 @@ class TransformersBackend:
             **extra,
         )
         return out.logits[:, -1, :].float(), out.cache
+
+    @torch.inference_mode()
+    def logits(self, input_ids: torch.Tensor, adapter: str | None) -> torch.Tensor:
+        """Every position's logits (rows, positions, vocab) in one pass without a cache, to score a prompt; call on
+        the model thread."""
+        extra: dict[str, Any] = {}
+        if isinstance(self._model, PeftModel):
+            extra["adapter_names"] = [adapter or BASE_ROW] * input_ids.shape[0]
+        logits: torch.Tensor = self._model(input_ids=input_ids.to(self.device), **extra).logits
+        return logits.float()
 
     async def acquire_adapter(self, name: str, path: Path) -> None:
         """Load `name` unless loaded (evicting the least recently used idle adapter beyond the budget) and hold it

@@ -129,6 +129,36 @@ async def test_the_same_model_suite_and_seed_give_the_same_scores_and_an_adapter
     assert adapted.metrics["perplexity"] != pytest.approx(first.metrics["perplexity"], rel=1e-4)
 
 
+async def test_multiple_choice_is_scored_by_the_likeliest_option(
+    evaluator, smollm2_base_model, embedded_stack, bus: Bus, registry, events: TopicTap
+):
+    """SmolLM2 knows capitals: the right city is its likeliest continuation far more often than chance (1 in 3)."""
+    cities = [capital for _, capital in CAPITALS]
+    rows = [
+        {
+            "prompt": f"The capital of {country} is",
+            "choices": [*[c for c in cities if c != capital][:2], capital],
+            "answer": 2,
+        }
+        for country, capital in CAPITALS
+    ]
+    suite = await create_dataset(embedded_stack, bus, registry, rows, DatasetSchema.MULTIPLE_CHOICE)
+    metrics = [MetricSpec(name="multiple_choice"), MetricSpec(name="exact_match")]
+    completed = await evaluated(bus, events, job(smollm2_base_model, suite, metrics))
+    assert completed.metrics["multiple_choice"] >= 0.8, completed.metrics
+    assert "multiple_choice_norm" in completed.metrics
+
+
+async def test_multiple_choice_needs_a_multiple_choice_suite(
+    evaluator, smollm2_base_model, capitals, bus: Bus, events: TopicTap
+):
+    spec = job(smollm2_base_model, capitals, [MetricSpec(name="multiple_choice")])
+    await bus.publish(spec)
+    failed = await events.first(spec.job_id, *ENDED, timeout=JOB_S)
+    assert isinstance(failed, EvaluationFailed), failed
+    assert (failed.error_type, "multiple_choice rows" in failed.reason) == ("invalid_metric", True)
+
+
 async def test_a_sample_of_the_suite_scores_max_items(
     evaluator, smollm2_base_model, capitals, bus: Bus, events: TopicTap
 ):

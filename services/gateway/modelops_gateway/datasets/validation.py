@@ -115,10 +115,34 @@ class PreferenceRow(_Row):
         return rejected
 
 
+class MultipleChoiceRow(_Row):
+    """An evaluation item: a question, its options, and the index of the right one (scored by log-likelihood)."""
+
+    prompt: Text
+    choices: list[Text] = Field(min_length=2, max_length=26)
+    answer: int = Field(ge=0)
+
+    @field_validator("answer")
+    @classmethod
+    def _one_of_the_choices(cls, answer: int, info: ValidationInfo) -> int:
+        choices = info.data.get("choices")
+        if choices is not None and answer >= len(choices):
+            raise PydanticCustomError(
+                "answer_out_of_range", "must index one of the {count} choices", {"count": len(choices)}
+            )
+        return answer
+
+
 ROW_MODELS: dict[DatasetSchema, type[_Row]] = {
     DatasetSchema.SFT: SftRow,
     DatasetSchema.CHAT: ChatRow,
     DatasetSchema.PREFERENCE: PreferenceRow,
+    DatasetSchema.MULTIPLE_CHOICE: MultipleChoiceRow,
+}
+# CSV columns that hold JSON (a list, a number) rather than text.
+CSV_JSON_COLUMNS: dict[DatasetSchema, tuple[str, ...]] = {
+    DatasetSchema.CHAT: ("messages",),
+    DatasetSchema.MULTIPLE_CHOICE: ("choices", "answer"),
 }
 
 
@@ -133,6 +157,13 @@ ARROW_SCHEMAS: dict[DatasetSchema, pa.Schema] = {
     DatasetSchema.SFT: pa.schema([_text_field("prompt"), _text_field("completion")]),
     DatasetSchema.CHAT: pa.schema([pa.field("messages", _MESSAGES, nullable=False)]),
     DatasetSchema.PREFERENCE: pa.schema([_text_field("prompt"), _text_field("chosen"), _text_field("rejected")]),
+    DatasetSchema.MULTIPLE_CHOICE: pa.schema(
+        [
+            _text_field("prompt"),
+            pa.field("choices", pa.list_(pa.field("element", pa.string(), nullable=False)), nullable=False),
+            pa.field("answer", pa.int64(), nullable=False),
+        ]
+    ),
 }
 
 
@@ -281,8 +312,9 @@ def _checked_header(header: list[str], rows: _Collector) -> bool:
     return ok
 
 
-def _parse_csv(file: IO[bytes], rows: _Collector, json_column: str | None) -> None:
-    """A header row naming the columns, then one row per record; `json_column` (chat's messages) holds JSON text."""
+def _parse_csv(file: IO[bytes], rows: _Collector, json_columns: tuple[str, ...]) -> None:
+    """A header row naming the columns, then one row per record; `json_columns` (chat's messages, a multiple-choice
+    row's choices and answer) hold JSON text."""
     text = io.TextIOWrapper(file, encoding="utf-8-sig", newline="")
     try:
         reader = csv.reader(text, strict=True)
@@ -304,12 +336,12 @@ def _parse_csv(file: IO[bytes], rows: _Collector, json_column: str | None) -> No
                 rows.row_error(line, None, f"expected {len(header)} fields, found {len(record)}")
                 continue
             row: dict[str, Any] = dict(zip(header, record, strict=True))
-            if json_column is not None:
-                try:
-                    row[json_column] = json.loads(row[json_column])
-                except json.JSONDecodeError as error:
-                    rows.row_error(line, json_column, f"the column must hold JSON: {error.msg} at column {error.colno}")
-                    continue
+            try:
+                for column in json_columns:
+                    row[column] = json.loads(row[column])
+            except json.JSONDecodeError as error:
+                rows.row_error(line, column, f"the column must hold JSON: {error.msg} at column {error.colno}")
+                continue
             rows.check_object(line, row)
     except UnicodeDecodeError:
         rows.file_error(reader.line_num + 1, None, "the file is not UTF-8 text; nothing after this line was read")
@@ -348,7 +380,7 @@ def validate_file(file: IO[bytes], fmt: DatasetFormat, kind: DatasetSchema) -> p
     if fmt is DatasetFormat.JSONL:
         _parse_jsonl(file, rows)
     elif fmt is DatasetFormat.CSV:
-        _parse_csv(file, rows, json_column="messages" if kind is DatasetSchema.CHAT else None)
+        _parse_csv(file, rows, CSV_JSON_COLUMNS.get(kind, ()))
     else:
         _parse_parquet(file, rows)
     return rows.table()

@@ -20,7 +20,7 @@ REGISTRY_POLL_S = 0.1
 _SCHEMAS_OF_METHOD = {
     "sft": {DatasetSchema.SFT.value, DatasetSchema.CHAT.value},
     "dpo": {DatasetSchema.PREFERENCE.value},
-    "evaluation": {DatasetSchema.SFT.value, DatasetSchema.CHAT.value},
+    "evaluation": {DatasetSchema.SFT.value, DatasetSchema.CHAT.value, DatasetSchema.MULTIPLE_CHOICE.value},
 }
 
 # The latest version of a dataset this gateway announced (None: never), for versions the registry has yet to record.
