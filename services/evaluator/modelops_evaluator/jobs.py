@@ -59,7 +59,7 @@ from modelops_shared.storage.delta import DatasetNotFound, read_dataset
 from . import metrics, reports, suites
 from .domain import MetricUnusable
 from .settings import EvaluatorSettings
-from .subjects import Deployment, LocalModel, Subject, choose
+from .subjects import Deployment, LocalModel, Subject, choose, continuation
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +135,9 @@ class JobRunner:
                 if answers is not None:
                     answers += await subject.answer(batch, spec.max_new_tokens)
                 if scored is not None:
-                    scored += await subject.loglikelihood([(item, item.reference) for item in batch])
+                    scored += await subject.loglikelihood(
+                        [(item, continuation(item, item.reference)) for item in batch]
+                    )
                 if metrics.MULTIPLE_CHOICE in asked:
                     acc, acc_norm = await choose(subject, batch)
                     chosen.setdefault(metrics.MULTIPLE_CHOICE, []).extend(acc)

@@ -110,9 +110,27 @@ class Deployment:
         return list(await asyncio.gather(*(self._answer(item, max_new_tokens) for item in items)))
 
     async def loglikelihood(self, requests: list[tuple[Item, str]]) -> list[tuple[float, int]]:
-        raise MetricUnusable(
-            "perplexity and multiple_choice need token log-probabilities, which a deployment's API does not return yet"
-        )
+        """Through `echo` with `logprobs`: the question and continuation scored in one request, the continuation's
+        tokens told apart by their text offsets. Prompt items only: the API renders no chat template for a raw
+        prompt."""
+        if any(item.prompt is None for item, _ in requests):
+            raise MetricUnusable("through a deployment, perplexity and multiple_choice score prompt (sft) items only")
+        return list(await asyncio.gather(*(self._loglikelihood(item.prompt or "", text) for item, text in requests)))
+
+    async def _loglikelihood(self, question: str, continuation: str) -> tuple[float, int]:
+        body = {
+            "model": self.served_model,
+            "prompt": question + continuation,
+            "echo": True,
+            "logprobs": 0,
+            "max_tokens": 1,
+            "temperature": 0,
+        }
+        scored = (await self._post("/v1/completions", body))["choices"][0]["logprobs"]
+        # The generated token (last) is not the continuation's.
+        pairs = list(zip(scored["text_offset"], scored["token_logprobs"], strict=True))[:-1]
+        mine = [logprob for offset, logprob in pairs if offset >= len(question) and logprob is not None]
+        return float(sum(mine)), len(mine)
 
     async def _answer(self, item: Item, max_new_tokens: int) -> str:
         body: dict[str, Any] = {"model": self.served_model, "max_tokens": max_new_tokens, "temperature": 0}
@@ -159,7 +177,7 @@ async def choose(subject: Subject, items: list[Item]) -> tuple[list[float], list
     """Multiple choice as lm-evaluation-harness scores it: each option, after a space, scored by its log-likelihood
     after the question; `acc` is 1 when the likeliest is the right one, `acc_norm` when the likeliest per character
     is (which does not favour short options)."""
-    requests = [(item, _after_space(item, choice)) for item in items for choice in item.choices or ()]
+    requests = [(item, continuation(item, choice)) for item in items for choice in item.choices or ()]
     scored = iter(await subject.loglikelihood(requests))
     acc, acc_norm = [], []
     for item in items:
@@ -171,5 +189,9 @@ async def choose(subject: Subject, items: list[Item]) -> tuple[list[float], list
     return acc, acc_norm
 
 
-def _after_space(item: Item, choice: str) -> str:
-    return choice if (item.prompt or "").endswith((" ", "\n")) else " " + choice
+def continuation(item: Item, text: str) -> str:
+    """`text` as it follows the item's question: after a space when a prompt ends in a word and the text starts
+    with one (lm-evaluation-harness's target delimiter); as it is after a chat's generation prompt."""
+    if item.prompt is None or not item.prompt or item.prompt[-1].isspace() or not text or text[0].isspace():
+        return text
+    return " " + text
