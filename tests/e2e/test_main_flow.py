@@ -24,6 +24,8 @@ from platforms import ROOT, Platform
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 MODELOPS = Path(sys.executable).with_name("modelops")
+LM_EVAL = Path(sys.executable).with_name("lm_eval")
+LM_EVAL_TASKS = Path(__file__).with_name("lm_eval_tasks")
 
 
 @pytest.fixture(scope="module")
@@ -136,6 +138,39 @@ def test_prod_takes_the_adapter_only_once_its_signed_eval_report_passes_and_comp
     exact = next(row for row in compared["metrics"] if row["metric"] == "exact_match")
     assert exact["low"] <= exact["difference"] <= exact["high"]
     assert exact["items"] == demo_summary["held_out"]
+
+
+def test_lm_evaluation_harness_scores_a_deployment_through_our_completions_api(
+    platform: Platform, demo_summary: dict, tmp_path: Path
+):
+    """Interop: lm-evaluation-harness's own `local-completions` model runs a custom multiple-choice task (YAML over
+    local JSON) against the gateway's /v1/completions, its log-likelihoods from `echo` with `logprobs`. SmolLM2 knows
+    capitals: well above the one-in-three of chance, which is what a server without prompt logprobs would give."""
+    with Client(platform.url, platform.key) as client:
+        client.artifacts.download(demo_summary["base_id"], tmp_path / "base")  # the tokenizer counts the context
+    model_args = ",".join(
+        [
+            "model=demo-base",
+            f"base_url={platform.url}/v1/completions",
+            "tokenizer_backend=huggingface",
+            f"tokenizer={tmp_path / 'base'}",
+            "tokenized_requests=False",
+            "max_retries=5",
+        ]
+    )
+    command = [
+        str(LM_EVAL),
+        "run",
+        *("--model", "local-completions", "--model_args", model_args),
+        *("--tasks", "modelops_capitals", "--include_path", str(LM_EVAL_TASKS)),
+        *("--output_path", str(tmp_path / "results"), "--seed", "0"),
+    ]
+    env = {**platform.env, "OPENAI_API_KEY": platform.key, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    done = subprocess.run(command, env=env, cwd=LM_EVAL_TASKS, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    (results_file,) = (tmp_path / "results").rglob("results_*.json")
+    scores = json.loads(results_file.read_text())["results"]["modelops_capitals"]
+    assert scores["acc,none"] >= 0.75, scores
 
 
 def test_importing_the_same_gguf_again_gives_the_same_signed_artifacts(platform: Platform, demo_summary: dict):

@@ -46,14 +46,14 @@ from modelops_shared.jobs import (
     InputNotFound,
     InputUnusable,
     JobCommands,
-    JobFailure,
     Outcome,
     StopSignal,
     Transient,
     fetch_input,
+    outcome_of_error,
     resolve_input,
 )
-from modelops_shared.storage import ObjectStore, StoreError
+from modelops_shared.storage import ObjectStore
 from modelops_shared.storage.delta import DatasetNotFound, read_dataset
 
 from . import metrics, reports, suites
@@ -163,15 +163,8 @@ class JobRunner:
                 duration_seconds=time.monotonic() - began,
             )
             return Outcome(JobStatus.COMPLETED, [submitted, completed], record={"report_id": report_id})
-        except JobFailure as error:
-            return EVALUATION_JOBS.failed(spec.job_id, error.error_type, str(error))
-        except MemoryError as error:
-            return EVALUATION_JOBS.failed(spec.job_id, "out_of_memory", f"out of memory: {error}"[:2000])
-        except (httpx.TransportError, StoreError, ConnectionError, Transient) as error:
-            raise Transient(f"{type(error).__name__}: {error}") from error
         except Exception as error:
-            log.exception("job %s failed", spec.job_id)
-            return EVALUATION_JOBS.failed(spec.job_id, "evaluation_error", f"{type(error).__name__}: {error}"[:2000])
+            return outcome_of_error(EVALUATION_JOBS, spec.job_id, error, error_type="evaluation_error")
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
 

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 from modelops_contracts import (
     ArtifactKind,
     ArtifactSubmitted,
@@ -49,13 +48,12 @@ from modelops_shared.bus import Bus
 from modelops_shared.jobs import (
     InputUnusable,
     JobCommands,
-    JobFailure,
     Outcome,
     StopSignal,
-    Transient,
     fetch_input,
+    outcome_of_error,
 )
-from modelops_shared.storage import ObjectNotFound, ObjectStore, StoreError
+from modelops_shared.storage import ObjectNotFound, ObjectStore
 
 from . import merging, quality, toolchain
 from .domain import ConversionFailed
@@ -152,17 +150,8 @@ class JobRunner:
                     await self._progress(spec, cause, "uploading", fmt, len(made))
                     made[fmt] = await self._store(spec.job_id, fmt, path, metrics)
             return self._completed(spec, inputs, made, time.monotonic() - began)
-        except JobFailure as error:
-            return QUANTIZATION_JOBS.failed(spec.job_id, error.error_type, str(error))
-        except MemoryError as error:
-            return QUANTIZATION_JOBS.failed(spec.job_id, "out_of_memory", f"out of memory: {error}"[:2000])
-        except (httpx.TransportError, StoreError, ConnectionError, Transient) as error:
-            raise Transient(f"{type(error).__name__}: {error}") from error
         except Exception as error:
-            log.exception("job %s failed", spec.job_id)
-            return QUANTIZATION_JOBS.failed(
-                spec.job_id, "quantization_error", f"{type(error).__name__}: {error}"[:2000]
-            )
+            return outcome_of_error(QUANTIZATION_JOBS, spec.job_id, error, error_type="quantization_error")
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
 

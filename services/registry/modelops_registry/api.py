@@ -233,6 +233,15 @@ async def get_policy(registry: RegistryDep) -> dict[str, Any]:
                     kind: {metric: f"{op} {bound:g}" for metric, (op, bound) in thresholds.items()}
                     for kind, thresholds in rule.kind_thresholds.items()
                 },
+                "evaluations": [
+                    {
+                        "suite": evaluation.suite,
+                        "kinds": sorted(evaluation.kinds),
+                        "metrics": {metric: f"{op} {bound:g}" for metric, (op, bound) in evaluation.thresholds.items()},
+                        "max_regression": dict(evaluation.max_regression),
+                    }
+                    for evaluation in rule.evaluations
+                ],
                 "distinct_approver": rule.distinct_approver,
             }
             for stage, rule in policy.rules.items()

@@ -3,7 +3,7 @@ second, a ledger that makes redelivery and a dead worker safe. A service supplie
 
 from .commands import JobCommands, Outcome, StopSignal, Transient
 from .consumer import JobConsumer
-from .failures import InputNotFound, InputUnusable, JobFailure, fetch_input, resolve_input
+from .failures import InputNotFound, InputUnusable, JobFailure, fetch_input, outcome_of_error, resolve_input
 
 __all__ = [
     "InputNotFound",
@@ -15,5 +15,6 @@ __all__ = [
     "StopSignal",
     "Transient",
     "fetch_input",
+    "outcome_of_error",
     "resolve_input",
 ]

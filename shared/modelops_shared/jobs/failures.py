@@ -3,8 +3,10 @@ their own kinds (a bad spec, a conversion llama.cpp refuses) as subclasses of Jo
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import httpx
 from modelops_contracts import ArtifactKind
 
 from ..artifacts import (
@@ -15,7 +17,10 @@ from ..artifacts import (
     ArtifactVerificationError,
     VerifiedArtifact,
 )
-from .commands import Transient
+from ..storage import StoreError
+from .commands import JobCommands, Outcome, Transient
+
+log = logging.getLogger(__name__)
 
 
 class JobFailure(Exception):
@@ -64,3 +69,17 @@ async def fetch_input(
         raise InputUnusable(str(error)) from None
     except ArtifactError as error:
         raise Transient(str(error)) from None
+
+
+def outcome_of_error(commands: JobCommands, job_id: str, error: Exception, *, error_type: str) -> Outcome:
+    """How a run that raised `error` ends: failed with the failure's own type, `out_of_memory`, or `error_type` with
+    the exception for anything unforeseen; an infrastructure failure (registry, store, broker) is no outcome: it is
+    raised again as Transient, and the job retried."""
+    if isinstance(error, JobFailure):
+        return commands.failed(job_id, error.error_type, str(error))
+    if isinstance(error, MemoryError):
+        return commands.failed(job_id, "out_of_memory", f"out of memory: {error}"[:2000])
+    if isinstance(error, httpx.TransportError | StoreError | ConnectionError | Transient):
+        raise Transient(f"{type(error).__name__}: {error}") from error
+    log.error("job %s failed", job_id, exc_info=error)
+    return commands.failed(job_id, error_type, f"{type(error).__name__}: {error}"[:2000])

@@ -324,6 +324,14 @@ async def test_internal_calls_prove_who_calls_and_only_the_gateway_names_who_act
     policy = (await registry.client.get("/v1/policy")).json()
     assert policy["deploy"] == {"stages": ["prod", "staging"], "fine_tuning_jobs": True}
     assert policy["stages"]["prod"]["distinct_approver"] is True
+    assert policy["stages"]["prod"]["evaluations"] == [
+        {
+            "suite": "*",
+            "kinds": ["adapter", "merged_model", "quantized_model"],
+            "metrics": {},
+            "max_regression": {"exact_match": 0.02},
+        }
+    ]
 
 
 def trainer_token() -> str:

@@ -20,7 +20,7 @@ from ..web.auth import Developer, Viewer
 from ..web.idempotency import Idempotent
 from ..web.openapi import problems
 from .schemas import EvaluationJobRequest, EvaluationJobView
-from .store import get_job
+from .store import JOBS
 from .submission import cancel, check_submission, record_submission
 
 JSON_BODY_LIMIT = 16 * 1024
@@ -63,7 +63,7 @@ async def submit_evaluation_job(
 @router.get("/{job_id}", response_model=EvaluationJobView, responses=problems(404, 422))
 async def get_evaluation_job(_: Viewer, gateway: GatewayDep, job_id: JobId) -> EvaluationJobView:
     """One job: status, items answered, and once completed the report artifact and its aggregates."""
-    job = await get_job(gateway.runtime.pool, job_id)
+    job = await JOBS.get(gateway.runtime.pool, job_id)
     if job is None:
         raise JobNotFound(job_id, what="evaluation job")
     return EvaluationJobView.of(job)

@@ -8,25 +8,24 @@ Produces: evaluation.commands.v1 (StartEvaluation, CancelEvaluation)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import asyncpg
-from modelops_contracts import ArtifactKind, CancelEvaluation, JobStatus, MetricSpec, Stage, StartEvaluation
+from modelops_contracts import ArtifactKind, CancelEvaluation, MetricSpec, Stage, StartEvaluation
 from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_contracts.deployments import DEPLOYMENT_NAME
 from modelops_contracts.evaluation import METRIC_NAME_PATTERN
 from modelops_shared.bus import Bus, enqueue
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from ..access.domain import Role, check_owner
+from ..access.domain import Role
 from ..datasets.store import latest_announced
 from ..deployments.domain import DeploymentNotFound
-from ..jobs.domain import JobFinished, JobNotFound, UnusableReference
+from ..jobs.domain import UnusableReference
 from ..jobs.references import Fields, registered_dataset_version
 from ..registry_lookups import RegistryLookups
 from ..upstream import Upstream
-from .store import get_job, insert_job, new_job_id, request_cancel
+from .store import JOBS, insert_job, new_job_id
 
 SUITE_FIELDS = Fields(dataset="suite", dataset_version="suite_version")
 # A GGUF is evaluated through a deployment that serves it (llama.cpp); the evaluator runs the others itself.
@@ -133,19 +132,11 @@ async def cancel(
     conn: asyncpg.Connection, bus: Bus, job_id: str, *, requested_by: str, role: Role, reason: str
 ) -> dict[str, Any]:
     """Ask the job's worker to stop, as its submitter or an admin; asking again sends nothing more."""
-    job = await get_job(conn, job_id, lock=True)
-    if job is None:
-        raise JobNotFound(job_id, what="evaluation job")
-    check_owner(requested_by, role, job["submitted_by"], f"job {job_id}")
-    if JobStatus(job["status"]).is_terminal:
-        raise JobFinished(job_id, job["status"])
-    if job["cancel_requested_at"] is None:
-        await request_cancel(conn, job_id, requested_by, datetime.now(UTC))
-        command = CancelEvaluation(job_id=job_id, requested_by=requested_by, reason=reason)
-        await enqueue(conn, bus, command, correlation_id=job_id)
-        job = await get_job(conn, job_id)
-        assert job is not None
-    return job
+
+    def command() -> CancelEvaluation:
+        return CancelEvaluation(job_id=job_id, requested_by=requested_by, reason=reason)
+
+    return await JOBS.cancel(conn, bus, job_id, command, requested_by=requested_by, role=role)
 
 
 async def _deployed(

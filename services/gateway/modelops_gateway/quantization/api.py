@@ -20,7 +20,7 @@ from ..web.auth import Developer, Viewer
 from ..web.idempotency import Idempotent
 from ..web.openapi import problems
 from .schemas import QuantizationJobRequest, QuantizationJobView
-from .store import get_job
+from .store import JOBS
 from .submission import cancel, check_submission, record_submission
 
 JSON_BODY_LIMIT = 16 * 1024
@@ -63,7 +63,7 @@ async def submit_quantization_job(
 @router.get("/{job_id}", response_model=QuantizationJobView, responses=problems(404, 422))
 async def get_quantization_job(_: Viewer, gateway: GatewayDep, job_id: JobId) -> QuantizationJobView:
     """One job: status, the stage it is at, and once completed the artifact and metrics of each format."""
-    job = await get_job(gateway.runtime.pool, job_id)
+    job = await JOBS.get(gateway.runtime.pool, job_id)
     if job is None:
         raise JobNotFound(job_id, what="quantization job")
     return QuantizationJobView.of(job)

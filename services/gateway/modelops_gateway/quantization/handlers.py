@@ -19,7 +19,7 @@ from modelops_contracts import (
 )
 from modelops_shared.bus import MessageContext
 
-from .store import update_job
+from .store import JOBS
 
 log = logging.getLogger(__name__)
 
@@ -52,5 +52,5 @@ async def project(message: Message, context: MessageContext) -> None:
     """Record the event on its job; events of jobs another gateway submitted, or after the job ended, change nothing."""
     changes = changes_of(message, context.envelope.time)
     job_id = getattr(message, "job_id", None)
-    if changes and job_id and not await update_job(context.conn, job_id, changes):
+    if changes and job_id and not await JOBS.update(context.conn, job_id, changes):
         log.debug("ignoring %s of job %s: not ours, or already ended", message.type, job_id)

@@ -6,14 +6,12 @@ Produces: quantization.commands.v1 (StartQuantization, CancelQuantization)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 from modelops_contracts import (
     ArtifactKind,
     CancelQuantization,
-    JobStatus,
     QuantizationFormat,
     Stage,
     StartQuantization,
@@ -21,10 +19,10 @@ from modelops_contracts import (
 )
 from modelops_shared.bus import Bus, enqueue
 
-from ..access.domain import Role, check_owner
-from ..jobs.domain import JobFinished, JobNotFound, UnusableReference
+from ..access.domain import Role
+from ..jobs.domain import UnusableReference
 from ..registry_lookups import RegistryLookups
-from .store import get_job, insert_job, new_job_id, request_cancel
+from .store import JOBS, insert_job, new_job_id
 
 
 async def check_submission(
@@ -77,19 +75,11 @@ async def cancel(
     conn: asyncpg.Connection, bus: Bus, job_id: str, *, requested_by: str, role: Role, reason: str
 ) -> dict[str, Any]:
     """Ask the job's worker to stop, as its submitter or an admin; asking again sends nothing more."""
-    job = await get_job(conn, job_id, lock=True)
-    if job is None:
-        raise JobNotFound(job_id, what="quantization job")
-    check_owner(requested_by, role, job["submitted_by"], f"job {job_id}")
-    if JobStatus(job["status"]).is_terminal:
-        raise JobFinished(job_id, job["status"])
-    if job["cancel_requested_at"] is None:
-        await request_cancel(conn, job_id, requested_by, datetime.now(UTC))
-        command = CancelQuantization(job_id=job_id, requested_by=requested_by, reason=reason)
-        await enqueue(conn, bus, command, correlation_id=job_id)
-        job = await get_job(conn, job_id)
-        assert job is not None
-    return job
+
+    def command() -> CancelQuantization:
+        return CancelQuantization(job_id=job_id, requested_by=requested_by, reason=reason)
+
+    return await JOBS.cancel(conn, bus, job_id, command, requested_by=requested_by, role=role)
 
 
 def _usable(record: dict[str, Any], param: str) -> dict[str, Any]:
