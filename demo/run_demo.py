@@ -270,8 +270,8 @@ def promote(client: Client, *artifact_ids: str) -> None:
 def deploy(client: Client, name: str, base_id: str, adapters: list[str], timeout_s: float = 300) -> DeploymentView:
     client.deployments.create(name, base_id, adapters)
     try:
-        # Deploying a name again replaces it: `wait` waits past the one it replaces, which serves other adapters.
-        view = client.deployments.wait(name, adapters, timeout_s=timeout_s)
+        # Deploying a name again replaces it: `wait` waits past the one it replaces, which serves other artifacts.
+        view = client.deployments.wait(name, adapters, timeout_s=timeout_s, base_model=base_id)
     except TimeoutError as error:
         sys.exit(str(error))
     if view.status == DeploymentStatus.failed:

@@ -30,6 +30,7 @@ from .evaluation import (
 from .imports import ImportGguf, ModelImported, ModelImportFailed
 from .messages import MESSAGE_TYPES, Message, message_class
 from .quantization import (
+    GPU_FORMATS,
     CancelQuantization,
     QuantizationCancelled,
     QuantizationCompleted,
@@ -70,6 +71,7 @@ from .training import (
 )
 
 __all__ = [
+    "GPU_FORMATS",
     "MESSAGE_TYPES",
     "TERMINAL_JOB_STATUSES",
     "TOPICS",

@@ -13,7 +13,8 @@ from .messages import Message
 
 class QuantizationFormat(StrEnum):
     """What a quantization job can write. The GGUF types are llama.cpp's names (`llama-quantize --help`); LORA_F16 is
-    the adapter alone as a GGUF LoRA, applied at run time over a GGUF base."""
+    the adapter alone as a GGUF LoRA, applied at run time over a GGUF base. AWQ_W4A16 and GPTQ_W4A16 are 4-bit weights
+    (16-bit activations) by llm-compressor, as compressed-tensors safetensors that vLLM serves: they need a CUDA GPU."""
 
     F16 = "F16"
     Q8_0 = "Q8_0"
@@ -21,6 +22,12 @@ class QuantizationFormat(StrEnum):
     Q4_K_M = "Q4_K_M"
     Q4_0 = "Q4_0"
     LORA_F16 = "LORA_F16"
+    AWQ_W4A16 = "AWQ_W4A16"
+    GPTQ_W4A16 = "GPTQ_W4A16"
+
+
+# Made by llm-compressor on a CUDA GPU, served by vLLM; the others are GGUF files made and served by llama.cpp.
+GPU_FORMATS = frozenset({QuantizationFormat.AWQ_W4A16, QuantizationFormat.GPTQ_W4A16})
 
 
 def _each_once(formats: list[QuantizationFormat]) -> list[QuantizationFormat]:

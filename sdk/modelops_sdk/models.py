@@ -586,6 +586,8 @@ class QuantizationFormat(StrEnum):
     Q4_K_M = "Q4_K_M"
     Q4_0 = "Q4_0"
     LORA_F16 = "LORA_F16"
+    AWQ_W4A16 = "AWQ_W4A16"
+    GPTQ_W4A16 = "GPTQ_W4A16"
 
 
 class Adapter2(RootModel[str]):
@@ -636,7 +638,7 @@ class QuantizationJobRequest(BaseModel):
         list[QuantizationFormat],
         Field(
             description="GGUF types made by llama.cpp (F16, Q8_0, Q5_K_M, Q4_K_M, Q4_0), or LORA_F16: the adapter alone",
-            max_length=6,
+            max_length=8,
             min_length=1,
             title="Formats",
         ),

@@ -1,5 +1,6 @@
 """JSON-schema snapshots of every message: a removed, renamed or retyped field fails; new optional fields pass, and
-so does an enum's new member (deploy its consumers before anything produces it: they refuse what they do not know).
+so does an enum's new member, and a list of its members allowed to grow with it (deploy the consumers before
+anything produces the new member: they refuse what they do not know).
 
 A missing snapshot fails; `pytest tests/unit/test_schema_snapshots.py --update-snapshots` writes it (commit it). A
 breaking change inside v1 is a new topic version instead — delete a snapshot only when you really mean to break the
@@ -32,13 +33,16 @@ def _field_shapes(schema: dict) -> dict[str, object]:
     return shapes
 
 
+_UPPER_BOUNDS = ("maxItems", "maxLength", "maximum")
+
+
 def _widened(before: object, now: object) -> bool:
-    """`now` is `before` with more enum members, and nothing else changed."""
+    """`now` is `before` with more enum members (or a list of them allowed to grow with it), nothing else changed."""
     if isinstance(before, dict) and isinstance(now, dict):
         if before.keys() != now.keys():
             return False
         return all(
-            set(b) <= set(n) if key == "enum" else b == n or _widened(b, n)
+            set(b) <= set(n) if key == "enum" else b <= n if key in _UPPER_BOUNDS else b == n or _widened(b, n)
             for key, b, n in ((key, before[key], now[key]) for key in before)
         )
     return False

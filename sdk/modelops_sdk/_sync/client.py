@@ -427,14 +427,23 @@ class Deployments:
         return self.http.call(DeploymentRemoval, "DELETE", f"/v1/deployments/{name}")
 
     def wait(
-        self, name: str, adapters: Sequence[str] | None = None, timeout_s: float = 300, poll_s: float = 0.5
+        self,
+        name: str,
+        adapters: Sequence[str] | None = None,
+        timeout_s: float = 300,
+        poll_s: float = 0.5,
+        *,
+        base_model: str | None = None,
     ) -> DeploymentView:
         """The deployment once `ready` or `failed` (check `status`); a TimeoutError after `timeout_s`. With
-        `adapters`, a deployment that still serves other adapters is the one it replaces, and is waited past."""
+        `adapters` (and `base_model`, an artifact id), a deployment that still serves other adapters (or another
+        model) is the one it replaces, and is waited past."""
         deadline = monotonic() + timeout_s
         while True:
             view = self.show(name)
-            current = adapters is None or list(view.adapter_ids or []) == list(adapters)
+            current = (adapters is None or list(view.adapter_ids or []) == list(adapters)) and (
+                base_model is None or view.base_model_id == base_model
+            )
             if view.status == DeploymentStatus.failed or (view.status == DeploymentStatus.ready and current):
                 return view
             if monotonic() > deadline:

@@ -19,7 +19,11 @@ def quantize(
     model: Annotated[str, typer.Argument(help="The base_model artifact id (or name: its latest)")],
     formats: Annotated[
         list[QuantizationFormat],
-        typer.Option("--format", "-f", help="Repeat for several: F16, Q8_0, Q5_K_M, Q4_K_M, Q4_0, LORA_F16"),
+        typer.Option(
+            "--format",
+            "-f",
+            help="Repeat for several: F16, Q8_0, Q5_K_M, Q4_K_M, Q4_0, LORA_F16; AWQ_W4A16, GPTQ_W4A16 (GPU worker)",
+        ),
     ],
     adapter: Annotated[str | None, typer.Option(help="An adapter of that base, merged before quantizing")] = None,
     name: Annotated[str | None, typer.Option(help="The outputs' name; default <model>[-<adapter>]")] = None,

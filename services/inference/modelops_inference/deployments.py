@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from modelops_contracts import ArtifactKind, Deploy, DeploymentFailed, DeploymentReady, DeploymentRemoved
+from modelops_contracts import GPU_FORMATS, ArtifactKind, Deploy, DeploymentFailed, DeploymentReady, DeploymentRemoved
 from modelops_shared.artifacts import ArtifactClient, ArtifactError, ArtifactNotFound, VerifiedArtifact
 
 from . import metrics
@@ -226,6 +226,11 @@ class Deployments:
         if engine is None and _is_gguf(base):
             gguf = await LlamaCppBackend.load(base.id, base.path, self.settings)
             engine = self.engines[base.id] = ProxyEngine(gguf, "llama.cpp")
+        elif engine is None and _is_compressed(base) and self.backend_kind != "vllm":
+            raise ArtifactError(
+                f"{base.id} is {_metadata(base).get('format')} (compressed-tensors): vLLM on a CUDA GPU serves it,"
+                " and this replica runs transformers (MODELOPS_INFERENCE_BACKEND=vllm on a GPU replica)"
+            )
         elif engine is None and self.backend_kind == "vllm":
             vllm = await VllmBackend.launch(base.id, base.path, self.settings)
             engine = self.engines[base.id] = ProxyEngine(vllm, "vllm")
@@ -295,7 +300,12 @@ def _metadata(artifact: VerifiedArtifact) -> dict[str, Any]:
 
 
 def _is_gguf(artifact: VerifiedArtifact) -> bool:
-    return artifact.kind == ArtifactKind.QUANTIZED_MODEL.value
+    return artifact.kind == ArtifactKind.QUANTIZED_MODEL.value and not _is_compressed(artifact)
+
+
+def _is_compressed(artifact: VerifiedArtifact) -> bool:
+    """An AWQ or GPTQ model by llm-compressor: compressed-tensors safetensors, which vLLM serves."""
+    return artifact.kind == ArtifactKind.QUANTIZED_MODEL.value and _metadata(artifact).get("format") in GPU_FORMATS
 
 
 def _check_fits(adapter: VerifiedArtifact, model: VerifiedArtifact) -> None:

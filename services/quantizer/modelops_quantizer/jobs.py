@@ -15,6 +15,7 @@ import hashlib
 import json
 import logging
 import shutil
+import tempfile
 import time
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from modelops_contracts import (
+    GPU_FORMATS,
     ArtifactKind,
     ArtifactSubmitted,
     CancelQuantization,
@@ -55,7 +57,7 @@ from modelops_shared.jobs import (
 )
 from modelops_shared.storage import ObjectNotFound, ObjectStore
 
-from . import merging, quality, toolchain
+from . import compressing, merging, quality, toolchain
 from .domain import ConversionFailed
 from .settings import QuantizerSettings
 
@@ -89,10 +91,12 @@ class Inputs:
 
 @dataclass(frozen=True)
 class Reference:
-    """The merged model as an F16 GGUF and its measured quality: what every format is compared with."""
+    """The merged model, and when a GGUF format is asked for, as an F16 GGUF with its measured quality: what every
+    GGUF format is compared with (llm-compressor's formats are measured against the merged model by its script)."""
 
-    f16: Path
-    quality: quality.Quality
+    merged: Path
+    f16: Path | None
+    quality: quality.Quality | None
     parameters: int
 
 
@@ -129,6 +133,8 @@ class JobRunner:
         began = time.monotonic()
         work = self.settings.work_dir / "jobs" / hashlib.sha256(spec.job_id.encode()).hexdigest()[:32]
         try:
+            if gpu := [fmt for fmt in spec.formats if fmt in GPU_FORMATS]:
+                compressing.check_available(self.settings, gpu)  # a CPU worker fails these at once
             inputs = await self._inputs(spec)
             made = {fmt: record for fmt in spec.formats if (record := await self._made_before(spec.job_id, fmt))}
             await self._publish(
@@ -139,7 +145,8 @@ class JobRunner:
             pending = [fmt for fmt in spec.formats if fmt not in made]
             if pending:
                 await self._progress(spec, cause, "converting", None, len(made))
-                reference = await self._in_thread(self._reference, inputs, work)
+                gguf = any(fmt not in GPU_FORMATS for fmt in pending)
+                reference = await self._in_thread(self._reference, inputs, work, gguf)
                 for fmt in pending:
                     if stop.reason() == "cancelled":
                         return QUANTIZATION_JOBS.cancelled(spec.job_id, stop.detail)
@@ -163,25 +170,36 @@ class JobRunner:
         name = spec.name or (f"{base.name}-{adapter.name}" if adapter else base.name)
         return Inputs(base, adapter, name)
 
-    def _reference(self, inputs: Inputs, work: Path) -> Reference:
-        """Merge, convert to F16 and measure it (worker thread)."""
+    def _reference(self, inputs: Inputs, work: Path, gguf: bool) -> Reference:
+        """Merge, and for GGUF formats convert to F16 and measure it (worker thread)."""
         work.mkdir(parents=True, exist_ok=True)
         merged = inputs.base.path
         if inputs.adapter is not None:
             merged = merging.merge_adapter(inputs.base.path, inputs.adapter.path, work / "merged")
+        parameters = merging.parameter_count(merged)
+        if not gguf:
+            return Reference(merged, None, None, parameters)
         f16 = work / "F16.gguf"
         try:
             toolchain.convert_model(merged, f16)
         except toolchain.ToolchainError as error:
             raise ConversionFailed(str(error)) from None
-        measured = self._measure(f16)
-        return Reference(f16, measured, merging.parameter_count(merged))
+        return Reference(merged, f16, self._measure(f16), parameters)
 
     def _make(
         self, fmt: QuantizationFormat, inputs: Inputs, reference: Reference, work: Path
     ) -> tuple[Path, dict[str, float]]:
-        """One format as a folder holding its single GGUF, and its metrics against the reference (worker thread)."""
+        """One format as a folder holding its single GGUF (or llm-compressor's checkpoint), and its metrics against
+        the reference (worker thread)."""
         folder = work / str(fmt)
+        if fmt in GPU_FORMATS:
+            with tempfile.NamedTemporaryFile("w", suffix=".txt") as heldout:
+                heldout.write(quality.heldout_text())
+                heldout.flush()
+                return folder, compressing.compress(self.settings, reference.merged, folder, fmt, Path(heldout.name))
+        # _reference made them for GGUF formats.
+        assert reference.f16 is not None
+        assert reference.quality is not None
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / GGUF_NAME
         try:
@@ -266,11 +284,17 @@ class JobRunner:
             "base_model": inputs.base.id,
             "adapter": inputs.adapter.id if inputs.adapter else None,
             "architecture": inputs.base.record.get("metadata", {}).get("architecture", "llama"),
-            "llama_cpp": toolchain.llama_cpp_version(),
             "perplexity_text": "modelops_quantizer/heldout.txt",
-            "perplexity_context": self.settings.quantizer_perplexity_context,
             "warnings": quantization_warnings(spec.formats, int(made.metrics["parameters"])),
         }
+        if fmt in GPU_FORMATS:  # compressed-tensors safetensors, served by vLLM
+            metadata |= {"serving": "vllm", "perplexity_context": compressing.PERPLEXITY_WINDOW}
+        else:
+            metadata |= {
+                "serving": "llama.cpp",
+                "llama_cpp": toolchain.llama_cpp_version(),
+                "perplexity_context": self.settings.quantizer_perplexity_context,
+            }
         chat_template = inputs.base.record.get("metadata", {}).get("chat_template")
         if chat_template is not None:
             metadata["chat_template"] = chat_template

@@ -23,6 +23,10 @@ class QuantizerSettings(Settings):
     )
     quantizer_perplexity_context: int = Field(256, ge=32, description="Window of the perplexity measurement, tokens")
     quantizer_speed_tokens: int = Field(64, ge=8, description="Tokens decoded per speed measurement")
+    quantizer_compressor_python: Path | None = Field(
+        None,
+        description="An interpreter with llm-compressor, for AWQ and GPTQ on a GPU worker (scripts/compressor-env.sh)",
+    )
 
     @property
     def work_dir(self) -> Path:

@@ -130,3 +130,27 @@ async def test_a_gguf_lora_is_not_a_model_to_deploy(
     deployment = await deploy(bus, inference, lora, [])
     assert deployment["status"] == "failed"
     assert "GGUF LoRA" in deployment["reason"]
+
+
+async def test_an_awq_model_is_refused_by_a_replica_without_vllm(embedded_stack, bus, registry, inference):
+    """compressed-tensors (AWQ, GPTQ) is vLLM's to serve on a CUDA GPU: a transformers replica says so."""
+    artifact_id = f"awq-{uuid.uuid4().hex[:8]}"
+    store = open_store(embedded_stack.store_url, embedded_stack)
+    config = json.dumps({"architectures": ["LlamaForCausalLM"], "quantization_config": {"format": "pack-quantized"}})
+    await store.put(f"artifacts/{artifact_id}/config.json", config.encode())
+    sha256, size = await store.sha256(f"artifacts/{artifact_id}/config.json")
+    await bus.publish(
+        ArtifactSubmitted(
+            artifact_id=artifact_id,
+            kind=ArtifactKind.QUANTIZED_MODEL,
+            name=artifact_id,
+            uri=store.url_of(f"artifacts/{artifact_id}"),
+            files=[FileDigest(path="config.json", sha256=sha256, size=size)],
+            created_by="alice",
+            metadata={"format": str(QuantizationFormat.AWQ_W4A16), "role": "model", "serving": "vllm"},
+        )
+    )
+    await registered(registry, artifact_id)
+    deployment = await deploy(bus, inference, artifact_id, [])
+    assert deployment["status"] == "failed"
+    assert "vLLM on a CUDA GPU serves it" in deployment["reason"], deployment["reason"]

@@ -110,6 +110,23 @@ async def test_a_job_cancelled_while_it_runs_ends_cancelled(quantizer, smollm2_b
     assert not events.of(spec.job_id, QuantizationCompleted)
 
 
+@pytest.mark.parametrize(
+    "formats",
+    [[QuantizationFormat.GPTQ_W4A16], [QuantizationFormat.Q8_0, QuantizationFormat.AWQ_W4A16]],
+    ids=["gptq", "gguf-and-awq"],
+)
+async def test_awq_and_gptq_fail_at_once_on_a_worker_without_cuda(
+    quantizer, smollm2_base_model, bus: Bus, events: TopicTap, formats
+):
+    spec = job(smollm2_base_model, None, *formats)
+    await bus.publish(spec)
+    failed = await events.first(spec.job_id, *ENDED, timeout=JOB_S)
+    assert isinstance(failed, QuantizationFailed), failed
+    assert failed.error_type == "needs_cuda"
+    assert "needs a CUDA GPU" in failed.reason
+    assert not events.of(spec.job_id, QuantizationStarted)  # nothing fetched, nothing made
+
+
 async def test_an_adapter_of_another_base_is_refused(
     quantizer, base_model, smollm2_adapter, bus: Bus, events: TopicTap
 ):
