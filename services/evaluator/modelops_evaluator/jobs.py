@@ -40,7 +40,7 @@ from modelops_contracts import (
 )
 from modelops_contracts.catalog import EVALUATION_COMMANDS
 from modelops_shared.artifact_upload import upload_directory
-from modelops_shared.artifacts import ArtifactClient, ArtifactError
+from modelops_shared.artifacts import ArtifactClient, ArtifactError, VerifiedArtifact
 from modelops_shared.bus import Bus
 from modelops_shared.jobs import (
     InputNotFound,
@@ -84,12 +84,14 @@ def report_artifact_id(job_id: str) -> str:
 
 @dataclass(frozen=True)
 class Inputs:
-    """The registry's records of what is evaluated and on what, and the suite's items."""
+    """The registry's records of what is evaluated and on what, the suite's items, and, for a model the evaluator
+    runs itself, its verified copies."""
 
     model: dict[str, Any]
     adapter: dict[str, Any] | None
     suite: dict[str, Any]
     items: list[suites.Item]
+    local: tuple[VerifiedArtifact, VerifiedArtifact | None] | None
 
 
 class JobRunner:
@@ -121,7 +123,7 @@ class JobRunner:
             if metrics.MULTIPLE_CHOICE in asked and any(item.choices is None for item in items):
                 raise MetricUnusable("multiple_choice scores a suite of multiple_choice rows (prompt, choices, answer)")
             await self._publish(EvaluationStarted(job_id=spec.job_id, worker=worker, items=len(items)), spec, cause)
-            subject = await self._subject(spec)
+            subject = await self._subject(spec, inputs)
             answers: list[str] | None = [] if scorers else None
             scored: list[tuple[float, int]] | None = [] if metrics.PERPLEXITY in asked else None
             chosen: dict[str, list[float]] = {}
@@ -169,8 +171,15 @@ class JobRunner:
             await asyncio.to_thread(shutil.rmtree, work, True)
 
     async def _inputs(self, spec: StartEvaluation) -> Inputs:
-        model = await resolve_input(self.artifacts, spec.model, ArtifactKind.BASE_MODEL, also=MODEL_KINDS)
-        adapter = await resolve_input(self.artifacts, spec.adapter, ArtifactKind.ADAPTER) if spec.adapter else None
+        """The records of a deployment's model and adapter; or the model and adapter verified and downloaded, to be
+        run here."""
+        local = None
+        if spec.deployment is not None:
+            model = await resolve_input(self.artifacts, spec.model, ArtifactKind.BASE_MODEL, also=MODEL_KINDS)
+            adapter = await resolve_input(self.artifacts, spec.adapter, ArtifactKind.ADAPTER) if spec.adapter else None
+        else:
+            local = await self._verified(spec)
+            model, adapter = local[0].record, local[1].record if local[1] else None
         if adapter is not None and (trained_on := adapter.get("metadata", {}).get("base_model")) != model["id"]:
             raise InputUnusable(f"adapter {adapter['id']} was trained on {trained_on}, not on {model['id']}")
         try:
@@ -184,16 +193,21 @@ class JobRunner:
         except DatasetNotFound as error:
             raise InputNotFound(str(error)) from None
         items = suites.items_of(table, max_items=spec.max_items, seed=spec.seed)
-        return Inputs(model, adapter, suite, items)
+        return Inputs(model, adapter, suite, items, local)
 
-    async def _subject(self, spec: StartEvaluation) -> Subject:
-        """The deployment, or the model and adapter verified, downloaded and loaded here."""
-        if spec.deployment is not None and spec.served_model is not None:
-            return Deployment(self.inference, spec.served_model, self.settings.evaluator_concurrency, spec.seed)
+    async def _verified(self, spec: StartEvaluation) -> tuple[VerifiedArtifact, VerifiedArtifact | None]:
         model = await fetch_input(self.artifacts, spec.model, ArtifactKind.BASE_MODEL, also=MODEL_KINDS)
         if model.kind == ArtifactKind.QUANTIZED_MODEL:
             raise InputUnusable(f"{model.id} is a GGUF: deploy it and evaluate the deployment")
         adapter = await fetch_input(self.artifacts, spec.adapter, ArtifactKind.ADAPTER) if spec.adapter else None
+        return model, adapter
+
+    async def _subject(self, spec: StartEvaluation, inputs: Inputs) -> Subject:
+        """The deployment, or the verified model and adapter loaded here."""
+        if inputs.local is None:
+            assert spec.served_model is not None  # StartEvaluation: a deployment comes with its model name
+            return Deployment(self.inference, spec.served_model, self.settings.evaluator_concurrency, spec.seed)
+        model, adapter = inputs.local
         loaded = asyncio.get_running_loop().run_in_executor(
             self.executor, LocalModel, model.path, adapter.path if adapter else None, self.executor, spec.seed
         )

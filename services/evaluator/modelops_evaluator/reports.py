@@ -13,11 +13,16 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .metrics import PERPLEXITY
-from .subjects import perplexity
 from .suites import Item
 
 ITEMS_FILE = "items.parquet"
 REPORT_FILE = "report.json"
+
+
+def perplexity(scored: list[tuple[float, int]]) -> float:
+    """Token-weighted: exp of the mean negative log-probability over every token scored."""
+    tokens = sum(n for _, n in scored)
+    return math.exp(-sum(lp for lp, _ in scored) / tokens) if tokens else math.nan
 
 
 def aggregates(scores: dict[str, list[float]], scored: list[tuple[float, int]] | None, items: int) -> dict[str, float]:
@@ -52,6 +57,6 @@ def write(
     if scored is not None:
         columns["reference_logprob"] = pa.array([lp for lp, _ in scored], pa.float64())
         columns["reference_tokens"] = pa.array([n for _, n in scored], pa.int64())
-        columns[PERPLEXITY] = pa.array([math.exp(-lp / n) if n else math.nan for lp, n in scored], pa.float64())
+        columns[PERPLEXITY] = pa.array([perplexity([pair]) for pair in scored], pa.float64())
     pq.write_table(pa.table(columns), folder / ITEMS_FILE)
     (folder / REPORT_FILE).write_text(json.dumps({**about, "metrics": totals}, indent=2, sort_keys=True) + "\n")

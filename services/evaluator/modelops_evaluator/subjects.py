@@ -8,7 +8,6 @@ requests in flight, which the inference service batches; busy answers (429, 503)
 from __future__ import annotations
 
 import asyncio
-import math
 from concurrent.futures import Executor
 from pathlib import Path
 from typing import Any, Protocol
@@ -133,8 +132,7 @@ class Deployment:
         return float(sum(mine)), len(mine)
 
     async def _answer(self, item: Item, max_new_tokens: int) -> str:
-        body: dict[str, Any] = {"model": self.served_model, "max_tokens": max_new_tokens, "temperature": 0}
-        body["seed"] = self.seed
+        body = {"model": self.served_model, "max_tokens": max_new_tokens, "temperature": 0, "seed": self.seed}
         if item.prompt is not None:
             reply = await self._post("/v1/completions", {**body, "prompt": item.prompt})
             return str(reply["choices"][0]["text"])
@@ -165,12 +163,6 @@ class Deployment:
 
 def _retryable(error: BaseException) -> bool:
     return isinstance(error, httpx.TransportError | httpx.HTTPStatusError)
-
-
-def perplexity(scored: list[tuple[float, int]]) -> float:
-    """Token-weighted: exp of the mean negative log-probability over every reference token."""
-    tokens = sum(n for _, n in scored)
-    return math.exp(-sum(lp for lp, _ in scored) / tokens) if tokens else math.nan
 
 
 async def choose(subject: Subject, items: list[Item]) -> tuple[list[float], list[float]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import asyncpg
-from modelops_contracts import ArtifactKind, CancelEvaluation, MetricSpec, Stage, StartEvaluation
+from modelops_contracts import ArtifactKind, CancelEvaluation, MetricSpec, StartEvaluation
 from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_contracts.deployments import DEPLOYMENT_NAME
 from modelops_contracts.evaluation import METRIC_NAME_PATTERN
@@ -22,7 +22,7 @@ from ..access.domain import Role
 from ..datasets.store import latest_announced
 from ..deployments.domain import DeploymentNotFound
 from ..jobs.domain import UnusableReference
-from ..jobs.references import Fields, registered_dataset_version
+from ..jobs.references import Fields, adapter_of, registered_dataset_version, usable
 from ..registry_lookups import RegistryLookups
 from ..upstream import Upstream
 from .store import JOBS, insert_job, new_job_id
@@ -93,8 +93,8 @@ async def check_submission(
     else:
         assert request.model is not None  # the request's validator: a model or a deployment
         found = await lookups.resolve(ArtifactKind.BASE_MODEL, request.model, "model", also=LOCAL_MODEL_KINDS)
-        model = _usable(found, "model")
-        adapter = await _adapter_of(lookups, request.adapter, model) if request.adapter else None
+        model = usable(found, "model")
+        adapter = await adapter_of(lookups, request.adapter, model) if request.adapter else None
         served_model = None
     suite = await registered_dataset_version(
         lookups,
@@ -165,21 +165,3 @@ async def _deployed(
             slug="adapter-not-deployed", detail=f"adapter: {name} does not serve {adapter['id']}", param="adapter"
         )
     return model, adapter, f"{name}/{adapter['name']}"
-
-
-async def _adapter_of(lookups: RegistryLookups, ref: str, model: dict[str, Any]) -> dict[str, Any]:
-    adapter = _usable(await lookups.resolve(ArtifactKind.ADAPTER, ref, "adapter"), "adapter")
-    trained_on = (adapter.get("metadata") or {}).get("base_model")
-    if trained_on != model["id"]:
-        raise UnusableReference(
-            slug="adapter-base-mismatch",
-            detail=f"adapter: {adapter['id']} was trained on {trained_on}, not on {model['id']}",
-            param="adapter",
-        )
-    return adapter
-
-
-def _usable(record: dict[str, Any], param: str) -> dict[str, Any]:
-    if record["stage"] == Stage.REVOKED.value:
-        raise UnusableReference(slug="artifact-revoked", detail=f"{param}: {record['id']} is revoked", param=param)
-    return record

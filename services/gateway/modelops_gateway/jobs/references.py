@@ -1,6 +1,7 @@
 """What a job names, checked through the registry's API before anything is queued: the base model (the latest
 registered base model of that name, else the artifact of that id) and one exact dataset version (the latest
-registered when none is given) whose rows suit the training method (or an evaluation)."""
+registered when none is given) whose rows suit the training method (or an evaluation); and, for the jobs of other
+workers, an artifact not revoked and an adapter of the model named."""
 
 from __future__ import annotations
 
@@ -172,3 +173,23 @@ def _usable_dataset(record: dict[str, Any], method: str, fields: Fields) -> dict
             param=fields.dataset,
         )
     return record
+
+
+def usable(record: dict[str, Any], param: str) -> dict[str, Any]:
+    """The artifact a worker job names (quantization, evaluation), unless it is revoked."""
+    if record["stage"] == Stage.REVOKED.value:
+        raise UnusableReference(slug="artifact-revoked", detail=f"{param}: {record['id']} is revoked", param=param)
+    return record
+
+
+async def adapter_of(lookups: RegistryLookups, ref: str, model: dict[str, Any]) -> dict[str, Any]:
+    """The adapter `ref` names, usable and trained on `model`; a problem naming the `adapter` field otherwise."""
+    adapter = usable(await lookups.resolve(ArtifactKind.ADAPTER, ref, "adapter"), "adapter")
+    trained_on = (adapter.get("metadata") or {}).get("base_model")
+    if trained_on != model["id"]:
+        raise UnusableReference(
+            slug="adapter-base-mismatch",
+            detail=f"adapter: {adapter['id']} was trained on {trained_on}, not on {model['id']}",
+            param="adapter",
+        )
+    return adapter

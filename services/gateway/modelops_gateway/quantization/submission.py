@@ -13,7 +13,6 @@ from modelops_contracts import (
     ArtifactKind,
     CancelQuantization,
     QuantizationFormat,
-    Stage,
     StartQuantization,
     quantization_warnings,
 )
@@ -21,6 +20,7 @@ from modelops_shared.bus import Bus, enqueue
 
 from ..access.domain import Role
 from ..jobs.domain import UnusableReference
+from ..jobs.references import adapter_of, usable
 from ..registry_lookups import RegistryLookups
 from .store import JOBS, insert_job, new_job_id
 
@@ -36,17 +36,8 @@ async def check_submission(
 ) -> tuple[StartQuantization, list[str]]:
     """The command naming the exact artifacts, and the warnings the submitter should read; a problem when the model
     or adapter is unknown, of another kind, revoked, or the adapter was trained on another base."""
-    base = _usable(await lookups.resolve(ArtifactKind.BASE_MODEL, model, "model"), "model")
-    adapter = None
-    if adapter_ref is not None:
-        adapter = _usable(await lookups.resolve(ArtifactKind.ADAPTER, adapter_ref, "adapter"), "adapter")
-        trained_on = (adapter.get("metadata") or {}).get("base_model")
-        if trained_on != base["id"]:
-            raise UnusableReference(
-                slug="adapter-base-mismatch",
-                detail=f"adapter: {adapter['id']} was trained on {trained_on}, not on {base['id']}",
-                param="adapter",
-            )
+    base = usable(await lookups.resolve(ArtifactKind.BASE_MODEL, model, "model"), "model")
+    adapter = await adapter_of(lookups, adapter_ref, base) if adapter_ref is not None else None
     if QuantizationFormat.LORA_F16 in formats and adapter is None:
         raise UnusableReference(
             slug="lora-needs-adapter", detail="formats: LORA_F16 exports an adapter", param="adapter"
@@ -80,9 +71,3 @@ async def cancel(
         return CancelQuantization(job_id=job_id, requested_by=requested_by, reason=reason)
 
     return await JOBS.cancel(conn, bus, job_id, command, requested_by=requested_by, role=role)
-
-
-def _usable(record: dict[str, Any], param: str) -> dict[str, Any]:
-    if record["stage"] == Stage.REVOKED.value:
-        raise UnusableReference(slug="artifact-revoked", detail=f"{param}: {record['id']} is revoked", param=param)
-    return record
