@@ -25,6 +25,7 @@ class ArtifactKind(StrEnum):
     MERGED_MODEL = "merged_model"
     QUANTIZED_MODEL = "quantized_model"
     RAG_INDEX = "rag_index"
+    EMBEDDING_MODEL = "embedding_model"
     EVAL_REPORT = "eval_report"
 
 
@@ -38,6 +39,7 @@ class LineageRelation(StrEnum):
     EVALUATION_OF = "evaluation_of"
     DEPLOYED_AS = "deployed_as"
     INDEXED_FROM = "indexed_from"
+    EMBEDDED_WITH = "embedded_with"
 
 
 class Stage(StrEnum):

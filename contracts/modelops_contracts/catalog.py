@@ -30,6 +30,15 @@ from .quantization import (
     QuantizationStarted,
     StartQuantization,
 )
+from .rag import (
+    CancelIndexing,
+    IndexingCancelled,
+    IndexingCompleted,
+    IndexingFailed,
+    IndexingProgressed,
+    IndexingStarted,
+    StartIndexing,
+)
 from .training import (
     CancelTraining,
     StartTraining,
@@ -133,6 +142,24 @@ EVALUATION_EVENTS = Topic(
     ),
     description="What happened to an evaluation job, in order per job.",
 )
+RAG_COMMANDS = Topic(
+    name="rag.commands.v1",
+    partitions=3,
+    key="job_id",
+    producers=("rag",),
+    consumers=("rag",),
+    messages=(StartIndexing, CancelIndexing),
+    description="Commands to start or cancel the indexing of a RAG collection; any rag replica takes a job.",
+)
+RAG_EVENTS = Topic(
+    name="rag.events.v1",
+    partitions=3,
+    key="job_id",
+    producers=("rag",),
+    consumers=("rag",),
+    messages=(IndexingStarted, IndexingProgressed, IndexingCompleted, IndexingFailed, IndexingCancelled),
+    description="What happened to an indexing job, in order per job (the rag service records it in its own tables).",
+)
 DATASET_EVENTS = Topic(
     name="datasets.events.v1",
     partitions=3,
@@ -146,7 +173,7 @@ ARTIFACT_SUBMISSIONS = Topic(
     name="artifacts.submissions.v1",
     partitions=6,
     key="artifact_id",
-    producers=("gateway", "trainer", "quantizer", "evaluator"),
+    producers=("gateway", "trainer", "quantizer", "evaluator", "rag"),
     consumers=("registry",),
     messages=(ArtifactSubmitted,),
     description="Stored artifacts waiting for the registry to verify and sign them.",
@@ -213,6 +240,8 @@ TOPICS: tuple[Topic, ...] = (
     QUANTIZATION_EVENTS,
     EVALUATION_COMMANDS,
     EVALUATION_EVENTS,
+    RAG_COMMANDS,
+    RAG_EVENTS,
     DATASET_EVENTS,
     ARTIFACT_SUBMISSIONS,
     REGISTRY_ARTIFACTS,

@@ -62,6 +62,12 @@ class EvaluationFailed(ModelOpsError):
     hint = "read the reason; check the suite's rows (`modelops datasets show`) and the metrics' parameters"
 
 
+class IndexingFailed(ModelOpsError):
+    """An index job failed or was cancelled; the collection keeps its previous index."""
+
+    hint = "read the reason; `modelops rag documents` lists what the job was given"
+
+
 class ApiError(ModelOpsError):
     """The gateway answered with an error: `application/problem+json` fields, `extensions` for the other members."""
 

@@ -18,6 +18,18 @@ class AdapterSpec(BaseModel):
     target_modules: Annotated[list[str] | Literal["all-linear"] | None, Field(title="Target Modules")] = "all-linear"
 
 
+class MinSimilarity(RootModel[float]):
+    root: Annotated[
+        float,
+        Field(
+            description="Below this, the best passage is not relevant and the answer is 'I don't know'",
+            ge=-1.0,
+            le=1.0,
+            title="Min Similarity",
+        ),
+    ]
+
+
 class RateLimit(RootModel[str]):
     root: Annotated[
         str,
@@ -47,6 +59,7 @@ class ArtifactKind(StrEnum):
     merged_model = "merged_model"
     quantized_model = "quantized_model"
     rag_index = "rag_index"
+    embedding_model = "embedding_model"
     eval_report = "eval_report"
 
 
@@ -90,6 +103,75 @@ class Role1(StrEnum):
 class ChatMessage(BaseModel):
     role: Annotated[Role1, Field(title="Role")]
     content: Annotated[str, Field(title="Content")]
+
+
+class Citation(BaseModel):
+    n: Annotated[
+        int,
+        Field(
+            description="The passage's number in the prompt, `[n]` in the answer",
+            title="N",
+        ),
+    ]
+    document: Annotated[str, Field(title="Document")]
+    version: Annotated[int, Field(title="Version")]
+    chunk: Annotated[int, Field(title="Chunk")]
+    heading: Annotated[str, Field(title="Heading")]
+    page: Annotated[int | None, Field(title="Page")]
+    score: Annotated[float, Field(title="Score")]
+    similarity: Annotated[float | None, Field(title="Similarity")]
+
+
+class CollectionRequest(BaseModel):
+    name: Annotated[
+        str,
+        Field(
+            description="Lower-case letters, digits, .-_",
+            pattern="^[a-z0-9][a-z0-9._-]{0,62}$",
+            title="Name",
+        ),
+    ]
+    embedding_model: Annotated[
+        str | None,
+        Field(
+            description="An embedding_model artifact: its id, or a name (its newest version)",
+            max_length=200,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Embedding Model",
+        ),
+    ] = "all-MiniLM-L6-v2"
+    description: Annotated[
+        str | None,
+        Field(
+            max_length=2000,
+            pattern="^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$",
+            title="Description",
+        ),
+    ] = ""
+
+
+class CollectionView(BaseModel):
+    name: Annotated[str, Field(title="Name")]
+    id: Annotated[str, Field(title="Id")]
+    owner: Annotated[str, Field(title="Owner")]
+    description: Annotated[str, Field(title="Description")]
+    embedding_model: Annotated[
+        str,
+        Field(
+            description="Artifact id of the embedding model every chunk is embedded with",
+            title="Embedding Model",
+        ),
+    ]
+    documents: Annotated[int, Field(title="Documents")]
+    index_id: Annotated[
+        str | None,
+        Field(
+            description="The newest signed rag_index, if the collection was indexed",
+            title="Index Id",
+        ),
+    ]
+    chunks: Annotated[int | None, Field(title="Chunks")]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
 
 
 class Stop2(RootModel[str]):
@@ -245,6 +327,23 @@ class DeploymentView(BaseModel):
         Field(description="Who deployed it through this gateway", title="Requested By"),
     ] = None
     requested_at: Annotated[AwareDatetime | None, Field(title="Requested At")] = None
+
+
+class DocumentView(BaseModel):
+    name: Annotated[str, Field(title="Name")]
+    version: Annotated[int, Field(title="Version")]
+    sha256: Annotated[str, Field(title="Sha256")]
+    size: Annotated[int, Field(title="Size")]
+    content_type: Annotated[str, Field(title="Content Type")]
+    uploaded_by: Annotated[str, Field(title="Uploaded By")]
+    uploaded_at: Annotated[AwareDatetime, Field(title="Uploaded At")]
+    unchanged: Annotated[
+        bool | None,
+        Field(
+            description="Same bytes as the previous version: no new version was made",
+            title="Unchanged",
+        ),
+    ] = False
 
 
 class NEpochs(RootModel[int]):
@@ -477,6 +576,35 @@ class Hyperparameters(BaseModel):
     seed: Annotated[int | None, Field(title="Seed")] = 42
 
 
+class Status1(StrEnum):
+    queued = "queued"
+    running = "running"
+    completed = "completed"
+    failed = "failed"
+    cancelled = "cancelled"
+
+
+class IndexJobView(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    collection: Annotated[str, Field(title="Collection")]
+    status: Annotated[Status1, Field(title="Status")]
+    requested_by: Annotated[str, Field(title="Requested By")]
+    documents: Annotated[int, Field(title="Documents")]
+    done: Annotated[int, Field(title="Done")]
+    total: Annotated[int, Field(title="Total")]
+    chunks: Annotated[int, Field(title="Chunks")]
+    index_id: Annotated[str | None, Field(title="Index Id")]
+    outcome: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="What the job ended with: counts, skipped documents, or why",
+            title="Outcome",
+        ),
+    ]
+    created_at: Annotated[AwareDatetime, Field(title="Created At")]
+    updated_at: Annotated[AwareDatetime, Field(title="Updated At")]
+
+
 class JobAccepted(BaseModel):
     id: Annotated[str, Field(title="Id")]
     status: Annotated[Literal["queued"], Field(title="Status")]
@@ -506,6 +634,7 @@ class LineageRelation(StrEnum):
     evaluation_of = "evaluation_of"
     deployed_as = "deployed_as"
     indexed_from = "indexed_from"
+    embedded_with = "embedded_with"
 
 
 class Type1(StrEnum):
@@ -722,6 +851,124 @@ class Role(StrEnum):
     admin = "admin"
 
 
+class Document(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="Document name(s)",
+            max_length=200,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Document",
+        ),
+    ]
+
+
+class DocumentItem(RootModel[str]):
+    root: Annotated[str, Field(max_length=200, pattern="^[^\\x00-\\x1f\\x7f]*$")]
+
+
+class ContentType(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(max_length=200, pattern="^[^\\x00-\\x1f\\x7f]*$", title="Content Type"),
+    ]
+
+
+class ContentTypeItem(RootModel[str]):
+    root: Annotated[str, Field(max_length=200, pattern="^[^\\x00-\\x1f\\x7f]*$")]
+
+
+class Heading(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="Chunks under a heading path containing this text",
+            max_length=200,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Heading",
+        ),
+    ]
+
+
+class SearchFilter(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    document: Annotated[
+        Document | list[DocumentItem] | None,
+        Field(description="Document name(s)", title="Document"),
+    ] = None
+    content_type: Annotated[ContentType | list[ContentTypeItem] | None, Field(title="Content Type")] = None
+    heading: Annotated[
+        Heading | None,
+        Field(
+            description="Chunks under a heading path containing this text",
+            title="Heading",
+        ),
+    ] = None
+
+
+class SearchHit(BaseModel):
+    document: Annotated[str, Field(title="Document")]
+    version: Annotated[int, Field(title="Version")]
+    chunk: Annotated[int, Field(description="The chunk's position in its document", title="Chunk")]
+    heading: Annotated[
+        str,
+        Field(
+            description="The heading path the chunk sits under, `A > B`",
+            title="Heading",
+        ),
+    ]
+    page: Annotated[
+        int | None,
+        Field(description="1-based PDF page where the chunk starts", title="Page"),
+    ]
+    score: Annotated[
+        float,
+        Field(
+            description="The fused rank score (hybrid), cosine similarity (vector) or BM25 (text)",
+            title="Score",
+        ),
+    ]
+    similarity: Annotated[
+        float | None,
+        Field(
+            description="Cosine similarity of chunk and query, where the vector side saw it",
+            title="Similarity",
+        ),
+    ]
+    text: Annotated[str, Field(title="Text")]
+
+
+class Mode(StrEnum):
+    hybrid = "hybrid"
+    vector = "vector"
+    text = "text"
+
+
+class SearchRequest(BaseModel):
+    query: Annotated[
+        str,
+        Field(
+            max_length=4000,
+            min_length=1,
+            pattern="^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$",
+            title="Query",
+        ),
+    ]
+    k: Annotated[int | None, Field(ge=1, le=100, title="K")] = 10
+    filter: SearchFilter | None = None
+    mode: Annotated[
+        Mode | None,
+        Field(description="Hybrid fuses both with RRF (k = 60)", title="Mode"),
+    ] = Mode.hybrid
+
+
+class SearchResults(BaseModel):
+    index_id: Annotated[str, Field(title="Index Id")]
+    results: Annotated[list[SearchHit], Field(title="Results")]
+
+
 class SigningKey(BaseModel):
     key_id: Annotated[str, Field(title="Key Id")]
     algorithm: Annotated[str, Field(title="Algorithm")]
@@ -884,6 +1131,56 @@ class Problem(BaseModel):
     status: int
     detail: str | None = None
     instance: str | None = None
+
+
+class AnswerRequest(BaseModel):
+    question: Annotated[
+        str,
+        Field(
+            max_length=4000,
+            min_length=1,
+            pattern="^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$",
+            title="Question",
+        ),
+    ]
+    model: Annotated[
+        str,
+        Field(
+            description="A deployment's served model name",
+            max_length=200,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Model",
+        ),
+    ]
+    k: Annotated[
+        int | None,
+        Field(description="Passages put in the prompt", ge=1, le=20, title="K"),
+    ] = 4
+    filter: SearchFilter | None = None
+    max_tokens: Annotated[int | None, Field(ge=1, le=4096, title="Max Tokens")] = 256
+    min_similarity: Annotated[
+        MinSimilarity | None,
+        Field(
+            description="Below this, the best passage is not relevant and the answer is 'I don't know'",
+            title="Min Similarity",
+        ),
+    ] = None
+    stream: Annotated[bool | None, Field(title="Stream")] = False
+
+
+class AnswerView(BaseModel):
+    answer: Annotated[str, Field(title="Answer")]
+    grounded: Annotated[
+        bool,
+        Field(
+            description="False when nothing relevant was found and the model was not asked",
+            title="Grounded",
+        ),
+    ]
+    citations: Annotated[list[Citation], Field(title="Citations")]
+    model: Annotated[str, Field(title="Model")]
+    index_id: Annotated[str, Field(title="Index Id")]
+    usage: Annotated[dict[str, int] | None, Field(title="Usage")] = {}
 
 
 class ApiKeyRequest(BaseModel):

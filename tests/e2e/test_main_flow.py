@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import pydoc_data.topics
 import subprocess
 import sys
 import time
@@ -287,3 +288,47 @@ def test_the_openai_client_alone_uploads_fine_tunes_follows_and_chats_with_the_f
     assert reply.choices[0].finish_reason in ("stop", "length")
     assert reply.usage is not None
     assert reply.usage.completion_tokens >= 1
+
+
+def test_a_collection_of_python_docs_answers_with_citations_through_the_gateway(
+    platform: Platform, demo_summary: dict, tmp_path: Path
+):
+    """RAG through the CLI and the gateway: the embedding model imported and signed, documents uploaded (Markdown,
+    HTML, text; a file of another type refused), indexed by a Kafka job into a signed rag_index, searched, and asked
+    of the demo's deployed SmolLM2, which answers with citations."""
+    topics = pydoc_data.topics.topics
+    files = []
+    for topic, suffix in (("break", "md"), ("continue", "md"), ("with", "html"), ("lambda", "txt")):
+        title, _, body = topics[topic].partition("\n")
+        text = f"<h1>{title}</h1><p>{body}</p>" if suffix == "html" else f"# {title}\n{body}"
+        files.append(tmp_path / f"{topic}.{suffix}")
+        files[-1].write_text(text)
+    (tmp_path / "slides.pptx").write_bytes(b"PK\x03\x04")
+    platform.run(*_modelops(platform, "rag", "import-embedder"))
+    platform.run(*_modelops(platform, "rag", "create", "python-docs"))
+    refused = subprocess.run(
+        _modelops(platform, "rag", "ingest", "python-docs", str(tmp_path / "slides.pptx")),
+        env=platform.env,
+        capture_output=True,
+        text=True,
+    )
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "unsupported-document" in refused.stdout + refused.stderr
+    job = json.loads(
+        platform.run(*_modelops(platform, "rag", "ingest", "python-docs", *map(str, files), "--json")).stdout
+    )
+    assert job["status"] == "completed", job
+    hits = json.loads(
+        platform.run(*_modelops(platform, "rag", "search", "python-docs", "leave a loop early", "--json")).stdout
+    )
+    assert hits["results"][0]["document"] == "break.md", hits
+    with Client(platform.url, platform.key) as client:
+        index = client.artifacts.show(job["index_id"])
+        answer = client.rag.ask("python-docs", "How do I leave a loop before it ends?", "demo-base", max_tokens=48)
+        unknown = client.rag.ask("python-docs", "Who painted the Mona Lisa?", "demo-base")
+    assert (index.kind.value, index.metrics["documents"]) == ("rag_index", 4)
+    assert answer.grounded
+    assert answer.answer.strip()
+    assert answer.citations[0].document == "break.md", answer
+    assert not unknown.grounded
+    assert unknown.citations == []

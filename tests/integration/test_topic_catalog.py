@@ -3,7 +3,7 @@ service really does.
 
 Subscriptions are observed: each service's app is started on the session's stack (its lifespan: runtime, consumers)
 while every Kafka consumer's `subscribe` and `assign` is recorded. FastStream's subscribers, the registry's tracked
-consumer, and the job consumers and cancel watchers (trainer, quantizer, evaluator) all come down to aiokafka's
+consumer, and the job consumers and cancel watchers (trainer, quantizer, evaluator, rag) all come down to aiokafka's
 consumer, so none is missed.
 
 Publications are read from the source: every message a service's package builds (a call of a message class) is
@@ -24,9 +24,10 @@ from aiokafka import AIOKafkaConsumer
 from consumer_groups import skip_history
 from fastapi import FastAPI
 from modelops_contracts import MESSAGE_TYPES, TOPICS, topic_of
-from modelops_contracts.catalog import EVALUATION_COMMANDS, QUANTIZATION_COMMANDS, TRAINING_COMMANDS
+from modelops_contracts.catalog import EVALUATION_COMMANDS, QUANTIZATION_COMMANDS, RAG_COMMANDS, TRAINING_COMMANDS
 from modelops_evaluator.settings import EvaluatorSettings
 from modelops_quantizer.settings import QuantizerSettings
+from modelops_rag.settings import RagSettings
 from modelops_registry.settings import RegistrySettings
 from modelops_shared.settings import Settings
 from modelops_trainer.settings import TrainerSettings
@@ -94,6 +95,19 @@ async def _evaluator_settings(stack: Settings, registry_url: str, scratch: Path)
     return settings
 
 
+async def _rag_settings(stack: Settings, registry_url: str, scratch: Path) -> Settings:
+    settings = RagSettings(
+        **stack.model_dump(exclude={"service_name", "registry_url"}),
+        registry_url=registry_url,
+        rag_schema=_unique("rag"),
+        rag_group=_unique("rag"),
+        rag_work_dir=scratch,
+    )
+    # Its job consumer must not pick up earlier tests' jobs while it runs here.
+    await skip_history(stack, settings.rag_group, RAG_COMMANDS)
+    return settings
+
+
 async def _inference_settings(stack: Settings, registry_url: str, scratch: Path) -> Settings:
     from inference.support import inference_settings
 
@@ -107,6 +121,7 @@ SETTINGS: dict[str, Callable[[Settings, str, Path], Any]] = {
     "trainer": _trainer_settings,
     "quantizer": _quantizer_settings,
     "evaluator": _evaluator_settings,
+    "rag": _rag_settings,
     "inference": _inference_settings,
 }
 

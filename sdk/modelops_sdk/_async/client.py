@@ -5,6 +5,7 @@ from __future__ import annotations
 
 # Only for asyncio.sleep, which unasync turns into time.sleep in the generated twin.
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from time import monotonic
@@ -13,16 +14,18 @@ from typing import Any, Self
 import httpx
 
 from ..compare import Comparison, compare, read_items
-from ..errors import ApiError, EvaluationFailed, ImportFailed, QuantizationFailed
+from ..errors import ApiError, EvaluationFailed, ImportFailed, IndexingFailed, QuantizationFailed
 from ..events import JobEvent
 from ..http import DEFAULT_TIMEOUT
 from ..models import (
+    AnswerView,
     ApiKeyView,
     ArtifactAccepted,
     ArtifactFile,
     ArtifactPage,
     ArtifactPromoted,
     ArtifactView,
+    CollectionView,
     CreatedApiKey,
     DatasetPage,
     DatasetRows,
@@ -31,7 +34,9 @@ from ..models import (
     DeploymentRemoval,
     DeploymentStatus,
     DeploymentView,
+    DocumentView,
     EvaluationJobView,
+    IndexJobView,
     JobAccepted,
     JobPage,
     JobStatus,
@@ -43,6 +48,7 @@ from ..models import (
     QuantizationFormat,
     QuantizationJobView,
     QueryResult,
+    SearchResults,
     SigningKey,
     TrainingJobRequest,
     VersionList,
@@ -61,6 +67,8 @@ FileList = list[ArtifactFile]
 KeyList = list[SigningKey]
 PromotionList = list[PromotionRecord]
 DeploymentList = list[DeploymentView]
+CollectionList = list[CollectionView]
+DocumentList = list[DocumentView]
 
 
 class ApiKeys:
@@ -454,6 +462,99 @@ class Deployments:
             await asyncio.sleep(poll_s)
 
 
+class Rag:
+    """Document collections answered by deployments: upload text, Markdown, HTML or PDF, index them into LanceDB by
+    a job (each index a signed rag_index), search them hybrid, and ask a deployment with citations."""
+
+    def __init__(self, http: AsyncHttp, artifacts: Artifacts) -> None:
+        self.http = http
+        self.artifacts = artifacts
+
+    async def import_embedding_model(
+        self, directory: Path, *, name: str = "all-MiniLM-L6-v2", version: str | None = None, timeout_s: float = 120
+    ) -> ArtifactView:
+        """A sentence-transformers directory imported as a signed embedding_model, once registered."""
+        accepted = await self.artifacts.import_dir(directory, kind="embedding_model", name=name, version=version)
+        return await self.artifacts.wait_registered(accepted.id, timeout_s)
+
+    async def create(
+        self, name: str, *, embedding_model: str = "all-MiniLM-L6-v2", description: str = ""
+    ) -> CollectionView:
+        body = {"name": name, "embedding_model": embedding_model, "description": description}
+        return await self.http.call(CollectionView, "POST", "/v1/rag/collections", json=body, creates=True)
+
+    async def list(self) -> CollectionList:
+        return await self.http.call(CollectionList, "GET", "/v1/rag/collections")
+
+    async def show(self, name: str) -> CollectionView:
+        return await self.http.call(CollectionView, "GET", f"/v1/rag/collections/{name}")
+
+    async def delete(self, name: str) -> None:
+        await self.http.request("DELETE", f"/v1/rag/collections/{name}")
+
+    async def upload(self, name: str, path: Path) -> DocumentView:
+        """A new version of the document named like the file (none when its bytes did not change: `unchanged`)."""
+        path_ = f"/v1/rag/collections/{name}/documents"
+        return await self.http.call(DocumentView, "POST", path_, parts=file_part(path), creates=True)
+
+    async def documents(self, name: str) -> DocumentList:
+        return await self.http.call(DocumentList, "GET", f"/v1/rag/collections/{name}/documents")
+
+    async def index(self, name: str) -> IndexJobView:
+        """Start the job that indexes the newest version of every document; follow it with `wait`."""
+        return await self.http.call(IndexJobView, "POST", f"/v1/rag/collections/{name}/index", creates=True)
+
+    async def show_job(self, job_id: str) -> IndexJobView:
+        return await self.http.call(IndexJobView, "GET", f"/v1/rag/index-jobs/{job_id}")
+
+    async def cancel(self, job_id: str) -> IndexJobView:
+        return await self.http.call(IndexJobView, "POST", f"/v1/rag/index-jobs/{job_id}/cancel")
+
+    async def wait(self, job_id: str, timeout_s: float = 1800, poll_s: float = 0.5) -> IndexJobView:
+        """The job once it ended and its index is registered (searchable); IndexingFailed if it failed or was
+        cancelled, TimeoutError after `timeout_s`."""
+        deadline = monotonic() + timeout_s
+        while True:
+            job = await self.show_job(job_id)
+            if job.status.value in ("failed", "cancelled"):
+                raise IndexingFailed(f"index job {job_id} {job.status.value}: {(job.outcome or {}).get('reason', '')}")
+            if job.status.value == "completed" and job.index_id:
+                await self.artifacts.wait_registered(job.index_id, max(deadline - monotonic(), 1))
+                return job
+            if monotonic() > deadline:
+                raise TimeoutError(f"index job {job_id} still {job.status.value} after {timeout_s} s")
+            await asyncio.sleep(poll_s)
+
+    async def ingest(self, name: str, paths: Sequence[Path], timeout_s: float = 1800) -> IndexJobView:
+        """Upload the files, index the collection, and wait for the index."""
+        for path in paths:
+            await self.upload(name, path)
+        job = await self.index(name)
+        return await self.wait(job.id, timeout_s)
+
+    async def search(
+        self, name: str, query: str, *, k: int = 10, filter: Json | None = None, mode: str = "hybrid"
+    ) -> SearchResults:
+        body = {"query": query, "k": k, "filter": filter, "mode": mode}
+        return await self.http.call(SearchResults, "POST", f"/v1/rag/collections/{name}/search", json=body)
+
+    async def ask(self, name: str, question: str, model: str, *, k: int = 4, max_tokens: int = 256) -> AnswerView:
+        """The deployment's answer from the collection's passages, with citations ("I don't know" when none is
+        relevant)."""
+        body = {"question": question, "model": model, "k": k, "max_tokens": max_tokens}
+        return await self.http.call(AnswerView, "POST", f"/v1/rag/collections/{name}/answer", json=body)
+
+    async def ask_stream(
+        self, name: str, question: str, model: str, *, k: int = 4, max_tokens: int = 256
+    ) -> AsyncIterator[Json]:
+        """The answer as events: `citations` (and the whole answer when the model was not asked), `delta`s, `done`."""
+        body = {"question": question, "model": model, "k": k, "max_tokens": max_tokens, "stream": True}
+        async with self.http.stream("POST", f"/v1/rag/collections/{name}/answer", json=body) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    yield json.loads(line[6:])
+
+
 class Chat:
     """OpenAI's chat completions through the gateway, for a quick question; use the `openai` client for the rest."""
 
@@ -498,6 +599,7 @@ class AsyncClient:
         self.quantizations = Quantizations(self.http, self.artifacts)
         self.evaluations = Evaluations(self.http, self.artifacts)
         self.deployments = Deployments(self.http)
+        self.rag = Rag(self.http, self.artifacts)
         self.chat = Chat(self.http)
 
     async def aclose(self) -> None:

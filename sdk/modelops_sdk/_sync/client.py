@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import json
+
 # Only for asyncio.sleep, which unasync turns into time.sleep in the generated twin.
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -14,16 +16,18 @@ from typing import Any, Self
 import httpx
 
 from ..compare import Comparison, compare, read_items
-from ..errors import ApiError, EvaluationFailed, ImportFailed, QuantizationFailed
+from ..errors import ApiError, EvaluationFailed, ImportFailed, IndexingFailed, QuantizationFailed
 from ..events import JobEvent
 from ..http import DEFAULT_TIMEOUT
 from ..models import (
+    AnswerView,
     ApiKeyView,
     ArtifactAccepted,
     ArtifactFile,
     ArtifactPage,
     ArtifactPromoted,
     ArtifactView,
+    CollectionView,
     CreatedApiKey,
     DatasetPage,
     DatasetRows,
@@ -32,7 +36,9 @@ from ..models import (
     DeploymentRemoval,
     DeploymentStatus,
     DeploymentView,
+    DocumentView,
     EvaluationJobView,
+    IndexJobView,
     JobAccepted,
     JobPage,
     JobStatus,
@@ -44,6 +50,7 @@ from ..models import (
     QuantizationFormat,
     QuantizationJobView,
     QueryResult,
+    SearchResults,
     SigningKey,
     TrainingJobRequest,
     VersionList,
@@ -62,6 +69,8 @@ FileList = list[ArtifactFile]
 KeyList = list[SigningKey]
 PromotionList = list[PromotionRecord]
 DeploymentList = list[DeploymentView]
+CollectionList = list[CollectionView]
+DocumentList = list[DocumentView]
 
 
 class ApiKeys:
@@ -451,6 +460,95 @@ class Deployments:
             time.sleep(poll_s)
 
 
+class Rag:
+    """Document collections answered by deployments: upload text, Markdown, HTML or PDF, index them into LanceDB by
+    a job (each index a signed rag_index), search them hybrid, and ask a deployment with citations."""
+
+    def __init__(self, http: SyncHttp, artifacts: Artifacts) -> None:
+        self.http = http
+        self.artifacts = artifacts
+
+    def import_embedding_model(
+        self, directory: Path, *, name: str = "all-MiniLM-L6-v2", version: str | None = None, timeout_s: float = 120
+    ) -> ArtifactView:
+        """A sentence-transformers directory imported as a signed embedding_model, once registered."""
+        accepted = self.artifacts.import_dir(directory, kind="embedding_model", name=name, version=version)
+        return self.artifacts.wait_registered(accepted.id, timeout_s)
+
+    def create(self, name: str, *, embedding_model: str = "all-MiniLM-L6-v2", description: str = "") -> CollectionView:
+        body = {"name": name, "embedding_model": embedding_model, "description": description}
+        return self.http.call(CollectionView, "POST", "/v1/rag/collections", json=body, creates=True)
+
+    def list(self) -> CollectionList:
+        return self.http.call(CollectionList, "GET", "/v1/rag/collections")
+
+    def show(self, name: str) -> CollectionView:
+        return self.http.call(CollectionView, "GET", f"/v1/rag/collections/{name}")
+
+    def delete(self, name: str) -> None:
+        self.http.request("DELETE", f"/v1/rag/collections/{name}")
+
+    def upload(self, name: str, path: Path) -> DocumentView:
+        """A new version of the document named like the file (none when its bytes did not change: `unchanged`)."""
+        path_ = f"/v1/rag/collections/{name}/documents"
+        return self.http.call(DocumentView, "POST", path_, parts=file_part(path), creates=True)
+
+    def documents(self, name: str) -> DocumentList:
+        return self.http.call(DocumentList, "GET", f"/v1/rag/collections/{name}/documents")
+
+    def index(self, name: str) -> IndexJobView:
+        """Start the job that indexes the newest version of every document; follow it with `wait`."""
+        return self.http.call(IndexJobView, "POST", f"/v1/rag/collections/{name}/index", creates=True)
+
+    def show_job(self, job_id: str) -> IndexJobView:
+        return self.http.call(IndexJobView, "GET", f"/v1/rag/index-jobs/{job_id}")
+
+    def cancel(self, job_id: str) -> IndexJobView:
+        return self.http.call(IndexJobView, "POST", f"/v1/rag/index-jobs/{job_id}/cancel")
+
+    def wait(self, job_id: str, timeout_s: float = 1800, poll_s: float = 0.5) -> IndexJobView:
+        """The job once it ended and its index is registered (searchable); IndexingFailed if it failed or was
+        cancelled, TimeoutError after `timeout_s`."""
+        deadline = monotonic() + timeout_s
+        while True:
+            job = self.show_job(job_id)
+            if job.status.value in ("failed", "cancelled"):
+                raise IndexingFailed(f"index job {job_id} {job.status.value}: {(job.outcome or {}).get('reason', '')}")
+            if job.status.value == "completed" and job.index_id:
+                self.artifacts.wait_registered(job.index_id, max(deadline - monotonic(), 1))
+                return job
+            if monotonic() > deadline:
+                raise TimeoutError(f"index job {job_id} still {job.status.value} after {timeout_s} s")
+            time.sleep(poll_s)
+
+    def ingest(self, name: str, paths: Sequence[Path], timeout_s: float = 1800) -> IndexJobView:
+        """Upload the files, index the collection, and wait for the index."""
+        for path in paths:
+            self.upload(name, path)
+        job = self.index(name)
+        return self.wait(job.id, timeout_s)
+
+    def search(
+        self, name: str, query: str, *, k: int = 10, filter: Json | None = None, mode: str = "hybrid"
+    ) -> SearchResults:
+        body = {"query": query, "k": k, "filter": filter, "mode": mode}
+        return self.http.call(SearchResults, "POST", f"/v1/rag/collections/{name}/search", json=body)
+
+    def ask(self, name: str, question: str, model: str, *, k: int = 4, max_tokens: int = 256) -> AnswerView:
+        """The deployment's answer from the collection's passages, with citations ("I don't know" when none is
+        relevant)."""
+        body = {"question": question, "model": model, "k": k, "max_tokens": max_tokens}
+        return self.http.call(AnswerView, "POST", f"/v1/rag/collections/{name}/answer", json=body)
+
+    def ask_stream(self, name: str, question: str, model: str, *, k: int = 4, max_tokens: int = 256) -> Iterator[Json]:
+        """The answer as events: `citations` (and the whole answer when the model was not asked), `delta`s, `done`."""
+        body = {"question": question, "model": model, "k": k, "max_tokens": max_tokens, "stream": True}
+        with self.http.stream("POST", f"/v1/rag/collections/{name}/answer", json=body) as response:
+            for line in response.iter_lines():
+                if line.startswith("data: "):
+                    yield json.loads(line[6:])
+
+
 class Chat:
     """OpenAI's chat completions through the gateway, for a quick question; use the `openai` client for the rest."""
 
@@ -495,6 +593,7 @@ class Client:
         self.quantizations = Quantizations(self.http, self.artifacts)
         self.evaluations = Evaluations(self.http, self.artifacts)
         self.deployments = Deployments(self.http)
+        self.rag = Rag(self.http, self.artifacts)
         self.chat = Chat(self.http)
 
     def close(self) -> None:

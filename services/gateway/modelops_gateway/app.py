@@ -32,6 +32,7 @@ from .models import api as models_api
 from .models import handlers as model_handlers
 from .quantization import api as quantization_api
 from .quantization import handlers as quantization_handlers
+from .rag import api as rag_api
 from .registry_lookups import RegistryLookups
 from .settings import GatewaySettings
 from .upstream import Upstream
@@ -57,6 +58,7 @@ ROUTERS = (
     models_api.router,
     quantization_api.router,
     evaluation_api.router,
+    rag_api.router,
 )
 
 
@@ -111,9 +113,16 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
                     identity=identity,
                 )
             )
+            rag = await stack.enter_async_context(
+                Upstream(
+                    "rag", settings.rag_url, _timeout(settings.rag_timeout_s), label="rag service", identity=identity
+                )
+            )
             lookups = RegistryLookups(registry, settings.gateway_registry_cache_s)
             slots = asyncio.Semaphore(settings.gateway_query_concurrency)
-            app.state.gateway = Gateway(settings, runtime, keys, limiter, registry, inference, feed, lookups, slots)
+            app.state.gateway = Gateway(
+                settings, runtime, keys, limiter, registry, inference, rag, feed, lookups, slots
+            )
             app.state.readiness_checks = {**runtime.readiness_checks(), "redis": limiter.ready}
             await stack.enter_async_context(reconciling(runtime.pool, runtime.bus, settings))
             yield

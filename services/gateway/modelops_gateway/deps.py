@@ -26,6 +26,7 @@ class Gateway:
     limiter: RateLimiter
     registry: Upstream
     inference: Upstream
+    rag: Upstream
     feed: JobFeed
     lookups: RegistryLookups
     query_slots: asyncio.Semaphore  # dataset queries running at once; the others wait their turn

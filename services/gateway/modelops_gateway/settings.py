@@ -60,6 +60,14 @@ class GatewaySettings(Settings):
         300.0, gt=0, description="Longest wait for a byte of an inference answer (a completion's next token)"
     )
 
+    rag_url: str = Field("http://127.0.0.1:8005", description="The rag service's HTTP API")
+    rag_timeout_s: float = Field(
+        300.0, gt=0, description="Longest wait for the rag service (an answer waits for its deployment)"
+    )
+    gateway_max_document_bytes: int = Field(
+        50 * 1024 * 1024, ge=1, description="Largest document uploaded to a RAG collection"
+    )
+
     @field_validator("gateway_default_rate_limit")
     @classmethod
     def _known_rate(cls, value: str) -> str:

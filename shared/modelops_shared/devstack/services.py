@@ -58,6 +58,7 @@ def service(settings: Settings, name: str, root: Path) -> Component:
         # The gateway proxies OpenAI's routes to the inference service this stack runs (unless set otherwise).
         "MODELOPS_INFERENCE_URL": os.environ.get("MODELOPS_INFERENCE_URL")
         or f"http://{host}:{settings.inference_port}",
+        "MODELOPS_RAG_URL": os.environ.get("MODELOPS_RAG_URL") or f"http://{host}:{settings.rag_port}",
         # The service's own directory first, so it runs from its checkout even before it is pip-installed.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root.resolve() / name), os.environ.get("PYTHONPATH")])),
     }

@@ -44,7 +44,7 @@ from ..web.idempotency import Idempotent
 from ..web.multipart import form_parts
 from ..web.openapi import problems
 from ..web.relay import forwarded, streamed
-from .checks import TOKENIZER_CONFIG, check_base_model, has_chat_template
+from .checks import TOKENIZER_CONFIG, check_base_model, check_embedding_model, has_chat_template
 from .schemas import IMPORT_BODY, ArtifactAccepted, ArtifactImport, PromotionRequest
 from .uploads import receive_upload
 
@@ -77,9 +77,9 @@ async def import_artifact(
     request: Request, caller: Developer, gateway: GatewayDep, idempotency: Idempotent
 ) -> Response:
     """Upload an artifact's files (developer). The registry then verifies, signs and registers it: poll
-    `GET /v1/artifacts/{id}`. A base model must hold a config, weights and a tokenizer (422 `incomplete-base-model`
-    names what is missing); whether it has a chat template is recorded in its metadata. Nothing is kept when
-    anything fails."""
+    `GET /v1/artifacts/{id}`. A base model must hold a config, weights and a tokenizer, an embedding model those and
+    a sentence-transformers `modules.json` (422 `incomplete-base-model` names what is missing); whether a base model
+    has a chat template is recorded in its metadata. Nothing is kept when anything fails."""
     artifact_id = f"art-{uuid.uuid4().hex}"
     prefix = f"artifacts/{artifact_id}"
     store = gateway.runtime.store
@@ -89,7 +89,7 @@ async def import_artifact(
     try:
         form = form_model(ArtifactImport, upload.fields)
         files = sorted(upload.files, key=lambda file: file.path)
-        metadata = await _base_model_metadata(store, prefix, files) if form.kind == ArtifactKind.BASE_MODEL else {}
+        metadata = await _metadata(store, prefix, form.kind, files)
         submission = ArtifactSubmitted(
             artifact_id=artifact_id,
             kind=form.kind,
@@ -146,9 +146,15 @@ async def promote(
     return (await idempotency.run_prepared(body.model_dump(mode="json"), forward, answer)).response
 
 
-async def _base_model_metadata(store: ObjectStore, prefix: str, files: list[FileDigest]) -> dict[str, Any]:
-    """A base model's pieces checked (IncompleteBaseModel names what is missing); whether it has a chat template."""
+async def _metadata(store: ObjectStore, prefix: str, kind: ArtifactKind, files: list[FileDigest]) -> dict[str, Any]:
+    """A model's pieces checked (IncompleteBaseModel names what is missing); whether a base model has a chat
+    template."""
     paths = {file.path for file in files}
+    if kind == ArtifactKind.EMBEDDING_MODEL:
+        check_embedding_model(paths)
+        return {}
+    if kind != ArtifactKind.BASE_MODEL:
+        return {}
     check_base_model(paths)
     config = next((f for f in files if f.path == TOKENIZER_CONFIG and f.size <= MAX_TOKENIZER_CONFIG_BYTES), None)
     tokenizer_config = await store.get(f"{prefix}/{TOKENIZER_CONFIG}") if config else None

@@ -36,6 +36,17 @@ def check_base_model(paths: set[str]) -> None:
         raise IncompleteBaseModel(missing)
 
 
+def check_embedding_model(paths: set[str]) -> None:
+    """A sentence-transformers directory: a base model's pieces plus `modules.json`, which says how to pool."""
+    missing = [] if "modules.json" in paths else ["a sentence-transformers modules.json"]
+    try:
+        check_base_model(paths)
+    except IncompleteBaseModel as error:
+        missing += error.extensions["missing"]
+    if missing:
+        raise IncompleteBaseModel(missing)
+
+
 def has_chat_template(paths: set[str], tokenizer_config: bytes | None) -> bool:
     """A template file beside the tokenizer (transformers ≥ 4.43 writes one), or one inside tokenizer_config.json."""
     if CHAT_TEMPLATE_FILES & paths:

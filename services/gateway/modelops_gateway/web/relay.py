@@ -41,12 +41,25 @@ async def streamed(
     path: str,
     *,
     content: bytes | None = None,
+    json: Any = None,
+    params: dict[str, Any] | None = None,
     only_success: bool = False,
     relay_problems: bool = False,
+    acting_for: tuple[str, str] | None = None,
 ) -> Response:
     """The upstream's answer streamed through without being held whole. `only_success`: any other answer (an error,
-    small) is read whole first, so that its length and type are exact. `relay_problems`: as in `Upstream.send`."""
-    answer = await upstream.send(method, path, content=content, stream=True, relay_problems=relay_problems)
+    small) is read whole first, so that its length and type are exact. `relay_problems`, `acting_for`: as in
+    `Upstream.send`."""
+    answer = await upstream.send(
+        method,
+        path,
+        content=content,
+        json=json,
+        params=params,
+        stream=True,
+        relay_problems=relay_problems,
+        acting_for=acting_for,
+    )
     if only_success and answer.status_code != 200:
         try:
             body = await answer.aread()

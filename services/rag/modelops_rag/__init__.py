@@ -1,0 +1,1 @@
+"""ModelOps RAG: collections of documents indexed into LanceDB by Kafka jobs, hybrid search, cited answers."""
