@@ -21,7 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # bench/<name>.py, run in this order
-BENCHMARKS = ("bus", "registry", "train", "inference", "adapter_memory", "gateway", "quantize", "evaluate")
+BENCHMARKS = ("bus", "registry", "train", "inference", "adapter_memory", "gateway", "quantize", "evaluate", "rag")
 
 
 @dataclass

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from .artifacts import FREE_TEXT_PATTERN, SHA256_PATTERN, TEXT_PATTERN
 from .messages import Message
@@ -211,7 +211,7 @@ class AnswerRequest(BaseModel):
     min_similarity: float | None = Field(
         None, ge=-1, le=1, description="Below this, the best passage is not relevant and the answer is 'I don't know'"
     )
-    stream: bool = False
+    stream: StrictBool = False  # `"stream": 0` is not a request to stream, nor not to
 
 
 class Citation(BaseModel):

@@ -33,7 +33,7 @@ from modelops_shared.artifacts import ArtifactError, ArtifactNotFound, ArtifactU
 from modelops_shared.bus import enqueue
 from modelops_shared.storage import InvalidKey
 
-from . import answers, store
+from . import answers, store, vectors
 from .deps import RagDep, Reader, User, Writer
 from .domain import (
     CollectionExists,
@@ -106,12 +106,19 @@ async def get_collection(_: Reader, rag: RagDep, name: CollectionName) -> Any:
 
 @router.delete("/collections/{name}", status_code=204)
 async def delete_collection(user: Writer, rag: RagDep, name: CollectionName) -> Response:
-    """Gone from listings and searches; its signed indexes stay in the registry, for lineage."""
+    """Gone from listings and searches, its documents' bytes and its LanceDB table deleted; its signed indexes stay
+    in the registry's records, for lineage."""
     found = await _owned(rag, name, user)
     async with rag.runtime.pool.acquire() as conn, conn.transaction():
         if job_id := await store.active_job(conn, found["id"]):
             raise IndexingInProgress(name, job_id)
         await store.delete_collection(conn, found["id"])
+        uris = [document["uri"] for document in await store.document_versions(conn, found["id"], with_uri=True)]
+    objects = rag.runtime.store
+    for uri in uris:
+        await objects.delete(objects.key_of(uri))
+    uri = vectors.collection_uri(rag.settings, found["id"])
+    await asyncio.to_thread(vectors.drop, uri, vectors.storage_options(rag.settings))
     return Response(status_code=204)
 
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import numpy as np
 import pyarrow as pa
 from lancedb.table import Table
 from modelops_contracts import (
@@ -89,7 +90,7 @@ class JobRunner:
         self.objects = objects
         self.bus = bus
         self.embedders = embedders
-        self.ann = ann_settings(settings)
+        self.ann = vectors.AnnSettings.of(settings)
 
     async def run(self, spec: StartIndexing, cause: Envelope, stop: StopSignal, worker: str) -> Outcome:
         """Index the job to an outcome; raises Transient when the infrastructure, not the job, is at fault."""
@@ -165,21 +166,7 @@ class JobRunner:
         if not chunks:
             raise Unparseable("it holds no text")
         matrix = await self._run(embedder.encode, [chunk.embedded_text for chunk in chunks])
-        count = len(chunks)
-        return pa.table(
-            {
-                "document": [document.name] * count,
-                "version": [document.version] * count,
-                "sha256": [document.sha256] * count,
-                "content_type": [document.content_type] * count,
-                "chunk": [chunk.position for chunk in chunks],
-                "heading": [chunk.heading for chunk in chunks],
-                "page": [chunk.page for chunk in chunks],
-                "text": [chunk.text for chunk in chunks],
-                vectors.CONTENT: [chunk.embedded_text for chunk in chunks],
-                vectors.VECTOR: pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1]),
-            }
-        )
+        return chunk_rows(document, chunks, matrix)
 
     def _card(
         self,
@@ -248,13 +235,22 @@ class JobRunner:
             log.exception("could not publish %s for job %s", message.type, spec.job_id)
 
 
-def ann_settings(settings: RagSettings) -> vectors.AnnSettings:
-    return vectors.AnnSettings(
-        exhaustive_below=settings.rag_exhaustive_below,
-        num_partitions=settings.rag_ivf_partitions,
-        num_sub_vectors=settings.rag_pq_sub_vectors,
-        nprobes=settings.rag_nprobes,
-        refine_factor=settings.rag_refine_factor,
+def chunk_rows(document: IndexedDocument, chunks: list[Chunk], matrix: np.ndarray) -> pa.Table:
+    """A document's chunks and their vectors as rows of the collection's table."""
+    count = len(chunks)
+    return pa.table(
+        {
+            "document": [document.name] * count,
+            "version": [document.version] * count,
+            "sha256": [document.sha256] * count,
+            "content_type": [document.content_type] * count,
+            "chunk": [chunk.position for chunk in chunks],
+            "heading": [chunk.heading for chunk in chunks],
+            "page": pa.array([chunk.page for chunk in chunks], pa.int32()),
+            "text": [chunk.text for chunk in chunks],
+            vectors.CONTENT: [chunk.embedded_text for chunk in chunks],
+            vectors.VECTOR: pa.FixedSizeListArray.from_arrays(pa.array(matrix.ravel()), matrix.shape[1]),
+        }
     )
 
 

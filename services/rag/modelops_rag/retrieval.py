@@ -47,13 +47,7 @@ class Retriever:
         self.settings = settings
         self.artifacts = artifacts
         self.embedders = embedders
-        self.ann = vectors.AnnSettings(
-            exhaustive_below=settings.rag_exhaustive_below,
-            num_partitions=settings.rag_ivf_partitions,
-            num_sub_vectors=settings.rag_pq_sub_vectors,
-            nprobes=settings.rag_nprobes,
-            refine_factor=settings.rag_refine_factor,
-        )
+        self.ann = vectors.AnnSettings.of(settings)
         self._open: dict[str, OpenIndex] = {}
         self._lock = asyncio.Lock()
 

@@ -102,9 +102,10 @@ async def add_document(conn: asyncpg.Connection, collection_id: str, upload: dic
     return {**dict(row), "unchanged": False}
 
 
-async def document_versions(conn: Conn, collection_id: str) -> list[dict[str, Any]]:
+async def document_versions(conn: Conn, collection_id: str, *, with_uri: bool = False) -> list[dict[str, Any]]:
+    columns = f"{_DOCUMENT}, uri" if with_uri else _DOCUMENT
     rows = await conn.fetch(
-        f"SELECT {_DOCUMENT} FROM documents WHERE collection_id = $1 ORDER BY name, version DESC", collection_id
+        f"SELECT {columns} FROM documents WHERE collection_id = $1 ORDER BY name, version DESC", collection_id
     )
     return [dict(row) for row in rows]
 

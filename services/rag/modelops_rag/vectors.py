@@ -24,6 +24,8 @@ from lancedb.table import Table
 from modelops_contracts.rag import SearchFilter
 from modelops_shared.settings import Settings
 
+from .settings import RagSettings
+
 TABLE = "chunks"
 VECTOR = "vector"
 CONTENT = "content"  # heading path and text: what is embedded and what full-text search reads
@@ -40,6 +42,16 @@ class AnnSettings:
     num_sub_vectors: int
     nprobes: int
     refine_factor: int
+
+    @classmethod
+    def of(cls, settings: RagSettings) -> AnnSettings:
+        return cls(
+            exhaustive_below=settings.rag_exhaustive_below,
+            num_partitions=settings.rag_ivf_partitions,
+            num_sub_vectors=settings.rag_pq_sub_vectors,
+            nprobes=settings.rag_nprobes,
+            refine_factor=settings.rag_refine_factor,
+        )
 
 
 def schema(dimensions: int) -> pa.Schema:
@@ -82,6 +94,13 @@ def connect(uri: str, options: dict[str, str]) -> lancedb.DBConnection:
 
 def open_or_create(db: lancedb.DBConnection, dimensions: int) -> Table:
     return db.create_table(TABLE, schema=schema(dimensions), exist_ok=True)
+
+
+def drop(uri: str, options: dict[str, str]) -> None:
+    """The collection's table and every version of it, gone."""
+    db = connect(uri, options)
+    if TABLE in db.table_names():
+        db.drop_table(TABLE)
 
 
 def held_documents(table: Table) -> dict[str, str]:

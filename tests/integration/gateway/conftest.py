@@ -1,21 +1,26 @@
 """A gateway served by uvicorn in this process on a real local port, against the embedded stack with its own schema:
-it reaches the session's registry over HTTP, as it does in production. Also a viewer and a developer key per module,
-and the job tests' world."""
+it reaches the session's registry over HTTP, as it does in production, and a rag service of its own on another port.
+Also a viewer and a developer key per module, and the job tests' world."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from consumer_groups import skip_history
 from fastapi import FastAPI
+from modelops_contracts.catalog import RAG_COMMANDS
 from modelops_gateway.app import create_app as create_gateway
 from modelops_gateway.deps import Gateway, get_inference
 from modelops_gateway.settings import GatewaySettings
 from modelops_gateway.upstream import Upstream
+from modelops_rag.app import create_app as create_rag
+from modelops_rag.settings import RagSettings
 from modelops_shared.bus import Bus
 from modelops_shared.service_tokens import ServiceIdentity
 from modelops_shared.settings import Settings
@@ -50,13 +55,16 @@ class RunningGateway:
         return httpx.AsyncClient(base_url=self.url, headers=headers, timeout=30)
 
 
-def gateway_settings(embedded_stack: Settings, state_dir: Path, registry_url: str) -> GatewaySettings:
+def gateway_settings(
+    embedded_stack: Settings, state_dir: Path, registry_url: str, rag_url: str = "http://127.0.0.1:9"
+) -> GatewaySettings:
     return GatewaySettings(
         **{
             **embedded_stack.model_dump(exclude={"service_name"}),
             "state_dir": state_dir,
             "gateway_schema": f"gw_{uuid.uuid4().hex[:8]}",
             "registry_url": registry_url,
+            "rag_url": rag_url,
         }
     )
 
@@ -65,7 +73,23 @@ def gateway_settings(embedded_stack: Settings, state_dir: Path, registry_url: st
 async def gateway(
     embedded_stack: Settings, registry_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[RunningGateway]:
-    settings = gateway_settings(embedded_stack, tmp_path_factory.mktemp("gateway-state"), registry_url)
+    suffix = uuid.uuid4().hex[:8]
+    rag_settings = RagSettings(
+        **embedded_stack.model_dump(exclude={"service_name", "registry_url"}),
+        registry_url=registry_url,
+        rag_schema=f"rag_{suffix}",
+        rag_group=f"rag-{suffix}",
+        rag_work_dir=tmp_path_factory.mktemp("rag-work"),
+    )
+    await skip_history(embedded_stack, rag_settings.rag_group, RAG_COMMANDS)  # earlier tests' index jobs are theirs
+    async with serving(create_rag(rag_settings)) as rag_url:
+        settings = gateway_settings(embedded_stack, tmp_path_factory.mktemp("gateway-state"), registry_url, rag_url)
+        async with _gateway(settings) as running:
+            yield running
+
+
+@asynccontextmanager
+async def _gateway(settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
     stand_in = InferenceStandIn()
     timeout = httpx.Timeout(settings.inference_timeout_s, connect=5.0)
     async with Upstream(

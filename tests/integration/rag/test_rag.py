@@ -20,11 +20,12 @@ import pytest
 from helpers import registered, service_auth
 from inference.support import deploy, inference_settings
 from modelops_inference.app import create_app as create_inference
+from modelops_rag import vectors
 from modelops_rag.app import create_app as create_rag
 from modelops_rag.settings import RagSettings
 from modelops_shared.bus import Bus
 from modelops_shared.settings import Settings
-from modelops_shared.storage import open_store
+from modelops_shared.storage import ObjectNotFound, open_store
 from servers import serving
 
 from .conftest import Acting, ActingFor
@@ -159,7 +160,9 @@ async def test_reindexing_embeds_only_what_changed(rag: Acting, rag_settings: Ra
     assert same["unchanged"]
     assert same["version"] == 1
     longer = markdown_of("del") + b"\n\n## Afterwards\n\nDeleting is forever."
-    changed = (await upload(alice, rag_settings, name, "del.md", longer, "text/markdown")).json()
+    changed_upload = await upload(alice, rag_settings, name, "del.md", longer, "text/markdown")
+    changed = changed_upload.json()
+    changed_uri = json.loads(changed_upload.request.content)["uri"]  # where `upload` stored its bytes
     assert changed["version"] == 2
     assert not changed["unchanged"]
     second = await indexed(alice, name)
@@ -169,6 +172,15 @@ async def test_reindexing_embeds_only_what_changed(rag: Acting, rag_settings: Ra
     assert second["outcome"]["chunks"] == first["outcome"]["chunks"] - before + after
     hit = (await searchable(alice, name, "Deleting is forever", k=1, mode="text"))["results"][0]
     assert (hit["document"], hit["version"], hit["heading"]) == ("del.md", 2, 'The "del" statement > Afterwards')
+    # Deleting the collection deletes its table and its documents' bytes.
+    collection_id = (await alice.get(f"/v1/collections/{name}")).json()["id"]
+    db = vectors.connect(vectors.collection_uri(rag_settings, collection_id), {})
+    assert vectors.TABLE in db.table_names()
+    assert (await alice.delete(f"/v1/collections/{name}")).status_code == 204
+    assert vectors.TABLE not in db.table_names()
+    store = open_store(rag_settings.store_url, rag_settings)
+    with pytest.raises(ObjectNotFound):
+        await store.get(store.key_of(changed_uri))
 
 
 async def chunks_of(client: httpx.AsyncClient, collection: str, document: str) -> int:
