@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import logging
 import shutil
 import time
 from concurrent.futures import Executor
@@ -34,7 +33,6 @@ from modelops_contracts import (
     EvaluationStarted,
     JobStatus,
     LineageRelation,
-    Message,
     ParentRef,
     StartEvaluation,
 )
@@ -51,6 +49,7 @@ from modelops_shared.jobs import (
     Transient,
     fetch_input,
     outcome_of_error,
+    publish_progress,
     resolve_input,
 )
 from modelops_shared.storage import ObjectStore
@@ -61,9 +60,6 @@ from .domain import MetricUnusable
 from .settings import EvaluatorSettings
 from .subjects import Deployment, LocalModel, Subject, choose, continuation
 
-log = logging.getLogger(__name__)
-
-PUBLISH_TIMEOUT_S = 30.0
 MODEL_KINDS = (ArtifactKind.MERGED_MODEL, ArtifactKind.QUANTIZED_MODEL)
 
 EVALUATION_JOBS = JobCommands(
@@ -122,7 +118,8 @@ class JobRunner:
             items = inputs.items
             if metrics.MULTIPLE_CHOICE in asked and any(item.choices is None for item in items):
                 raise MetricUnusable("multiple_choice scores a suite of multiple_choice rows (prompt, choices, answer)")
-            await self._publish(EvaluationStarted(job_id=spec.job_id, worker=worker, items=len(items)), spec, cause)
+            started = EvaluationStarted(job_id=spec.job_id, worker=worker, items=len(items))
+            await publish_progress(self.bus, started, spec.job_id, cause)
             subject = await self._subject(spec, inputs)
             answers: list[str] | None = [] if scorers else None
             scored: list[tuple[float, int]] | None = [] if metrics.PERPLEXITY in asked else None
@@ -145,7 +142,8 @@ class JobRunner:
                     chosen.setdefault(metrics.MULTIPLE_CHOICE, []).extend(acc)
                     chosen.setdefault(f"{metrics.MULTIPLE_CHOICE}_norm", []).extend(acc_norm)
                 done = start + len(batch)
-                await self._publish(EvaluationProgressed(job_id=spec.job_id, done=done, total=len(items)), spec, cause)
+                progress = EvaluationProgressed(job_id=spec.job_id, done=done, total=len(items))
+                await publish_progress(self.bus, progress, spec.job_id, cause)
             scores = {
                 name: [scorer(answer, item.reference) for answer, item in zip(answers or [], items, strict=True)]
                 for name, scorer in scorers.items()
@@ -260,11 +258,3 @@ class JobRunner:
             created_by=spec.submitted_by,
             metadata=about,
         )
-
-    async def _publish(self, message: Message, spec: StartEvaluation, cause: Envelope) -> None:
-        try:
-            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await self.bus.publish(message, correlation_id=spec.job_id, causation=cause)
-        except Exception:
-            # Progress is advisory; a broker hiccup must not cost the job. The outcome goes via the outbox.
-            log.exception("could not publish %s for job %s", message.type, spec.job_id)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import shutil
 import tempfile
 import time
@@ -31,7 +30,6 @@ from modelops_contracts import (
     FileDigest,
     JobStatus,
     LineageRelation,
-    Message,
     ParentRef,
     QuantizationCancelled,
     QuantizationCompleted,
@@ -54,6 +52,7 @@ from modelops_shared.jobs import (
     StopSignal,
     fetch_input,
     outcome_of_error,
+    publish_progress,
 )
 from modelops_shared.storage import ObjectNotFound, ObjectStore
 
@@ -61,9 +60,6 @@ from . import compressing, merging, quality, toolchain
 from .domain import ConversionFailed
 from .settings import QuantizerSettings
 
-log = logging.getLogger(__name__)
-
-PUBLISH_TIMEOUT_S = 30.0
 GGUF_NAME = "model.gguf"
 
 QUANTIZATION_JOBS = JobCommands(
@@ -137,11 +133,8 @@ class JobRunner:
                 compressing.check_available(self.settings, gpu)  # a CPU worker fails these at once
             inputs = await self._inputs(spec)
             made = {fmt: record for fmt in spec.formats if (record := await self._made_before(spec.job_id, fmt))}
-            await self._publish(
-                QuantizationStarted(job_id=spec.job_id, worker=worker, formats=spec.formats, resumed=list(made)),
-                spec,
-                cause,
-            )
+            started = QuantizationStarted(job_id=spec.job_id, worker=worker, formats=spec.formats, resumed=list(made))
+            await publish_progress(self.bus, started, spec.job_id, cause)
             pending = [fmt for fmt in spec.formats if fmt not in made]
             if pending:
                 await self._progress(spec, cause, "converting", None, len(made))
@@ -318,15 +311,7 @@ class JobRunner:
         self, spec: StartQuantization, cause: Envelope, stage: str, fmt: QuantizationFormat | None, done: int
     ) -> None:
         event = QuantizationProgressed(job_id=spec.job_id, stage=stage, format=fmt, done=done, total=len(spec.formats))
-        await self._publish(event, spec, cause)
-
-    async def _publish(self, message: Message, spec: StartQuantization, cause: Envelope) -> None:
-        try:
-            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await self.bus.publish(message, correlation_id=spec.job_id, causation=cause)
-        except Exception:
-            # Progress is advisory; a broker hiccup must not cost the job. The outcome goes via the outbox.
-            log.exception("could not publish %s for job %s", message.type, spec.job_id)
+        await publish_progress(self.bus, event, spec.job_id, cause)
 
 
 def _record_key(job_id: str, fmt: QuantizationFormat) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -39,14 +38,13 @@ from modelops_contracts import (
     IndexingStarted,
     JobStatus,
     LineageRelation,
-    Message,
     ParentRef,
     StartIndexing,
 )
 from modelops_contracts.catalog import RAG_COMMANDS
 from modelops_shared.artifact_upload import upload_directory
 from modelops_shared.bus import Bus
-from modelops_shared.jobs import JobCommands, Outcome, StopSignal, outcome_of_error
+from modelops_shared.jobs import JobCommands, Outcome, StopSignal, outcome_of_error, publish_progress
 from modelops_shared.storage import ObjectStore
 
 from . import store, vectors
@@ -55,9 +53,6 @@ from .embedding import Embedder, Embedders
 from .parsing import Unparseable, sections_of
 from .settings import RagSettings
 
-log = logging.getLogger(__name__)
-
-PUBLISH_TIMEOUT_S = 30.0
 T = TypeVar("T")
 
 INDEX_JOBS = JobCommands(
@@ -108,7 +103,7 @@ class JobRunner:
             stale = {name for name, sha in held.items() if name not in wanted or wanted[name].sha256 != sha}
             new = [document for document in spec.documents if held.get(document.name) != document.sha256]
             started = IndexingStarted(job_id=spec.job_id, worker=worker, documents=len(wanted), to_embed=len(new))
-            await self._publish(started, spec, cause)
+            await publish_progress(self.bus, started, spec.job_id, cause)
             await self._run(vectors.remove_documents, table, stale)
             skipped: dict[str, str] = {}
             embedded = 0
@@ -125,7 +120,7 @@ class JobRunner:
                 await self._run(vectors.add_rows, table, rows)
                 embedded += rows.num_rows
                 progress = IndexingProgressed(job_id=spec.job_id, done=done, total=len(new), chunks=embedded)
-                await self._publish(progress, spec, cause)
+                await publish_progress(self.bus, progress, spec.job_id, cause)
             indexes = await self._run(vectors.refresh_indexes, table, self.ann)
             digest = await self._run(vectors.table_digest, table)
             held_now = await self._run(vectors.held_documents, table)
@@ -225,14 +220,6 @@ class JobRunner:
     async def _run(self, function: Callable[..., T], *args: Any) -> T:
         """Blocking work (LanceDB, parsing, the model) on the job's thread, the event loop left free."""
         return await asyncio.get_running_loop().run_in_executor(self.executor, function, *args)
-
-    async def _publish(self, message: Message, spec: StartIndexing, cause: Envelope) -> None:
-        try:
-            async with asyncio.timeout(PUBLISH_TIMEOUT_S):
-                await self.bus.publish(message, correlation_id=spec.job_id, causation=cause)
-        except Exception:
-            # Progress is advisory; a broker hiccup must not cost the job. The outcome goes via the outbox.
-            log.exception("could not publish %s for job %s", message.type, spec.job_id)
 
 
 def chunk_rows(document: IndexedDocument, chunks: list[Chunk], matrix: np.ndarray) -> pa.Table:

@@ -21,11 +21,11 @@ class RagSettings(Settings):
     rag_embed_batch_size: int = Field(64, ge=1, le=1024, description="Chunks per batch through the embedding model")
     rag_max_document_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest document accepted")
     rag_exhaustive_below: int = Field(
-        100_000, ge=1, description="Below this many chunks search is exact; from it on, an IVF_PQ index is used"
+        20_000, ge=1, description="Below this many chunks search is exact; from it on, an IVF_PQ index is used"
     )
     rag_ivf_partitions: int = Field(256, ge=1, description="IVF partitions of the vector index")
     rag_pq_sub_vectors: int = Field(48, ge=1, description="PQ sub-vectors (384 dimensions / 48 = 8 each)")
-    rag_nprobes: int = Field(20, ge=1, description="IVF partitions searched per query")
+    rag_nprobes: int = Field(80, ge=1, description="IVF partitions searched per query")
     rag_refine_factor: int = Field(10, ge=1, description="PQ candidates re-ranked on full vectors: k × this")
     rag_min_similarity: float = Field(
         0.3, ge=-1, le=1, description="Best passage's cosine similarity below which an answer is 'I don't know'"

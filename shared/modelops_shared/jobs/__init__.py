@@ -4,6 +4,7 @@ second, a ledger that makes redelivery and a dead worker safe. A service supplie
 from .commands import JobCommands, Outcome, StopSignal, Transient
 from .consumer import JobConsumer
 from .failures import InputNotFound, InputUnusable, JobFailure, fetch_input, outcome_of_error, resolve_input
+from .progress import publish_progress
 
 __all__ = [
     "InputNotFound",
@@ -16,5 +17,6 @@ __all__ = [
     "Transient",
     "fetch_input",
     "outcome_of_error",
+    "publish_progress",
     "resolve_input",
 ]
