@@ -5,7 +5,7 @@
 #   sh k8s/service-keys.sh [namespace]       # from the repository root; needs kubectl and `make install`
 set -eu
 namespace="${1:-modelops}"
-services="gateway registry trainer quantizer inference evaluator rag"
+services="gateway registry trainer quantizer inference evaluator rag marketplace"
 keys="$(mktemp -d)"
 trap 'rm -rf "$keys"' EXIT
 for service in $services; do  # the keys already made, so that keygen keeps them

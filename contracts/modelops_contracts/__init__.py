@@ -28,6 +28,7 @@ from .evaluation import (
     StartEvaluation,
 )
 from .imports import ImportGguf, ModelImported, ModelImportFailed
+from .marketplace import ListingDownloaded, ListingInstalled
 from .messages import MESSAGE_TYPES, Message, message_class
 from .quantization import (
     GPU_FORMATS,
@@ -125,6 +126,8 @@ __all__ = [
     "LineageEdge",
     "LineageGraph",
     "LineageRelation",
+    "ListingDownloaded",
+    "ListingInstalled",
     "Message",
     "MetricSpec",
     "MetricSpecs",

@@ -15,6 +15,8 @@ SHA256_PATTERN = r"^[0-9a-f]{64}$"
 # hold). For the edges that take them; the events keep the schema they were published under.
 TEXT_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 # Free text (a reason): lines and tabs allowed, other control characters not.
+# An artifact's id, or a name (its newest version): letters, digits, `.`, `_`, `-`, safe in a registry URL as it is.
+REF_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
 FREE_TEXT_PATTERN = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$"
 
 

@@ -20,6 +20,7 @@ from .evaluation import (
     StartEvaluation,
 )
 from .imports import ImportGguf, ModelImported, ModelImportFailed
+from .marketplace import ListingDownloaded, ListingInstalled
 from .messages import Message
 from .quantization import (
     CancelQuantization,
@@ -160,6 +161,15 @@ RAG_EVENTS = Topic(
     messages=(IndexingStarted, IndexingProgressed, IndexingCompleted, IndexingFailed, IndexingCancelled),
     description="What happened to an indexing job, in order per job (the rag service records it in its own tables).",
 )
+MARKETPLACE_EVENTS = Topic(
+    name="marketplace.events.v1",
+    partitions=3,
+    key="artifact_id",
+    producers=("marketplace",),
+    consumers=("marketplace",),
+    messages=(ListingDownloaded, ListingInstalled),
+    description="Downloads and installs of marketplace listings; the counts are their projection.",
+)
 DATASET_EVENTS = Topic(
     name="datasets.events.v1",
     partitions=3,
@@ -183,7 +193,7 @@ REGISTRY_ARTIFACTS = Topic(
     partitions=6,
     key="artifact_id",
     producers=("registry",),
-    consumers=("inference",),
+    consumers=("inference", "marketplace"),
     messages=(ArtifactRegistered, ArtifactRejected, ArtifactPromoted),
     description="Signed artifact state: registered, rejected, promoted (revocation included).",
 )
@@ -242,6 +252,7 @@ TOPICS: tuple[Topic, ...] = (
     EVALUATION_EVENTS,
     RAG_COMMANDS,
     RAG_EVENTS,
+    MARKETPLACE_EVENTS,
     DATASET_EVENTS,
     ARTIFACT_SUBMISSIONS,
     REGISTRY_ARTIFACTS,

@@ -9,7 +9,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field, StrictBool
 
-from .artifacts import FREE_TEXT_PATTERN, SHA256_PATTERN, TEXT_PATTERN
+from .artifacts import FREE_TEXT_PATTERN, REF_PATTERN, SHA256_PATTERN, TEXT_PATTERN
 from .messages import Message
 
 COLLECTION_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,62}$"
@@ -111,8 +111,7 @@ class CollectionRequest(BaseModel):
     name: CollectionName
     embedding_model: str = Field(
         "all-MiniLM-L6-v2",
-        max_length=200,
-        pattern=TEXT_PATTERN,
+        pattern=REF_PATTERN,
         description="An embedding_model artifact: its id, or a name (its newest version)",
     )
     description: str = Field("", max_length=2000, pattern=FREE_TEXT_PATTERN)

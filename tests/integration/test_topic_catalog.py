@@ -26,6 +26,7 @@ from fastapi import FastAPI
 from modelops_contracts import MESSAGE_TYPES, TOPICS, topic_of
 from modelops_contracts.catalog import EVALUATION_COMMANDS, QUANTIZATION_COMMANDS, RAG_COMMANDS, TRAINING_COMMANDS
 from modelops_evaluator.settings import EvaluatorSettings
+from modelops_marketplace.settings import MarketplaceSettings
 from modelops_quantizer.settings import QuantizerSettings
 from modelops_rag.settings import RagSettings
 from modelops_registry.settings import RegistrySettings
@@ -108,6 +109,16 @@ async def _rag_settings(stack: Settings, registry_url: str, scratch: Path) -> Se
     return settings
 
 
+async def _marketplace_settings(stack: Settings, registry_url: str, scratch: Path) -> Settings:
+    # No job consumer: its groups (<schema>-registry, <schema>-usage) are projections, new with the unique schema.
+    return MarketplaceSettings(
+        **stack.model_dump(exclude={"service_name", "registry_url"}),
+        registry_url=registry_url,
+        marketplace_schema=_unique("marketplace"),
+        marketplace_work_dir=scratch,
+    )
+
+
 async def _inference_settings(stack: Settings, registry_url: str, scratch: Path) -> Settings:
     from inference.support import inference_settings
 
@@ -122,6 +133,7 @@ SETTINGS: dict[str, Callable[[Settings, str, Path], Any]] = {
     "quantizer": _quantizer_settings,
     "evaluator": _evaluator_settings,
     "rag": _rag_settings,
+    "marketplace": _marketplace_settings,
     "inference": _inference_settings,
 }
 

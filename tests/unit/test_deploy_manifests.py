@@ -505,12 +505,13 @@ def test_grafana_dashboard_queries_metrics_the_services_export():
 
 # Who calls whom over HTTP inside the cluster (DESIGN.md §2); the gateway alone is reached from outside.
 CALLERS = {
-    "registry": {"gateway", "trainer", "quantizer", "evaluator", "rag", "inference"},
+    "registry": {"gateway", "trainer", "quantizer", "evaluator", "rag", "marketplace", "inference"},
     "inference": {"gateway", "evaluator", "rag"},
     "trainer": set(),
     "quantizer": set(),
     "evaluator": set(),
     "rag": {"gateway"},
+    "marketplace": {"gateway"},
 }
 
 

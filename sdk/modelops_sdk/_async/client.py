@@ -26,6 +26,7 @@ from ..models import (
     ArtifactPromoted,
     ArtifactView,
     CollectionView,
+    CompatibilityView,
     CreatedApiKey,
     DatasetPage,
     DatasetRows,
@@ -42,12 +43,15 @@ from ..models import (
     JobStatus,
     JobView,
     LineageGraph,
+    ListingPage,
+    ListingView,
     ModelImportStatus,
     ModelImportView,
     PromotionRecord,
     QuantizationFormat,
     QuantizationJobView,
     QueryResult,
+    RatingView,
     SearchResults,
     SigningKey,
     TrainingJobRequest,
@@ -555,6 +559,53 @@ class Rag:
                     yield json.loads(line[6:])
 
 
+class Marketplace:
+    """Signed adapters and quantized models others made: search them, check one against your base model, install it
+    as a deployment, rate it, download its verified files, or publish your own."""
+
+    def __init__(self, http: AsyncHttp) -> None:
+        self.http = http
+
+    async def search(
+        self, q: str | None = None, *, sort: str = "downloads", limit: int = 20, **filters: Any
+    ) -> ListingPage:
+        """A page of listings: `q` full text; filters base_model, task, quantization, license, kind, rank,
+        min_rating; sort by downloads, rating, recent or relevance."""
+        query = params(q=q, sort=sort, limit=limit, **filters)
+        return await self.http.call(ListingPage, "GET", "/v1/marketplace/listings", params=query)
+
+    async def show(self, listing_id: str) -> ListingView:
+        return await self.http.call(ListingView, "GET", f"/v1/marketplace/listings/{listing_id}")
+
+    async def publish(self, artifact_id: str, title: str, **details: Any) -> ListingView:
+        """List your artifact with a title and any of description, tasks, license, languages, examples."""
+        body = {"artifact_id": artifact_id, "title": title, **details}
+        return await self.http.call(ListingView, "POST", "/v1/marketplace/listings", json=body, creates=True)
+
+    async def check(
+        self, listing_id: str, *, base_model: str | None = None, deployment: str | None = None, canary: bool = False
+    ) -> CompatibilityView:
+        """Whether the listing works on that base model (or the one a deployment serves), with the reasons."""
+        query = params(base_model=base_model, deployment=deployment, canary=str(canary).lower())
+        path = f"/v1/marketplace/listings/{listing_id}/compatibility"
+        return await self.http.call(CompatibilityView, "GET", path, params=query)
+
+    async def install(self, listing_id: str, name: str, *, base_model: str | None = None) -> DeploymentAccepted:
+        """Deploy the listing as `name` (an adapter on `base_model`, once compatible); follow it in deployments."""
+        body = {"name": name, "base_model": base_model}
+        path = f"/v1/marketplace/listings/{listing_id}/install"
+        return await self.http.call(DeploymentAccepted, "POST", path, json=body, creates=True)
+
+    async def rate(self, listing_id: str, stars: int, review: str = "") -> RatingView:
+        body = {"stars": stars, "review": review}
+        return await self.http.call(RatingView, "POST", f"/v1/marketplace/listings/{listing_id}/ratings", json=body)
+
+    async def download(self, listing_id: str, target: Path) -> Path:
+        """The listing's verified files as one zip at `target`."""
+        await self.http.download(f"/v1/marketplace/listings/{listing_id}/download", target)
+        return target
+
+
 class Chat:
     """OpenAI's chat completions through the gateway, for a quick question; use the `openai` client for the rest."""
 
@@ -600,6 +651,7 @@ class AsyncClient:
         self.evaluations = Evaluations(self.http, self.artifacts)
         self.deployments = Deployments(self.http)
         self.rag = Rag(self.http, self.artifacts)
+        self.marketplace = Marketplace(self.http)
         self.chat = Chat(self.http)
 
     async def aclose(self) -> None:

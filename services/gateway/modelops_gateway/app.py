@@ -28,6 +28,7 @@ from .evaluation import handlers as evaluation_handlers
 from .jobs import handlers as job_handlers
 from .jobs.api import fine_tuning, streams, training
 from .jobs.feed import JobFeed
+from .marketplace import api as marketplace_api
 from .models import api as models_api
 from .models import handlers as model_handlers
 from .quantization import api as quantization_api
@@ -59,6 +60,7 @@ ROUTERS = (
     quantization_api.router,
     evaluation_api.router,
     rag_api.router,
+    marketplace_api.router,
 )
 
 
@@ -118,10 +120,19 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
                     "rag", settings.rag_url, _timeout(settings.rag_timeout_s), label="rag service", identity=identity
                 )
             )
+            marketplace = await stack.enter_async_context(
+                Upstream(
+                    "marketplace",
+                    settings.marketplace_url,
+                    _timeout(settings.marketplace_timeout_s),
+                    label="marketplace",
+                    identity=identity,
+                )
+            )
             lookups = RegistryLookups(registry, settings.gateway_registry_cache_s)
             slots = asyncio.Semaphore(settings.gateway_query_concurrency)
             app.state.gateway = Gateway(
-                settings, runtime, keys, limiter, registry, inference, rag, feed, lookups, slots
+                settings, runtime, keys, limiter, registry, inference, rag, marketplace, feed, lookups, slots
             )
             app.state.readiness_checks = {**runtime.readiness_checks(), "redis": limiter.ready}
             await stack.enter_async_context(reconciling(runtime.pool, runtime.bus, settings))

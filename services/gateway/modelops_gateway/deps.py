@@ -27,6 +27,7 @@ class Gateway:
     registry: Upstream
     inference: Upstream
     rag: Upstream
+    marketplace: Upstream
     feed: JobFeed
     lookups: RegistryLookups
     query_slots: asyncio.Semaphore  # dataset queries running at once; the others wait their turn

@@ -64,6 +64,10 @@ class GatewaySettings(Settings):
     rag_timeout_s: float = Field(
         300.0, gt=0, description="Longest wait for the rag service (an answer waits for its deployment)"
     )
+    marketplace_url: str = Field("http://127.0.0.1:8006", description="The marketplace's HTTP API")
+    marketplace_timeout_s: float = Field(
+        300.0, gt=0, description="Longest wait for the marketplace (a live compatibility canary loads a model)"
+    )
     gateway_max_document_bytes: int = Field(
         50 * 1024 * 1024, ge=1, description="Largest document uploaded to a RAG collection"
     )

@@ -31,10 +31,11 @@ from modelops_contracts.rag import (
 )
 from modelops_shared.artifacts import ArtifactError, ArtifactNotFound, ArtifactUnavailable
 from modelops_shared.bus import enqueue
+from modelops_shared.service import ActingUser, ActingUserDep, ActingWriterDep
 from modelops_shared.storage import InvalidKey
 
 from . import answers, store, vectors
-from .deps import RagDep, Reader, User, Writer
+from .deps import RagDep
 from .domain import (
     CollectionExists,
     CollectionNotFound,
@@ -62,7 +63,7 @@ async def _collection(rag: RagDep, name: str) -> dict[str, Any]:
     return found
 
 
-async def _owned(rag: RagDep, name: str, user: User) -> dict[str, Any]:
+async def _owned(rag: RagDep, name: str, user: ActingUser) -> dict[str, Any]:
     found = await _collection(rag, name)
     if found["owner"] != user.name and not user.is_admin:
         raise NotOwner(name)
@@ -70,7 +71,9 @@ async def _owned(rag: RagDep, name: str, user: User) -> dict[str, Any]:
 
 
 @router.post("/collections", status_code=201, response_model=CollectionView)
-async def create_collection(body: CollectionRequest, user: Writer, rag: RagDep, request_id: RequestId = None) -> Any:
+async def create_collection(
+    body: CollectionRequest, user: ActingWriterDep, rag: RagDep, request_id: RequestId = None
+) -> Any:
     """A new collection, owned by the caller, whose chunks are all embedded by one embedding_model artifact."""
     pool = rag.runtime.pool
     if request_id and (made := await store.collection_by_request(pool, request_id)):
@@ -95,17 +98,17 @@ async def create_collection(body: CollectionRequest, user: Writer, rag: RagDep, 
 
 
 @router.get("/collections", response_model=list[CollectionView])
-async def list_collections(_: Reader, rag: RagDep) -> Any:
+async def list_collections(_: ActingUserDep, rag: RagDep) -> Any:
     return await store.collections(rag.runtime.pool)
 
 
 @router.get("/collections/{name}", response_model=CollectionView)
-async def get_collection(_: Reader, rag: RagDep, name: CollectionName) -> Any:
+async def get_collection(_: ActingUserDep, rag: RagDep, name: CollectionName) -> Any:
     return await _collection(rag, name)
 
 
 @router.delete("/collections/{name}", status_code=204)
-async def delete_collection(user: Writer, rag: RagDep, name: CollectionName) -> Response:
+async def delete_collection(user: ActingWriterDep, rag: RagDep, name: CollectionName) -> Response:
     """Gone from listings and searches, its documents' bytes and its LanceDB table deleted; its signed indexes stay
     in the registry's records, for lineage."""
     found = await _owned(rag, name, user)
@@ -124,7 +127,7 @@ async def delete_collection(user: Writer, rag: RagDep, name: CollectionName) -> 
 
 @router.post("/collections/{name}/documents", status_code=201, response_model=DocumentView)
 async def add_document(
-    body: DocumentUpload, user: Writer, rag: RagDep, name: CollectionName, request_id: RequestId = None
+    body: DocumentUpload, user: ActingWriterDep, rag: RagDep, name: CollectionName, request_id: RequestId = None
 ) -> Any:
     """Record a file the gateway stored as the next version of its name, once it parses as its type says;
     the same bytes as the newest version make no new one (`unchanged`)."""
@@ -151,14 +154,16 @@ async def add_document(
 
 
 @router.get("/collections/{name}/documents", response_model=list[DocumentView])
-async def list_documents(_: Reader, rag: RagDep, name: CollectionName) -> Any:
+async def list_documents(_: ActingUserDep, rag: RagDep, name: CollectionName) -> Any:
     """Every version of every document, newest version first per name."""
     found = await _collection(rag, name)
     return await store.document_versions(rag.runtime.pool, found["id"])
 
 
 @router.post("/collections/{name}/index", status_code=202, response_model=IndexJobView)
-async def index_collection(user: Writer, rag: RagDep, name: CollectionName, request_id: RequestId = None) -> Any:
+async def index_collection(
+    user: ActingWriterDep, rag: RagDep, name: CollectionName, request_id: RequestId = None
+) -> Any:
     """Start a Kafka job that brings the collection's index to its newest documents; one job per collection at a
     time (409 while one runs). Follow `GET /v1/index-jobs/{id}`."""
     found = await _owned(rag, name, user)
@@ -187,7 +192,7 @@ async def index_collection(user: Writer, rag: RagDep, name: CollectionName, requ
 
 
 @router.get("/index-jobs/{job_id}", response_model=IndexJobView)
-async def get_index_job(_: Reader, rag: RagDep, job_id: JobId) -> Any:
+async def get_index_job(_: ActingUserDep, rag: RagDep, job_id: JobId) -> Any:
     job = await store.job(rag.runtime.pool, job_id)
     if job is None:
         raise IndexJobNotFound(job_id)
@@ -195,7 +200,7 @@ async def get_index_job(_: Reader, rag: RagDep, job_id: JobId) -> Any:
 
 
 @router.post("/index-jobs/{job_id}/cancel", status_code=202, response_model=IndexJobView)
-async def cancel_index_job(user: Writer, rag: RagDep, job_id: JobId) -> Any:
+async def cancel_index_job(user: ActingWriterDep, rag: RagDep, job_id: JobId) -> Any:
     """Ask the job's worker to stop before its next document (who started it, or an admin)."""
     async with rag.runtime.pool.acquire() as conn, conn.transaction():
         job = await store.job(conn, job_id)
@@ -211,7 +216,7 @@ async def cancel_index_job(user: Writer, rag: RagDep, job_id: JobId) -> Any:
 
 
 @router.post("/collections/{name}/search", response_model=SearchResults)
-async def search(body: SearchRequest, _: Reader, rag: RagDep, name: CollectionName) -> SearchResults:
+async def search(body: SearchRequest, _: ActingUserDep, rag: RagDep, name: CollectionName) -> SearchResults:
     """The k best chunks of the collection's newest index: hybrid (vector and full text fused by reciprocal rank),
     vector only, or text only, with metadata filters."""
     index_id, hits = await rag.retriever.search(await _collection(rag, name), body)
@@ -219,7 +224,7 @@ async def search(body: SearchRequest, _: Reader, rag: RagDep, name: CollectionNa
 
 
 @router.post("/collections/{name}/answer", response_model=AnswerView)
-async def answer(body: AnswerRequest, _: Reader, rag: RagDep, name: CollectionName) -> Any:
+async def answer(body: AnswerRequest, _: ActingUserDep, rag: RagDep, name: CollectionName) -> Any:
     """Retrieve, then ask the deployment serving `model` to answer from the passages only, citing them; streamed
     as server-sent events (`citations`, then `delta`s, then `done`) with `stream`."""
     found = await _collection(rag, name)

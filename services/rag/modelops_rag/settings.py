@@ -26,7 +26,7 @@ class RagSettings(Settings):
     rag_ivf_partitions: int = Field(256, ge=1, description="IVF partitions of the vector index")
     rag_pq_sub_vectors: int = Field(48, ge=1, description="PQ sub-vectors (384 dimensions / 48 = 8 each)")
     rag_nprobes: int = Field(80, ge=1, description="IVF partitions searched per query")
-    rag_refine_factor: int = Field(10, ge=1, description="PQ candidates re-ranked on full vectors: k × this")
+    rag_refine_factor: int = Field(20, ge=1, description="PQ candidates re-ranked on full vectors: k × this")
     rag_min_similarity: float = Field(
         0.3, ge=-1, le=1, description="Best passage's cosine similarity below which an answer is 'I don't know'"
     )

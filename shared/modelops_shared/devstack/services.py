@@ -59,6 +59,8 @@ def service(settings: Settings, name: str, root: Path) -> Component:
         "MODELOPS_INFERENCE_URL": os.environ.get("MODELOPS_INFERENCE_URL")
         or f"http://{host}:{settings.inference_port}",
         "MODELOPS_RAG_URL": os.environ.get("MODELOPS_RAG_URL") or f"http://{host}:{settings.rag_port}",
+        "MODELOPS_MARKETPLACE_URL": os.environ.get("MODELOPS_MARKETPLACE_URL")
+        or f"http://{host}:{settings.marketplace_port}",
         # The service's own directory first, so it runs from its checkout even before it is pip-installed.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root.resolve() / name), os.environ.get("PYTHONPATH")])),
     }

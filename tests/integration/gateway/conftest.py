@@ -1,5 +1,6 @@
 """A gateway served by uvicorn in this process on a real local port, against the embedded stack with its own schema:
-it reaches the session's registry over HTTP, as it does in production, and a rag service of its own on another port.
+it reaches the session's registry over HTTP, as it does in production, and a rag service and a marketplace of its own
+on other ports.
 Also a viewer and a developer key per module, and the job tests' world."""
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from modelops_gateway.app import create_app as create_gateway
 from modelops_gateway.deps import Gateway, get_inference
 from modelops_gateway.settings import GatewaySettings
 from modelops_gateway.upstream import Upstream
+from modelops_marketplace.app import create_app as create_marketplace
+from modelops_marketplace.settings import MarketplaceSettings
 from modelops_rag.app import create_app as create_rag
 from modelops_rag.settings import RagSettings
 from modelops_shared.bus import Bus
@@ -56,7 +59,11 @@ class RunningGateway:
 
 
 def gateway_settings(
-    embedded_stack: Settings, state_dir: Path, registry_url: str, rag_url: str = "http://127.0.0.1:9"
+    embedded_stack: Settings,
+    state_dir: Path,
+    registry_url: str,
+    rag_url: str = "http://127.0.0.1:9",
+    marketplace_url: str = "http://127.0.0.1:9",
 ) -> GatewaySettings:
     return GatewaySettings(
         **{
@@ -65,6 +72,7 @@ def gateway_settings(
             "gateway_schema": f"gw_{uuid.uuid4().hex[:8]}",
             "registry_url": registry_url,
             "rag_url": rag_url,
+            "marketplace_url": marketplace_url,
         }
     )
 
@@ -82,8 +90,18 @@ async def gateway(
         rag_work_dir=tmp_path_factory.mktemp("rag-work"),
     )
     await skip_history(embedded_stack, rag_settings.rag_group, RAG_COMMANDS)  # earlier tests' index jobs are theirs
-    async with serving(create_rag(rag_settings)) as rag_url:
-        settings = gateway_settings(embedded_stack, tmp_path_factory.mktemp("gateway-state"), registry_url, rag_url)
+    marketplace_settings = MarketplaceSettings(
+        **embedded_stack.model_dump(exclude={"service_name", "registry_url"}),
+        registry_url=registry_url,
+        marketplace_schema=f"market_{suffix}",
+        marketplace_work_dir=tmp_path_factory.mktemp("marketplace-work"),
+    )
+    async with (
+        serving(create_rag(rag_settings)) as rag_url,
+        serving(create_marketplace(marketplace_settings)) as marketplace_url,
+    ):
+        state = tmp_path_factory.mktemp("gateway-state")
+        settings = gateway_settings(embedded_stack, state, registry_url, rag_url, marketplace_url)
         async with _gateway(settings) as running:
             yield running
 

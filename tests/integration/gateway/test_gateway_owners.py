@@ -43,6 +43,9 @@ CREATES = {
     "POST /v1/rag/collections",
     "POST /v1/rag/collections/{name}/search",  # reads, with their query in the body
     "POST /v1/rag/collections/{name}/answer",
+    "POST /v1/marketplace/listings",  # the marketplace lets only an artifact's creator (or an admin) publish it
+    "POST /v1/marketplace/listings/{listing_id}/ratings",  # each key's own rating
+    "POST /v1/marketplace/listings/{listing_id}/install",  # a deployment, under the deployments' ownership rules
 }
 # Writes to a collection: the rag service checks its owner, from the user in the gateway's token
 # (tests/integration/rag/test_rag.py::test_only_the_owner_changes_a_collection).
@@ -184,6 +187,7 @@ async def test_every_operation_for_every_role_is_classified_and_never_fails(
         "import_id": "imp-unknown",
         "stage": "dev",
         "path": "config.json",
+        "listing_id": "listing-unknown",
     }
     deployment = await owned.deployment()
     document = (await clients["viewer"].get("/openapi.json")).json()

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from helpers import registered, service_auth
+from helpers import ActingFor, registered, service_auth
 from inference.support import deploy, inference_settings
 from modelops_inference.app import create_app as create_inference
 from modelops_rag import vectors
@@ -28,7 +28,7 @@ from modelops_shared.settings import Settings
 from modelops_shared.storage import ObjectNotFound, open_store
 from servers import serving
 
-from .conftest import Acting, ActingFor
+from .conftest import Acting
 
 TOPICS = ("try", "break", "continue", "with", "lambda", "global", "assert", "import", "pass", "raise", "while", "del")
 # Each asked in other words than its topic's, and the document that answers it.
@@ -232,7 +232,7 @@ async def test_answers_cite_their_passages_or_say_they_do_not_know(
         served = await deploy(bus, inference, smollm2_base_model, [])
         assert served["status"] == "ready", served
         app = create_rag(rag_settings.model_copy(update={"inference_url": inference_url}))
-        bob_auth = ActingFor("bob", "viewer")
+        bob_auth = ActingFor("rag", "bob", "viewer")
         async with serving(app) as url, httpx.AsyncClient(base_url=url, timeout=300, auth=bob_auth) as bob:
             question = {"question": "How do I stop a loop early?", "model": served["name"], "max_tokens": 16}
             for _ in range(240):

@@ -1,0 +1,1 @@
+"""Marketplace routes: listings, compatibility, ratings, downloads relayed to the marketplace; installs deployed."""

@@ -1,0 +1,2 @@
+"""ModelOps marketplace: signed adapters and quantized models listed, searched, checked against your base, rated,
+downloaded and installed."""
