@@ -193,7 +193,7 @@ REGISTRY_ARTIFACTS = Topic(
     partitions=6,
     key="artifact_id",
     producers=("registry",),
-    consumers=("inference", "marketplace"),
+    consumers=("inference", "marketplace", "rag"),
     messages=(ArtifactRegistered, ArtifactRejected, ArtifactPromoted),
     description="Signed artifact state: registered, rejected, promoted (revocation included).",
 )

@@ -230,4 +230,4 @@ class AnswerView(BaseModel):
     citations: list[Citation]
     model: str
     index_id: str
-    usage: dict[str, int] = {}
+    usage: dict[str, Any] = Field({}, description="The deployment's token usage, as it reported it")

@@ -1339,7 +1339,10 @@ class AnswerView(BaseModel):
     citations: Annotated[list[Citation], Field(title="Citations")]
     model: Annotated[str, Field(title="Model")]
     index_id: Annotated[str, Field(title="Index Id")]
-    usage: Annotated[dict[str, int] | None, Field(title="Usage")] = {}
+    usage: Annotated[
+        dict[str, Any] | None,
+        Field(description="The deployment's token usage, as it reported it", title="Usage"),
+    ] = {}
 
 
 class ApiKeyRequest(BaseModel):

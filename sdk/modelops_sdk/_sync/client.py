@@ -511,15 +511,14 @@ class Rag:
         return self.http.call(IndexJobView, "POST", f"/v1/rag/index-jobs/{job_id}/cancel")
 
     def wait(self, job_id: str, timeout_s: float = 1800, poll_s: float = 0.5) -> IndexJobView:
-        """The job once it ended and its index is registered (searchable); IndexingFailed if it failed or was
-        cancelled, TimeoutError after `timeout_s`."""
+        """The job once it ended and its collection serves its index (the registry registered it); IndexingFailed if
+        it failed or was cancelled, TimeoutError after `timeout_s`."""
         deadline = monotonic() + timeout_s
         while True:
             job = self.show_job(job_id)
             if job.status.value in ("failed", "cancelled"):
                 raise IndexingFailed(f"index job {job_id} {job.status.value}: {(job.outcome or {}).get('reason', '')}")
-            if job.status.value == "completed" and job.index_id:
-                self.artifacts.wait_registered(job.index_id, max(deadline - monotonic(), 1))
+            if job.status.value == "completed" and (self.show(job.collection)).index_id == job.index_id:
                 return job
             if monotonic() > deadline:
                 raise TimeoutError(f"index job {job_id} still {job.status.value} after {timeout_s} s")

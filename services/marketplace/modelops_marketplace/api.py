@@ -33,10 +33,11 @@ from modelops_contracts.marketplace import (
 )
 from modelops_shared.bus import enqueue
 from modelops_shared.service import ActingUserDep, ActingWriterDep
+from starlette.background import BackgroundTask
 
 from . import compatibility, store
 from .deps import MarketplaceDep
-from .domain import BaseUnusable, ListingNotFound, NotListable, NotPublisher, RatingTooOften
+from .domain import BaseUnusable, CanaryBusy, ListingNotFound, NotListable, NotPublisher, RatingTooOften
 from .listing import MODEL_KINDS, listing_fields, verified
 
 router = APIRouter(prefix="/v1", tags=["marketplace"])
@@ -114,7 +115,8 @@ async def publish(body: PublishRequest, user: ActingWriterDep, market: Marketpla
                 **{key: fields[key] for key in ("stage", "key_id", "digest")},
             },
         )
-        await store.list_artifact(conn, artifact.id, {**fields, **said, "publisher": user.name})
+        current = {key: value for key, value in fields.items() if key != "stage"}  # the registry's events say that
+        await store.list_artifact(conn, artifact.id, {**current, **said, "publisher": user.name})
     return await _listing(market, artifact.id)
 
 
@@ -146,9 +148,12 @@ async def check(
     found = await asyncio.to_thread(compatibility.checks, listed, base, trained_on)
     ran = None
     if canary and listed.kind == "adapter" and all(item.ok for item in found):
-        loop = asyncio.get_running_loop()
-        prompt = market.settings.marketplace_canary_prompt
-        ran = await loop.run_in_executor(market.canaries, compatibility.canary, listed, base, prompt)
+        if market.canary_running.locked():
+            raise CanaryBusy("a canary is running: try again shortly", retry_after=5)
+        async with market.canary_running:
+            loop = asyncio.get_running_loop()
+            prompt = market.settings.marketplace_canary_prompt
+            ran = await loop.run_in_executor(market.canaries, compatibility.canary, listed, base, prompt)
         found.append(compatibility.canary_check(ran))
     return CompatibilityView(
         listing=artifact_id,
@@ -183,13 +188,20 @@ async def download(user: ActingUserDep, market: MarketplaceDep, artifact_id: Art
     found = await _listing(market, artifact_id)
     listed = await verified(market.artifacts, artifact_id, ArtifactKind.ADAPTER, ArtifactKind.QUANTIZED_MODEL)
     folder = Path(tempfile.mkdtemp(dir=_scratch(market)))
-    archive = await asyncio.to_thread(_zipped, listed.path, folder / f"{found['name']}-{found['version']}.zip")
-    async with market.runtime.pool.acquire() as conn, conn.transaction():
-        event = ListingDownloaded(artifact_id=artifact_id, by=user.name)
-        await enqueue(conn, market.runtime.bus, event, correlation_id=artifact_id)
+    try:
+        archive = await asyncio.to_thread(_zipped, listed.path, folder / f"{found['name']}-{found['version']}.zip")
+        async with market.runtime.pool.acquire() as conn, conn.transaction():
+            event = ListingDownloaded(artifact_id=artifact_id, by=user.name)
+            await enqueue(conn, market.runtime.bus, event, correlation_id=artifact_id)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
     disposition = f'attachment; filename="{archive.name}"'
     return StreamingResponse(
-        _streamed(archive, folder), media_type="application/zip", headers={"Content-Disposition": disposition}
+        _streamed(archive),
+        media_type="application/zip",
+        headers={"Content-Disposition": disposition},
+        background=BackgroundTask(shutil.rmtree, folder, True),  # also when the client went away early
     )
 
 
@@ -220,10 +232,7 @@ def _zipped(source: Path, target: Path) -> Path:
     return target
 
 
-def _streamed(archive: Path, folder: Path) -> Iterator[bytes]:
-    try:
-        with archive.open("rb") as opened:
-            while chunk := opened.read(ARCHIVE_CHUNK):
-                yield chunk
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+def _streamed(archive: Path) -> Iterator[bytes]:
+    with archive.open("rb") as opened:
+        while chunk := opened.read(ARCHIVE_CHUNK):
+            yield chunk

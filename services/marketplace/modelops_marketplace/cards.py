@@ -17,7 +17,7 @@ _FRONT_MATTER = re.compile(r"\A---\n.*?\n---\n", re.DOTALL)
 def facts(artifact: VerifiedArtifact, base: dict[str, Any] | None) -> dict[str, Any]:
     """The listing's columns that come from the artifact itself."""
     metadata = artifact.record.get("metadata") or {}
-    config = _json(artifact.path / "adapter_config.json")
+    config = read_json(artifact.path / "adapter_config.json")
     return {
         "base_model": base["id"] if base else metadata.get("base_model"),
         "base_model_name": base["name"] if base else None,
@@ -49,7 +49,8 @@ def card(artifact: VerifiedArtifact, base: dict[str, Any] | None) -> str:
     return body + signed + table
 
 
-def _json(path: Path) -> dict[str, Any] | None:
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON object from a file, or None when there is none (or it is not one)."""
     try:
         loaded = json.loads(path.read_text())
     except (OSError, ValueError):

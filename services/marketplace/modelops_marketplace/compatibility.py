@@ -21,6 +21,8 @@ from peft import PeftModel
 from safetensors import SafetensorError, safe_open
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from .cards import read_json
+
 ADAPTER_PREFIX = "base_model.model."
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "merges.txt", "vocab.txt")
 UNQUANTIZED = ("base_model", "merged_model")
@@ -38,13 +40,13 @@ def checks(listed: VerifiedArtifact, base: VerifiedArtifact, trained_on: Verifie
             + ("" if base.kind in UNQUANTIZED else ": an adapter applies to an unquantized model (base or merged)"),
         )
     ]
-    base_config = _json(base.path / "config.json")
+    base_config = read_json(base.path / "config.json")
     if trained_on is not None:
-        found.append(_architecture(_json(trained_on.path / "config.json"), base_config))
+        found.append(_architecture(read_json(trained_on.path / "config.json"), base_config))
     found.append(_shapes(listed.path, base.path))
     expected = _vocabulary_digest(listed) or (_vocabulary_digest(trained_on) if trained_on is not None else None)
     found.append(_tokenizer(expected, base))
-    found.append(_peft(_json(listed.path / "adapter_config.json")))
+    found.append(_peft(read_json(listed.path / "adapter_config.json")))
     return found
 
 
@@ -140,7 +142,7 @@ def _compared(adapter: Path, base: Path) -> Check:
 def _vocabulary_digest(artifact: VerifiedArtifact) -> str | None:
     """sha256 of the vocabulary: tokenizer.json's model (vocab, merges) and added tokens in canonical JSON, so that
     a tokenizer saved again (other whitespace, other key order) still matches; else of the signed tokenizer files."""
-    tokenizer = _json(artifact.path / "tokenizer.json")
+    tokenizer = read_json(artifact.path / "tokenizer.json")
     if tokenizer is not None:
         vocabulary = {"model": tokenizer.get("model"), "added_tokens": tokenizer.get("added_tokens")}
         return hashlib.sha256(json.dumps(vocabulary, sort_keys=True).encode()).hexdigest()
@@ -173,11 +175,3 @@ def _peft(config: dict[str, Any] | None) -> Check:
     return Check(
         name="peft", ok=not newer, detail=detail if not newer else f"written by PEFT {wanted}, newer than ours"
     )
-
-
-def _json(path: Path) -> dict[str, Any] | None:
-    try:
-        loaded = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return loaded if isinstance(loaded, dict) else None

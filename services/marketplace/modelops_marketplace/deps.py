@@ -3,8 +3,9 @@ them (`MarketplaceDep`), or a 503 problem before that. Who acts is the gateway's
 
 from __future__ import annotations
 
+import asyncio
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends
@@ -20,6 +21,7 @@ class Marketplace:
     runtime: Runtime
     artifacts: ArtifactClient
     canaries: Executor  # one model loaded at a time for live checks
+    canary_running: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 get_marketplace = state_dependency("marketplace", Marketplace, detail="the marketplace is starting")

@@ -37,6 +37,13 @@ class BaseUnusable(Invalid):
     slug = "invalid-base-model"
 
 
+class CanaryBusy(DomainError):
+    """One model is loaded for a live canary at a time; the others are refused rather than queued."""
+
+    status = 429
+    slug = "canary-busy"
+
+
 class RegistryUnavailable(DomainError):
     status = 503
     slug = "registry-unavailable"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from modelops_contracts import ArtifactPromoted, ArtifactRegistered, Message, Stage
 from modelops_contracts.marketplace import ListingDownloaded, ListingInstalled
@@ -28,20 +29,23 @@ def registry_projection(artifacts: ArtifactClient) -> Callable[[Message, Message
             case ArtifactRegistered() if message.kind in LISTABLE_KINDS:
                 await store.record_registered(context.conn, message.model_dump(mode="json"))
             case ArtifactPromoted():
-                known = await store.set_stage(context.conn, message.artifact_id, message.to_stage.value)
+                known = await store.known(context.conn, message.artifact_id)
                 if known is None:
                     return
-                if message.to_stage in DELISTING and known["listed"]:
-                    await store.delist(context.conn, message.artifact_id, f"{message.to_stage.value}: {message.reason}")
-                elif message.to_stage == Stage.PROD and not known["listed"]:
-                    try:
+                fields: dict[str, Any] | None = None
+                if message.to_stage == Stage.PROD and not known["listed"]:
+                    try:  # fetched and verified before any row is locked: it may take a while
                         artifact, fields = await listing_fields(artifacts, message.artifact_id)
                     except NotListable as error:
                         log.warning("not listing %s: %s", message.artifact_id, error)
                         await store.delist(context.conn, message.artifact_id, str(error))
-                        return
-                    titled = {} if known["publisher"] else {"title": artifact.name}  # a publisher's title stays
-                    await store.list_artifact(context.conn, message.artifact_id, {**fields, **titled})
+                    else:
+                        fields = {**fields, **({} if known["publisher"] else {"title": artifact.name})}
+                await store.set_stage(context.conn, message.artifact_id, message.to_stage.value)
+                if message.to_stage in DELISTING and known["listed"]:
+                    await store.delist(context.conn, message.artifact_id, f"{message.to_stage.value}: {message.reason}")
+                elif fields is not None:
+                    await store.list_artifact(context.conn, message.artifact_id, fields)  # a publisher's title stays
 
     return project
 

@@ -8,7 +8,6 @@ import asyncpg
 
 Conn: TypeAlias = asyncpg.Connection | asyncpg.Pool
 
-LISTABLE = ("adapter", "quantized_model")
 _VIEW = """artifact_id AS id, kind, name, version, stage, title, description, tasks, license, languages, examples,
     coalesce(publisher, created_by) AS publisher, base_model, base_model_name, architecture, rank, quantization, key_id,
     digest, verified, verified_at, card, metrics, downloads, installs, listed_at,
@@ -45,13 +44,20 @@ async def set_stage(conn: Conn, artifact_id: str, stage: str) -> dict[str, Any] 
     return dict(row) if row else None
 
 
+async def known(conn: Conn, artifact_id: str) -> dict[str, Any] | None:
+    row = await conn.fetchrow("SELECT listed, publisher FROM listings WHERE artifact_id = $1", artifact_id)
+    return dict(row) if row else None
+
+
 async def list_artifact(conn: Conn, artifact_id: str, fields: dict[str, Any]) -> None:
-    """List it with what its verification found (and what its publisher says, when published)."""
+    """List it with what its verification found (and what its publisher says, when published); never one revoked or
+    archived meanwhile."""
     columns = list(fields)
     assignments = ", ".join(f"{column} = ${n}" for n, column in enumerate(columns, 2))
     await conn.execute(
         f"""UPDATE listings SET {assignments}, listed = true, delisted_reason = NULL,
-                listed_at = coalesce(listed_at, now()) WHERE artifact_id = $1""",
+                listed_at = coalesce(listed_at, now())
+            WHERE artifact_id = $1 AND stage NOT IN ('revoked', 'archived')""",
         artifact_id,
         *fields.values(),
     )

@@ -30,12 +30,7 @@ def relevant(hits: list[dict[str, Any]], min_similarity: float) -> bool:
 
 
 def citations_of(hits: list[dict[str, Any]]) -> list[Citation]:
-    return [
-        Citation(
-            n=n, **{key: hit[key] for key in ("document", "version", "chunk", "heading", "page", "score", "similarity")}
-        )
-        for n, hit in enumerate(hits, 1)
-    ]
+    return [Citation(n=n, **{key: hit[key] for key in CITED}) for n, hit in enumerate(hits, 1)]
 
 
 def not_known(collection: str, model: str, index_id: str) -> AnswerView:

@@ -113,6 +113,7 @@ async def delete_collection(user: ActingWriterDep, rag: RagDep, name: Collection
     in the registry's records, for lineage."""
     found = await _owned(rag, name, user)
     async with rag.runtime.pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", found["id"])  # as an index request takes
         if job_id := await store.active_job(conn, found["id"]):
             raise IndexingInProgress(name, job_id)
         await store.delete_collection(conn, found["id"])

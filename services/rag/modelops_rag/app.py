@@ -12,7 +12,7 @@ from importlib.resources import files
 
 import httpx
 from fastapi import FastAPI
-from modelops_contracts.catalog import RAG_EVENTS
+from modelops_contracts.catalog import RAG_EVENTS, REGISTRY_ARTIFACTS
 from modelops_shared.artifacts import ArtifactClient
 from modelops_shared.jobs import JobConsumer
 from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
@@ -32,7 +32,10 @@ def create_app(settings: RagSettings | None = None, *, overrides: DependencyOver
     """The rag service's app; `overrides` replace its dependencies (`deps.get_rag`) with a test's fakes."""
     settings = settings or RagSettings()
     worker = settings.rag_worker_id or f"{socket.gethostname()}-{os.getpid()}"
-    events = Subscription(RAG_EVENTS, f"{settings.rag_schema}-events", handlers.project)
+    subscriptions = (
+        Subscription(RAG_EVENTS, f"{settings.rag_schema}-events", handlers.project),
+        Subscription(REGISTRY_ARTIFACTS, f"{settings.rag_schema}-registry", handlers.registered),
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,7 +45,7 @@ def create_app(settings: RagSettings | None = None, *, overrides: DependencyOver
             async with (
                 ArtifactClient.from_settings(settings, settings.work_dir / "cache") as artifacts,
                 Runtime.started(
-                    settings, schema=settings.rag_schema, migrations=MIGRATIONS, subscriptions=(events,)
+                    settings, schema=settings.rag_schema, migrations=MIGRATIONS, subscriptions=subscriptions
                 ) as runtime,
                 httpx.AsyncClient(
                     base_url=settings.inference_url,
@@ -65,7 +68,7 @@ def create_app(settings: RagSettings | None = None, *, overrides: DependencyOver
                 await consumer.start()
                 try:
                     retriever = Retriever(settings, artifacts, embedders)
-                    app.state.rag = Rag(settings, runtime, artifacts, retriever, inference, consumer, worker)
+                    app.state.rag = Rag(settings, runtime, artifacts, retriever, inference, consumer)
                     app.state.readiness_checks = {**runtime.readiness_checks(), "job_consumer": consumer.alive}
                     yield
                 finally:

@@ -25,7 +25,6 @@ class Rag:
     retriever: Retriever
     inference: httpx.AsyncClient
     consumer: JobConsumer
-    worker: str
 
 
 get_rag = state_dependency("rag", Rag, detail="the rag service is starting")

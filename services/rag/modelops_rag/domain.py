@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from modelops_shared.errors import Conflict, DomainError, Invalid, NotFound
-from modelops_shared.jobs import JobFailure
 
 
 class CollectionNotFound(NotFound):
@@ -86,7 +85,3 @@ class AnswerFailed(DomainError):
 
     status = 502
     slug = "deployment-error"
-
-
-class EmbeddingMismatch(JobFailure):
-    error_type = "invalid_embedding_model"

@@ -1,7 +1,8 @@
-"""What each indexing event does to its job, and a completed job to its collection: the rag service's projection
-of rag.events.v1, run by an IdempotentConsumer in the transaction that records the message as processed.
+"""What each indexing event does to its job, and a completed, registered index to its collection: the rag service's
+projections of rag.events.v1 and registry.artifacts.v1, each run by an IdempotentConsumer in the transaction that
+records the message as processed.
 
-Consumes: rag.events.v1 (consumer group: `<rag schema>-events`)."""
+Consumes: rag.events.v1 (consumer group: `<rag schema>-events`), registry.artifacts.v1 (`<rag schema>-registry`)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import logging
 from typing import Any
 
 from modelops_contracts import (
+    ArtifactKind,
+    ArtifactRegistered,
     IndexingCancelled,
     IndexingCompleted,
     IndexingFailed,
@@ -42,13 +45,19 @@ def changes_of(message: Message) -> dict[str, Any]:
 
 
 async def project(message: Message, context: MessageContext) -> None:
-    """Record the event on its job; a completed job makes its index the collection's current one."""
+    """Record the event on its job; a completed job's index is served once the registry has registered it too."""
     changes = changes_of(message)
     job_id = getattr(message, "job_id", None)
     if not changes or not job_id:
         return
-    collection_id = await store.update_job(context.conn, job_id, changes)
-    if collection_id is None:
+    if await store.update_job(context.conn, job_id, changes) is None:
         log.debug("ignoring %s of job %s: unknown, or already ended", message.type, job_id)
     elif isinstance(message, IndexingCompleted):
-        await store.set_index(context.conn, collection_id, message.index_id, message.chunks)
+        await store.make_current(context.conn, message.index_id)
+
+
+async def registered(message: Message, context: MessageContext) -> None:
+    """A rag_index the registry signed and registered may now be served (if its job completed)."""
+    if isinstance(message, ArtifactRegistered) and message.kind == ArtifactKind.RAG_INDEX:
+        await store.record_registered(context.conn, message.artifact_id)
+        await store.make_current(context.conn, message.artifact_id)

@@ -94,9 +94,8 @@ class JobRunner:
         try:
             embedder = await self.embedders.get(spec.embedding_model)
             chunker = Chunker(embedder.tokenizer, self.settings.rag_chunk_tokens, self.settings.rag_chunk_overlap)
-            db = vectors.connect(
-                vectors.collection_uri(self.settings, spec.collection_id), vectors.storage_options(self.settings)
-            )
+            uri = vectors.collection_uri(self.settings, spec.collection_id)
+            db = await self._run(vectors.connect, uri, vectors.storage_options(self.settings))
             table = await self._run(vectors.open_or_create, db, embedder.dimensions)
             held = await self._run(vectors.held_documents, table)
             wanted = {document.name: document for document in spec.documents}

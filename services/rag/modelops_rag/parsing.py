@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 
 from pypdf import PdfReader
-from pypdf.errors import PdfReadError
 
 HEADING_SEPARATOR = " > "
 _MARKDOWN_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*#*\s*$")
@@ -142,5 +141,7 @@ def _pdf(data: bytes) -> list[Section]:
         if reader.is_encrypted:
             raise Unparseable("the PDF is encrypted")
         return [Section("", page.extract_text() or "", number) for number, page in enumerate(reader.pages, 1)]
-    except (PdfReadError, ValueError, KeyError, TypeError) as error:
-        raise Unparseable(f"not a readable PDF: {error}") from None
+    except Unparseable:
+        raise
+    except Exception as error:  # pypdf raises many kinds on a malformed file; any of them means "not readable"
+        raise Unparseable(f"not a readable PDF: {type(error).__name__}: {error}") from None

@@ -49,7 +49,7 @@ class Retriever:
         self.embedders = embedders
         self.ann = vectors.AnnSettings.of(settings)
         self._open: dict[str, OpenIndex] = {}
-        self._lock = asyncio.Lock()
+        self._opening: dict[str, asyncio.Lock] = {}  # one per index: opening one never stalls the others
 
     async def search(self, collection: dict[str, Any], request: SearchRequest) -> tuple[str, list[dict[str, Any]]]:
         """The collection's index id and its best chunks for the request."""
@@ -71,12 +71,16 @@ class Retriever:
         index_id = collection["index_id"]
         if index_id is None:
             raise NotIndexed(collection["name"])
-        async with self._lock:
+        if index_id in self._open:
+            return self._open[index_id]
+        async with self._opening.setdefault(index_id, asyncio.Lock()):
             if index_id not in self._open:
+                opened = await self._verified(index_id, collection)
                 if len(self._open) >= MAX_OPEN_INDEXES:
                     self._open.pop(next(iter(self._open)))
-                self._open[index_id] = await self._verified(index_id, collection)
-            return self._open[index_id]
+                self._open[index_id] = opened
+        self._opening.pop(index_id, None)
+        return self._open[index_id]
 
     async def _verified(self, index_id: str, collection: dict[str, Any]) -> OpenIndex:
         try:
@@ -87,7 +91,7 @@ class Retriever:
             raise IndexTampered(f"index {index_id} failed verification: {error}") from None
         except ArtifactError as error:
             raise IndexUnavailable(str(error), retry_after=5) from None
-        card = json.loads((artifact.path / vectors.CARD).read_text())
+        card = json.loads(await asyncio.to_thread((artifact.path / vectors.CARD).read_text))
         if card["collection_id"] != collection["id"]:
             raise IndexTampered(f"index {index_id} belongs to another collection")
         embedder = await self.embedders.get(card["embedding_model"])
@@ -96,8 +100,11 @@ class Retriever:
 
     def _table_at(self, card: dict[str, Any]) -> Table:
         db = vectors.connect(card["table_uri"], vectors.storage_options(self.settings))
-        table = db.open_table(card["table"])
-        table.checkout(card["table_version"])
+        try:
+            table = db.open_table(card["table"])
+            table.checkout(card["table_version"])
+        except (ValueError, OSError, RuntimeError) as error:
+            raise IndexUnavailable(f"{card['table_uri']} version {card['table_version']}: {error}") from None
         if vectors.table_digest(table) != card["rows_sha256"]:
             raise IndexTampered(
                 f"the rows of {card['table_uri']} version {card['table_version']} are not the signed ones"

@@ -19,7 +19,6 @@ class RagSettings(Settings):
     rag_chunk_tokens: int = Field(200, ge=16, le=8192, description="Most tokens of a chunk (MiniLM reads 256)")
     rag_chunk_overlap: int = Field(32, ge=0, le=1024, description="Tokens shared by neighbouring chunks")
     rag_embed_batch_size: int = Field(64, ge=1, le=1024, description="Chunks per batch through the embedding model")
-    rag_max_document_bytes: int = Field(50 * 1024 * 1024, ge=1, description="Largest document accepted")
     rag_exhaustive_below: int = Field(
         20_000, ge=1, description="Below this many chunks search is exact; from it on, an IVF_PQ index is used"
     )

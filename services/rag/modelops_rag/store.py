@@ -163,7 +163,18 @@ async def index_of(conn: Conn, collection_id: str) -> str | None:
     return index_id
 
 
-async def set_index(conn: asyncpg.Connection, collection_id: str, index_id: str, chunks: int) -> None:
+async def record_registered(conn: asyncpg.Connection, index_id: str) -> None:
+    await conn.execute("INSERT INTO registered_indexes (index_id) VALUES ($1) ON CONFLICT DO NOTHING", index_id)
+
+
+async def make_current(conn: asyncpg.Connection, index_id: str) -> None:
+    """Serve the index its collection's searches from now on, once its job completed and the registry registered it;
+    never an index older than the one served."""
     await conn.execute(
-        "UPDATE collections SET index_id = $2, chunks = $3 WHERE id = $1", collection_id, index_id, chunks
+        """UPDATE collections c SET index_id = j.index_id, chunks = (j.outcome ->> 'chunks')::integer
+             FROM index_jobs j JOIN registered_indexes r ON r.index_id = j.index_id
+            WHERE j.index_id = $1 AND j.status = 'completed' AND c.id = j.collection_id AND c.deleted_at IS NULL
+              AND (c.index_id IS NULL
+                   OR j.created_at >= (SELECT created_at FROM index_jobs WHERE index_id = c.index_id))""",
+        index_id,
     )

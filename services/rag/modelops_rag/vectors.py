@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -30,6 +31,7 @@ TABLE = "chunks"
 VECTOR = "vector"
 CONTENT = "content"  # heading path and text: what is embedded and what full-text search reads
 RRF_K = 60
+KEEP_VERSIONS = timedelta(days=3650)
 CARD = "index.json"  # the rag_index artifact's one file: where the table is, which version, what it holds
 
 
@@ -132,7 +134,8 @@ def refresh_indexes(table: Table, ann: AnnSettings) -> dict[str, Any]:
         config = IvfPq(distance_type="cosine", num_partitions=ann.num_partitions, num_sub_vectors=ann.num_sub_vectors)
         table.create_index(VECTOR, config=config)
     elif indexed:
-        table.optimize()
+        # Older versions stay readable: signed indexes name them, and searches are pinned to them.
+        table.optimize(cleanup_older_than=KEEP_VERSIONS)
     return {
         "rows": rows,
         "full_text": {"column": CONTENT, "tokenizer": "simple, lower case, English stemming"},

@@ -8,6 +8,7 @@ Produces: deployments.commands.v1 (Deploy), through the outbox."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Annotated, Any, Literal
 
 import asyncpg
@@ -26,6 +27,7 @@ from modelops_contracts.marketplace import (
     RatingRequest,
     RatingView,
 )
+from modelops_shared.errors import DomainError
 from modelops_shared.problems import Problem
 from pydantic import BaseModel, Field
 
@@ -35,12 +37,13 @@ from ..deployments.references import deployable
 from ..deployments.schemas import DeploymentAccepted
 from ..deps import GatewayDep, InferenceDep
 from ..upstream import Upstream
-from ..web.auth import Caller, Developer, Viewer
+from ..web.auth import Caller, Developer, Role, Viewer
 from ..web.idempotency import Idempotent
 from ..web.openapi import problems
 from ..web.relay import forwarded, streamed
 
 JSON_BODY_LIMIT = 64 * 1024
+log = logging.getLogger(__name__)
 ListingId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 Text = Annotated[str | None, Query(max_length=200, pattern=TEXT_PATTERN)]
 
@@ -135,6 +138,8 @@ async def check(
 ) -> Response:
     """Whether the listing works on your base model (`base_model`, or the one `deployment` serves): target modules
     and their shapes, architecture, tokenizer digest, PEFT version, kind; `canary=true` also runs it."""
+    if canary and not caller.role.includes(Role.DEVELOPER):
+        raise Problem(403, "forbidden", "a live canary loads a model: it needs the developer role")
     base = await _base_of(inference, base_model, deployment)
     params = _params(base_model=base, canary=canary)
     path = f"/v1/listings/{listing_id}/compatibility"
@@ -215,11 +220,24 @@ async def install(
 
     outcome = await idempotency.run_prepared(body.model_dump(mode="json"), prepare, stage)
     if not outcome.replayed and outcome.response.status_code == 202:
-        record = {"deployment": body.name, "base_model": body.base_model or listing_id}
-        await gateway.marketplace.send(
-            "POST", f"/v1/listings/{listing_id}/installs", json=record, stream=False, acting_for=_user(caller)
-        )
+        await _record_install(gateway, listing_id, body, caller)
     return outcome.response
+
+
+async def _record_install(gateway: GatewayDep, listing_id: str, body: InstallRequest, caller: Caller) -> None:
+    """Count the install (the deployment is queued already: a marketplace that cannot count it costs the count,
+    which is logged, not the install)."""
+    record = {"deployment": body.name, "base_model": body.base_model or listing_id}
+    path = f"/v1/listings/{listing_id}/installs"
+    try:
+        answer = await gateway.marketplace.send("POST", path, json=record, stream=False, acting_for=_user(caller))
+    except DomainError as error:
+        log.error("install of %s as %s not counted: %s", listing_id, body.name, error)
+        return
+    if answer.status_code != 202:
+        log.error(
+            "install of %s as %s not counted: the marketplace answered %s", listing_id, body.name, answer.status_code
+        )
 
 
 async def _base_of(inference: Upstream, base_model: str | None, deployment: str | None) -> str:

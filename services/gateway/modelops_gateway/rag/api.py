@@ -138,7 +138,7 @@ async def upload_document(
     body = form_parts(request.headers, request.stream(), gateway.settings.gateway_max_document_bytes)
     async with aclosing(body) as parts:
         upload = await receive_upload(parts, store, prefix, max_files=1, field="file")
-    kept = False
+    discard = True  # unless the rag service may have recorded it: an error after the request was sent keeps it
     try:
         (file,) = upload.files
         document = DocumentUpload(
@@ -150,20 +150,22 @@ async def upload_document(
         )
 
         async def forward(token: str) -> Response:
+            nonlocal discard
+            discard = False
             path = f"/v1/collections/{name}/documents"
             params = {"request_id": token}
-            return await forwarded(
+            answer = await forwarded(
                 gateway.rag, "POST", path, json=document.model_dump(), params=params, acting_for=_user(caller)
             )
+            discard = answer.status_code != 201 or json.loads(bytes(answer.body))["unchanged"]
+            return answer
 
         same_upload = {"collection": name, "name": file.path, "sha256": file.sha256}
         outcome = await idempotency.run_prepared(same_upload, forward, _answer)
-        response = outcome.response
-        created = response.status_code == 201 and not json.loads(bytes(response.body))["unchanged"]
-        kept = created and not outcome.replayed
-        return response
+        discard = discard or outcome.replayed
+        return outcome.response
     finally:
-        if not kept:
+        if discard:
             await upload.discard()
 
 
