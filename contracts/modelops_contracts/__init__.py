@@ -64,6 +64,7 @@ from .registry_views import (
     SigningKey,
     StageAt,
 )
+from .routing import RouteCorrected, RouteDecided, RouterSpec, RouteTarget
 from .training import (
     TERMINAL_JOB_STATUSES,
     AdapterSpec,
@@ -145,6 +146,10 @@ __all__ = [
     "QuantizationProgressed",
     "QuantizationStarted",
     "QuantizedOutput",
+    "RouteCorrected",
+    "RouteDecided",
+    "RouteTarget",
+    "RouterSpec",
     "SigningKey",
     "Stage",
     "StageAt",

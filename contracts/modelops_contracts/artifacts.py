@@ -29,6 +29,7 @@ class ArtifactKind(StrEnum):
     RAG_INDEX = "rag_index"
     EMBEDDING_MODEL = "embedding_model"
     EVAL_REPORT = "eval_report"
+    ROUTER = "router"
 
 
 class LineageRelation(StrEnum):
@@ -42,6 +43,7 @@ class LineageRelation(StrEnum):
     DEPLOYED_AS = "deployed_as"
     INDEXED_FROM = "indexed_from"
     EMBEDDED_WITH = "embedded_with"
+    TRAINED_ON = "trained_on"
 
 
 class Stage(StrEnum):

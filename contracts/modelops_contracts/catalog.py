@@ -40,6 +40,7 @@ from .rag import (
     IndexingStarted,
     StartIndexing,
 )
+from .routing import RouteCorrected, RouteDecided
 from .training import (
     CancelTraining,
     StartTraining,
@@ -170,6 +171,15 @@ MARKETPLACE_EVENTS = Topic(
     messages=(ListingDownloaded, ListingInstalled),
     description="Downloads and installs of marketplace listings; the counts are their projection.",
 )
+ROUTER_EVENTS = Topic(
+    name="router.events.v1",
+    partitions=3,
+    key="router deployment name",
+    producers=("gateway",),
+    consumers=("gateway",),
+    messages=(RouteDecided, RouteCorrected),
+    description="A router's decisions and users' corrections of them; statistics and feedback rows are projections.",
+)
 DATASET_EVENTS = Topic(
     name="datasets.events.v1",
     partitions=3,
@@ -253,6 +263,7 @@ TOPICS: tuple[Topic, ...] = (
     RAG_COMMANDS,
     RAG_EVENTS,
     MARKETPLACE_EVENTS,
+    ROUTER_EVENTS,
     DATASET_EVENTS,
     ARTIFACT_SUBMISSIONS,
     REGISTRY_ARTIFACTS,

@@ -15,6 +15,7 @@ class DatasetSchema(StrEnum):
     CHAT = "chat"
     PREFERENCE = "preference"
     MULTIPLE_CHOICE = "multiple_choice"
+    ROUTING = "routing"
 
 
 class DatasetVersionCreated(Message):

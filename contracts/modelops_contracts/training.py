@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .messages import Message
+from .routing import RouterSpec
 
 
 class JobStatus(StrEnum):
@@ -95,7 +96,8 @@ class PluginSpec(BaseModel):
 
 
 class StartTraining(Message):
-    """Command: fine-tune an adapter of `base_model` on one exact dataset version."""
+    """Command: fine-tune an adapter of `base_model` on one exact dataset version; or, with method `snn_router`,
+    train a spiking router over the sentence embeddings of `base_model` (an embedding_model) on routing rows."""
 
     type: ClassVar[str] = "modelops.training.start.v1"
     subject_field: ClassVar[str] = "job_id"
@@ -103,17 +105,19 @@ class StartTraining(Message):
     job_id: str
     submitted_by: str
     base_model: str = Field(
-        description="Artifact id of the base model, or its name (then the latest registered base_model of that name)"
+        description="Artifact id of the base model, or its name (then the latest registered base_model of that name);"
+        " for snn_router, the embedding_model that reads the prompts"
     )
     dataset: str
     dataset_version: int = Field(ge=0)
-    method: Literal["sft", "dpo"] = "sft"
+    method: Literal["sft", "dpo", "snn_router"] = "sft"
     adapter: AdapterSpec = AdapterSpec()
     quantization: Literal["none", "nf4"] = "none"
     hyperparameters: Hyperparameters
     eval_split: float = Field(0.1, ge=0.0, lt=1.0)
     suffix: str | None = None
     plugins: PluginSpec | None = None
+    router: RouterSpec | None = Field(None, description="snn_router: the network (defaults when absent)")
 
 
 class CancelTraining(Message):
@@ -164,7 +168,7 @@ class TrainingCompleted(Message):
     subject_field: ClassVar[str] = "job_id"
 
     job_id: str
-    adapter_artifact_id: str
+    adapter_artifact_id: str = Field(description="The artifact the job produced: an adapter, or a router (snn_router)")
     steps: int = Field(ge=0)
     duration_seconds: float = Field(ge=0)
     metrics: dict[str, float] = {}

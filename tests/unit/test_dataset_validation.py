@@ -26,6 +26,7 @@ from modelops_gateway.datasets import (
 
 SFT, CHAT, PREFERENCE = DatasetSchema.SFT, DatasetSchema.CHAT, DatasetSchema.PREFERENCE
 MULTIPLE_CHOICE = DatasetSchema.MULTIPLE_CHOICE
+ROUTING = DatasetSchema.ROUTING
 JSONL, CSV, PARQUET = DatasetFormat.JSONL, DatasetFormat.CSV, DatasetFormat.PARQUET
 
 GOOD_ROWS: dict[DatasetSchema, list[dict[str, Any]]] = {
@@ -48,6 +49,7 @@ GOOD_ROWS: dict[DatasetSchema, list[dict[str, Any]]] = {
     ],
     PREFERENCE: [{"prompt": "Say hi", "chosen": "Hello!", "rejected": "Go away."}],
     MULTIPLE_CHOICE: [{"prompt": "The capital of France is", "choices": ["Lyon", "Paris", "Nice"], "answer": 1}],
+    ROUTING: [{"prompt": "Count the orders per city in SQL.", "target": "sql"}],
 }
 
 
@@ -368,3 +370,12 @@ def test_a_parquet_file_that_decodes_past_the_limits_is_refused_before_its_rows_
         validate_file(sink, PARQUET, SFT)
     assert (refused.value.status, refused.value.slug) == (413, "decoded-too-large")
     assert "the file holds 50 rows" in str(refused.value)
+
+
+def test_a_routing_row_names_its_target_as_a_label() -> None:
+    rows = [{"prompt": "Hi", "target": "Small Talk"}, {"prompt": " ", "target": "chat"}, {"prompt": "Hi"}]
+    assert [(line, field) for line, field, _ in errors_of(jsonl(*rows), JSONL, ROUTING)] == [
+        (1, "target"),
+        (2, "prompt"),
+        (3, "target"),
+    ]

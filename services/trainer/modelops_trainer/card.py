@@ -1,5 +1,6 @@
-"""The files that describe an adapter beside its weights: the training arguments, the metrics, and a model card
-whose YAML header carries the Hugging Face metadata (base model, `base_model_relation: adapter`, datasets)."""
+"""The files that describe an adapter (or a router) beside its weights: the training arguments, the metrics, and a
+model card whose YAML header carries the Hugging Face metadata (base model, `base_model_relation: adapter`,
+datasets)."""
 
 from __future__ import annotations
 
@@ -35,8 +36,7 @@ def write_card(
         "dataset": {"id": dataset["id"], "name": dataset["name"], "version": dataset["version"]},
         "hardware": capabilities.describe(),
     }
-    (directory / "training_args.json").write_text(json.dumps(arguments, indent=2, sort_keys=True) + "\n")
-    (directory / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+    _write_facts(directory, arguments, metrics)
     header = {
         "base_model": base["name"],
         "base_model_relation": "adapter",
@@ -54,3 +54,41 @@ def write_card(
         "Load it with `PeftModel.from_pretrained(base_model, this_directory)`; the tokenizer files are included.\n\n"
         f"## Evaluation (held-out split)\n\n| metric | value |\n|---|---|\n{rows}\n"
     )
+
+
+def write_router_card(
+    directory: Path,
+    *,
+    name: str,
+    spec: StartTraining,
+    embedder: dict[str, Any],
+    dataset: dict[str, Any],
+    metrics: dict[str, float],
+) -> None:
+    arguments = {
+        "job_id": spec.job_id,
+        "method": spec.method,
+        "router": (spec.router.model_dump(mode="json") if spec.router else None),
+        "hyperparameters": spec.hyperparameters.model_dump(mode="json"),
+        "eval_split": spec.eval_split,
+        "embedding_model": {"id": embedder["id"], "name": embedder["name"], "digest": embedder["digest"]},
+        "dataset": {"id": dataset["id"], "name": dataset["name"], "version": dataset["version"]},
+    }
+    _write_facts(directory, arguments, metrics)
+    header = {"library_name": "snntorch", "datasets": [dataset["name"]], "tags": ["modelops", "router", "snn"]}
+    rows = "\n".join(f"| {key} | {value:.6g} |" for key, value in sorted(metrics.items()))
+    (directory / "README.md").write_text(
+        f"---\n{yaml.safe_dump(header, sort_keys=False)}---\n\n"
+        f"# {name}\n\n"
+        "A spiking router (snnTorch leaky integrate-and-fire neurons) that picks which target answers a prompt, over "
+        f"the sentence embeddings of `{embedder['name']}` (`{embedder['id']}`); trained on dataset "
+        f"`{dataset['name']}` version {dataset['version']} by ModelOps job `{spec.job_id}` for {spec.submitted_by}.\n\n"
+        "`router.json` holds its configuration and targets, `router.safetensors` its weights: load both with "
+        "`modelops_shared.snn_router.load(this_directory)`.\n\n"
+        f"## Evaluation (held-out split)\n\n| metric | value |\n|---|---|\n{rows}\n"
+    )
+
+
+def _write_facts(directory: Path, arguments: dict[str, Any], metrics: dict[str, float]) -> None:
+    (directory / "training_args.json").write_text(json.dumps(arguments, indent=2, sort_keys=True) + "\n")
+    (directory / "metrics.json").write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")

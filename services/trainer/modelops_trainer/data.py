@@ -15,17 +15,22 @@ from transformers import PreTrainedTokenizerBase
 from .domain import JobSpecError
 
 IGNORE = -100
-SCHEMAS = {"sft": ("prompt", "completion"), "chat": ("messages",), "preference": ("prompt", "chosen", "rejected")}
+SCHEMAS = {
+    "sft": ("prompt", "completion"),
+    "chat": ("messages",),
+    "preference": ("prompt", "chosen", "rejected"),
+    "routing": ("prompt", "target"),
+}
 
 
 def detect_schema(columns: list[str]) -> str:
-    """sft, chat or preference, from the columns a dataset carries."""
+    """sft, chat, preference or routing, from the columns a dataset carries."""
     present = set(columns)
-    # preference before sft: a preference table also has a `prompt` column
-    for schema in ("preference", "sft", "chat"):
+    # preference and routing before sft: their tables also have a `prompt` column
+    for schema in ("preference", "routing", "sft", "chat"):
         if set(SCHEMAS[schema]) <= present:
             return schema
-    raise JobSpecError(f"dataset columns {sorted(present)} match no schema (sft, chat, preference)")
+    raise JobSpecError(f"dataset columns {sorted(present)} match no schema (sft, chat, preference, routing)")
 
 
 def split_rows(

@@ -1,5 +1,6 @@
 """One job from command to outcome: fetch and verify the base model, load the exact dataset version, resume from the
-latest checkpoint, train on the worker thread while progress and checkpoints flow out, then store the adapter.
+latest checkpoint, train on the worker thread while progress and checkpoints flow out, then store the adapter. A
+`snn_router` job fetches an embedding model instead, trains a spiking router (router_training.py) and stores it.
 
 The outcome's terminal events (ArtifactSubmitted and TrainingCompleted, or TrainingFailed / TrainingCancelled) are
 returned, not published: the consumer records them with the job's end in one transaction (outbox).
@@ -29,6 +30,7 @@ from modelops_contracts import (
     LineageRelation,
     Message,
     ParentRef,
+    RouterSpec,
     StartTraining,
     TrainingCancelled,
     TrainingCheckpointed,
@@ -38,6 +40,7 @@ from modelops_contracts import (
     TrainingStarted,
 )
 from modelops_contracts.catalog import TRAINING_COMMANDS
+from modelops_shared import snn_router
 from modelops_shared.artifact_upload import upload_directory
 from modelops_shared.artifacts import ArtifactClient, ArtifactError, VerifiedArtifact
 from modelops_shared.bus import Bus
@@ -53,9 +56,9 @@ from modelops_shared.jobs import (
 from modelops_shared.storage import ObjectStore, StoreError
 from modelops_shared.storage.delta import DatasetNotFound, read_dataset
 
-from . import data, engine
+from . import data, engine, router_training
 from .callbacks import Progress
-from .card import write_card
+from .card import write_card, write_router_card
 from .checkpoints import Checkpoints
 from .domain import JobSpecError
 from .mlflow_runs import Tracker
@@ -68,9 +71,9 @@ PUBLISH_TIMEOUT_S = 30.0
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
-def adapter_artifact_id(job_id: str) -> str:
-    """Derived from the job id alone, so a redelivered job can only ever submit the same adapter."""
-    return f"adapter-{hashlib.sha256(f'adapter:{job_id}'.encode()).hexdigest()[:24]}"
+def adapter_artifact_id(job_id: str, kind: str = "adapter") -> str:
+    """Derived from the job id alone, so a redelivered job can only ever submit the same adapter (or router)."""
+    return f"{kind}-{hashlib.sha256(f'{kind}:{job_id}'.encode()).hexdigest()[:24]}"
 
 
 TRAINING_JOBS = JobCommands(
@@ -107,14 +110,15 @@ class JobRunner:
             base, dataset, plan = await self._prepare(spec, work)
             tracker = await asyncio.to_thread(Tracker.for_job, spec.job_id, _tracked_params(spec, base, dataset))
             hooks = _JobHooks(asyncio.get_running_loop(), self, spec, cause, worker, stop, tracker)
-            result = await asyncio.get_running_loop().run_in_executor(self.executor, engine.run, plan, hooks)
+            result = await asyncio.get_running_loop().run_in_executor(self.executor, _train, plan, hooks)
             if result.stopped == "cancelled":
                 await _finish(tracker, JobStatus.CANCELLED)
                 cancelled = TrainingCancelled(job_id=spec.job_id, at_step=result.steps, reason=stop.detail)
                 return Outcome(JobStatus.CANCELLED, [cancelled], reason=stop.detail, record={"steps": result.steps})
             if result.stopped or result.adapter_dir is None:
                 return Outcome(None)
-            submission = await self._submit_adapter(spec, result, base, dataset)
+            submit = self._submit_router if isinstance(plan, router_training.RouterPlan) else self._submit_adapter
+            submission = await submit(spec, result, base, dataset)
             if tracker:
                 await asyncio.to_thread(tracker.log_metrics, result.metrics, result.steps)
             await _finish(tracker, JobStatus.COMPLETED)
@@ -142,11 +146,15 @@ class JobRunner:
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
 
-    async def _prepare(self, spec: StartTraining, work: Path) -> tuple[VerifiedArtifact, dict[str, Any], engine.Plan]:
+    async def _prepare(
+        self, spec: StartTraining, work: Path
+    ) -> tuple[VerifiedArtifact, dict[str, Any], engine.Plan | router_training.RouterPlan]:
         # The id names the job's checkpoint folder in the object store.
         if not JOB_ID.fullmatch(spec.job_id):
             raise JobSpecError(f"job id {spec.job_id!r} is not 1-128 letters, digits, '.', '_' or '-'")
-        base = await fetch_input(self.artifacts, spec.base_model, ArtifactKind.BASE_MODEL)
+        routing = spec.method == "snn_router"
+        kind = ArtifactKind.EMBEDDING_MODEL if routing else ArtifactKind.BASE_MODEL
+        base = await fetch_input(self.artifacts, spec.base_model, kind)
         try:
             dataset = await self.artifacts.find_version(ArtifactKind.DATASET, spec.dataset, str(spec.dataset_version))
         except ArtifactError as error:
@@ -158,6 +166,19 @@ class JobRunner:
         except DatasetNotFound as error:
             raise InputNotFound(str(error)) from None
         schema = data.detect_schema(table.column_names)
+        if routing != (schema == "routing"):
+            raise JobSpecError(f"a {schema} dataset does not train with method {spec.method}")
+        if routing:
+            router = router_training.RouterPlan(
+                embedding_model=base.path,
+                embedding_model_id=base.id,
+                rows=table.to_pylist(),
+                spec=spec.router or RouterSpec(),
+                hyperparameters=spec.hyperparameters,
+                eval_split=spec.eval_split,
+                output_dir=work,
+            )
+            return base, dataset, router
         plugins = load_plugins(spec.plugins, spec.method)
         resume_from = await Checkpoints(self.store, spec.job_id, self.settings.trainer_keep_checkpoints).restore(work)
         plan = engine.Plan(
@@ -183,7 +204,6 @@ class JobRunner:
         self, spec: StartTraining, result: engine.Result, base: VerifiedArtifact, dataset: dict[str, Any]
     ) -> ArtifactSubmitted:
         assert result.adapter_dir is not None
-        artifact_id = adapter_artifact_id(spec.job_id)
         name = f"{base.name}-{spec.suffix or spec.method}"
         await asyncio.to_thread(
             write_card,
@@ -195,22 +215,61 @@ class JobRunner:
             metrics=result.metrics,
             capabilities=result.capabilities,
         )
+        parents = [(base.id, LineageRelation.TRAINED_FROM), (dataset["id"], LineageRelation.FINE_TUNED_ON)]
+        metadata = {"method": spec.method, "quantization": spec.quantization, "base_model": base.id}
+        return await self._submission(spec, result, ArtifactKind.ADAPTER, name, parents, metadata)
+
+    async def _submit_router(
+        self, spec: StartTraining, result: engine.Result, embedder: VerifiedArtifact, dataset: dict[str, Any]
+    ) -> ArtifactSubmitted:
+        assert result.adapter_dir is not None
+        name = spec.suffix or f"{dataset['name']}-router"
+        await asyncio.to_thread(
+            write_router_card,
+            result.adapter_dir,
+            name=name,
+            spec=spec,
+            embedder=embedder.record,
+            dataset=dataset,
+            metrics=result.metrics,
+        )
+        config = snn_router.load(result.adapter_dir).config
+        parents = [(embedder.id, LineageRelation.EMBEDDED_WITH), (dataset["id"], LineageRelation.TRAINED_ON)]
+        metadata = {
+            "method": spec.method,
+            "labels": list(config.labels),
+            "embedding_model": embedder.id,
+            "encoding": config.encoding,
+            "min_margin": config.min_margin,
+            "fallback": config.fallback,
+        }
+        return await self._submission(spec, result, ArtifactKind.ROUTER, name, parents, metadata)
+
+    async def _submission(
+        self,
+        spec: StartTraining,
+        result: engine.Result,
+        kind: ArtifactKind,
+        name: str,
+        parents: list[tuple[str, LineageRelation]],
+        metadata: dict[str, Any],
+    ) -> ArtifactSubmitted:
+        """The job's output directory stored under its derived artifact id, and its submission to the registry."""
+        assert result.adapter_dir is not None
+        artifact_id = adapter_artifact_id(spec.job_id, kind.value)
         prefix = f"artifacts/{artifact_id}"
         files = await upload_directory(self.store, result.adapter_dir, prefix)
         return ArtifactSubmitted(
             artifact_id=artifact_id,
-            kind=ArtifactKind.ADAPTER,
+            kind=kind,
             name=name,
             uri=self.store.url_of(prefix),
             files=files,
-            parents=[
-                ParentRef(artifact_id=base.id, relation=LineageRelation.TRAINED_FROM),
-                ParentRef(artifact_id=dataset["id"], relation=LineageRelation.FINE_TUNED_ON),
-            ],
+            parents=[ParentRef(artifact_id=parent, relation=relation) for parent, relation in parents],
             job_id=spec.job_id,
             metrics=result.metrics,
             created_by=spec.submitted_by,
-            metadata={"method": spec.method, "quantization": spec.quantization, "base_model": base.id},
+            metadata=metadata,
         )
 
 
@@ -274,13 +333,23 @@ class _JobHooks:
             log.exception("could not publish %s for job %s", message.type, self.spec.job_id)
 
 
+def _train(plan: engine.Plan | router_training.RouterPlan, hooks: _JobHooks) -> engine.Result:
+    if isinstance(plan, router_training.RouterPlan):
+        return router_training.run(plan, hooks)
+    return engine.run(plan, hooks)
+
+
 def _tracked_params(spec: StartTraining, base: VerifiedArtifact, dataset: dict[str, Any]) -> dict[str, Any]:
     return {
         "method": spec.method,
         "quantization": spec.quantization,
         "base_model": base.id,
         "dataset": f"{dataset['name']}@{dataset['version']}",
-        **{f"lora_{k}": v for k, v in spec.adapter.model_dump().items()},
+        **(
+            {f"router_{k}": v for k, v in (spec.router or RouterSpec()).model_dump().items()}
+            if spec.method == "snn_router"
+            else {f"lora_{k}": v for k, v in spec.adapter.model_dump().items()}
+        ),
         **spec.hyperparameters.model_dump(),
     }
 

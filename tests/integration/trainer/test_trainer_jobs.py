@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import httpx
 import pytest
+import routing_prompts
 import torch
 from helpers import TopicTap, registered
 from modelops_contracts import (
@@ -19,6 +20,7 @@ from modelops_contracts import (
     CancelTraining,
     DatasetSchema,
     PluginSpec,
+    RouterSpec,
     TrainingCancelled,
     TrainingCheckpointed,
     TrainingCompleted,
@@ -27,6 +29,7 @@ from modelops_contracts import (
     TrainingStarted,
     encode,
 )
+from modelops_shared import snn_router
 from modelops_shared.artifacts import ArtifactClient
 from modelops_shared.bus import Bus
 from modelops_shared.jobs import JobConsumer, ledger
@@ -277,3 +280,67 @@ async def test_readiness_fails_once_the_job_consumer_has_stopped(trainer_setting
     consumer._task.cancel()
     await consumer.consumer.stop()
     await consumer.watcher.consumer.stop()
+
+
+@pytest.fixture(scope="module")
+async def routing_dataset(embedded_stack, bus: Bus, registry: httpx.AsyncClient) -> tuple[str, int]:
+    train_rows, held_out = routing_prompts.split(seed=0, train_per_target=40, held_out_per_target=10)
+    return await create_dataset(embedded_stack, bus, registry, train_rows + held_out, DatasetSchema.ROUTING)
+
+
+async def test_a_snn_router_job_trains_a_signed_router_over_the_embedding_model(
+    trainer, minilm, routing_dataset, bus, events: TopicTap, registry, trainer_settings, tmp_path
+):
+    spec = job(
+        minilm,
+        routing_dataset,
+        method="snn_router",
+        router=RouterSpec(fallback="chat"),
+        hyperparameters={"max_steps": None, "epochs": 30, "batch_size": 32, "learning_rate": 2e-3},
+        suffix="four-ways",
+    )
+    await bus.publish(spec)
+
+    completed = await events.first(spec.job_id, *ENDED)
+    assert isinstance(completed, TrainingCompleted), completed
+    assert completed.adapter_artifact_id == adapter_artifact_id(spec.job_id, "router")
+    assert completed.metrics["eval_accuracy"] >= 0.75  # 40 held-out prompts, phrasings unseen in training
+    assert 0 < completed.metrics["eval_spike_rate"] < 0.06
+    assert completed.metrics["eval_synaptic_ops"] > 0
+    progress = events.of(spec.job_id, TrainingProgressed)
+    assert progress[-1].step == progress[-1].total_steps
+    assert progress[-1].loss < progress[0].loss
+
+    router = await registered(registry, completed.adapter_artifact_id)
+    assert (router["kind"], router["name"]) == ("router", "four-ways")
+    assert router["metadata"]["labels"] == sorted(routing_prompts.TARGETS)
+    assert (router["metadata"]["embedding_model"], router["metadata"]["fallback"]) == (minilm, "chat")
+    lineage = (await registry.get(f"/v1/artifacts/{router['id']}/lineage")).json()
+    assert {(e["parent_id"], e["relation"]) for e in lineage["ancestors"]} == {
+        (minilm, "embedded_with"),
+        (f"dataset-{routing_dataset[0]}-v0", "trained_on"),
+    }
+    async with ArtifactClient.from_settings(trainer_settings, tmp_path / "cache") as client:
+        fetched = await client.fetch(router["id"], ArtifactKind.ROUTER)
+    assert {"router.json", "router.safetensors", "README.md", "metrics.json"} <= {
+        p.name for p in fetched.path.iterdir()
+    }
+    assert snn_router.load(fetched.path).config.fallback == "chat"
+
+
+async def test_a_router_job_needs_routing_rows_and_an_embedding_model(
+    trainer, minilm, base_model, sft_dataset, routing_dataset, bus, events: TopicTap
+):
+    wrong_rows = job(minilm, sft_dataset, method="snn_router")
+    wrong_model = job(base_model, routing_dataset, method="snn_router")
+    unknown_fallback = job(minilm, routing_dataset, method="snn_router", router=RouterSpec(fallback="poetry"))
+    for spec in (wrong_rows, wrong_model, unknown_fallback):
+        await bus.publish(spec)
+    failures = [await events.first(spec.job_id, *ENDED) for spec in (wrong_rows, wrong_model, unknown_fallback)]
+    assert [(f.error_type, type(f)) for f in failures] == [
+        ("invalid_spec", TrainingFailed),
+        ("input_unusable", TrainingFailed),
+        ("invalid_spec", TrainingFailed),
+    ], failures
+    assert "does not train with method snn_router" in failures[0].reason
+    assert "poetry" in failures[2].reason
