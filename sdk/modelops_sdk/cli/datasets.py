@@ -26,7 +26,7 @@ def upload(
     ctx: typer.Context,
     name: str,
     path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help=".jsonl, .csv or .parquet")],
-    schema: Annotated[str, typer.Option(help="sft, chat or preference")] = "chat",
+    schema: Annotated[str, typer.Option(help="sft, chat, preference, multiple_choice or routing")] = "chat",
     as_json: JsonFlag = False,
 ) -> None:
     """Upload FILE as a new version of dataset NAME (the first upload creates it)."""

@@ -37,7 +37,7 @@ def _summary(job: JobView) -> Table:
     return table
 
 
-def _follow(client: Client, job_id: str, as_json: bool) -> None:
+def follow(client: Client, job_id: str, as_json: bool) -> None:
     """Stream the job's events to its end (a progress bar, or one JSON line per event); exit 1 unless it completed."""
     if as_json:
         job = client.jobs.wait(job_id, lambda event: print(event.model_dump_json()))
@@ -76,7 +76,7 @@ def train(
     base_model: Annotated[str, typer.Option(help="A base_model artifact id or name")],
     dataset: Annotated[str, typer.Option(help="A registered dataset's name")],
     dataset_version: Annotated[int | None, typer.Option()] = None,
-    method: Annotated[str, typer.Option(help="sft or dpo")] = "sft",
+    method: Annotated[str, typer.Option(help="sft or dpo (snn_router: see `modelops router train`)")] = "sft",
     max_steps: Annotated[int | None, typer.Option(help="Train this many steps (or give --epochs)")] = None,
     epochs: Annotated[float | None, typer.Option()] = None,
     spec: Annotated[
@@ -99,7 +99,7 @@ def train(
         elif not as_json:
             err.print(f"queued {accepted.id}")
         if wait:
-            _follow(client, accepted.id, as_json)
+            follow(client, accepted.id, as_json)
 
 
 @app.command("list")
@@ -166,4 +166,4 @@ def cancel(
 def wait(ctx: typer.Context, job_id: str, as_json: JsonFlag = False) -> None:
     """Follow a job to its end with a progress bar; exit 1 unless it completed."""
     with target(ctx).client() as client:
-        _follow(client, job_id, as_json)
+        follow(client, job_id, as_json)

@@ -1,7 +1,7 @@
 """Composition root: settings, runtime (pool with the gateway's migrations, bus with the outbox relay, object
-store, the consumers of training and model import events), API keys with the first admin key, the rate limiter,
-the upstream clients of the registry and the inference service, the reconciler of dataset announcements, the job
-event feed, and the HTTP app with every feature's routes."""
+store, the consumers of training, model import, quantization, evaluation and router events), API keys with the first
+admin key, the rate limiter, the upstream clients of the registry and the inference service, the reconciler of
+dataset announcements, the job event feed, and the HTTP app with every feature's routes."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ from importlib.resources import files
 
 import httpx
 from fastapi import FastAPI
-from modelops_contracts.catalog import EVALUATION_EVENTS, MODEL_EVENTS, QUANTIZATION_EVENTS, TRAINING_EVENTS
+from modelops_contracts.catalog import (
+    EVALUATION_EVENTS,
+    MODEL_EVENTS,
+    QUANTIZATION_EVENTS,
+    ROUTER_EVENTS,
+    TRAINING_EVENTS,
+)
 from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
 from modelops_shared.service_tokens import ServiceIdentity
 
@@ -35,6 +41,8 @@ from .quantization import api as quantization_api
 from .quantization import handlers as quantization_handlers
 from .rag import api as rag_api
 from .registry_lookups import RegistryLookups
+from .routers import api as routers_api
+from .routers import handlers as router_handlers
 from .settings import GatewaySettings
 from .upstream import Upstream
 from .web.idempotency import purge_expired
@@ -61,6 +69,7 @@ ROUTERS = (
     evaluation_api.router,
     rag_api.router,
     marketplace_api.router,
+    routers_api.router,
 )
 
 
@@ -81,13 +90,20 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
         evaluation_events = Subscription(
             EVALUATION_EVENTS, f"{settings.gateway_schema}-evaluation", evaluation_handlers.project
         )
+        router_events = Subscription(ROUTER_EVENTS, f"{settings.gateway_schema}-routers", router_handlers.project)
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(
                 Runtime.started(
                     settings,
                     schema=settings.gateway_schema,
                     migrations=MIGRATIONS,
-                    subscriptions=(training_events, model_events, quantization_events, evaluation_events),
+                    subscriptions=(
+                        training_events,
+                        model_events,
+                        quantization_events,
+                        evaluation_events,
+                        router_events,
+                    ),
                 )
             )
             feed = await stack.enter_async_context(JobFeed.running(runtime.pool, settings.gateway_stream_recheck_s))

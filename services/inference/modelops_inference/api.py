@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from modelops_contracts.openai_requests import ChatCompletionRequest, CompletionRequest, Sampling
+from modelops_contracts.routing import DecideRequest, RouteDecisionView
 from modelops_shared.openai_errors import OpenAIErrorRoute, openai_error_of
 from modelops_shared.problems import Problem
 
@@ -32,15 +33,15 @@ from .settings import InferenceSettings
 COMPLETION_BODY_LIMIT = 4 * 1024 * 1024  # the gateway's own limit: a body is refused while it streams past it
 
 router = APIRouter(prefix="/v1", route_class=OpenAIErrorRoute)
+routing = APIRouter(prefix="/v1/routers")
 
 
 @router.get("/models")
 async def list_models(inference: InferenceDep) -> dict[str, Any]:
     """Every model name this replica serves (deployments, their adapters, `ft:` names)."""
-    data = [
-        {"id": name, "object": "model", "created": 0, "owned_by": route.deployment}
-        for name, route in sorted(inference.deployments.routes.items())
-    ]
+    owners = {name: route.deployment for name, route in inference.deployments.routes.items()}
+    owners |= {name: name for name in inference.deployments.routers.loaded}
+    data = [{"id": name, "object": "model", "created": 0, "owned_by": owner} for name, owner in sorted(owners.items())]
     return {"object": "list", "data": data}
 
 
@@ -179,8 +180,24 @@ async def _scored(engine: Any, route: Any, body: CompletionRequest, prompt: list
     )
 
 
+@routing.post("/{name}/decide", response_model=RouteDecisionView)
+async def decide(name: str, body: DecideRequest, inference: InferenceDep) -> RouteDecisionView:
+    """Which target the router deployment `name` picks for `prompt`; the gateway sends the request there."""
+    router = inference.deployments.routers.loaded.get(name)
+    if router is None:
+        raise Problem(404, "router-not-found", f"no router deployment {name}")
+    began = time.perf_counter()
+    view = await asyncio.to_thread(router.decide, body.prompt)
+    metrics.ROUTER_SECONDS.labels(name).observe(time.perf_counter() - began)
+    metrics.ROUTER_DECISIONS.labels(name, view.label, str(view.fallback).lower()).inc()
+    return view
+
+
 def _engine(deployments: Deployments, model: str) -> tuple[Any, Any]:
     route = deployments.route(model)
+    if route is None and model in deployments.routers.loaded:
+        detail = f"{model} is a router: call it through the gateway, which sends the request to the target it picks"
+        raise Problem(400, "router-not-callable-here", detail, param="model")
     if route is None:
         deployment = deployments.deployments.get(model)
         if deployment is not None and deployment.status == "loading":

@@ -65,6 +65,7 @@ def create_app(settings: InferenceSettings | None = None, *, overrides: Dependen
 
     app = create_service_app(settings, title="ModelOps inference", lifespan=lifespan, overrides=overrides)
     app.include_router(api.router)
+    app.include_router(api.routing)
     return app
 
 

@@ -17,6 +17,7 @@ from .backend import Backend, TransformersBackend, pick_device
 from .batching import Scheduler
 from .gguf_engine import LlamaCppBackend
 from .relay import RelayBackend
+from .routers import Routers
 from .settings import InferenceSettings
 from .vllm import VllmBackend, choose_backend
 
@@ -90,6 +91,9 @@ class Deployments:
     Each base model gets one engine of the configured kind: `Engine` (transformers + PEFT under this service's own
     continuous-batching scheduler) or `ProxyEngine` (a vLLM server that batches by itself; see vllm.py).
 
+    A router artifact deploys as a router (routers.py): it answers no completion itself, and its deployment uses the
+    router and its embedding model (reported as the deployment's one adapter, so that revoking either stops it).
+
     Deploy, undeploy, revoke and restore take turns (one lock), and a name commanded since this process started is never
     overwritten by a restore from the registry's older view (see restore.py).
 
@@ -106,6 +110,7 @@ class Deployments:
         self.deployments: dict[str, Deployment] = {}
         self.engines: dict[str, Engine | ProxyEngine] = {}
         self.routes: dict[str, Route] = {}
+        self.routers = Routers(artifacts)
         self.backend_kind = choose_backend(settings.inference_backend)
         self.registry = artifacts.http
         self.replica = settings.inference_replica
@@ -145,6 +150,8 @@ class Deployments:
         self.deployments[command.name] = deployment
         try:
             base = await self._fetch_model(command.base_model)
+            if base.kind == ArtifactKind.ROUTER.value:
+                return await self._deploy_router(command, deployment, base)
             adapter_kind = ArtifactKind.QUANTIZED_MODEL if _is_gguf(base) else ArtifactKind.ADAPTER
             adapters = [await self._fetch_adapter(ref, adapter_kind) for ref in command.adapters]
             for adapter in adapters:
@@ -173,10 +180,30 @@ class Deployments:
             replica=self.replica,
         )
 
+    async def _deploy_router(
+        self, command: Deploy, deployment: Deployment, artifact: VerifiedArtifact
+    ) -> DeploymentReady:
+        router = await self.routers.load(command.name, artifact)
+        # A restore replays what the registry recorded as served: the router's embedding model as its one adapter.
+        if command.adapters not in ([], [router.embedder_id]):
+            self.routers.drop(command.name)
+            raise ArtifactError(f"{artifact.id} is a router: its targets are deployments, it takes no adapters")
+        deployment.base_id, deployment.adapter_ids = artifact.id, [router.embedder_id]
+        deployment.models, deployment.status = [command.name], "ready"
+        return DeploymentReady(
+            name=command.name,
+            base_model=artifact.id,
+            adapters=deployment.adapter_ids,
+            backend="snn-router",
+            replica=self.replica,
+        )
+
     async def _fetch_model(self, ref: str) -> VerifiedArtifact:
-        """The verified model a deployment serves: a base model (transformers or vLLM), or a GGUF quantized_model
-        (llama.cpp) that is a whole model, not a LoRA."""
-        model = await self.artifacts.fetch(ref, ArtifactKind.BASE_MODEL, also=(ArtifactKind.QUANTIZED_MODEL,))
+        """The verified model a deployment serves: a base model (transformers or vLLM), a GGUF quantized_model
+        (llama.cpp) that is a whole model, not a LoRA, or a router."""
+        model = await self.artifacts.fetch(
+            ref, ArtifactKind.BASE_MODEL, also=(ArtifactKind.QUANTIZED_MODEL, ArtifactKind.ROUTER)
+        )
         if _is_gguf(model) and _metadata(model).get("role") == "lora":
             raise ArtifactError(f"{model.id} is a GGUF LoRA: deploy it as an adapter on a GGUF model")
         return model
@@ -272,6 +299,7 @@ class Deployments:
         for alias in deployment.models:
             self.routes.pop(alias, None)
         deployment.models = []
+        self.routers.drop(name)
         base_id = deployment.base_id
         if base_id is None or base_id not in self.engines:
             return

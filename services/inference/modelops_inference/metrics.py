@@ -1,5 +1,6 @@
 """Prometheus metrics of serving, labelled by deployment and model (the name a request addressed: the deployment,
-an adapter alias or an `ft:` name), plus the scheduler's queue depth and batch sizes per base model."""
+an adapter alias or an `ft:` name), plus the scheduler's queue depth and batch sizes per base model, and routers'
+decisions and how long they take."""
 
 from __future__ import annotations
 
@@ -31,3 +32,14 @@ BATCH_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
 LOADED_ADAPTERS = Gauge("modelops_inference_loaded_adapters", "Adapters loaded on a base model", ("base_model",))
+ROUTER_DECISIONS = Counter(
+    "modelops_inference_router_decisions_total",
+    "Router decisions by target and fallback",
+    ("router", "target", "fallback"),
+)
+ROUTER_SECONDS = Histogram(
+    "modelops_inference_router_decision_seconds",
+    "Embedding a prompt and running the router's network",
+    ("router",),
+    buckets=(0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1),
+)

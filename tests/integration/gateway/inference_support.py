@@ -22,10 +22,11 @@ def problem(status: int, slug: str, **members: Any) -> JSONResponse:
 
 class FakeInference:
     """An inference service stand-in that answers as the real one does, without a model: knows the deployments in
-    `known`, records what it was sent."""
+    `known`, records what it was sent, and decides for a router what `decisions` says (by router name)."""
 
     def __init__(self) -> None:
         self.known: dict[str, dict[str, Any]] = {}
+        self.decisions: dict[str, dict[str, Any]] = {}
         self.received: list[tuple[str, dict[str, Any], dict[str, str]]] = []
         self.app = FastAPI()
         self.app.add_api_route("/v1/deployments", self.list, methods=["GET"])
@@ -33,6 +34,7 @@ class FakeInference:
         self.app.add_api_route("/v1/models", self.models, methods=["GET"])
         self.app.add_api_route("/v1/chat/completions", self.complete, methods=["POST"])
         self.app.add_api_route("/v1/completions", self.complete, methods=["POST"])
+        self.app.add_api_route("/v1/routers/{name}/decide", self.decide, methods=["POST"])
 
     async def list(self) -> list[dict[str, Any]]:
         return list(self.known.values())
@@ -41,6 +43,12 @@ class FakeInference:
         if name not in self.known:
             return problem(404, "deployment-not-found")
         return JSONResponse(self.known[name])
+
+    async def decide(self, name: str, request: Request) -> Response:
+        self.received.append((request.url.path, await request.json(), dict(request.headers)))
+        if name not in self.decisions:
+            return problem(404, "router-not-found")
+        return JSONResponse(self.decisions[name])
 
     async def models(self) -> dict[str, Any]:
         return {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "m"}]}

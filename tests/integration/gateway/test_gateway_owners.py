@@ -55,6 +55,9 @@ RAG_OWNED_WRITES = {
     "POST /v1/rag/collections/{name}/index",
     "POST /v1/rag/index-jobs/{job_id}/cancel",
 }
+# A correction of a router's decision: its requester's, or an admin's; anyone else is told no such decision exists
+# (404), not that it is someone else's (tests/integration/gateway/test_gateway_routers.py).
+ROUTER_DECISION_WRITES = {"POST /v1/routers/{name}/decisions/{decision_id}/corrections"}
 
 
 @dataclass
@@ -188,12 +191,13 @@ async def test_every_operation_for_every_role_is_classified_and_never_fails(
         "stage": "dev",
         "path": "config.json",
         "listing_id": "listing-unknown",
+        "decision_id": "rdec-" + "0" * 25,
     }
     deployment = await owned.deployment()
     document = (await clients["viewer"].get("/openapi.json")).json()
     operations = [(method.upper(), path) for path, item in document["paths"].items() for method in item]
     writes = {f"{method} {path}" for method, path in operations if method != "GET"}
-    classified = CREATES | RAG_OWNED_WRITES | set(OWNED_WRITES)
+    classified = CREATES | RAG_OWNED_WRITES | ROUTER_DECISION_WRITES | set(OWNED_WRITES)
     assert writes == classified, writes ^ classified
     tried = 0
     for method, path in operations:

@@ -18,6 +18,7 @@ from typing import IO, Annotated, Any, Literal
 import pyarrow as pa
 import pyarrow.parquet as pq
 from modelops_contracts import DatasetSchema
+from modelops_contracts.routing import LABEL_PATTERN
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
@@ -133,11 +134,19 @@ class MultipleChoiceRow(_Row):
         return answer
 
 
+class RoutingRow(_Row):
+    """A router's training row: a prompt and the target that should answer it."""
+
+    prompt: Text
+    target: Annotated[str, Field(pattern=LABEL_PATTERN)]
+
+
 ROW_MODELS: dict[DatasetSchema, type[_Row]] = {
     DatasetSchema.SFT: SftRow,
     DatasetSchema.CHAT: ChatRow,
     DatasetSchema.PREFERENCE: PreferenceRow,
     DatasetSchema.MULTIPLE_CHOICE: MultipleChoiceRow,
+    DatasetSchema.ROUTING: RoutingRow,
 }
 # CSV columns that hold JSON (a list, a number) rather than text.
 CSV_JSON_COLUMNS: dict[DatasetSchema, tuple[str, ...]] = {
@@ -164,6 +173,7 @@ ARROW_SCHEMAS: dict[DatasetSchema, pa.Schema] = {
             pa.field("answer", pa.int64(), nullable=False),
         ]
     ),
+    DatasetSchema.ROUTING: pa.schema([_text_field("prompt"), _text_field("target")]),
 }
 
 

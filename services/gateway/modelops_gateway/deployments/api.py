@@ -16,9 +16,11 @@ from modelops_contracts import Deploy
 from modelops_contracts.deployments import DEPLOYMENT_NAME
 from modelops_contracts.openai_requests import ChatCompletionRequest, CompletionRequest
 from modelops_shared.openai_errors import OpenAIErrorRoute
+from modelops_shared.problems import Problem
 
 from ..access.domain import check_owner
 from ..deps import GatewayDep, InferenceDep
+from ..routers import api as routed
 from ..web.auth import Developer, Viewer
 from ..web.idempotency import Idempotent
 from ..web.openapi import problems
@@ -50,14 +52,17 @@ openai = APIRouter(
     responses=problems(404, 409, 413, 422, 502, 503),
 )
 async def deploy(body: DeployRequest, caller: Developer, gateway: GatewayDep, idempotency: Idempotent) -> Response:
-    """Serve a base model with adapters under `name` (developer). Each is resolved to one registered artifact now (an
+    """Serve a base model with adapters under `name` (developer), or a router in front of the deployments (and RAG
+    collections) its `routes` name. Each is resolved to one registered artifact now (an
     id, or a name's latest), must be in a stage the registry's policy deploys (409 `artifact-not-deployable`) and,
     for an adapter, trained on that base; the command names those ids. The inference service fetches and verifies
     them, then loads them: follow `GET /v1/deployments/{name}` from `queued` to `ready` or `failed`. Deploying a name
     again replaces that deployment: the name's owner's, or an admin's, to do."""
 
+    routes = {label: target.model_dump(mode="json") for label, target in body.routes.items()} or None
+
     async def resolve(_: str) -> Deploy:
-        serves = await deployable(gateway.lookups, body.base_model, body.adapters)
+        serves = await deployable(gateway.lookups, body.base_model, body.adapters, routes)
         return Deploy(
             name=body.name,
             base_model=serves.base_model["id"],
@@ -69,7 +74,7 @@ async def deploy(body: DeployRequest, caller: Developer, gateway: GatewayDep, id
         owner = await store.owner(conn, body.name)
         if owner is not None:
             check_owner(caller.name, caller.role, owner, f"deployment {body.name}")
-        await store.stage_deploy(conn, gateway.runtime.bus, command)
+        await store.stage_deploy(conn, gateway.runtime.bus, command, routes=routes)
         accepted = DeploymentAccepted(name=body.name, status="queued")
         return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/deployments/{body.name}"})
 
@@ -131,11 +136,14 @@ async def undeploy(caller: Developer, gateway: GatewayDep, inference: InferenceD
     responses={200: _COMPLETION_CONTENT, **problems(400, 404, 413)},
 )
 async def chat_completions(
-    _: Viewer, inference: InferenceDep, body: ChatCompletionRequest, request: Request
+    caller: Viewer, gateway: GatewayDep, inference: InferenceDep, body: ChatCompletionRequest, request: Request
 ) -> Response:
     """OpenAI chat completions (viewer), checked here, answered by the inference service; `stream: true` streams SSE
-    chunks."""
+    chunks. Addressed to a router, answered by the target it picks (routers/api.py)."""
     raw = await request.body()  # relayed as sent: what the client chose to send beyond the checked members too
+    routes = await store.routes_of(gateway.runtime.pool, body.model)
+    if routes is not None:
+        return await routed.answer(gateway, inference, caller, body, raw, routes)
     return await streamed(inference, "POST", "/v1/chat/completions", content=raw, relay_problems=True)
 
 
@@ -145,9 +153,14 @@ async def chat_completions(
     max_body_size=COMPLETION_BODY_LIMIT,
     responses={200: _COMPLETION_CONTENT, **problems(400, 404, 413)},
 )
-async def completions(_: Viewer, inference: InferenceDep, body: CompletionRequest, request: Request) -> Response:
+async def completions(
+    _: Viewer, gateway: GatewayDep, inference: InferenceDep, body: CompletionRequest, request: Request
+) -> Response:
     """OpenAI (legacy) completions (viewer), checked here, answered by the inference service; `stream: true` streams
-    SSE."""
+    SSE. A router answers chat completions only."""
+    if await store.routes_of(gateway.runtime.pool, body.model) is not None:
+        detail = f"{body.model} is a router: it routes chat completions (/v1/chat/completions)"
+        raise Problem(400, "router-chat-only", detail, param="model")
     raw = await request.body()
     return await streamed(inference, "POST", "/v1/completions", content=raw, relay_problems=True)
 

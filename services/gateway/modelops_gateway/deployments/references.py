@@ -21,14 +21,23 @@ class Deployable:
     adapters: list[dict[str, Any]]
 
 
-async def deployable(lookups: RegistryLookups, base_model: str, adapters: list[str]) -> Deployable:
+async def deployable(
+    lookups: RegistryLookups, base_model: str, adapters: list[str], routes: dict[str, Any] | None = None
+) -> Deployable:
     """The records the deployment will serve, or the problem that refuses it (the base model's first). The base is a
-    base model (served by transformers or vLLM) or a GGUF quantized_model (served by llama.cpp), whose adapters are
-    then GGUF LoRAs (quantized_model artifacts of role `lora`)."""
+    base model (served by transformers or vLLM), a GGUF quantized_model (served by llama.cpp), whose adapters are
+    then GGUF LoRAs (quantized_model artifacts of role `lora`), or a router, which takes routes for each of its
+    targets and no adapters."""
     policy, base = await asyncio.gather(
         lookups.policy(),
-        lookups.resolve(ArtifactKind.BASE_MODEL, base_model, "base_model", also=(ArtifactKind.QUANTIZED_MODEL,)),
+        lookups.resolve(
+            ArtifactKind.BASE_MODEL,
+            base_model,
+            "base_model",
+            also=(ArtifactKind.QUANTIZED_MODEL, ArtifactKind.ROUTER),
+        ),
     )
+    _check_routes(base, adapters, routes)
     gguf = base["kind"] == ArtifactKind.QUANTIZED_MODEL.value
     if gguf and _role(base) == "lora":
         detail = f"base_model: {base['id']} is a GGUF LoRA; deploy it in `adapters` over a GGUF model"
@@ -54,6 +63,22 @@ async def deployable(lookups: RegistryLookups, base_model: str, adapters: list[s
                 param=f"adapters[{i}]",
             )
     return Deployable(base, list(trained))
+
+
+def _check_routes(base: dict[str, Any], adapters: list[str], routes: dict[str, Any] | None) -> None:
+    """A router comes with a route for each of its targets and nothing else; any other model with no routes."""
+    if base["kind"] != ArtifactKind.ROUTER.value:
+        if routes is not None:
+            detail = f"routes: {base['id']} is a {base['kind']}, not a router"
+            raise UnusableDeployReference(detail, slug="routes-without-router", param="routes")
+        return
+    if adapters:
+        detail = f"adapters: {base['id']} is a router; its targets are deployments, named in `routes`"
+        raise UnusableDeployReference(detail, slug="router-with-adapters", param="adapters")
+    labels = set((base.get("metadata") or {}).get("labels") or [])
+    if set(routes or {}) != labels:
+        detail = f"routes: router {base['id']} chooses among {sorted(labels)}; give one route for each, no other"
+        raise UnusableDeployReference(detail, slug="routes-mismatch", param="routes", targets=sorted(labels))
 
 
 def _role(record: dict[str, Any]) -> str | None:

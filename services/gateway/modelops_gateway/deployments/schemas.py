@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 import asyncpg
 from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_contracts.deployments import DEPLOYMENT_NAME
+from modelops_contracts.routing import Label, RouteTarget
 from pydantic import BaseModel, Field
 
 
@@ -31,6 +32,13 @@ class DeployRequest(BaseModel):
         default_factory=list,
         max_length=64,
         description="Adapters (ids, or names: the latest of each); none serves the base model alone",
+    )
+    routes: dict[Label, RouteTarget] = Field(
+        default_factory=dict,
+        max_length=64,
+        description="When `base_model` is a router: who answers each of its targets (every one of them)",
+        # Keys that are not labels are refused: the document says so (pydantic writes only patternProperties).
+        json_schema_extra={"additionalProperties": False},
     )
 
 
@@ -55,6 +63,7 @@ class DeploymentView(BaseModel):
     adapters: list[str]
     adapter_ids: list[str] = []
     models: list[str] = Field(default_factory=list, description="The model names it answers to")
+    routes: dict[str, RouteTarget] | None = Field(None, description="A router's targets")
     requested_by: str | None = Field(None, description="Who deployed it through this gateway")
     requested_at: datetime | None = None
 
@@ -68,10 +77,15 @@ class DeploymentView(BaseModel):
             adapters=list(row["adapters"]),
             requested_by=row["requested_by"],
             requested_at=row["requested_at"],
+            routes=row["routes"],
         )
 
     @classmethod
     def served(cls, view: dict[str, Any], row: asyncpg.Record | None) -> DeploymentView:
         """What the inference service reports, with who deployed it through this gateway."""
-        extra = {"requested_by": row["requested_by"], "requested_at": row["requested_at"]} if row else {}
+        extra = (
+            {"requested_by": row["requested_by"], "requested_at": row["requested_at"], "routes": row["routes"]}
+            if row
+            else {}
+        )
         return cls.model_validate({**view, **extra})

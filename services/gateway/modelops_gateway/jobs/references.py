@@ -21,6 +21,7 @@ REGISTRY_POLL_S = 0.1
 _SCHEMAS_OF_METHOD = {
     "sft": {DatasetSchema.SFT.value, DatasetSchema.CHAT.value},
     "dpo": {DatasetSchema.PREFERENCE.value},
+    "snn_router": {DatasetSchema.ROUTING.value},
     "evaluation": {DatasetSchema.SFT.value, DatasetSchema.CHAT.value, DatasetSchema.MULTIPLE_CHOICE.value},
 }
 
@@ -56,7 +57,8 @@ async def resolve(
     wait_s: float,
 ) -> References:
     """Both references, looked up side by side; the base model's problem first when both fail."""
-    base = asyncio.create_task(_base_model(lookups, base_model, fields))
+    kind = ArtifactKind.EMBEDDING_MODEL if method == "snn_router" else ArtifactKind.BASE_MODEL
+    base = asyncio.create_task(_base_model(lookups, base_model, fields, kind))
     data = asyncio.create_task(
         registered_dataset_version(lookups, announced, dataset, dataset_version, method, fields, wait_s)
     )
@@ -78,16 +80,18 @@ def _check_chat_template(references: References, fields: Fields) -> None:
         )
 
 
-async def _base_model(lookups: RegistryLookups, ref: str, fields: Fields) -> dict[str, Any]:
-    """The registry's record of the base model `ref` names; a 404 or 422 problem when there is no usable one."""
-    named = await lookups.registered(ArtifactKind.BASE_MODEL, ref)
+async def _base_model(lookups: RegistryLookups, ref: str, fields: Fields, kind: ArtifactKind) -> dict[str, Any]:
+    """The registry's record of the base model (of `kind`: an embedding model for a router) `ref` names; a 404 or 422
+    problem when there is no usable one."""
+    named = await lookups.registered(kind, ref)
     if named:
-        return _usable_base_model(max(named, key=lambda record: datetime.fromisoformat(record["created_at"])), fields)
-    detail = f"no registered base model {ref!r}"
+        latest = max(named, key=lambda record: datetime.fromisoformat(record["created_at"]))
+        return _usable_base_model(latest, fields, kind)
+    detail = f"no registered {kind.value.replace('_', ' ')} {ref!r}"
     if ARTIFACT_ID.fullmatch(ref):
         response = await lookups.registry.request("GET", f"/v1/artifacts/{ref}")
         if response.status_code == 200:
-            return _usable_base_model(response.json(), fields)
+            return _usable_base_model(response.json(), fields, kind)
         pending = response.json().get("submission_status") if response.status_code == 404 else None
         if pending:
             detail = f"artifact {ref} is {pending}, not registered"
@@ -145,11 +149,11 @@ async def _versions(lookups: RegistryLookups, name: str, *, fresh: bool) -> dict
     }
 
 
-def _usable_base_model(record: dict[str, Any], fields: Fields) -> dict[str, Any]:
-    if record["kind"] != ArtifactKind.BASE_MODEL.value:
+def _usable_base_model(record: dict[str, Any], fields: Fields, kind: ArtifactKind) -> dict[str, Any]:
+    if record["kind"] != kind.value:
         raise UnusableReference(
-            slug="not-a-base-model",
-            detail=f"{fields.base_model}: artifact {record['id']} is a {record['kind']}",
+            slug=f"not-a-{kind.value.replace('_', '-')}",
+            detail=f"{fields.base_model}: artifact {record['id']} is a {record['kind']}, not a {kind.value}",
             param=fields.base_model,
         )
     if record["stage"] == Stage.REVOKED.value:

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from modelops_contracts import AdapterSpec, CancelTraining, Hyperparameters, PluginSpec, StartTraining
+from modelops_contracts import AdapterSpec, CancelTraining, Hyperparameters, PluginSpec, RouterSpec, StartTraining
 from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_shared.bus import Bus, enqueue
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,7 +49,9 @@ class TrainingJobRequest(BaseModel):
     )
     dataset: str = Field(min_length=1, max_length=200, pattern=TEXT_PATTERN, description="A registered dataset's name")
     dataset_version: int | None = Field(None, ge=0, description="Default: the latest registered version")
-    method: Literal["sft", "dpo"] = "sft"
+    method: Literal["sft", "dpo", "snn_router"] = Field(
+        "sft", description="snn_router trains a spiking router: `base_model` names an embedding_model, rows are routing"
+    )
     adapter: AdapterSpec = AdapterSpec()
     quantization: Literal["none", "nf4"] = "none"
     # The schema says what Hyperparameters checks (one budget: max_steps or epochs), so that a client, or a fuzzer,
@@ -61,6 +63,7 @@ class TrainingJobRequest(BaseModel):
     eval_split: float = Field(0.1, ge=0.0, lt=1.0, description="Share of rows held out for evaluation")
     plugins: PluginSpec | None = None
     suffix: str | None = Field(None, pattern=SUFFIX_PATTERN, description="Goes into the fine-tuned model's name")
+    router: RouterSpec | None = Field(None, description="snn_router: the network (defaults when absent)")
 
 
 @dataclass(frozen=True)
@@ -111,6 +114,7 @@ async def check_submission(
         eval_split=request.eval_split,
         suffix=request.suffix,
         plugins=request.plugins,
+        router=request.router,
     )
     return Submission(command, base_model_name=base["name"], dataset_id=dataset["id"])
 

@@ -32,7 +32,7 @@ async def forwarded(
     answer = await upstream.send(
         method, path, params=params, json=json, stream=False, relay_problems=relay_problems, acting_for=acting_for
     )
-    return Response(answer.content, answer.status_code, headers=_kept(answer.headers, BUFFERED_HEADERS))
+    return Response(answer.content, answer.status_code, headers=kept(answer.headers, BUFFERED_HEADERS))
 
 
 async def streamed(
@@ -65,11 +65,11 @@ async def streamed(
             body = await answer.aread()
         finally:
             await answer.aclose()
-        return Response(body, answer.status_code, headers=_kept(answer.headers, BUFFERED_HEADERS))
-    return StreamingResponse(_relayed(answer), answer.status_code, headers=_kept(answer.headers, STREAMED_HEADERS))
+        return Response(body, answer.status_code, headers=kept(answer.headers, BUFFERED_HEADERS))
+    return StreamingResponse(relayed(answer), answer.status_code, headers=kept(answer.headers, STREAMED_HEADERS))
 
 
-async def _relayed(answer: httpx.Response) -> AsyncIterator[bytes]:
+async def relayed(answer: httpx.Response) -> AsyncIterator[bytes]:
     """The upstream body as it arrives; its connection is released however the response ends (a client that hangs
     up included, when a background task would not run)."""
     try:
@@ -79,5 +79,5 @@ async def _relayed(answer: httpx.Response) -> AsyncIterator[bytes]:
         await answer.aclose()
 
 
-def _kept(headers: httpx.Headers, names: tuple[str, ...]) -> dict[str, str]:
+def kept(headers: httpx.Headers, names: tuple[str, ...]) -> dict[str, str]:
     return {name: headers[name] for name in names if name in headers}
