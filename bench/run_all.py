@@ -21,7 +21,18 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 # bench/<name>.py, run in this order
-BENCHMARKS = ("bus", "registry", "train", "inference", "adapter_memory", "gateway", "quantize", "evaluate", "rag")
+BENCHMARKS = (
+    "bus",
+    "registry",
+    "train",
+    "inference",
+    "adapter_memory",
+    "gateway",
+    "quantize",
+    "evaluate",
+    "rag",
+    "router",
+)
 
 
 @dataclass
