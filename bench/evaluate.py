@@ -63,11 +63,11 @@ async def publish(settings: Settings, message: Message) -> None:
 
 async def register_smollm2(settings: Settings, registry_url: str) -> str:
     """SmolLM2 converted from its GGUF, stored and submitted as a base model; its id once registered."""
-    directory = Path(tempfile.mkdtemp(prefix="bench-smollm2-"))
-    info = convert(smollm2().path, directory)
-    artifact_id = f"smollm2-{info.sha256[:16]}"
     store = open_store(settings.store_url, settings)
-    files = await upload_directory(store, directory, f"artifacts/{artifact_id}")
+    with tempfile.TemporaryDirectory(prefix="bench-smollm2-") as scratch:
+        info = convert(smollm2().path, Path(scratch))
+        artifact_id = f"smollm2-{info.sha256[:16]}"
+        files = await upload_directory(store, Path(scratch), f"artifacts/{artifact_id}")
     submission = ArtifactSubmitted(
         artifact_id=artifact_id,
         kind=ArtifactKind.BASE_MODEL,

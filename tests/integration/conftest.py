@@ -60,6 +60,23 @@ def moto_s3() -> Iterator[MotoS3]:
         server.stop()
 
 
+@pytest.fixture(params=["file", "s3"])
+async def store_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
+    """Settings whose object store is local files, then (a second run of the test) an S3 bucket of its own."""
+    if request.param == "file":
+        return Settings(object_store_url=(tmp_path / "objects").as_uri())
+    s3 = request.getfixturevalue("moto_s3")
+    settings = Settings(
+        object_store_url=f"s3://store-{uuid.uuid4().hex[:8]}/store",
+        s3_endpoint=s3.endpoint,
+        s3_access_key=s3.access_key,
+        s3_secret_key=s3.secret_key,
+        s3_region=s3.region,
+    )
+    await open_store(settings.store_url, settings).put("bucket-made", b"")  # the store creates its bucket on first use
+    return settings
+
+
 @pytest.fixture(scope="session")
 async def embedded_stack() -> AsyncIterator[Settings]:
     """tansu, PostgreSQL, Redis and a local object store, started by the dev-stack code in a temporary state dir,

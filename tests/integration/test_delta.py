@@ -3,48 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from deltalake import write_deltalake
 from modelops_shared.settings import Settings
-from modelops_shared.storage import InvalidKey, open_store
+from modelops_shared.storage import InvalidKey
 from modelops_shared.storage.delta import DatasetNotFound, dataset_table_uri, delta_storage_options, read_dataset
 
 
-@pytest.fixture(params=["file", "s3"])
-async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    if request.param == "file":
-        return Settings(object_store_url=(tmp_path / "objects").as_uri())
-    s3 = request.getfixturevalue("moto_s3")
-    settings = Settings(
-        object_store_url=f"s3://delta-{uuid.uuid4().hex[:8]}/lake",
-        s3_endpoint=s3.endpoint,
-        s3_access_key=s3.access_key,
-        s3_secret_key=s3.secret_key,
-        s3_region=s3.region,
-    )
-    await open_store(settings.store_url, settings).put("bucket-made", b"")  # the store creates its bucket on first use
-    return settings
-
-
-async def test_each_version_reads_back_exactly_as_it_was_committed(settings: Settings):
-    uri = dataset_table_uri(settings, "qa")
-    assert uri == f"{settings.store_url}/datasets/qa"
-    options = delta_storage_options(settings)
+async def test_each_version_reads_back_exactly_as_it_was_committed(store_settings: Settings):
+    uri = dataset_table_uri(store_settings, "qa")
+    assert uri == f"{store_settings.store_url}/datasets/qa"
+    options = delta_storage_options(store_settings)
     first = pa.Table.from_pylist([{"prompt": "1+1?", "completion": "2"}])
     await asyncio.to_thread(write_deltalake, uri, first, storage_options=options)
     second = pa.Table.from_pylist([{"prompt": "2+2?", "completion": "4"}])
     await asyncio.to_thread(write_deltalake, uri, second, mode="append", storage_options=options)
 
-    assert read_dataset(settings, "qa", 0).to_pylist() == [{"prompt": "1+1?", "completion": "2"}]
-    assert sorted(r["completion"] for r in read_dataset(settings, "qa", 1).to_pylist()) == ["2", "4"]
+    assert read_dataset(store_settings, "qa", 0).to_pylist() == [{"prompt": "1+1?", "completion": "2"}]
+    assert sorted(r["completion"] for r in read_dataset(store_settings, "qa", 1).to_pylist()) == ["2", "4"]
     with pytest.raises(DatasetNotFound, match="has no version 2"):
-        read_dataset(settings, "qa", 2)
+        read_dataset(store_settings, "qa", 2)
     with pytest.raises(DatasetNotFound, match="'missing' has no version 0"):
-        read_dataset(settings, "missing", 0)
+        read_dataset(store_settings, "missing", 0)
 
 
 def test_a_dataset_name_is_one_plain_path_segment():

@@ -4,7 +4,6 @@ both, read back at the exact version an index signs, and its row digest catching
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -12,26 +11,9 @@ import pytest
 from modelops_contracts.rag import SearchFilter
 from modelops_rag import vectors
 from modelops_shared.settings import Settings
-from modelops_shared.storage import open_store
 
 ANN = vectors.AnnSettings(exhaustive_below=100_000, num_partitions=1, num_sub_vectors=1, nprobes=1, refine_factor=1)
 WORDS = ["loop", "break", "error", "file", "class", "import", "yield", "lambda"]
-
-
-@pytest.fixture(params=["file", "s3"])
-async def settings(request: pytest.FixtureRequest, tmp_path: Path) -> Settings:
-    if request.param == "file":
-        return Settings(object_store_url=(tmp_path / "objects").as_uri())
-    s3 = request.getfixturevalue("moto_s3")
-    settings = Settings(
-        object_store_url=f"s3://rag-{uuid.uuid4().hex[:8]}/store",
-        s3_endpoint=s3.endpoint,
-        s3_access_key=s3.access_key,
-        s3_secret_key=s3.secret_key,
-        s3_region=s3.region,
-    )
-    await open_store(settings.store_url, settings).put("bucket-made", b"")  # the store creates its bucket on first use
-    return settings
 
 
 def rows(document: str, count: int, seed: int) -> pa.Table:
@@ -55,9 +37,9 @@ def rows(document: str, count: int, seed: int) -> pa.Table:
     )
 
 
-async def test_a_table_is_searched_and_pinned_at_its_signed_version(settings: Settings) -> None:
-    uri = vectors.collection_uri(settings, f"col-{uuid.uuid4().hex[:8]}")
-    table = vectors.open_or_create(vectors.connect(uri, vectors.storage_options(settings)), 8)
+async def test_a_table_is_searched_and_pinned_at_its_signed_version(store_settings: Settings) -> None:
+    uri = vectors.collection_uri(store_settings, f"col-{uuid.uuid4().hex[:8]}")
+    table = vectors.open_or_create(vectors.connect(uri, vectors.storage_options(store_settings)), 8)
     vectors.add_rows(table, rows("a.md", 20, 1))
     vectors.add_rows(table, rows("b.md", 20, 2))
     card = vectors.refresh_indexes(table, ANN)
@@ -86,7 +68,7 @@ async def test_a_table_is_searched_and_pinned_at_its_signed_version(settings: Se
     # The next job's writes change the table, not the version an index signed; a changed row changes the digest.
     vectors.remove_documents(table, ["a.md"])
     assert vectors.table_digest(table) != signed_digest
-    pinned = vectors.connect(uri, vectors.storage_options(settings)).open_table(vectors.TABLE)
+    pinned = vectors.connect(uri, vectors.storage_options(store_settings)).open_table(vectors.TABLE)
     pinned.checkout(signed_version)
     assert vectors.table_digest(pinned) == signed_digest
     assert pinned.count_rows() == 40

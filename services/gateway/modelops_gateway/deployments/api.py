@@ -6,7 +6,7 @@ Produces: deployments.commands.v1 (Deploy, Undeploy)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import APIRouter, Request, Response
@@ -19,9 +19,9 @@ from modelops_shared.openai_errors import OpenAIErrorRoute
 from modelops_shared.problems import Problem
 
 from ..access.domain import check_owner
-from ..deps import GatewayDep, InferenceDep
+from ..deps import Gateway, GatewayDep, InferenceDep
 from ..routers import api as routed
-from ..web.auth import Developer, Viewer
+from ..web.auth import Caller, Developer, Viewer
 from ..web.idempotency import Idempotent
 from ..web.openapi import problems
 from ..web.relay import forwarded, streamed
@@ -71,14 +71,22 @@ async def deploy(body: DeployRequest, caller: Developer, gateway: GatewayDep, id
         )
 
     async def stage(conn: asyncpg.Connection, command: Deploy) -> Response:
-        owner = await store.owner(conn, body.name)
-        if owner is not None:
-            check_owner(caller.name, caller.role, owner, f"deployment {body.name}")
-        await store.stage_deploy(conn, gateway.runtime.bus, command, routes=routes)
-        accepted = DeploymentAccepted(name=body.name, status="queued")
-        return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/deployments/{body.name}"})
+        return await staged(conn, gateway, caller, command, routes)
 
     return (await idempotency.run_prepared(body.model_dump(mode="json"), resolve, stage)).response
+
+
+async def staged(
+    conn: asyncpg.Connection, gateway: Gateway, caller: Caller, command: Deploy, routes: dict[str, Any] | None = None
+) -> Response:
+    """Stage `command` as the caller's deployment of its name (replacing one is its owner's or an admin's to do), and
+    the 202 that says so; the marketplace's installs deploy through it too."""
+    owner = await store.owner(conn, command.name)
+    if owner is not None:
+        check_owner(caller.name, caller.role, owner, f"deployment {command.name}")
+    await store.stage_deploy(conn, gateway.runtime.bus, command, routes=routes)
+    accepted = DeploymentAccepted(name=command.name, status="queued")
+    return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/deployments/{command.name}"})
 
 
 @router.get("", response_model=list[DeploymentView], responses=problems(502, 503))

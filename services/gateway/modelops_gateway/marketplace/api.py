@@ -14,7 +14,6 @@ from typing import Annotated, Any, Literal
 import asyncpg
 from fastapi import APIRouter, Query, Response
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse
 from modelops_contracts import Deploy
 from modelops_contracts.artifacts import REF_PATTERN, TEXT_PATTERN
 from modelops_contracts.deployments import DEPLOYMENT_NAME
@@ -31,8 +30,7 @@ from modelops_shared.errors import DomainError
 from modelops_shared.problems import Problem
 from pydantic import BaseModel, Field
 
-from ..access.domain import check_owner
-from ..deployments import store as deployments
+from ..deployments.api import staged
 from ..deployments.references import deployable
 from ..deployments.schemas import DeploymentAccepted
 from ..deps import GatewayDep, InferenceDep
@@ -211,12 +209,7 @@ async def install(
         )
 
     async def stage(conn: asyncpg.Connection, command: Deploy) -> Response:
-        owner = await deployments.owner(conn, body.name)
-        if owner is not None:
-            check_owner(caller.name, caller.role, owner, f"deployment {body.name}")
-        await deployments.stage_deploy(conn, gateway.runtime.bus, command)
-        accepted = DeploymentAccepted(name=body.name, status="queued")
-        return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/deployments/{body.name}"})
+        return await staged(conn, gateway, caller, command)
 
     outcome = await idempotency.run_prepared(body.model_dump(mode="json"), prepare, stage)
     if not outcome.replayed and outcome.response.status_code == 202:
