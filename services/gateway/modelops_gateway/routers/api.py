@@ -29,7 +29,7 @@ from ..deps import Gateway, GatewayDep
 from ..upstream import Upstream
 from ..web.auth import Caller, Developer, Viewer
 from ..web.openapi import problems
-from ..web.relay import BUFFERED_HEADERS, STREAMED_HEADERS, kept, relayed
+from ..web.relay import BUFFERED_HEADERS, STREAMED_HEADERS, kept, read_whole, relayed
 from . import store
 
 JSON_BODY_LIMIT = 64 * 1024
@@ -102,7 +102,7 @@ async def _from_deployment(
     answer = await inference.send("POST", "/v1/chat/completions", json=request, stream=body.stream, relay_problems=True)
     if body.stream and answer.status_code == 200:
         return StreamingResponse(relayed(answer), 200, headers={**kept(answer.headers, STREAMED_HEADERS), **headers})
-    content = await _read(answer)
+    content = await read_whole(answer)
     if answer.status_code != 200:
         return _as_answered(answer, content, headers)
     completion = json.loads(content)
@@ -144,7 +144,7 @@ async def _from_collection(
     if body.stream and answer.status_code == 200:
         chunks = _openai_chunks(answer, ident, created, body.model)
         return StreamingResponse(chunks, 200, media_type="text/event-stream", headers=headers)
-    content = await _read(answer)
+    content = await read_whole(answer)
     if answer.status_code != 200:
         return _as_answered(answer, content, headers)
     grounded = json.loads(content)
@@ -161,13 +161,6 @@ async def _from_collection(
         "citations": grounded.get("citations", []),
     }
     return JSONResponse(completion, headers=headers)
-
-
-async def _read(answer: httpx.Response) -> bytes:
-    try:
-        return await answer.aread()
-    finally:
-        await answer.aclose()
 
 
 def _as_answered(answer: httpx.Response, content: bytes, headers: dict[str, str]) -> Response:

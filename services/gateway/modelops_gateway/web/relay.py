@@ -61,12 +61,17 @@ async def streamed(
         acting_for=acting_for,
     )
     if only_success and answer.status_code != 200:
-        try:
-            body = await answer.aread()
-        finally:
-            await answer.aclose()
+        body = await read_whole(answer)
         return Response(body, answer.status_code, headers=kept(answer.headers, BUFFERED_HEADERS))
     return StreamingResponse(relayed(answer), answer.status_code, headers=kept(answer.headers, STREAMED_HEADERS))
+
+
+async def read_whole(answer: httpx.Response) -> bytes:
+    """A streamed answer's body, read whole; its connection is released."""
+    try:
+        return await answer.aread()
+    finally:
+        await answer.aclose()
 
 
 async def relayed(answer: httpx.Response) -> AsyncIterator[bytes]:
