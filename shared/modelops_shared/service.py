@@ -18,10 +18,13 @@ import uvicorn
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from modelops_contracts import Topic
+from opentelemetry import context as otel_context
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.middleware.base import RequestResponseEndpoint
 from starlette.requests import HTTPConnection
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .bus import Bus, Handler, IdempotentConsumer, OutboxRelay
 from .db import apply_migrations, create_pool
@@ -143,6 +146,9 @@ def create_service_app(
     document_problems(app)
     # Probes and scrapes are left out so that they do not drown the traffic.
     Instrumentator(excluded_handlers=["/healthz", "/readyz", "/metrics"]).add(HTTP_METRICS).instrument(app)
+    # A server span per request, continuing the caller's `traceparent` (probes and scrapes left out).
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    _trace_each_request_from_its_own_headers(app)
 
     if internal:
         _require_service_tokens(app, TrustedServices.from_settings(settings), OPERATIONAL_PATHS + open_paths)
@@ -183,6 +189,29 @@ def create_service_app(
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+def _trace_each_request_from_its_own_headers(app: FastAPI) -> None:
+    """Run every request in an empty trace context, outside the OpenTelemetry middleware. That middleware extracts
+    `traceparent` on top of the current context, so without this a span left current where the connection is served
+    (a client in the same process; a library that attached a context and never detached it, as FastStream's consumer
+    middleware does when a handler raises) becomes the parent of every later request, and unrelated jobs share one
+    trace."""
+    build = app.build_middleware_stack
+
+    def build_fresh() -> ASGIApp:
+        inner = build()
+
+        async def fresh(scope: Scope, receive: Receive, send: Send) -> None:
+            token = otel_context.attach(otel_context.Context())
+            try:
+                await inner(scope, receive, send)
+            finally:
+                otel_context.detach(token)
+
+        return fresh
+
+    app.build_middleware_stack = build_fresh  # type: ignore[method-assign]  # as FastAPIInstrumentor does
 
 
 def _require_service_tokens(app: FastAPI, trusted: TrustedServices, open_paths: tuple[str, ...]) -> None:

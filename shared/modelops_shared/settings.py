@@ -73,7 +73,9 @@ class Settings(BaseSettings):
         None, description="This service's Ed25519 private key (PEM); default <service_keys_dir>/<service>.key.pem"
     )
 
-    otlp_endpoint: str | None = Field(None, description="OTLP/HTTP traces endpoint; unset = no export")
+    otlp_endpoint: str | None = Field(
+        None, description="OTLP/HTTP traces endpoint (logs go to …/v1/logs beside it); unset = no export"
+    )
     trace_sample_ratio: float | None = Field(
         None, ge=0, le=1, description="Share of new traces recorded; default 1 with an OTLP endpoint, else 0"
     )

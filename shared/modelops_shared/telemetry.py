@@ -7,6 +7,7 @@ import sys
 from contextvars import ContextVar
 
 from opentelemetry import propagate, trace
+from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -53,7 +54,8 @@ class _TraceContextFilter(logging.Filter):
 
 
 def configure_logging(settings: Settings) -> None:
-    """One JSON object per line on stderr, at the configured level."""
+    """One JSON object per line on stderr, at the configured level; with an OTLP endpoint, each record is also
+    exported over OTLP (to `…/v1/logs` beside `…/v1/traces`) carrying its trace and span ids, for Loki."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter(
@@ -65,8 +67,21 @@ def configure_logging(settings: Settings) -> None:
     )
     handler.addFilter(_TraceContextFilter())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, *_otlp_log_handlers(settings)]
     root.setLevel(settings.log_level.upper())
+
+
+def _otlp_log_handlers(settings: Settings) -> list[logging.Handler]:
+    if not settings.otlp_endpoint:
+        return []
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LoggingHandler
+    from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+
+    provider = LoggerProvider(resource=Resource.create({"service.name": settings.service_name}))
+    endpoint = settings.otlp_endpoint.removesuffix("/v1/traces") + "/v1/logs"
+    provider.add_log_record_processor(BatchLogRecordProcessor(OTLPLogExporter(endpoint=endpoint)))
+    return [LoggingHandler(logger_provider=provider)]
 
 
 def configure_tracing(settings: Settings) -> TracerProvider:
@@ -88,6 +103,9 @@ def configure_tracing(settings: Settings) -> TracerProvider:
 
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=settings.otlp_endpoint)))
     trace.set_tracer_provider(provider)
+    # Every httpx call a service makes carries `traceparent` (the gateway's relays, the registry lookups, the
+    # trainer's uploads), so the server it calls continues the same trace.
+    HTTPXClientInstrumentor().instrument(tracer_provider=provider)
     return provider
 
 

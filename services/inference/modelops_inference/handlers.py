@@ -25,6 +25,9 @@ import asyncpg
 from modelops_contracts import ArtifactPromoted, Deploy, Envelope, Message, Stage, Undeploy
 from modelops_shared.bus import Bus, MessageContext, enqueue
 from modelops_shared.bus.consumer import is_outage
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.context import Context
 
 from .deployments import Deployments
 
@@ -32,7 +35,9 @@ log = logging.getLogger(__name__)
 APPLIED_KEPT = 4096  # more than a redelivery can lag behind
 ANNOUNCE_RETRY_S = 0.2
 MAX_ANNOUNCE_RETRY_S = 10.0
-Command = tuple[Deploy | Undeploy, Envelope]
+# A command, its envelope, and the trace context it came in (its span continues there, off the consumer's task).
+Command = tuple[Deploy | Undeploy, Envelope, Context]
+tracer = trace.get_tracer(__name__)
 
 
 class Handlers:
@@ -43,7 +48,7 @@ class Handlers:
 
     async def command(self, body: Message, ctx: MessageContext) -> None:
         if isinstance(body, Deploy | Undeploy):
-            self.commands.put_nowait((body, ctx.envelope))
+            self.commands.put_nowait((body, ctx.envelope, otel_context.get_current()))
 
     async def artifact(self, body: Message, ctx: MessageContext) -> None:
         # Revocation only narrows what is served, so it is acted on without checking the promotion's signature.
@@ -64,14 +69,19 @@ class Handlers:
 
     async def _work(self, pool: asyncpg.Pool, bus: Bus) -> None:
         while True:
-            command, envelope = await self.commands.get()
+            command, envelope, traced = await self.commands.get()
             if envelope.id in self._applied:
                 continue
             self._applied[envelope.id] = None
             if len(self._applied) > APPLIED_KEPT:
                 self._applied.popitem(last=False)
             try:
-                await self._apply(command, envelope, pool, bus)
+                with tracer.start_as_current_span(
+                    f"inference {type(command).__name__}",
+                    context=traced,
+                    attributes={"modelops.deployment": command.name},
+                ):
+                    await self._apply(command, envelope, pool, bus)
             except Exception:
                 log.exception("deployment command %s for %s failed", envelope.id, command.name)
 

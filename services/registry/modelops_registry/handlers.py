@@ -9,7 +9,7 @@ import asyncio
 import base64
 import hashlib
 import logging
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -28,12 +28,16 @@ from modelops_contracts import (
 from modelops_shared.bus import Bus, Delivery, enqueue_many
 from modelops_shared.signing import KeyRing, SigningKey, build_statement, sign, sign_record
 from modelops_shared.storage import ObjectNotFound, ObjectStore, StoreError
+from modelops_shared.telemetry import current_trace_headers
+from opentelemetry import propagate, trace
 
 from .domain import Policy, PolicyViolation, PromotionRequest, Report, check_promotion
+from .metrics import PROJECTION_LAG_SECONDS
 from .store import eventlog, queries
 from .store.projections import Projector
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 IO_CONCURRENCY = 16
 T = TypeVar("T")
@@ -50,15 +54,28 @@ async def record(
     bus: Bus,
     events: Sequence[tuple[Envelope, Message]],
     projector: Projector | None = None,
+    traces: Mapping[str, dict[str, str]] | None = None,
 ) -> None:
     """Log, project and publish events the registry itself decided, in the caller's transaction.
 
     Pass the projector that projected the batch the decisions answer: it still holds the batch's submissions,
-    which a registration's projection would otherwise read back from the database one by one.
+    which a registration's projection would otherwise read back from the database one by one; and the trace
+    headers each decision continues, by envelope id (the current span's otherwise).
     """
     logged = await eventlog.append(conn, events)
     await (projector or Projector(conn)).add_all(logged)
-    await enqueue_many(conn, [(event.envelope, event.body) for event in logged])
+    await enqueue_many(conn, [(event.envelope, event.body) for event in logged], traces)
+
+
+def _decision_trace(submission_headers: dict[str, str], decision: Decision) -> dict[str, str]:
+    """A span for the decision in the submitter's trace (a job's adapter registers in that job's trace, whichever
+    batch carried it); the trace headers its event continues."""
+    with tracer.start_as_current_span(
+        f"registry {type(decision).__name__}",
+        context=propagate.extract(submission_headers),
+        attributes={"modelops.artifact_id": decision.artifact_id},
+    ):
+        return current_trace_headers()
 
 
 @dataclass
@@ -89,20 +106,22 @@ class Registrar:
         logged = await eventlog.append(conn, [(d.envelope, d.body) for d in deliveries])  # redeliveries drop out
         projector = Projector(conn)
         await projector.add_all(logged)
+        projected_at = datetime.now(UTC)
+        for event in logged:
+            lag = (projected_at - event.envelope.time).total_seconds()
+            PROJECTION_LAG_SECONDS.labels(event.envelope.type).observe(max(0.0, lag))
         submitted = [(e.envelope, e.body) for e in logged if isinstance(e.body, ArtifactSubmitted)]
         pending = await self._still_pending(conn, submitted)
         if not pending:
             return
         decisions = await self._decide(conn, [submission for _, submission in pending])
-        await record(
-            conn,
-            self.bus,
-            [
-                (self.bus.envelope_for(decision, causation=cause), decision)
-                for (cause, _), decision in zip(pending, decisions, strict=True)
-            ],
-            projector,
-        )
+        trace_of = {d.envelope.id: d.headers for d in deliveries}
+        events, traces = [], {}
+        for (cause, _), decision in zip(pending, decisions, strict=True):
+            envelope = self.bus.envelope_for(decision, causation=cause)
+            events.append((envelope, decision))
+            traces[envelope.id] = _decision_trace(trace_of[cause.id], decision)
+        await record(conn, self.bus, events, projector, traces)
 
     async def _still_pending(
         self, conn: asyncpg.Connection, submitted: list[tuple[Envelope, Any]]

@@ -10,6 +10,7 @@ Produces directly: TrainingStarted, TrainingProgressed, TrainingCheckpointed (tr
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import logging
 import re
@@ -61,6 +62,7 @@ from .callbacks import Progress
 from .card import write_card, write_router_card
 from .checkpoints import Checkpoints
 from .domain import JobSpecError
+from .metrics import TOKENS_PER_SECOND
 from .mlflow_runs import Tracker
 from .plugins import load_plugins
 from .settings import TrainerSettings
@@ -110,7 +112,9 @@ class JobRunner:
             base, dataset, plan = await self._prepare(spec, work)
             tracker = await asyncio.to_thread(Tracker.for_job, spec.job_id, _tracked_params(spec, base, dataset))
             hooks = _JobHooks(asyncio.get_running_loop(), self, spec, cause, worker, stop, tracker)
-            result = await asyncio.get_running_loop().run_in_executor(self.executor, _train, plan, hooks)
+            # In this task's context, so that the hooks' publishes from the thread continue the job's trace.
+            in_context = contextvars.copy_context().run
+            result = await asyncio.get_running_loop().run_in_executor(self.executor, in_context, _train, plan, hooks)
             if result.stopped == "cancelled":
                 await _finish(tracker, JobStatus.CANCELLED)
                 cancelled = TrainingCancelled(job_id=spec.job_id, at_step=result.steps, reason=stop.detail)
@@ -307,6 +311,7 @@ class _JobHooks:
 
     def progressed(self, progress: Progress) -> None:
         self._publish(TrainingProgressed(job_id=self.spec.job_id, **vars(progress)))
+        TOKENS_PER_SECOND.labels(self.spec.method).observe(progress.tokens_per_second)
         if self.tracker:
             self.tracker.log_metrics(
                 {

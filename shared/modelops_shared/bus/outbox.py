@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import asyncpg
 from modelops_contracts import Envelope, KafkaRecord, Message, encode, topic_of
@@ -37,14 +37,20 @@ async def enqueue(
     return envelope
 
 
-async def enqueue_many(conn: asyncpg.Connection, messages: Sequence[tuple[Envelope, Message]]) -> None:
-    """Stage messages already put in envelopes (an event log that recorded them keeps the same ids)."""
+async def enqueue_many(
+    conn: asyncpg.Connection,
+    messages: Sequence[tuple[Envelope, Message]],
+    traces: Mapping[str, dict[str, str]] | None = None,
+) -> None:
+    """Stage messages already put in envelopes (an event log that recorded them keeps the same ids). A message
+    carries the current span's trace, or the one `traces` names for its envelope id (a batch's messages may answer
+    different traces)."""
     if not messages:
         return
-    trace_headers = current_trace_headers()
+    current = current_trace_headers()
     rows = []
     for envelope, message in messages:
-        record = encode(message, envelope, trace_headers=trace_headers)
+        record = encode(message, envelope, trace_headers=(traces or {}).get(envelope.id, current))
         rows.append((topic_of(message).name, record.key, record.value, record.headers))
     await conn.executemany("INSERT INTO outbox (topic, key, value, headers) VALUES ($1, $2, $3, $4)", rows)
     # NOTIFY is delivered at commit, so the relay wakes exactly when there is something to send.

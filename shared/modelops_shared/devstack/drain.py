@@ -11,12 +11,11 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-from confluent_kafka.admin import OffsetSpec  # type: ignore[attr-defined]  # its stub omits it
 from modelops_contracts import all_topic_names
 
 from ..bus.access import KafkaAccess
-from ..bus.incarnations import ADMIN_TIMEOUT_S, admin_client
+from ..bus.incarnations import ADMIN_TIMEOUT_S
+from ..bus.inspection import committed_offsets, lag, partition_offsets
 from ..settings import Settings
 
 DRAIN_TIMEOUT_S = 60.0
@@ -92,29 +91,12 @@ async def _lag(kafka: KafkaAccess, reads: Collection[tuple[str, str]]) -> dict[t
     """Messages each group has not consumed yet in each partition of the catalog topics it reads."""
     partitions = dict(all_topic_names())
     topics = {topic for _, topic in reads if topic in partitions}
-    every = [TopicPartition(topic, p) for topic in topics for p in range(partitions[topic])]
-    latest = await _offsets(kafka, every, OffsetSpec.latest())  # type: ignore[no-untyped-call]
-    earliest = await _offsets(kafka, every, OffsetSpec.earliest())  # type: ignore[no-untyped-call]
-    admin = admin_client(kafka)
-    lag: dict[tuple[str, str, int], int] = {}
+    offsets = await partition_offsets(kafka, [(topic, p) for topic in topics for p in range(partitions[topic])])
+    behind: dict[tuple[str, str, int], int] = {}
     for group in sorted({group for group, topic in reads if topic in topics}):
-        mine = [tp for tp in every if (group, tp.topic) in reads]
-        request = [ConsumerGroupTopicPartitions(group, mine)]
-        future = admin.list_consumer_group_offsets(request, request_timeout=ADMIN_TIMEOUT_S)[group]
-        committed = await asyncio.wrap_future(future)
-        for tp in committed.topic_partitions:
-            key = (tp.topic, tp.partition)
-            start = tp.offset if tp.offset >= 0 else earliest[key]  # nothing committed: all there is
-            if (behind := latest[key] - start) > 0:
-                lag[(group, tp.topic, tp.partition)] = behind
-    return lag
-
-
-async def _offsets(
-    kafka: KafkaAccess, partitions: list[TopicPartition], spec: OffsetSpec
-) -> dict[tuple[str, int], int]:
-    if not partitions:
-        return {}
-    futures = admin_client(kafka).list_offsets({tp: spec for tp in partitions}, request_timeout=ADMIN_TIMEOUT_S)
-    results = await asyncio.gather(*(asyncio.wrap_future(future) for future in futures.values()))
-    return {(tp.topic, tp.partition): info.offset for tp, info in zip(futures, results, strict=True)}
+        mine = [key for key in offsets if (group, key[0]) in reads]
+        committed = await committed_offsets(kafka, group, mine)
+        for topic, partition in mine:
+            if messages := lag(committed.get((topic, partition)), offsets[(topic, partition)]):
+                behind[(group, topic, partition)] = messages
+    return behind

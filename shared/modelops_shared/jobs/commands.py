@@ -73,6 +73,11 @@ class JobCommands:
     failed_event: Callable[[str, str, str], Message]  # (job id, error type, reason)
     cancelled_event: Callable[[str, str], Message]  # (job id, reason)
 
+    @property
+    def kind(self) -> str:
+        """The kind of job, as metrics label it: the topic's first word (`training.commands.v1` → training)."""
+        return self.topic.name.split(".", 1)[0]
+
     def failed(self, job_id: str, error_type: str, reason: str) -> Outcome:
         log.warning("job %s failed (%s): %s", job_id, error_type, reason)
         return Outcome(JobStatus.FAILED, [self.failed_event(job_id, error_type, reason)], reason=reason)

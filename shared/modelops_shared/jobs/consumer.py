@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, cast
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
 from modelops_contracts import Envelope, EnvelopeError, JobStatus, Message, decode
+from opentelemetry import propagate, trace
 
 from ..bus import Bus
 from ..bus.access import KafkaAccess
@@ -26,8 +29,10 @@ from ..settings import Settings
 from . import ledger
 from .cancellation import CancelWatcher
 from .commands import JobCommand, JobCommands, Outcome, StopSignal, Transient
+from .metrics import JOB_DURATION_SECONDS, JOB_QUEUE_SECONDS, JOBS_FINISHED, JOBS_RUNNING
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 POLL_MS = 500
 MAX_BACKOFF_S = 30.0
@@ -192,9 +197,32 @@ class JobConsumer:
             log.info("job %s already ended; skipping its redelivered command", job_id)
             await self._commit(tp, record)
             return
-        outcome = await self._run_job(tp, job_id, body, envelope)
+        # The job continues the trace of the request that submitted it: its events, its outbox messages and the
+        # HTTP calls it makes all carry that trace id.
+        with tracer.start_as_current_span(
+            f"{tp.topic} process",
+            context=propagate.extract(headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.destination.name": tp.topic,
+                "modelops.job_id": job_id,
+                "modelops.worker": self.worker,
+            },
+        ):
+            await self._handle_start(tp, record, job_id, body, envelope)
+
+    async def _handle_start(
+        self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], job_id: str, body: Message, envelope: Envelope
+    ) -> None:
+        kind = self.commands.kind
+        JOB_QUEUE_SECONDS.labels(kind).observe(max(0.0, (datetime.now(UTC) - envelope.time).total_seconds()))
+        started = time.monotonic()
+        with JOBS_RUNNING.labels(kind).track_inprogress():
+            outcome = await self._run_job(tp, job_id, body, envelope)
         if outcome.status is None:
             return  # handed off: recorded and committed by whoever finishes it
+        JOB_DURATION_SECONDS.labels(kind, outcome.status.value).observe(time.monotonic() - started)
+        JOBS_FINISHED.labels(kind, outcome.status.value).inc()
         recorded = await ledger.finish(
             self.pool,
             self.bus,
