@@ -551,6 +551,37 @@ class Seed(RootModel[int]):
     root: Annotated[int, Field(ge=0, le=2147483647, title="Seed")]
 
 
+class GroupPartition(BaseModel):
+    topic: Annotated[str, Field(title="Topic")]
+    partition: Annotated[int, Field(title="Partition")]
+    committed: Annotated[int | None, Field(title="Committed")]
+    latest: Annotated[int, Field(title="Latest")]
+    lag: Annotated[int, Field(title="Lag")]
+
+
+class GroupState(BaseModel):
+    group: Annotated[str, Field(title="Group")]
+    state: Annotated[str, Field(title="State")]
+    partitions: Annotated[list[GroupPartition], Field(title="Partitions")]
+    lag: Annotated[int, Field(title="Lag")]
+
+
+class Hop(BaseModel):
+    at: Annotated[AwareDatetime, Field(title="At")]
+    topic: Annotated[str, Field(title="Topic")]
+    partition: Annotated[int, Field(title="Partition")]
+    offset: Annotated[int, Field(title="Offset")]
+    type: Annotated[str | None, Field(title="Type")]
+    service: Annotated[str | None, Field(title="Service")]
+    subject: Annotated[str | None, Field(title="Subject")]
+    message_id: Annotated[str | None, Field(title="Message Id")]
+    correlation_id: Annotated[str | None, Field(title="Correlation Id")]
+    causation_id: Annotated[str | None, Field(title="Causation Id")]
+    trace_id: Annotated[str | None, Field(title="Trace Id")]
+    recorded_at: Annotated[AwareDatetime, Field(title="Recorded At")]
+    gap_s: Annotated[float | None, Field(title="Gap S")]
+
+
 class HyperparameterRequest(BaseModel):
     model_config = ConfigDict(
         extra="forbid",
@@ -669,6 +700,37 @@ class JobStatus(StrEnum):
     cancelled = "cancelled"
 
 
+class JobSummary(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    kind: Annotated[str, Field(title="Kind")]
+    status: JobStatus
+    submitted_at: Annotated[AwareDatetime, Field(title="Submitted At")]
+    last_event_at: Annotated[AwareDatetime, Field(title="Last Event At")]
+    last_event: Annotated[str, Field(title="Last Event")]
+    trace_id: Annotated[str | None, Field(title="Trace Id")]
+    service: Annotated[str | None, Field(title="Service")]
+
+
+class KafkaMessage(BaseModel):
+    topic: Annotated[str, Field(title="Topic")]
+    partition: Annotated[int, Field(title="Partition")]
+    offset: Annotated[int, Field(title="Offset")]
+    timestamp: Annotated[AwareDatetime, Field(title="Timestamp")]
+    key: Annotated[str | None, Field(title="Key")]
+    headers: Annotated[dict[str, str], Field(title="Headers")]
+    trace_id: Annotated[str | None, Field(title="Trace Id")]
+    payload: Annotated[Any, Field(title="Payload")]
+    payload_bytes: Annotated[int, Field(title="Payload Bytes")]
+    truncated: Annotated[bool, Field(title="Truncated")]
+
+
+class Latency(BaseModel):
+    count: Annotated[int | None, Field(title="Count")] = 0
+    mean_s: Annotated[float | None, Field(title="Mean S")] = None
+    p50_s: Annotated[float | None, Field(title="P50 S")] = None
+    p95_s: Annotated[float | None, Field(title="P95 S")] = None
+
+
 class LineageRelation(StrEnum):
     trained_from = "trained_from"
     fine_tuned_on = "fine_tuned_on"
@@ -704,6 +766,15 @@ class MetricSpec(BaseModel):
     ] = {}
 
 
+class ModelFigures(BaseModel):
+    model: Annotated[str, Field(title="Model")]
+    requests: Annotated[dict[str, int] | None, Field(title="Requests")] = None
+    prompt_tokens: Annotated[int | None, Field(title="Prompt Tokens")] = 0
+    completion_tokens: Annotated[int | None, Field(title="Completion Tokens")] = 0
+    time_to_first_token: Latency | None = None
+    inter_token_latency: Latency | None = None
+
+
 class ModelImportStatus(StrEnum):
     pending = "pending"
     completed = "completed"
@@ -724,6 +795,12 @@ class ModelImportView(BaseModel):
     requested_by: Annotated[str, Field(title="Requested By")]
     created_at: Annotated[AwareDatetime, Field(title="Created At")]
     updated_at: Annotated[AwareDatetime, Field(title="Updated At")]
+
+
+class PartitionState(BaseModel):
+    partition: Annotated[int, Field(title="Partition")]
+    earliest: Annotated[int, Field(title="Earliest")]
+    latest: Annotated[int, Field(title="Latest")]
 
 
 class PluginSpec(BaseModel):
@@ -994,6 +1071,43 @@ class RatingView(BaseModel):
     rating: Rating
 
 
+class Consumer(RootModel[str]):
+    root: Annotated[
+        str,
+        Field(
+            description="Only what this consumer group dead-lettered",
+            max_length=200,
+            title="Consumer",
+        ),
+    ]
+
+
+class ReplayRequest(BaseModel):
+    topic: Annotated[
+        str,
+        Field(
+            description="The original topic, e.g. training.commands.v1",
+            pattern="^[a-z0-9._-]{1,100}$",
+            title="Topic",
+        ),
+    ]
+    consumer: Annotated[
+        Consumer | None,
+        Field(description="Only what this consumer group dead-lettered", title="Consumer"),
+    ] = None
+    dry_run: Annotated[
+        bool | None,
+        Field(description="List what would be replayed; send nothing", title="Dry Run"),
+    ] = False
+
+
+class Replayed(BaseModel):
+    offset: Annotated[int, Field(title="Offset")]
+    topic: Annotated[str, Field(title="Topic")]
+    key: Annotated[str | None, Field(title="Key")]
+    error: Annotated[str, Field(title="Error")]
+
+
 class Role(StrEnum):
     viewer = "viewer"
     developer = "developer"
@@ -1233,6 +1347,20 @@ class SearchResults(BaseModel):
     results: Annotated[list[SearchHit], Field(title="Results")]
 
 
+class Status2(StrEnum):
+    verified = "verified"
+    invalid = "invalid"
+    unsigned = "unsigned"
+
+
+class SignatureState(BaseModel):
+    status: Annotated[Status2, Field(title="Status")]
+    key_id: Annotated[str | None, Field(title="Key Id")]
+    algorithm: Annotated[str | None, Field(title="Algorithm")]
+    files: Annotated[int | None, Field(title="Files")]
+    detail: Annotated[str, Field(title="Detail")]
+
+
 class SigningKey(BaseModel):
     key_id: Annotated[str, Field(title="Key Id")]
     algorithm: Annotated[str, Field(title="Algorithm")]
@@ -1260,6 +1388,16 @@ class SupervisedMethodRequest(BaseModel):
         extra="forbid",
     )
     hyperparameters: HyperparameterRequest | None = None
+
+
+class TopicState(BaseModel):
+    name: Annotated[str, Field(title="Name")]
+    partitions: Annotated[list[PartitionState], Field(title="Partitions")]
+    description: Annotated[str, Field(title="Description")]
+    producers: Annotated[list[str], Field(title="Producers")]
+    consumers: Annotated[list[str], Field(title="Consumers")]
+    dead_letter_topic: Annotated[bool, Field(title="Dead Letter Topic")]
+    messages: Annotated[int, Field(title="Messages")]
 
 
 class DatasetVersion(RootModel[int]):
@@ -1623,6 +1761,11 @@ class DeployRequest(BaseModel):
     ] = None
 
 
+class DeploymentServing(BaseModel):
+    deployment: Annotated[str, Field(title="Deployment")]
+    models: Annotated[list[ModelFigures], Field(title="Models")]
+
+
 class DeploymentView(BaseModel):
     name: Annotated[str, Field(title="Name")]
     status: DeploymentStatus
@@ -1791,6 +1934,19 @@ class FineTuningJobList(BaseModel):
     object: Annotated[Literal["list"], Field(title="Object")] = "list"
     data: Annotated[list[FineTuningJob], Field(title="Data")]
     has_more: Annotated[bool, Field(title="Has More")]
+
+
+class Flow(BaseModel):
+    id: Annotated[str, Field(title="Id")]
+    trace_ids: Annotated[list[str], Field(title="Trace Ids")]
+    trace_url: Annotated[str | None, Field(title="Trace Url")]
+    hops: Annotated[list[Hop], Field(title="Hops")]
+
+
+class Identity(BaseModel):
+    key_id: Annotated[str, Field(title="Key Id")]
+    name: Annotated[str, Field(title="Name")]
+    role: Role
 
 
 class JobView(BaseModel):

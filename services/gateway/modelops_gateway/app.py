@@ -1,7 +1,8 @@
 """Composition root: settings, runtime (pool with the gateway's migrations, bus with the outbox relay, object
 store, the consumers of training, model import, quantization, evaluation and router events), API keys with the first
 admin key, the rate limiter, the upstream clients of the registry and the inference service, the reconciler of
-dataset announcements, the job event feed, and the HTTP app with every feature's routes."""
+dataset announcements, the job event feed, the console's recorder of every topic, and the HTTP app with every
+feature's routes and the console at /ui."""
 
 from __future__ import annotations
 
@@ -19,12 +20,15 @@ from modelops_contracts.catalog import (
     ROUTER_EVENTS,
     TRAINING_EVENTS,
 )
+from modelops_shared.bus.access import KafkaAccess
 from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
 from modelops_shared.service_tokens import ServiceIdentity
 
 from .access import api as access_api
 from .access.store import KeyStore
 from .artifacts import api as artifacts_api
+from .console import api as console_api
+from .console.recorder import Recorder
 from .datasets import api as datasets_api
 from .datasets.announcer import reconciling
 from .deployments import api as deployments_api
@@ -70,6 +74,7 @@ ROUTERS = (
     rag_api.router,
     marketplace_api.router,
     routers_api.router,
+    console_api.router,
 )
 
 
@@ -152,6 +157,15 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
             )
             app.state.readiness_checks = {**runtime.readiness_checks(), "redis": limiter.ready}
             await stack.enter_async_context(reconciling(runtime.pool, runtime.bus, settings))
+            # A group of its own, reading every topic: the console's index of who sent what, when, in which trace.
+            await stack.enter_async_context(
+                Recorder.running(
+                    runtime.pool,
+                    KafkaAccess.of(settings.as_console()),
+                    f"{settings.gateway_schema}-console",
+                    settings.console_message_retention_s,
+                )
+            )
             yield
 
     # Not `internal`: the gateway authenticates its callers by API key (web/auth.py).
@@ -160,6 +174,7 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
     app.add_middleware(RateLimitHeaders)
     for router in ROUTERS:
         app.include_router(router)
+    app.mount("/ui", console_api.static, name="console")
     return app
 
 

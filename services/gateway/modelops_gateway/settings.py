@@ -7,7 +7,7 @@ from pathlib import Path
 
 from limits import parse
 from modelops_shared.settings import Settings
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 
 def checked_rate_limit(value: str) -> str:
@@ -71,11 +71,34 @@ class GatewaySettings(Settings):
     gateway_max_document_bytes: int = Field(
         50 * 1024 * 1024, ge=1, description="Largest document uploaded to a RAG collection"
     )
+    console_kafka_username: str | None = Field(
+        None,
+        description="The console's own Kafka user (reads every topic, replays dead letters); the gateway's when unset",
+    )
+    console_kafka_password: SecretStr | None = Field(None, description="That user's password")
+    console_message_retention_s: int = Field(
+        7 * 24 * 3600, gt=0, description="How long the console's index of message headers keeps a message"
+    )
+    console_jaeger_url: str | None = Field(
+        None, description="Jaeger's UI (e.g. http://127.0.0.1:16686): the console links each trace id to it"
+    )
 
     @field_validator("gateway_default_rate_limit")
     @classmethod
     def _known_rate(cls, value: str) -> str:
         return checked_rate_limit(value)
+
+    def as_console(self) -> Settings:
+        """These settings with the console's Kafka user (when one is set): how the console reads topics and
+        replays dead letters."""
+        if self.console_kafka_username is None:
+            return self
+        return self.model_copy(
+            update={
+                "kafka_sasl_username": self.console_kafka_username,
+                "kafka_sasl_password": self.console_kafka_password,
+            }
+        )
 
     @property
     def admin_key_file(self) -> Path:

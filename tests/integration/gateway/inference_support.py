@@ -35,6 +35,7 @@ class FakeInference:
         self.app.add_api_route("/v1/chat/completions", self.complete, methods=["POST"])
         self.app.add_api_route("/v1/completions", self.complete, methods=["POST"])
         self.app.add_api_route("/v1/routers/{name}/decide", self.decide, methods=["POST"])
+        self.app.add_api_route("/metrics", self.metrics, methods=["GET"])
 
     async def list(self) -> list[dict[str, Any]]:
         return list(self.known.values())
@@ -49,6 +50,14 @@ class FakeInference:
         if name not in self.decisions:
             return problem(404, "router-not-found")
         return JSONResponse(self.decisions[name])
+
+    async def metrics(self) -> Response:
+        """One completion request per known deployment, as the real service's exposition counts it."""
+        lines = [
+            f'modelops_inference_requests_total{{deployment="{name}",model="{name}",outcome="ok"}} 1.0'
+            for name in self.known
+        ]
+        return Response("\n".join(["# TYPE modelops_inference_requests_total counter", *lines]) + "\n")
 
     async def models(self) -> dict[str, Any]:
         return {"object": "list", "data": [{"id": "m", "object": "model", "created": 0, "owned_by": "m"}]}

@@ -46,6 +46,7 @@ CREATES = {
     "POST /v1/marketplace/listings",  # the marketplace lets only an artifact's creator (or an admin) publish it
     "POST /v1/marketplace/listings/{listing_id}/ratings",  # each key's own rating
     "POST /v1/marketplace/listings/{listing_id}/install",  # a deployment, under the deployments' ownership rules
+    "POST /v1/console/dead-letters/replay",  # admin only
 }
 # Writes to a collection: the rag service checks its owner, from the user in the gateway's token
 # (tests/integration/rag/test_rag.py::test_only_the_owner_changes_a_collection).
@@ -192,6 +193,7 @@ async def test_every_operation_for_every_role_is_classified_and_never_fails(
         "path": "config.json",
         "listing_id": "listing-unknown",
         "decision_id": "rdec-" + "0" * 25,
+        "flow_id": "job-unknown",
     }
     deployment = await owned.deployment()
     document = (await clients["viewer"].get("/openapi.json")).json()

@@ -1,4 +1,5 @@
-"""API key routes (admin): create (the secret is in that response only), list (never a secret), revoke."""
+"""API key routes (admin): create (the secret is in that response only), list (never a secret), revoke; and
+any key's own identity (`/me`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 
 from ..deps import GatewayDep
-from ..web.auth import Admin
+from ..web.auth import Admin, Viewer
 from ..web.idempotency import Idempotent
 from ..web.openapi import problems
 from .domain import KeyNotFound
-from .schemas import ApiKeyRequest, ApiKeyView, CreatedApiKey
+from .schemas import ApiKeyRequest, ApiKeyView, CreatedApiKey, Identity
 
 JSON_BODY_LIMIT = 16 * 1024
 
@@ -45,6 +46,12 @@ async def create_api_key(body: ApiKeyRequest, caller: Admin, gateway: GatewayDep
 async def list_api_keys(_: Admin, gateway: GatewayDep) -> list[ApiKeyView]:
     """Every key, revoked ones included; never a secret."""
     return [ApiKeyView.of(key) for key in await gateway.keys.list()]
+
+
+@router.get("/me")
+async def who_am_i(caller: Viewer) -> Identity:
+    """The calling key's id, name and role."""
+    return Identity(key_id=caller.key_id, name=caller.name, role=caller.role)
 
 
 @router.delete("/{key_id}", responses=problems(404, 409))

@@ -48,5 +48,13 @@ class ApiKeyView(BaseModel):
         return cls(**asdict(key))
 
 
+class Identity(BaseModel):
+    """Who a key is: what the console shows once signed in, and which of its actions the role allows."""
+
+    key_id: str
+    name: str
+    role: Role
+
+
 class CreatedApiKey(ApiKeyView):
     key: str | None = Field(description="The secret, shown in this response only (null in an idempotent replay)")
