@@ -99,6 +99,7 @@ def exported_metric_names() -> frozenset[str]:
     """Every series name the services can export: the shared bus metrics, FastStream's middleware metrics (built by
     the real broker factory; no connection is made) and each service's own metrics module."""
     importlib.import_module("modelops_shared.telemetry")
+    importlib.import_module("modelops_shared.jobs.metrics")
     make_broker(Settings(service_name="deploy-manifests-test"))
     for service in SERVICES:
         try:
@@ -501,6 +502,44 @@ def test_grafana_dashboard_queries_metrics_the_services_export():
     assert "modelops_consumer_lag" in queried
 
 
+def test_alert_rules_are_loaded_and_watch_metrics_the_services_export():
+    config = yaml.safe_load((COMPOSE_DIR / "prometheus.yml").read_text())
+    mounts = compose_services()["prometheus"]["volumes"]
+    assert "./prometheus-alerts.yml:/etc/prometheus/alerts.yml:ro" in mounts
+    assert config["rule_files"] == ["/etc/prometheus/alerts.yml"]
+    rules = yaml.safe_load((COMPOSE_DIR / "prometheus-alerts.yml").read_text())["groups"][0]["rules"]
+    watched = {name for rule in rules for name in re.findall(r"\bmodelops_[a-z0-9_]+", rule["expr"])}
+    assert watched <= exported_metric_names(), sorted(watched - exported_metric_names())
+    assert {rule["alert"] for rule in rules} >= {
+        "ConsumerLagHigh",
+        "DeadLettersGrowing",
+        "HighServerErrorRate",
+        "JobFailureRateHigh",
+        "InferenceQueueTimeHigh",
+    }
+
+
+def test_the_observability_and_operations_containers_are_wired_to_what_they_watch():
+    services = compose_services()
+    collector = yaml.safe_load((COMPOSE_DIR / "otel-collector.yaml").read_text())
+    assert collector["exporters"]["otlphttp/loki"]["endpoint"] == "http://loki:3100/otlp"
+    assert collector["service"]["pipelines"]["logs"]["exporters"] == ["otlphttp/loki"]
+    assert "3100" in services["loki"]["expose"]
+    trainer = compose_env(services["trainer"])
+    assert trainer["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert "--port=5000" in services["mlflow"]["command"]
+    kafka_ui = compose_env(services["kafka-ui"])
+    common = compose()["x-modelops-env"]
+    assert kafka_ui["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == common[f"{PREFIX}KAFKA_BOOTSTRAP"]
+    assert kafka_ui["KAFKA_CLUSTERS_0_PROPERTIES_SASL_MECHANISM"] == common[f"{PREFIX}KAFKA_SASL_MECHANISM"]
+    sources = yaml.safe_load((COMPOSE_DIR / "grafana" / "provisioning" / "datasources" / "prometheus.yml").read_text())
+    uids = {source["uid"] for source in sources["datasources"]}
+    assert uids == {"prometheus", "jaeger", "loki"}
+    for path in (COMPOSE_DIR / "grafana" / "dashboards").glob("*.json"):
+        used = set(re.findall(r'"uid": "([a-z]+)"', path.read_text())) - {json.loads(path.read_text())["uid"]}
+        assert used <= uids, path.name
+
+
 # --- network policies -------------------------------------------------------------------------------------------
 
 # Who calls whom over HTTP inside the cluster (DESIGN.md §2); the gateway alone is reached from outside.
@@ -561,7 +600,7 @@ def test_kafka_users_may_do_what_the_topic_catalog_says_and_no_more():
     from modelops_contracts.catalog import TOPICS
 
     users = {doc["metadata"]["name"]: doc for doc in load_yaml(K8S / "strimzi" / "kafka-users.yaml")}
-    assert set(users) == {f"modelops-{service}" for service in SERVICES}
+    assert set(users) == {f"modelops-{service}" for service in SERVICES} | {"modelops-console"}
     for service in SERVICES:
         acls = users[f"modelops-{service}"]["spec"]["authorization"]["acls"]
         granted = {
@@ -571,3 +610,17 @@ def test_kafka_users_may_do_what_the_topic_catalog_says_and_no_more():
         consumed = {topic for topic in TOPICS if service in topic.consumers}
         assert granted["Write"] == {t.name for t in TOPICS if service in t.producers} | {t.dlq for t in consumed}
         assert granted["Read"] == {t.name for t in consumed} | {service}  # and its own consumer groups
+
+
+def test_the_console_user_reads_every_topic_and_writes_only_to_replay_dead_letters():
+    from modelops_contracts.catalog import TOPICS
+
+    users = {doc["metadata"]["name"]: doc for doc in load_yaml(K8S / "strimzi" / "kafka-users.yaml")}
+    acls = users["modelops-console"]["spec"]["authorization"]["acls"]
+    topics = {acl["resource"]["name"]: set(acl["operations"]) for acl in acls if acl["resource"]["type"] == "topic"}
+    for topic in TOPICS:
+        assert topics.pop(topic.dlq) == {"Read"}
+        assert topics.pop(topic.name) == {"Read", "Write"}
+    assert topics == {"*": {"Create", "Describe", "DescribeConfigs"}}
+    groups = {acl["resource"]["name"]: set(acl["operations"]) for acl in acls if acl["resource"]["type"] == "group"}
+    assert groups == {"gateway-console": {"Read", "Describe"}, "dlq-replay.": {"Read", "Describe"}, "*": {"Describe"}}
