@@ -4,7 +4,6 @@ static files. The page itself holds no data: every figure comes from these route
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,7 +14,6 @@ from modelops_contracts import all_topic_names
 from modelops_contracts.deployments import DEPLOYMENT_NAME
 from modelops_shared.bus.access import KafkaAccess
 from modelops_shared.bus.dlq import replay
-from pydantic import BaseModel, Field
 
 from ..deployments.domain import DeploymentNotFound
 from ..deps import GatewayDep, InferenceDep
@@ -23,7 +21,8 @@ from ..web.auth import Admin, Viewer
 from ..web.openapi import problems
 from . import kafka_view, store
 from .domain import JOB_KINDS, TopicNotFound
-from .serving_metrics import ModelFigures, deployment_figures
+from .schemas import DeploymentServing, Flow, Replayed, ReplayRequest
+from .serving_metrics import deployment_figures
 from .signatures import SignatureState, signature_state
 
 STATIC = Path(__file__).parent / "static"
@@ -37,34 +36,6 @@ TopicName = Annotated[str, PathParam(pattern=r"^[a-z0-9._-]{1,100}$")]
 ArtifactId = Annotated[str, PathParam(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
 DeploymentName = Annotated[str, PathParam(pattern=DEPLOYMENT_NAME)]
 JobKindName = Literal["training", "quantization", "evaluation", "indexing"]
-
-
-@dataclass(frozen=True)
-class Flow:
-    id: str
-    trace_ids: list[str]
-    trace_url: str | None  # Jaeger's page of a trace, with `{trace_id}` to fill in; null without Jaeger
-    hops: list[store.Hop]
-
-
-@dataclass(frozen=True)
-class DeploymentServing:
-    deployment: str
-    models: list[ModelFigures]
-
-
-class ReplayRequest(BaseModel):
-    topic: str = Field(pattern=r"^[a-z0-9._-]{1,100}$", description="The original topic, e.g. training.commands.v1")
-    consumer: str | None = Field(None, max_length=200, description="Only what this consumer group dead-lettered")
-    dry_run: bool = Field(False, description="List what would be replayed; send nothing")
-
-
-@dataclass(frozen=True)
-class Replayed:
-    offset: int
-    topic: str
-    key: str | None
-    error: str
 
 
 @router.get("/jobs", response_model=list[store.JobSummary])

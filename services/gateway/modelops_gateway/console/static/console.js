@@ -187,8 +187,25 @@ async function jobsPage(main) {
 function trainingForm() {
   const field = (label, input) => h("label", {}, label, input);
   const problem = h("div");
-  const base = h("input", { name: "base_model", required: true, placeholder: "smollm2-135m-instruct", size: 24 });
-  const dataset = h("input", { name: "dataset", required: true, placeholder: "support-chats", size: 18 });
+  // What is registered, offered as the user types (a datalist each, filled once the lists arrive).
+  const bases = h("datalist", { id: "base-models" });
+  const datasets = h("datalist", { id: "datasets" });
+  api("/v1/artifacts?kind=base_model&limit=100")
+    .then((page) =>
+      bases.replaceChildren(...[...new Set(page.data.map((a) => a.name))].map((n) => h("option", { value: n }))),
+    )
+    .catch(() => undefined);
+  api("/v1/datasets")
+    .then((page) => datasets.replaceChildren(...page.data.map((d) => h("option", { value: d.name }, `v${d.version}`))))
+    .catch(() => undefined);
+  const base = h("input", {
+    name: "base_model",
+    required: true,
+    list: "base-models",
+    placeholder: "a base model",
+    size: 24,
+  });
+  const dataset = h("input", { name: "dataset", required: true, list: "datasets", placeholder: "a dataset", size: 18 });
   const version = h("input", { name: "dataset_version", type: "number", min: 0, placeholder: "latest", size: 6 });
   const method = h(
     "select",
@@ -224,6 +241,8 @@ function trainingForm() {
     field("Method", method),
     field("Max steps", steps),
     h("button", { class: "primary", type: "submit" }, "Submit"),
+    bases,
+    datasets,
     problem,
   );
 }
