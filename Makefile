@@ -47,7 +47,7 @@ test-integration:
 test-e2e:
 	$(BIN)/python -m pytest tests/e2e -q
 
-lint:  ## ruff, mypy (strict on contracts and shared), import-linter, stale AsyncAPI, SDK-model and sync-client checks, the compose file against the compose-spec schema
+lint:  ## ruff, mypy (strict on contracts and shared), import-linter, stale AsyncAPI, SDK-model and sync-client checks, the compose file against the compose-spec schema, every kustomization rendered and validated
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy contracts/modelops_contracts shared/modelops_shared $(foreach p,$(SERVICES),$(dir $(p))) sdk
@@ -55,6 +55,7 @@ lint:  ## ruff, mypy (strict on contracts and shared), import-linter, stale Asyn
 	$(BIN)/python -m modelops_contracts.asyncapi --check contracts/asyncapi.yaml
 	$(BIN)/python sdk/codegen.py --check
 	$(BIN)/check-jsonschema --builtin-schema vendor.compose-spec compose/docker-compose.yml
+	PATH=$(BIN):$$PATH k8s/validate.sh
 
 contracts:  ## regenerate contracts/asyncapi.yaml from the catalog
 	$(BIN)/python -m modelops_contracts.asyncapi contracts/asyncapi.yaml

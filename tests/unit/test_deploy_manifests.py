@@ -439,7 +439,7 @@ def test_base_kustomization_lists_every_file():
     assert len(set(listed)) == len(listed)
 
 
-@pytest.mark.parametrize("overlay", ["dev", "gpu"])
+@pytest.mark.parametrize("overlay", sorted(p.name for p in OVERLAYS.iterdir()))
 def test_overlays_reference_files_that_exist(overlay):
     directory = OVERLAYS / overlay
     document = kustomization(directory)
@@ -479,6 +479,59 @@ def test_gpu_overlay_gives_the_trainer_one_gpu():
     assert len(trainers) == 1
     spec = next(c for c in trainers[0]["spec"]["template"]["spec"]["containers"] if c["name"] == "trainer")
     assert spec["resources"]["limits"]["nvidia.com/gpu"] == 1
+
+
+# --- autoscaling and the mesh -----------------------------------------------------------------------------------
+
+# Each worker's job commands: the consumer group its settings join and the catalog topic it reads.
+WORKERS = {
+    "trainer": ("trainer_group", "TRAINING_COMMANDS"),
+    "quantizer": ("quantizer_group", "QUANTIZATION_COMMANDS"),
+    "evaluator": ("evaluator_group", "EVALUATION_COMMANDS"),
+    "rag": ("rag_group", "RAG_COMMANDS"),
+}
+
+
+def test_keda_scales_every_worker_on_its_own_groups_lag_and_inference_on_its_queue():
+    from modelops_contracts import catalog
+
+    scaled = {doc["metadata"]["name"]: doc for doc in load_yaml(OVERLAYS / "autoscaling" / "keda.yaml")}
+    bootstrap = base_object("ConfigMap", "modelops-config")["data"][f"{PREFIX}KAFKA_BOOTSTRAP"]
+    for service, (group_field, topic_name) in WORKERS.items():
+        spec = scaled[service]["spec"]
+        assert spec["scaleTargetRef"]["name"] == service
+        topic: catalog.Topic = getattr(catalog, topic_name)
+        group = settings_class(service).model_fields[group_field].default
+        triggers = {(t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in spec["triggers"]}
+        assert (group, topic.name) in triggers, service
+        assert all(t["metadata"]["bootstrapServers"] == bootstrap for t in spec["triggers"])
+        assert spec["maxReplicaCount"] <= topic.partitions  # more replicas than partitions would idle
+        assert spec["minReplicaCount"] == (1 if service == "rag" else 0)  # rag also serves searches
+    assert ("trainer-imports", catalog.MODEL_COMMANDS.name) in {
+        (t["metadata"]["consumerGroup"], t["metadata"]["topic"]) for t in scaled["trainer"]["spec"]["triggers"]
+    }
+    inference = scaled["inference"]["spec"]
+    assert inference["minReplicaCount"] >= 1
+    queried = {
+        name for t in inference["triggers"] for name in re.findall(r"\bmodelops_[a-z0-9_]+", t["metadata"]["query"])
+    }
+    assert queried == {"modelops_inference_queue_depth", "modelops_inference_time_to_first_token_seconds_bucket"}
+    assert queried <= exported_metric_names()
+    users = {doc["metadata"]["name"]: doc for doc in load_yaml(K8S / "strimzi" / "kafka-users.yaml")}
+    acls = users["modelops-keda"]["spec"]["authorization"]["acls"]
+    assert {op for acl in acls for op in acl["operations"]} == {"Describe"}  # offsets only, never a message
+
+
+def test_the_mesh_overlay_authenticates_every_caller_but_the_gateways_and_reaches_its_control_plane():
+    patches = {(d["kind"], d["metadata"]["name"]): d for d in load_yaml(OVERLAYS / "linkerd" / "mesh.yaml")}
+    namespace = patches[("Namespace", "modelops")]["metadata"]["annotations"]
+    assert namespace["linkerd.io/inject"] == "enabled"
+    assert namespace["config.linkerd.io/default-inbound-policy"] == "all-authenticated"
+    gateway = patches[("Deployment", "gateway")]["spec"]["template"]["metadata"]["annotations"]
+    assert gateway["config.linkerd.io/default-inbound-policy"] == "all-unauthenticated"
+    (policy,) = load_yaml(OVERLAYS / "linkerd" / "control-plane-policy.yaml")
+    ports = {p["port"] for rule in policy["spec"]["egress"] for p in rule["ports"]}
+    assert ports == {8080, 8086, 8090}
 
 
 # --- dashboards -------------------------------------------------------------------------------------------------
@@ -600,7 +653,7 @@ def test_kafka_users_may_do_what_the_topic_catalog_says_and_no_more():
     from modelops_contracts.catalog import TOPICS
 
     users = {doc["metadata"]["name"]: doc for doc in load_yaml(K8S / "strimzi" / "kafka-users.yaml")}
-    assert set(users) == {f"modelops-{service}" for service in SERVICES} | {"modelops-console"}
+    assert set(users) == {f"modelops-{service}" for service in SERVICES} | {"modelops-console", "modelops-keda"}
     for service in SERVICES:
         acls = users[f"modelops-{service}"]["spec"]["authorization"]["acls"]
         granted = {
