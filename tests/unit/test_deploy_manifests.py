@@ -522,6 +522,17 @@ def test_keda_scales_every_worker_on_its_own_groups_lag_and_inference_on_its_que
     assert {op for acl in acls for op in acl["operations"]} == {"Describe"}  # offsets only, never a message
 
 
+@pytest.mark.parametrize("service", ["trainer", "quantizer", "evaluator", "rag", "inference"])
+def test_model_caches_and_work_live_on_a_claim_of_their_own(service):
+    """Models and work files take tens of GiB: a PersistentVolumeClaim per pod, not the node's ephemeral storage."""
+    volumes = {v["name"]: v for v in base_object("Deployment", service)["spec"]["template"]["spec"]["volumes"]}
+    claim = volumes["state"]["ephemeral"]["volumeClaimTemplate"]["spec"]
+    assert claim["accessModes"] == ["ReadWriteOnce"]
+    assert claim["resources"]["requests"]["storage"].endswith("Gi")
+    mounts = {m["name"]: m["mountPath"] for m in container(base_object("Deployment", service))["volumeMounts"]}
+    assert mounts["state"] == "/var/lib/modelops"
+
+
 def test_the_mesh_overlay_authenticates_every_caller_but_the_gateways_and_reaches_its_control_plane():
     patches = {(d["kind"], d["metadata"]["name"]): d for d in load_yaml(OVERLAYS / "linkerd" / "mesh.yaml")}
     namespace = patches[("Namespace", "modelops")]["metadata"]["annotations"]
