@@ -26,6 +26,7 @@ BENCHMARKS = (
     "registry",
     "train",
     "inference",
+    "cold_start",
     "adapter_memory",
     "gateway",
     "quantize",

@@ -158,7 +158,7 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
             app.state.readiness_checks = {**runtime.readiness_checks(), "redis": limiter.ready}
             await stack.enter_async_context(reconciling(runtime.pool, runtime.bus, settings))
             # A group of its own, reading every topic: the console's index of who sent what, when, in which trace.
-            await stack.enter_async_context(
+            recorder = await stack.enter_async_context(
                 Recorder.running(
                     runtime.pool,
                     KafkaAccess.of(settings.as_console()),
@@ -166,6 +166,7 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
                     settings.console_message_retention_s,
                 )
             )
+            app.state.readiness_checks["console-recorder"] = recorder.alive
             yield
 
     # Not `internal`: the gateway authenticates its callers by API key (web/auth.py).

@@ -74,7 +74,7 @@ def _view(deployment: Any) -> dict[str, Any]:
 @router.post("/chat/completions", response_model=None, max_body_size=COMPLETION_BODY_LIMIT)
 async def chat_completions(body: ChatCompletionRequest, inference: InferenceDep) -> JSONResponse | StreamingResponse:
     """OpenAI chat completions: the prompt is the base model's chat template over `messages`."""
-    engine, route = _engine(inference.deployments, body.model)
+    engine, route = await _engine(inference.deployments, body.model)
     if isinstance(engine, ProxyEngine):
         return await _relay(inference.settings, engine, route, body, chat=True)
     tokenizer = engine.backend.tokenizer
@@ -95,7 +95,7 @@ async def chat_completions(body: ChatCompletionRequest, inference: InferenceDep)
 @router.post("/completions", response_model=None, max_body_size=COMPLETION_BODY_LIMIT)
 async def completions(body: CompletionRequest, inference: InferenceDep) -> JSONResponse | StreamingResponse:
     """OpenAI (legacy) text completions of one prompt."""
-    engine, route = _engine(inference.deployments, body.model)
+    engine, route = await _engine(inference.deployments, body.model)
     prompts = [body.prompt] if isinstance(body.prompt, str) else body.prompt
     if len(prompts) != 1:
         raise Problem(400, "one-prompt", "send one prompt per request", param="prompt")
@@ -193,7 +193,7 @@ async def decide(name: str, body: DecideRequest, inference: InferenceDep) -> Rou
     return view
 
 
-def _engine(deployments: Deployments, model: str) -> tuple[Any, Any]:
+async def _engine(deployments: Deployments, model: str) -> tuple[Any, Any]:
     route = deployments.route(model)
     if route is None and model in deployments.routers.loaded:
         detail = f"{model} is a router: call it through the gateway, which sends the request to the target it picks"
@@ -203,7 +203,7 @@ def _engine(deployments: Deployments, model: str) -> tuple[Any, Any]:
         if deployment is not None and deployment.status == "loading":
             raise Problem(503, "model-loading", f"model {model} is loading", retry_after=1)
         raise Problem(404, "model_not_found", f"the model {model} does not exist", param="model")
-    return deployments.engines[route.base_id], route
+    return await deployments.engine_for(route), route
 
 
 def _max_tokens(settings: InferenceSettings, max_tokens: int | None) -> int:

@@ -52,8 +52,12 @@ def create_app(settings: InferenceSettings | None = None, *, overrides: Dependen
                     app.state.inference = Inference(settings, deployments)
                     app.state.readiness_checks = runtime.readiness_checks()
                     tasks = _background(settings, deployments, runtime)
+                    idle_s = settings.inference_idle_unload_s
                     try:
-                        async with handlers.working(runtime.pool, runtime.bus):
+                        async with (
+                            handlers.working(runtime.pool, runtime.bus),
+                            deployments.unloading_idle(idle_s) if idle_s else contextlib.nullcontext(),
+                        ):
                             yield
                     finally:
                         for task in tasks:

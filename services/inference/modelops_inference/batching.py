@@ -102,6 +102,10 @@ class Scheduler:
     def batch_size(self) -> int:
         return len(self._rows)
 
+    def busy(self) -> bool:
+        """Some sequence waits or runs."""
+        return bool(self._pending or self._rows)
+
     async def _run(self) -> None:
         while True:
             if not self._rows and not self._pending:

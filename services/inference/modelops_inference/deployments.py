@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -60,6 +63,9 @@ class Engine:
     def abort(self, adapter: str, reason: str) -> None:
         self.scheduler.abort(adapter, reason)
 
+    def busy(self) -> bool:
+        return self.scheduler.busy()
+
     async def close(self) -> None:
         await self.scheduler.stop()
         await self.backend.close()
@@ -75,6 +81,9 @@ class ProxyEngine:
 
     def abort(self, adapter: str, reason: str) -> None:
         self.backend.abort(adapter, reason)
+
+    def busy(self) -> bool:
+        return self.backend.busy()
 
     async def close(self) -> None:
         await self.backend.close()
@@ -97,6 +106,10 @@ class Deployments:
     Deploy, undeploy, revoke and restore take turns (one lock), and a name commanded since this process started is never
     overwritten by a restore from the registry's older view (see restore.py).
 
+    With `inference_idle_unload_s`, a base model no request has used for that long, and none is using, is unloaded (its
+    engine closed, its memory freed); its deployments stay ready, and the next request loads it again from the verified
+    files still on disk (a cold start, measured in `modelops_inference_cold_start_seconds`).
+
     A Deploy may arrive before the registry has registered one of its adapters: a training job's adapter is submitted by
     the trainer and signed by the registry asynchronously, while the gateway deploys it as soon as the job succeeds. So
     an adapter the registry does not know yet, or has recorded but not signed, is fetched again with backoff for up to
@@ -116,6 +129,8 @@ class Deployments:
         self.replica = settings.inference_replica
         self._turn = asyncio.Lock()
         self._commanded: set[str] = set()  # names a command has touched since start: a restore leaves them alone
+        self._bases: dict[str, VerifiedArtifact] = {}  # every base model a deployment serves, loaded or not
+        self._last_used: dict[str, float] = {}  # base model id → when a request last asked for it (monotonic)
 
     async def close(self) -> None:
         for base_id in list(self.engines):
@@ -123,6 +138,53 @@ class Deployments:
 
     def route(self, model: str) -> Route | None:
         return self.routes.get(model)
+
+    async def engine_for(self, route: Route) -> Engine | ProxyEngine:
+        """The engine that serves `route`, loaded again first if it was unloaded for idleness."""
+        self._last_used[route.base_id] = time.monotonic()
+        engine = self.engines.get(route.base_id)
+        if engine is not None:
+            return engine
+        async with self._turn:
+            engine = self.engines.get(route.base_id)  # another request may have loaded it meanwhile
+            if engine is None:
+                began = time.perf_counter()
+                engine = await self._engine(self._bases[route.base_id])
+                took = time.perf_counter() - began
+                metrics.COLD_START_SECONDS.labels(route.base_id).observe(took)
+                log.info("loaded %s again after idleness in %.2f s", route.base_id, took)
+        return engine
+
+    async def unload_idle(self, idle_s: float) -> list[str]:
+        """Unload every base model that no request has used for `idle_s` seconds and none is using now; which."""
+        unloaded = []
+        async with self._turn:
+            now = time.monotonic()
+            for base_id, engine in list(self.engines.items()):
+                if engine.busy() or now - self._last_used.get(base_id, now) < idle_s:
+                    continue
+                await self._drop_engine(base_id)
+                metrics.IDLE_UNLOADS.labels(base_id).inc()
+                log.info("unloaded %s after %.0f s without a request", base_id, now - self._last_used[base_id])
+                unloaded.append(base_id)
+        return unloaded
+
+    @asynccontextmanager
+    async def unloading_idle(self, idle_s: float) -> AsyncIterator[None]:
+        """Unload idle base models while the block runs (checking four times per `idle_s`, at least once a minute)."""
+
+        async def unload() -> None:
+            while True:
+                await asyncio.sleep(min(idle_s / 4, 60.0))
+                await self.unload_idle(idle_s)
+
+        task = asyncio.create_task(unload(), name="idle-unload")
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def served_artifacts(self) -> set[str]:
         """Every base model and adapter a ready deployment serves."""
@@ -249,6 +311,8 @@ class Deployments:
         return failed
 
     async def _engine(self, base: VerifiedArtifact) -> Engine | ProxyEngine:
+        self._bases[base.id] = base
+        self._last_used.setdefault(base.id, time.monotonic())
         engine = self.engines.get(base.id)
         if engine is None and _is_gguf(base):
             gguf = await LlamaCppBackend.load(base.id, base.path, self.settings)
@@ -301,9 +365,12 @@ class Deployments:
         deployment.models = []
         self.routers.drop(name)
         base_id = deployment.base_id
+        others = [d for d in self.deployments.values() if d.name != name and d.status == "ready"]
+        if base_id is not None and not any(d.base_id == base_id for d in others):
+            self._bases.pop(base_id, None)  # nothing left to load it again for
+            self._last_used.pop(base_id, None)
         if base_id is None or base_id not in self.engines:
             return
-        others = [d for d in self.deployments.values() if d.name != name and d.status == "ready"]
         engine = self.engines[base_id]
         for adapter_id in deployment.adapter_ids:
             if adapter_id == revoked or not any(adapter_id in d.adapter_ids for d in others):

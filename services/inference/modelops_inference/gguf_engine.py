@@ -83,6 +83,9 @@ class LlamaCppBackend(RuntimeAdapters):
     def abort(self, adapter: str, reason: str) -> None:
         self._in_flight.abort(adapter, reason)
 
+    def busy(self) -> bool:
+        return bool(self._in_flight.calls)
+
     async def close(self) -> None:
         for name in self.loaded_adapters():
             await self._unload(name)

@@ -1,6 +1,6 @@
 """Prometheus metrics of serving, labelled by deployment and model (the name a request addressed: the deployment,
-an adapter alias or an `ft:` name), plus the scheduler's queue depth and batch sizes per base model, and routers'
-decisions and how long they take."""
+an adapter alias or an `ft:` name), plus the scheduler's queue depth and batch sizes per base model, idle unloads and
+the cold starts they cost, and routers' decisions and how long they take."""
 
 from __future__ import annotations
 
@@ -31,6 +31,13 @@ BATCH_SIZE = Histogram(
     ("base_model",),
     buckets=(1, 2, 4, 8, 16, 32, 64, 128),
 )
+COLD_START_SECONDS = Histogram(
+    "modelops_inference_cold_start_seconds",
+    "Loading a base model again for a request after it was unloaded for idleness",
+    ("base_model",),
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+)
+IDLE_UNLOADS = Counter("modelops_inference_idle_unloads_total", "Base models unloaded for idleness", ("base_model",))
 LOADED_ADAPTERS = Gauge("modelops_inference_loaded_adapters", "Adapters loaded on a base model", ("base_model",))
 ROUTER_DECISIONS = Counter(
     "modelops_inference_router_decisions_total",

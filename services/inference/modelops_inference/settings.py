@@ -45,6 +45,12 @@ class InferenceSettings(Settings):
     inference_revocation_check_s: float = Field(
         30.0, ge=0, description="How often served artifacts are re-checked with the registry for revocation; 0: never"
     )
+    inference_idle_unload_s: float = Field(
+        0.0,
+        ge=0,
+        description="Unload a base model no request has used for this long; its deployments stay ready and load it"
+        " again on their next request (a cold start). 0: never",
+    )
     inference_restore: bool = Field(True, description="On start, re-deploy what the registry says is still wanted")
     inference_restore_retry_s: float = Field(2.0, gt=0, description="Pause between tries to reach the registry")
     inference_vllm_python: str = Field("", description="Python that runs the vLLM server; default this interpreter")

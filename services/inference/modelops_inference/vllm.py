@@ -135,6 +135,9 @@ class VllmBackend(RuntimeAdapters):
         """Every running request of `adapter` delivers nothing more and ends with `reason` as its error."""
         self._in_flight.abort(adapter, reason)
 
+    def busy(self) -> bool:
+        return bool(self._in_flight.calls)
+
     async def close(self) -> None:
         await self.client.aclose()
         if self.process is not None and self.process.returncode is None:

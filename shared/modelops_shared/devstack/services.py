@@ -61,6 +61,8 @@ def service(settings: Settings, name: str, root: Path) -> Component:
         "MODELOPS_RAG_URL": os.environ.get("MODELOPS_RAG_URL") or f"http://{host}:{settings.rag_port}",
         "MODELOPS_MARKETPLACE_URL": os.environ.get("MODELOPS_MARKETPLACE_URL")
         or f"http://{host}:{settings.marketplace_port}",
+        # One machine holds every model: a base model unused for 15 minutes is unloaded, and loaded again on demand.
+        "MODELOPS_INFERENCE_IDLE_UNLOAD_S": os.environ.get("MODELOPS_INFERENCE_IDLE_UNLOAD_S", "900"),
         # The service's own directory first, so it runs from its checkout even before it is pip-installed.
         "PYTHONPATH": os.pathsep.join(filter(None, [str(root.resolve() / name), os.environ.get("PYTHONPATH")])),
     }

@@ -17,6 +17,7 @@ ROLES = ("viewer", "developer", "approver", "admin")
 # The routes anyone may call: the operational ones every service has (create_service_app) and FastAPI's OpenAPI
 # document and its two viewers. Every other route of the app must refuse a request without a key.
 PUBLIC = {"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"}
+CONSOLE = "/ui"  # the console's static files: the page holds no data, every figure it shows needs the key
 DUMMIES = {IntegerConvertor: "1", FloatConvertor: "1.5", UUIDConvertor: "00000000-0000-0000-0000-000000000001"}
 # One route per role level, with a request that passes validation, so only the role decides between 403 and not.
 ROUTES = {
@@ -63,7 +64,7 @@ async def test_without_a_key_every_route_answers_401_with_a_bearer_challenge(gat
     checked = []
     async with gateway.client() as anonymous:
         for route in routes:
-            if route.path in PUBLIC:
+            if route.path in PUBLIC or route.path == CONSOLE:
                 continue
             path = _dummy_path(route)
             if isinstance(route.original_route, WebSocketRoute):
@@ -104,9 +105,18 @@ async def test_operational_routes_and_the_openapi_document_are_public(gateway):
     async with gateway.client() as anonymous:
         for path in sorted(PUBLIC):
             assert (await anonymous.get(path)).status_code == 200, path
+        page = await anonymous.get(f"{CONSOLE}/")
+        assert (page.status_code, page.headers["content-type"]) == (200, "text/html; charset=utf-8")
         ready = await anonymous.get("/readyz")
         assert ready.status_code == 200, ready.text
-        expected = {"broker": "ok", "consumers": "ok", "database": "ok", "store": "ok", "redis": "ok"}
+        expected = {
+            "broker": "ok",
+            "consumers": "ok",
+            "database": "ok",
+            "store": "ok",
+            "redis": "ok",
+            "console-recorder": "ok",
+        }
         assert ready.json()["checks"] == expected
         assert (await anonymous.get("/metrics")).status_code == 200
         document = (await anonymous.get("/openapi.json")).json()

@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
@@ -27,6 +29,8 @@ POLL_MS = 500
 BATCH = 500
 PRUNE_EVERY_S = 3600.0
 RETRY_S = 2.0
+OUTAGES = (KafkaError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+T = TypeVar("T")
 UPSERT = """
 INSERT INTO message_log (topic, partition, "offset", key, message_id, type, source, subject, correlation_id,
                          causation_id, trace_id, at)
@@ -62,6 +66,7 @@ class Recorder:
     def __init__(self, pool: asyncpg.Pool, kafka: KafkaAccess, group: str, retention_s: int) -> None:
         self.pool = pool
         self.retention_s = retention_s
+        self._task: asyncio.Task[None] | None = None
         self.consumer = AIOKafkaConsumer(
             **kafka.aiokafka(), group_id=group, enable_auto_commit=False, auto_offset_reset="earliest"
         )
@@ -74,30 +79,42 @@ class Recorder:
         recorder = cls(pool, kafka, group, retention_s)
         recorder.consumer.subscribe([name for name, _ in all_topic_names()])
         await recorder.consumer.start()
-        task = asyncio.create_task(recorder._run(), name="console-recorder")
+        recorder._task = asyncio.create_task(recorder._run(), name="console-recorder")
+        recorder._task.add_done_callback(_report_end)
         try:
             yield recorder
         finally:
-            task.cancel()
+            recorder._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await recorder._task
             await recorder.consumer.stop()
+
+    async def alive(self) -> bool:
+        """For /readyz: false once the loop has ended on an error it could not survive."""
+        return self._task is not None and not self._task.done()
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         pruned = 0.0
         while True:
-            try:
-                batch = await self.consumer.getmany(timeout_ms=POLL_MS, max_records=BATCH)
-                records = [record for records in batch.values() for record in records]
-                if records:
-                    await self.record(records)
+            batch = await self._again_on_outage(lambda: self.consumer.getmany(timeout_ms=POLL_MS, max_records=BATCH))
+            records = [record for records in batch.values() for record in records]
+            if records:
+                # The same batch until it is in: the consumer's position has moved past it already.
+                await self._again_on_outage(partial(self.record, records))
+                try:
                     await self.consumer.commit()
-                if loop.time() - pruned > PRUNE_EVERY_S:
-                    await self.prune()
-                    pruned = loop.time()
-            except (KafkaError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-                # Uncommitted records come again once the broker or database is back.
+                except KafkaError as error:  # a rebalance: whoever gets the partitions records them again, same rows
+                    log.warning("console recorder: commit failed (%s)", error)
+            if loop.time() - pruned > PRUNE_EVERY_S:
+                await self._again_on_outage(self.prune)
+                pruned = loop.time()
+
+    async def _again_on_outage(self, step: Callable[[], Awaitable[T]]) -> T:
+        while True:
+            try:
+                return await step()
+            except OUTAGES as error:
                 log.warning("console recorder: %s; trying again in %.0f s", error, RETRY_S)
                 await asyncio.sleep(RETRY_S)
 
@@ -111,6 +128,11 @@ class Recorder:
             "DELETE FROM message_log WHERE recorded_at < now() - make_interval(secs => $1)", self.retention_s
         )
         return int(deleted.split()[-1])
+
+
+def _report_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("the console recorder stopped; /readyz now fails", exc_info=task.exception())
 
 
 def _parse_time(value: str | None) -> datetime | None:
