@@ -25,6 +25,7 @@ from platforms import ROOT, Platform
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+MODELOPS = Path(sys.executable).with_name("modelops")
 SHOTS = ROOT / ".test-artifacts" / "console"
 WAIT_MS = 240_000  # a tiny job on 2 cores, from queued to its adapter registered
 ROWS = [
@@ -110,19 +111,30 @@ def test_one_fine_tuning_job_is_one_trace_from_the_gateways_post_to_inferences_d
         assert event in types, types
 
     # The spans: exported in batches every few seconds, so the last ones may still be on their way.
-    deadline = time.monotonic() + 30
+    expected = {
+        ("gateway", "POST /v1/fine_tuning/jobs"),
+        ("trainer", "training.commands.v1 process"),
+        ("registry", "registry ArtifactRegistered"),
+        ("inference", "inference Deploy"),
+    }
+    deadline = time.monotonic() + 60
     while True:
         traced = [span for span in spans.spans() if span.trace_id == trace_id]
         names = {(span.service, span.name) for span in traced}
-        if {"gateway", "trainer", "registry", "inference"} <= {s for s, _ in names} or time.monotonic() > deadline:
+        if expected <= names or time.monotonic() > deadline:
             break
         time.sleep(1)
-    assert ("gateway", "POST /v1/fine_tuning/jobs") in names, sorted(names)
-    assert ("trainer", "training.commands.v1 process") in names, sorted(names)
-    assert ("registry", "registry ArtifactRegistered") in names, sorted(names)
-    assert any(service == "inference" for service, _ in names), sorted(names)
+    assert expected <= names, sorted(expected - names)
     roots = [span for span in traced if not span.parent_id]
     assert [(root.service, root.name) for root in roots] == [("gateway", "POST /v1/fine_tuning/jobs")]
+
+    # The same flow in the terminal.
+    cli = [str(MODELOPS), "--url", platform.url, "--api-key", platform.key, "console"]
+    printed = json.loads(platform.run(*cli, "flow", fine_tuned["job"], "--json").stdout)
+    assert printed["trace_ids"] == [trace_id]
+    assert [hop["type"] for hop in printed["hops"]][: len(types)] == types
+    listed = json.loads(platform.run(*cli, "jobs", "--kind", "training", "--json").stdout)
+    assert fine_tuned["job"] in {job["id"] for job in listed}
 
 
 @pytest.mark.timeout(900)
@@ -148,6 +160,14 @@ def test_a_developer_submits_a_job_in_the_console_and_follows_it_across_services
     for service in ("gateway", "trainer", "registry"):
         expect(page.get_by_role("img", name="timeline lanes")).to_contain_text(service)
     _shot(page, "job")
+
+    # The fine-tuning job's flow reaches inference: the gateway deployed its adapter when it succeeded.
+    page.goto(f"{platform.url}/ui/#/jobs/{fine_tuned['job']}")
+    expect(page.locator("#timeline")).to_contain_text("modelops.deployment.ready.v1")
+    lanes = page.get_by_role("img", name="timeline lanes")
+    for service in ("gateway", "trainer", "registry", "inference"):
+        expect(lanes).to_contain_text(service)
+    _shot(page, "job-deployed")
 
     page.goto(f"{platform.url}/ui/#/jobs")
     expect(page.locator("#jobs")).to_contain_text(job_id)
@@ -183,6 +203,7 @@ def test_an_admin_sees_a_dead_letter_with_its_error_and_replays_it(platform: Pla
     poison = Producer({"bootstrap.servers": bootstrap})
     poison.produce("training.events.v1", key=b"not-a-job", value=b"\xff not a CloudEvent")
     assert poison.flush(10) == 0
+    del poison  # librdkafka would go on reconnecting (and logging) after the stack stops
 
     page = _signed_in(browser, platform, platform.key)
     page.get_by_role("link", name="Dead letters").click()

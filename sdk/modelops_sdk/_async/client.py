@@ -38,11 +38,16 @@ from ..models import (
     DocumentView,
     EvaluationJobView,
     FeedbackRow,
+    Flow,
+    GroupState,
+    Identity,
     IndexJobView,
     JobAccepted,
     JobPage,
     JobStatus,
+    JobSummary,
     JobView,
+    KafkaMessage,
     LineageGraph,
     ListingPage,
     ListingView,
@@ -53,10 +58,12 @@ from ..models import (
     QuantizationJobView,
     QueryResult,
     RatingView,
+    Replayed,
     RouterStats,
     RouteTarget,
     SearchResults,
     SigningKey,
+    TopicState,
     TrainingJobRequest,
     VersionList,
 )
@@ -77,11 +84,20 @@ DeploymentList = list[DeploymentView]
 CollectionList = list[CollectionView]
 DocumentList = list[DocumentView]
 FeedbackList = list[FeedbackRow]
+JobSummaryList = list[JobSummary]
+TopicList = list[TopicState]
+GroupList = list[GroupState]
+MessageList = list[KafkaMessage]
+ReplayedList = list[Replayed]
 
 
 class ApiKeys:
     def __init__(self, http: AsyncHttp) -> None:
         self.http = http
+
+    async def me(self) -> Identity:
+        """The calling key's id, name and role."""
+        return await self.http.call(Identity, "GET", "/v1/api-keys/me")
 
     async def create(self, name: str, role: str, rate_limit: str | None = None) -> CreatedApiKey:
         body = params(name=name, role=role, rate_limit=rate_limit)
@@ -622,6 +638,40 @@ class Marketplace:
         return target
 
 
+class Console:
+    """What the web console (/ui) shows, for scripts and terminals: jobs of every kind with their status, a job's
+    flow across services (every message of it, in order, with the gaps and its trace), the broker's topics and
+    consumer groups with their lag; for admins, a topic's latest messages, the dead letters and their replay."""
+
+    def __init__(self, http: AsyncHttp) -> None:
+        self.http = http
+
+    async def jobs(self, kind: str | None = None, limit: int = 50) -> JobSummaryList:
+        query = params(kind=kind, limit=limit)
+        return await self.http.call(JobSummaryList, "GET", "/v1/console/jobs", params=query)
+
+    async def flow(self, job_id: str) -> Flow:
+        return await self.http.call(Flow, "GET", f"/v1/console/flows/{job_id}")
+
+    async def topics(self) -> TopicList:
+        return await self.http.call(TopicList, "GET", "/v1/console/topics")
+
+    async def groups(self) -> GroupList:
+        return await self.http.call(GroupList, "GET", "/v1/console/groups")
+
+    async def messages(self, topic: str, limit: int = 20, partition: int | None = None) -> MessageList:
+        query = params(limit=limit, partition=partition)
+        return await self.http.call(MessageList, "GET", f"/v1/console/topics/{topic}/messages", params=query)
+
+    async def dead_letters(self, limit: int = 50) -> MessageList:
+        return await self.http.call(MessageList, "GET", "/v1/console/dead-letters", params=params(limit=limit))
+
+    async def replay(self, topic: str, consumer: str | None = None, *, dry_run: bool = False) -> ReplayedList:
+        """Publish `topic`'s dead letters (of `consumer` only, when given) again, after a fix; what was sent."""
+        body = params(topic=topic, consumer=consumer, dry_run=dry_run)
+        return await self.http.call(ReplayedList, "POST", "/v1/console/dead-letters/replay", json=body)
+
+
 class Routers:
     """One model name in front of deployments and RAG collections: a spiking network trained on `{prompt, target}`
     rows picks who answers each chat completion. Train it (`train`), deploy it with a route per target
@@ -716,6 +766,7 @@ class AsyncClient:
         self.rag = Rag(self.http, self.artifacts)
         self.marketplace = Marketplace(self.http)
         self.routers = Routers(self.http)
+        self.console = Console(self.http)
         self.chat = Chat(self.http)
 
     async def aclose(self) -> None:

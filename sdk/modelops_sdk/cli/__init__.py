@@ -1,5 +1,5 @@
 """The `modelops` CLI: `config`, `datasets`, `jobs`, `artifacts`, `models`, `quantize`, `eval`, `rag`, `market`,
-`router`, `deploy` and `chat` commands over the SDK; every command but `chat` takes `--json`.
+`router`, `console`, `deploy` and `chat` commands over the SDK; every command but `chat` takes `--json`.
 
 Exit codes: 0 ok; 1 user error (bad input, a 4xx answer, a job that failed or was cancelled under `jobs wait`);
 2 server error (a 5xx answer, the gateway unreachable); 3 verification failed (`artifacts verify`). A deployment that
@@ -12,6 +12,7 @@ import sys
 from ..errors import ApiError, ConnectionFailed, VerificationFailed
 from . import (  # noqa: F401 - quantize registers its command
     artifacts,
+    console,
     datasets,
     deployments,
     evaluation,
@@ -36,6 +37,7 @@ app.add_typer(evaluation.app, name="eval")
 app.add_typer(rag.app, name="rag")
 app.add_typer(market.app, name="market")
 app.add_typer(router.app, name="router")
+app.add_typer(console.app, name="console")
 
 
 def run(argv: list[str]) -> int:

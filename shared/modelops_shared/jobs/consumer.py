@@ -215,7 +215,6 @@ class JobConsumer:
         self, tp: TopicPartition, record: ConsumerRecord[bytes, bytes], job_id: str, body: Message, envelope: Envelope
     ) -> None:
         kind = self.commands.kind
-        JOB_QUEUE_SECONDS.labels(kind).observe(max(0.0, (datetime.now(UTC) - envelope.time).total_seconds()))
         started = time.monotonic()
         with JOBS_RUNNING.labels(kind).track_inprogress():
             outcome = await self._run_job(tp, job_id, body, envelope)
@@ -255,6 +254,9 @@ class JobConsumer:
                         f"the job was started {attempts - 1} times and its worker died each time"
                         " (killed, or out of memory?)",
                     )
+                if attempts == 1:  # a job resumed after its worker died has not been waiting all that time
+                    waited = (datetime.now(UTC) - envelope.time).total_seconds()
+                    JOB_QUEUE_SECONDS.labels(self.commands.kind).observe(max(0.0, waited))
                 log.info("starting job %s (attempt %d)", job_id, attempts)
                 return await self._work(job_id, spec, envelope, stop)
         finally:

@@ -11,7 +11,7 @@ _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 3 * 3600, 12 *
 
 JOB_QUEUE_SECONDS = Histogram(
     "modelops_job_queue_seconds",
-    "From the start command's publication to a worker starting it",
+    "From the start command's publication to a worker starting it (first attempts: a resumed job did not wait)",
     ("kind",),
     buckets=_DURATION_BUCKETS,
 )

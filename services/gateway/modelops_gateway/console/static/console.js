@@ -261,7 +261,7 @@ async function drawJob(main, id) {
   const job = jobs.find((j) => j.id === id);
   const traceLinks = (flow?.trace_ids || []).map((t) =>
     flow.trace_url
-      ? h("a", { href: flow.trace_url.replace("{trace_id}", t), target: "_blank", class: "mono" }, t)
+      ? h("a", { href: flow.trace_url.replace("{trace_id}", t), target: "_blank", rel: "noopener", class: "mono" }, t)
       : h("span", { class: "mono" }, t),
   );
   const cancel =
