@@ -40,6 +40,10 @@ BUILT_NOT_PUBLISHED = {
     ("inference", "Deploy"): "restore.py rebuilds the Deploy commands still wanted, to apply them in this process",
 }
 
+# The gateway's console indexes every topic's envelopes as an observer (group <schema>-console, its own Kafka user
+# modelops-console in k8s): it reads but consumes nothing, so it is no consumer the catalog lists.
+OBSERVER_GROUP_SUFFIX = "-console"
+
 
 def _unique(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:8]}"
@@ -149,7 +153,8 @@ async def _subscribed_topics(
     subscribe, assign = AIOKafkaConsumer.subscribe, AIOKafkaConsumer.assign
 
     def recording_subscribe(consumer: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> None:
-        topics.update(kwargs.get("topics", args[0] if args else ()))
+        if not str(consumer._group_id or "").endswith(OBSERVER_GROUP_SUFFIX):
+            topics.update(kwargs.get("topics", args[0] if args else ()))
         subscribe(consumer, *args, **kwargs)
 
     def recording_assign(consumer: AIOKafkaConsumer, *args: Any, **kwargs: Any) -> None:
