@@ -27,6 +27,7 @@ BENCHMARKS = (
     "train",
     "inference",
     "cold_start",
+    "distributed",
     "adapter_memory",
     "gateway",
     "quantize",

@@ -72,6 +72,7 @@ from .training import (
     Hyperparameters,
     JobStatus,
     PluginSpec,
+    Resources,
     StartTraining,
     TrainingCancelled,
     TrainingCheckpointed,
@@ -81,6 +82,7 @@ from .training import (
     TrainingProgressed,
     TrainingStarted,
 )
+from .usage import DeploymentUsageRecorded, JobUsageRecorded, ResourceUsage
 
 __all__ = [
     "GPU_FORMATS",
@@ -106,6 +108,7 @@ __all__ = [
     "DeploymentFailed",
     "DeploymentReady",
     "DeploymentRemoved",
+    "DeploymentUsageRecorded",
     "Envelope",
     "EnvelopeError",
     "EvaluationCancelled",
@@ -123,6 +126,7 @@ __all__ = [
     "IndexingProgressed",
     "IndexingStarted",
     "JobStatus",
+    "JobUsageRecorded",
     "KafkaRecord",
     "LineageEdge",
     "LineageGraph",
@@ -146,6 +150,8 @@ __all__ = [
     "QuantizationProgressed",
     "QuantizationStarted",
     "QuantizedOutput",
+    "ResourceUsage",
+    "Resources",
     "RouteCorrected",
     "RouteDecided",
     "RouteTarget",

@@ -51,6 +51,7 @@ from .training import (
     TrainingProgressed,
     TrainingStarted,
 )
+from .usage import DeploymentUsageRecorded, JobUsageRecorded
 
 DLQ_SUFFIX = ".dlq"
 
@@ -180,6 +181,15 @@ ROUTER_EVENTS = Topic(
     messages=(RouteDecided, RouteCorrected),
     description="A router's decisions and users' corrections of them; statistics and feedback rows are projections.",
 )
+USAGE_EVENTS = Topic(
+    name="usage.events.v1",
+    partitions=3,
+    key="job_id, or deployment name",
+    producers=("trainer", "quantizer", "evaluator", "rag", "inference"),
+    consumers=("gateway",),
+    messages=(JobUsageRecorded, DeploymentUsageRecorded),
+    description="What each job and deployment used (CPU, GPU, memory, tokens); the gateway's usage and budgets.",
+)
 DATASET_EVENTS = Topic(
     name="datasets.events.v1",
     partitions=3,
@@ -264,6 +274,7 @@ TOPICS: tuple[Topic, ...] = (
     RAG_EVENTS,
     MARKETPLACE_EVENTS,
     ROUTER_EVENTS,
+    USAGE_EVENTS,
     DATASET_EVENTS,
     ARTIFACT_SUBMISSIONS,
     REGISTRY_ARTIFACTS,

@@ -84,6 +84,23 @@ class Hyperparameters(BaseModel):
         return self
 
 
+class Resources(BaseModel):
+    """How many processes train the job together, data parallel (torch.distributed): `workers` × `devices_per_worker`
+    ranks, one process and one device each (a GPU, or on CPU a share of the cores), all on the worker that takes the
+    job. `zero_stage` shards optimizer state and gradients (2) or the parameters too (3) with DeepSpeed ZeRO: CUDA
+    only."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    workers: int = Field(1, ge=1, le=64)
+    devices_per_worker: int = Field(1, ge=1, le=16)
+    zero_stage: Literal[0, 2, 3] = Field(0, description="DeepSpeed ZeRO stage (CUDA); 0: plain DDP")
+
+    @property
+    def ranks(self) -> int:
+        return self.workers * self.devices_per_worker
+
+
 class PluginSpec(BaseModel):
     """Plugins named by their entry point in the `modelops.plugins` group of the worker's environment."""
 
@@ -118,6 +135,7 @@ class StartTraining(Message):
     suffix: str | None = None
     plugins: PluginSpec | None = None
     router: RouterSpec | None = Field(None, description="snn_router: the network (defaults when absent)")
+    resources: Resources = Resources()
 
 
 class CancelTraining(Message):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -70,6 +70,26 @@ class ArtifactKind(StrEnum):
     embedding_model = "embedding_model"
     eval_report = "eval_report"
     router = "router"
+
+
+class BudgetRequest(BaseModel):
+    amount: Annotated[
+        float,
+        Field(
+            description="In the price table's currency; 0 refuses every job",
+            ge=0.0,
+            le=1000000000000.0,
+            title="Amount",
+        ),
+    ]
+
+
+class BudgetView(BaseModel):
+    key: Annotated[str, Field(title="Key")]
+    amount: Annotated[float, Field(title="Amount")]
+    currency: Annotated[str, Field(title="Currency")]
+    set_by: Annotated[str, Field(title="Set By")]
+    set_at: Annotated[AwareDatetime, Field(title="Set At")]
 
 
 class CancelRequest(BaseModel):
@@ -1108,6 +1128,24 @@ class Replayed(BaseModel):
     error: Annotated[str, Field(title="Error")]
 
 
+class ZeroStage(IntEnum):
+    integer_0 = 0
+    integer_2 = 2
+    integer_3 = 3
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+    )
+    workers: Annotated[int | None, Field(ge=1, le=64, title="Workers")] = 1
+    devices_per_worker: Annotated[int | None, Field(ge=1, le=16, title="Devices Per Worker")] = 1
+    zero_stage: Annotated[
+        ZeroStage | None,
+        Field(description="DeepSpeed ZeRO stage (CUDA); 0: plain DDP", title="Zero Stage"),
+    ] = ZeroStage.integer_0
+
+
 class Role(StrEnum):
     viewer = "viewer"
     developer = "developer"
@@ -1518,6 +1556,48 @@ class TrainingJobRequest(BaseModel):
     router: Annotated[
         RouterSpec | None,
         Field(description="snn_router: the network (defaults when absent)"),
+    ] = None
+    resources: Annotated[
+        Resources | None,
+        Field(description="Processes that train the job together (data parallel); default one", validate_default=True),
+    ] = {
+        "workers": 1,
+        "devices_per_worker": 1,
+        "zero_stage": 0,
+    }
+
+
+class By(StrEnum):
+    key = "key"
+    job = "job"
+    deployment = "deployment"
+
+
+class UsageRow(BaseModel):
+    key: Annotated[str, Field(description="The API key holder it is charged to", title="Key")]
+    job_id: Annotated[str | None, Field(title="Job Id")] = None
+    kind: Annotated[str | None, Field(description="A job's kind", title="Kind")] = None
+    deployment: Annotated[str | None, Field(title="Deployment")] = None
+    wall_seconds: Annotated[float, Field(title="Wall Seconds")]
+    cpu_seconds: Annotated[float, Field(title="Cpu Seconds")]
+    gpu_seconds: Annotated[float, Field(title="Gpu Seconds")]
+    peak_memory_bytes: Annotated[int, Field(title="Peak Memory Bytes")]
+    tokens: Annotated[int, Field(title="Tokens")]
+    requests: Annotated[int, Field(description="Requests served (deployments)", title="Requests")]
+    cost: Annotated[float, Field(title="Cost")]
+    currency: Annotated[str, Field(title="Currency")]
+    first_at: Annotated[AwareDatetime, Field(title="First At")]
+    last_at: Annotated[AwareDatetime, Field(title="Last At")]
+    budget: Annotated[
+        float | None,
+        Field(description="by=key: the key's budget, if it has one", title="Budget"),
+    ] = None
+    committed: Annotated[
+        float | None,
+        Field(
+            description="by=key: spent, plus estimates of jobs not measured yet",
+            title="Committed",
+        ),
     ] = None
 
 
@@ -2161,6 +2241,11 @@ class QuantizationJobView(BaseModel):
     started_at: Annotated[AwareDatetime | None, Field(title="Started At")]
     finished_at: Annotated[AwareDatetime | None, Field(title="Finished At")]
     updated_at: Annotated[AwareDatetime, Field(title="Updated At")]
+
+
+class UsageReport(BaseModel):
+    by: Annotated[By, Field(title="By")]
+    data: Annotated[list[UsageRow], Field(title="Data")]
 
 
 class VersionList(BaseModel):

@@ -34,6 +34,7 @@ from modelops_shared.settings import Settings
 from modelops_trainer.settings import TrainerSettings
 
 SERVICES_DIR = Path(__file__).resolve().parents[2] / "services"
+SHARED_JOBS = Path(__file__).resolve().parents[2] / "shared" / "modelops_shared" / "jobs"
 SERVICES = sorted(p.name for p in SERVICES_DIR.iterdir() if (p / "pyproject.toml").is_file())
 # Messages a service builds without publishing them, each with where and why.
 BUILT_NOT_PUBLISHED = {
@@ -170,17 +171,24 @@ async def _subscribed_topics(
     return topics
 
 
-def _built_messages(service: str) -> set[str]:
-    """The names of the message classes the service's package calls."""
-    classes = {model.__name__ for model in MESSAGE_TYPES.values()}
-    built = set()
-    for path in (SERVICES_DIR / service / f"modelops_{service}").rglob("*.py"):
+def _calls(package: Path) -> set[str]:
+    """The names of everything the modules under `package` call."""
+    called = set()
+    for path in package.rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Call):
-                name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
-                if name in classes:
-                    built.add(name)
-    return built
+                called.add(getattr(node.func, "id", None) or getattr(node.func, "attr", None))
+    return called - {None}
+
+
+def _built_messages(service: str) -> set[str]:
+    """The names of the message classes the service's package calls, and those the shared job consumer builds (its
+    usage record) when the service runs one."""
+    classes = {model.__name__ for model in MESSAGE_TYPES.values()}
+    called = _calls(SERVICES_DIR / service / f"modelops_{service}")
+    if "JobConsumer" in called:
+        called |= _calls(SHARED_JOBS)
+    return called & classes
 
 
 def _published_topics(service: str) -> set[str]:

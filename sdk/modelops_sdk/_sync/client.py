@@ -27,6 +27,7 @@ from ..models import (
     ArtifactPage,
     ArtifactPromoted,
     ArtifactView,
+    BudgetView,
     CollectionView,
     CompatibilityView,
     CreatedApiKey,
@@ -67,6 +68,7 @@ from ..models import (
     SigningKey,
     TopicState,
     TrainingJobRequest,
+    UsageReport,
     VersionList,
 )
 from ..payloads import artifact_fields, artifact_parts, chat_body, chat_delta, file_part, params, training_body
@@ -664,6 +666,27 @@ class Console:
         return self.http.call(ReplayedList, "POST", "/v1/console/dead-letters/replay", json=body)
 
 
+class Usage:
+    """What jobs and deployments used and cost, per key, job or deployment (yours; an admin's: anyone's), and the
+    budgets that refuse jobs past them (admin)."""
+
+    def __init__(self, http: SyncHttp) -> None:
+        self.http = http
+
+    def report(self, by: str = "key", *, key: str | None = None, limit: int = 100) -> UsageReport:
+        query = params(by=by, key=key, limit=limit)
+        return self.http.call(UsageReport, "GET", "/v1/usage", params=query)
+
+    def budgets(self) -> list[BudgetView]:
+        return self.http.call(list[BudgetView], "GET", "/v1/usage/budgets")
+
+    def set_budget(self, key: str, amount: float) -> BudgetView:
+        return self.http.call(BudgetView, "PUT", f"/v1/usage/budgets/{key}", json={"amount": amount})
+
+    def remove_budget(self, key: str) -> None:
+        self.http.request("DELETE", f"/v1/usage/budgets/{key}")
+
+
 class Routers:
     """One model name in front of deployments and RAG collections: a spiking network trained on `{prompt, target}`
     rows picks who answers each chat completion. Train it (`train`), deploy it with a route per target
@@ -759,6 +782,7 @@ class Client:
         self.marketplace = Marketplace(self.http)
         self.routers = Routers(self.http)
         self.console = Console(self.http)
+        self.usage = Usage(self.http)
         self.chat = Chat(self.http)
 
     def close(self) -> None:

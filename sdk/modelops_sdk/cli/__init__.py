@@ -22,6 +22,7 @@ from . import (  # noqa: F401 - quantize registers its command
     quantize,
     rag,
     router,
+    usage,
 )
 from .app import app, err
 
@@ -38,6 +39,7 @@ app.add_typer(rag.app, name="rag")
 app.add_typer(market.app, name="market")
 app.add_typer(router.app, name="router")
 app.add_typer(console.app, name="console")
+app.add_typer(usage.app, name="usage")
 
 
 def run(argv: list[str]) -> int:

@@ -79,6 +79,7 @@ def train(
     method: Annotated[str, typer.Option(help="sft or dpo (snn_router: see `modelops router train`)")] = "sft",
     max_steps: Annotated[int | None, typer.Option(help="Train this many steps (or give --epochs)")] = None,
     epochs: Annotated[float | None, typer.Option()] = None,
+    workers: Annotated[int | None, typer.Option(help="Processes training together (data parallel)")] = None,
     spec: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="A JSON training request; options override it")
     ] = None,
@@ -92,6 +93,8 @@ def train(
         fields["dataset_version"] = dataset_version
     chosen = {"max_steps": max_steps, "epochs": epochs}
     fields["hyperparameters"] = fields.get("hyperparameters", {}) | {k: v for k, v in chosen.items() if v is not None}
+    if workers is not None:
+        fields["resources"] = fields.get("resources", {}) | {"workers": workers}
     with target(ctx).client() as client:
         accepted = client.jobs.train(**fields)
         if as_json and not wait:

@@ -19,6 +19,7 @@ from modelops_contracts.catalog import (
     QUANTIZATION_EVENTS,
     ROUTER_EVENTS,
     TRAINING_EVENTS,
+    USAGE_EVENTS,
 )
 from modelops_shared.bus.access import KafkaAccess
 from modelops_shared.service import DependencyOverrides, Runtime, Subscription, create_service_app
@@ -49,6 +50,8 @@ from .routers import api as routers_api
 from .routers import handlers as router_handlers
 from .settings import GatewaySettings
 from .upstream import Upstream
+from .usage import api as usage_api
+from .usage import handlers as usage_handlers
 from .web.idempotency import purge_expired
 from .web.ratelimit import RateLimiter, RateLimitHeaders
 
@@ -75,6 +78,7 @@ ROUTERS = (
     marketplace_api.router,
     routers_api.router,
     console_api.router,
+    usage_api.router,
 )
 
 
@@ -96,6 +100,9 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
             EVALUATION_EVENTS, f"{settings.gateway_schema}-evaluation", evaluation_handlers.project
         )
         router_events = Subscription(ROUTER_EVENTS, f"{settings.gateway_schema}-routers", router_handlers.project)
+        usage_events = Subscription(
+            USAGE_EVENTS, f"{settings.gateway_schema}-usage", usage_handlers.projector(settings.gateway_prices)
+        )
         async with AsyncExitStack() as stack:
             runtime = await stack.enter_async_context(
                 Runtime.started(
@@ -108,6 +115,7 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
                         quantization_events,
                         evaluation_events,
                         router_events,
+                        usage_events,
                     ),
                 )
             )

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from limits import parse
 from modelops_shared.settings import Settings
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 
 def checked_rate_limit(value: str) -> str:
@@ -16,6 +16,18 @@ def checked_rate_limit(value: str) -> str:
     if parse(value).amount < 1:
         raise ValueError(f"rate limit {value!r} allows no request at all")
     return value
+
+
+class Prices(BaseModel):
+    """What a unit of each resource costs (`MODELOPS_GATEWAY_PRICES`, JSON): usage is priced when it is recorded."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$")
+    cpu_second: float = Field(0.00002, ge=0, description="One core busy for a second (≈ 0.07 an hour)")
+    gpu_second: float = Field(0.0008, ge=0, description="One GPU held for a second (≈ 2.88 an hour)")
+    memory_gib_hour: float = Field(0.005, ge=0, description="A GiB of peak resident memory held for an hour")
+    million_tokens: float = Field(0.0, ge=0, description="Per million tokens processed, on top of the time")
 
 
 class GatewaySettings(Settings):
@@ -30,6 +42,15 @@ class GatewaySettings(Settings):
     gateway_max_dataset_bytes: int = Field(512 * 1024**2, gt=0, description="Largest dataset or file upload")
     gateway_max_training_steps: int = Field(100_000, gt=0, description="Most max_steps a training job may ask for")
     gateway_max_training_epochs: float = Field(100.0, gt=0, description="Most epochs a training job may ask for")
+    gateway_prices: Prices = Prices()
+    gateway_default_cost_per_million_training_tokens: float = Field(
+        0.02,
+        ge=0,
+        description="What a budget check assumes a training token costs until training jobs have been measured",
+    )
+    gateway_max_training_ranks: int = Field(
+        8, gt=0, description="Most processes (workers × devices_per_worker) a training job may train with"
+    )
     gateway_query_concurrency: int = Field(2, gt=0, description="Dataset queries run at once; the others wait")
     gateway_query_max_bytes: int = Field(16 * 1024**2, gt=0, description="Largest dataset query result (Arrow bytes)")
     gateway_query_max_rows: int = Field(1000, gt=0, description="Most rows a dataset query returns")

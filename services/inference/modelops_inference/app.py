@@ -26,6 +26,7 @@ from .handlers import Handlers
 from .restore import restore
 from .revocations import rechecking
 from .settings import InferenceSettings
+from .usage import reporting
 
 
 def create_app(settings: InferenceSettings | None = None, *, overrides: DependencyOverrides | None = None) -> FastAPI:
@@ -74,7 +75,7 @@ def create_app(settings: InferenceSettings | None = None, *, overrides: Dependen
 
 
 def _background(settings: InferenceSettings, deployments: Deployments, runtime: Runtime) -> list[asyncio.Task[Any]]:
-    """The restore from the registry, and the periodic revocation check, as the settings ask."""
+    """The restore from the registry, the periodic revocation check and usage report, as the settings ask."""
     tasks: list[asyncio.Task[Any]] = []
     if settings.inference_restore:
         restoring = restore(deployments, deployments.registry, runtime.pool, runtime.bus)
@@ -87,4 +88,7 @@ def _background(settings: InferenceSettings, deployments: Deployments, runtime: 
 
         checking = rechecking(deployments, deployments.registry, announce, settings.inference_revocation_check_s)
         tasks.append(asyncio.create_task(checking, name="revocation-check"))
+    if settings.inference_usage_every_s > 0:
+        usage = reporting(runtime.pool, runtime.bus, settings.inference_replica, settings.inference_usage_every_s)
+        tasks.append(asyncio.create_task(usage, name="usage-report"))
     return tasks

@@ -51,6 +51,9 @@ class InferenceSettings(Settings):
         description="Unload a base model no request has used for this long; its deployments stay ready and load it"
         " again on their next request (a cold start). 0: never",
     )
+    inference_usage_every_s: float = Field(
+        60.0, ge=0, description="How often each deployment's use is reported (usage.events.v1); 0: never"
+    )
     inference_restore: bool = Field(True, description="On start, re-deploy what the registry says is still wanted")
     inference_restore_retry_s: float = Field(2.0, gt=0, description="Pause between tries to reach the registry")
     inference_vllm_python: str = Field("", description="Python that runs the vLLM server; default this interpreter")

@@ -85,6 +85,10 @@ class JobCallback(TrainerCallback):
         if self._logs and self._last_step != state.global_step and self.stopped is None:
             self._report(state, time.monotonic())
 
+    def tokens(self) -> float:
+        """Tokens this process has trained on so far."""
+        return self.tokens_seen(self._logs)
+
     def _report(self, state: TrainerState, now: float) -> None:
         done = state.global_step - self._start_step
         elapsed = max(now - self._start_time, 1e-9)
@@ -94,7 +98,7 @@ class JobCallback(TrainerCallback):
                 total_steps=state.max_steps,
                 loss=float(self._logs["loss"]),
                 learning_rate=float(self._logs.get("learning_rate", 0.0)),
-                tokens_per_second=self.tokens_seen(self._logs) / elapsed,
+                tokens_per_second=self.tokens() / elapsed,
                 eta_seconds=(state.max_steps - state.global_step) * elapsed / done if done else 0.0,
             )
         )

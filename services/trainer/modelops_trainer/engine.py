@@ -6,7 +6,6 @@ Nothing here knows about Kafka or the object store: the job talks to it through 
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,9 +23,8 @@ from .capabilities import Capabilities, detect
 from .domain import JobSpecError
 from .plugins import Plugins
 
-log = logging.getLogger(__name__)
-
 ADAPTER_DIR = "adapter"
+DEEPSPEED_CONFIGS = Path(__file__).parent / "deepspeed"
 # Trainer.evaluate's own timings say how fast evaluation ran, nothing about the adapter.
 _TIMINGS = {"eval_runtime", "eval_samples_per_second", "eval_steps_per_second", "epoch"}
 
@@ -50,17 +48,22 @@ class Plan:
     progress_every_steps: int = 10
     progress_every_s: float = 5.0
     exact_match_max_tokens: int = 16
+    # Processes training together (data parallel); more than one: distributed.launch runs them, each calling `run`.
+    ranks: int = 1
+    zero_stage: int = 0
 
 
 @dataclass(frozen=True)
 class Result:
-    """`stopped` names why training ended early (cancelled, handed_off); then there is no adapter."""
+    """`stopped` names why training ended early (cancelled, handed_off); then there is no adapter. `tokens`: trained
+    on by every rank, in this run (a resumed job's earlier runs not included)."""
 
     steps: int
     metrics: dict[str, float]
     adapter_dir: Path | None
     stopped: str | None
     capabilities: Capabilities
+    tokens: int = 0
 
 
 def run(plan: Plan, hooks: Hooks) -> Result:
@@ -70,8 +73,6 @@ def run(plan: Plan, hooks: Hooks) -> Result:
     if plan.method == "sft" and plan.schema == "preference":
         raise JobSpecError("a preference dataset trains with method dpo")
     capabilities = detect()
-    if capabilities.gpus > 1:
-        log.warning("%d GPUs present; this worker trains on one (see the README on DeepSpeed ZeRO)", capabilities.gpus)
     # Seeds first: LoRA's initial weights and the data order both come from them.
     transformers.set_seed(plan.hyperparameters.seed)
     tokenizer = AutoTokenizer.from_pretrained(plan.base_model)
@@ -86,13 +87,20 @@ def run(plan: Plan, hooks: Hooks) -> Result:
         trainer.train(resume_from_checkpoint=str(plan.resume_from) if plan.resume_from else None)
     else:
         callback.stopped = hooks.stop_reason()
+    # Every rank trains on as many packed rows per step as rank 0, which counts its own.
+    tokens = int(callback.tokens()) * trainer.args.world_size
     if callback.stopped:
-        return Result(trainer.state.global_step, {}, None, callback.stopped, capabilities)
+        return Result(trainer.state.global_step, {}, None, callback.stopped, capabilities, tokens)
+    # Every rank evaluates (evaluation is collective, and so is generation under ZeRO-3); rank 0 alone saves.
     metrics = _metrics(plan, trainer, model, tokenizer, held_out)
+    # Under ZeRO-3 each rank holds a shard of every weight: gathering them is collective too.
+    state = trainer.accelerator.get_state_dict(trainer.model_wrapped) if plan.zero_stage == 3 else None
+    if not trainer.is_world_process_zero():
+        return Result(trainer.state.global_step, metrics, None, None, capabilities, tokens)
     adapter_dir = plan.output_dir / ADAPTER_DIR
-    model.save_pretrained(str(adapter_dir))
+    model.save_pretrained(str(adapter_dir), state_dict=state)
     tokenizer.save_pretrained(adapter_dir)
-    return Result(trainer.state.global_step, metrics, adapter_dir, None, capabilities)
+    return Result(trainer.state.global_step, metrics, adapter_dir, None, capabilities, tokens)
 
 
 def _peft_model(plan: Plan, capabilities: Capabilities) -> PeftModel:
@@ -131,6 +139,8 @@ def _arguments(
 ) -> Any:
     hp = plan.hyperparameters
     budget = {"max_steps": hp.max_steps} if hp.max_steps else {"num_train_epochs": hp.epochs}
+    if plan.zero_stage:
+        extra["deepspeed"] = str(DEEPSPEED_CONFIGS / f"zero{plan.zero_stage}.json")
     return cls(
         output_dir=str(plan.output_dir),
         per_device_train_batch_size=hp.batch_size,
@@ -148,6 +158,8 @@ def _arguments(
         bf16=capabilities.bf16,
         dataloader_num_workers=0,
         remove_unused_columns=False,
+        # Every LoRA weight gets a gradient each step: DDP need not search the graph for unused ones.
+        ddp_find_unused_parameters=False,
         **budget,
         **extra,
     )

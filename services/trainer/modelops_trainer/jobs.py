@@ -57,8 +57,9 @@ from modelops_shared.jobs import (
 from modelops_shared.storage import ObjectStore, StoreError
 from modelops_shared.storage.delta import DatasetNotFound, read_dataset
 
-from . import data, engine, router_training
+from . import data, distributed, engine, router_training
 from .callbacks import Progress
+from .capabilities import detect
 from .card import write_card, write_router_card
 from .checkpoints import Checkpoints
 from .domain import JobSpecError
@@ -118,7 +119,8 @@ class JobRunner:
             if result.stopped == "cancelled":
                 await _finish(tracker, JobStatus.CANCELLED)
                 cancelled = TrainingCancelled(job_id=spec.job_id, at_step=result.steps, reason=stop.detail)
-                return Outcome(JobStatus.CANCELLED, [cancelled], reason=stop.detail, record={"steps": result.steps})
+                held = {"steps": result.steps, **_held(spec, result)}
+                return Outcome(JobStatus.CANCELLED, [cancelled], reason=stop.detail, record=held)
             if result.stopped or result.adapter_dir is None:
                 return Outcome(None)
             submit = self._submit_router if isinstance(plan, router_training.RouterPlan) else self._submit_adapter
@@ -133,7 +135,11 @@ class JobRunner:
                 duration_seconds=time.monotonic() - began,
                 metrics=result.metrics,
             )
-            record = {"steps": result.steps, "adapter_artifact_id": submission.artifact_id}
+            record: dict[str, Any] = {
+                "steps": result.steps,
+                "adapter_artifact_id": submission.artifact_id,
+                **_held(spec, result),
+            }
             return Outcome(JobStatus.COMPLETED, [submission, completed], record=record)
         except JobFailure as error:
             await _finish(tracker, JobStatus.FAILED)
@@ -156,6 +162,7 @@ class JobRunner:
         # The id names the job's checkpoint folder in the object store.
         if not JOB_ID.fullmatch(spec.job_id):
             raise JobSpecError(f"job id {spec.job_id!r} is not 1-128 letters, digits, '.', '_' or '-'")
+        self._check_resources(spec)
         routing = spec.method == "snn_router"
         kind = ArtifactKind.EMBEDDING_MODEL if routing else ArtifactKind.BASE_MODEL
         base = await fetch_input(self.artifacts, spec.base_model, kind)
@@ -201,8 +208,25 @@ class JobRunner:
             progress_every_steps=self.settings.trainer_progress_every_steps,
             progress_every_s=self.settings.trainer_progress_every_s,
             exact_match_max_tokens=self.settings.trainer_exact_match_max_tokens,
+            ranks=spec.resources.ranks,
+            zero_stage=spec.resources.zero_stage,
         )
         return base, dataset, plan
+
+    def _check_resources(self, spec: StartTraining) -> None:
+        """What the job asks for, against what this worker has: its ranks all run here."""
+        resources, capabilities = spec.resources, detect()
+        if spec.method == "snn_router" and resources.ranks > 1:
+            raise JobSpecError("a snn_router job trains in one process: resources.workers × devices_per_worker = 1")
+        if resources.zero_stage and capabilities.device != "cuda":
+            raise JobSpecError(f"DeepSpeed ZeRO-{resources.zero_stage} needs CUDA GPUs; this worker has none")
+        if capabilities.device == "cuda" and resources.ranks > capabilities.gpus:
+            raise JobSpecError(f"the job asks for {resources.ranks} GPUs; this worker has {capabilities.gpus}")
+        if capabilities.device == "cpu" and resources.ranks > self.settings.trainer_max_cpu_ranks:
+            raise JobSpecError(
+                f"the job asks for {resources.ranks} processes; this worker runs at most"
+                f" {self.settings.trainer_max_cpu_ranks} (MODELOPS_TRAINER_MAX_CPU_RANKS)"
+            )
 
     async def _submit_adapter(
         self, spec: StartTraining, result: engine.Result, base: VerifiedArtifact, dataset: dict[str, Any]
@@ -341,7 +365,14 @@ class _JobHooks:
 def _train(plan: engine.Plan | router_training.RouterPlan, hooks: _JobHooks) -> engine.Result:
     if isinstance(plan, router_training.RouterPlan):
         return router_training.run(plan, hooks)
-    return engine.run(plan, hooks)
+    # DeepSpeed wants the environment torchrun gives (ranks, rendezvous) even for one process.
+    return distributed.launch(plan, hooks) if plan.ranks > 1 or plan.zero_stage else engine.run(plan, hooks)
+
+
+def _held(spec: StartTraining, result: engine.Result) -> dict[str, int]:
+    """What the job's usage needs from it (modelops_shared.jobs.usage): GPUs held, tokens trained on."""
+    gpus = spec.resources.ranks if result.capabilities.device == "cuda" else 0
+    return {"ranks": spec.resources.ranks, "gpus": gpus, "tokens": result.tokens}
 
 
 def _tracked_params(spec: StartTraining, base: VerifiedArtifact, dataset: dict[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from modelops_shared.settings import Settings
@@ -21,6 +22,11 @@ class TrainerSettings(Settings):
     trainer_keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept per job in the object store")
     trainer_max_job_attempts: int = Field(
         3, ge=1, description="Starts of one job (its worker died each time) before it is failed instead of retried"
+    )
+    trainer_max_cpu_ranks: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        description="Most processes a job may train with on a worker without GPUs (default: its cores)",
     )
     trainer_exact_match_max_tokens: int = Field(
         16, ge=1, description="Held-out answers up to this many tokens are scored by exact match"

@@ -18,7 +18,7 @@ from typing import Any, cast
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
-from modelops_contracts import Envelope, EnvelopeError, JobStatus, Message, decode
+from modelops_contracts import Envelope, EnvelopeError, JobStatus, JobUsageRecorded, Message, decode
 from opentelemetry import propagate, trace
 
 from ..bus import Bus
@@ -30,6 +30,7 @@ from . import ledger
 from .cancellation import CancelWatcher
 from .commands import JobCommand, JobCommands, Outcome, StopSignal, Transient
 from .metrics import JOB_DURATION_SECONDS, JOB_QUEUE_SECONDS, JOBS_FINISHED, JOBS_RUNNING
+from .usage import Meter
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
@@ -216,18 +217,21 @@ class JobConsumer:
     ) -> None:
         kind = self.commands.kind
         started = time.monotonic()
-        with JOBS_RUNNING.labels(kind).track_inprogress():
+        with JOBS_RUNNING.labels(kind).track_inprogress(), Meter() as meter:
             outcome = await self._run_job(tp, job_id, body, envelope)
         if outcome.status is None:
             return  # handed off: recorded and committed by whoever finishes it
         JOB_DURATION_SECONDS.labels(kind, outcome.status.value).observe(time.monotonic() - started)
         JOBS_FINISHED.labels(kind, outcome.status.value).inc()
+        # What the job reports it held and processed: `gpus` and `tokens` in its record.
+        reading = meter.reading(tokens=int(outcome.record.get("tokens", 0)), gpus=int(outcome.record.get("gpus", 0)))
+        usage = JobUsageRecorded(job_id=job_id, kind=kind, worker=self.worker, status=outcome.status, usage=reading)
         recorded = await ledger.finish(
             self.pool,
             self.bus,
             job_id,
             outcome.status,
-            outcome.events,
+            [*outcome.events, usage],
             cause=envelope,
             reason=outcome.reason,
             record=outcome.record,

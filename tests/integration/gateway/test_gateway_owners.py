@@ -47,6 +47,8 @@ CREATES = {
     "POST /v1/marketplace/listings/{listing_id}/ratings",  # each key's own rating
     "POST /v1/marketplace/listings/{listing_id}/install",  # a deployment, under the deployments' ownership rules
     "POST /v1/console/dead-letters/replay",  # admin only
+    "PUT /v1/usage/budgets/{name}",  # admin only
+    "DELETE /v1/usage/budgets/{name}",  # admin only
 }
 # Writes to a collection: the rag service checks its owner, from the user in the gateway's token
 # (tests/integration/rag/test_rag.py::test_only_the_owner_changes_a_collection).

@@ -83,6 +83,25 @@ async def test_cancel_and_the_main_error_paths(cli, world):
     assert await asyncio.to_thread(run, no_gateway) == 2  # nothing listens on port 9: a server-side failure
 
 
+async def test_workers_budgets_and_usage_from_the_cli(cli, world, gateway):
+    key, name = world.developer.secret, world.developer.name
+    submitted = await cli(key, *train_args(world, "--workers", "2", "--json"))
+    shown = json.loads((await cli(key, "jobs", "show", json.loads(submitted.out)["id"], "--json")).out)
+    assert shown["spec"]["resources"] == {"workers": 2, "devices_per_worker": 1, "zero_stage": 0}
+
+    assert (await cli(gateway.admin_key, "usage", "budget", name, "0")).code == 0
+    try:
+        refused = await cli(key, *train_args(world))
+        assert refused.code == 1
+        assert "budget-exceeded" in refused.err
+        mine = json.loads((await cli(key, "usage", "--json")).out)
+        assert mine["by"] == "key"
+        assert (await cli(key, "usage", "--by", "job")).code == 0
+        assert (await cli(key, "usage", "budget", name, "5")).code == 1  # an admin's to set
+    finally:
+        assert (await cli(gateway.admin_key, "usage", "budget", name, "--remove")).code == 0
+
+
 def test_the_cli_prints_the_problem_and_what_to_do_and_exits_non_zero_without_a_traceback(capsys):
     # Nothing listens on port 9 (discard): the CLI must say so in words, not in a traceback.
     code = run(["--url", "http://127.0.0.1:9", "--api-key", "k", "jobs", "list"])

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from typing import Any
 
 from helpers import create_dataset
 from modelops_contracts import Hyperparameters, StartTraining
+from transformers import TrainerCallback
 
-__all__ = ["arithmetic_rows", "create_dataset", "job"]
+__all__ = ["RaiseOnRank", "arithmetic_rows", "create_dataset", "job"]
 
 
 def arithmetic_rows(count: int, seed: int = 0) -> list[dict[str, str]]:
@@ -36,3 +38,16 @@ def job(base_model: str, dataset: tuple[str, int], *, steps: int = 12, **fields:
         eval_split=0.2,
         **fields,
     )
+
+
+class RaiseOnRank(TrainerCallback):
+    """A callback plugin that raises on one rank at one step: a job gone bad where only one training process sees
+    it. Pickled by reference, so the ranks of a distributed run import it from here."""
+
+    def __init__(self, rank: int, step: int) -> None:
+        self.rank = rank
+        self.step = step
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **_: Any) -> None:
+        if int(os.environ.get("RANK", "0")) == self.rank and state.global_step == self.step:
+            raise ValueError(f"row {self.step} cannot be read")

@@ -3,7 +3,7 @@ answer each as problem+json (its `param` names the request field at fault, for O
 
 from __future__ import annotations
 
-from modelops_contracts import Hyperparameters
+from modelops_contracts import Hyperparameters, Resources
 from modelops_shared.errors import Conflict, Invalid, NotFound
 
 # The one entry of a job's timeline that the gateway writes itself; the others are TrainingEventType's.
@@ -37,8 +37,22 @@ class TrainingBudgetTooLarge(Invalid):
     slug = "training-budget-too-large"
 
 
-def check_budget(hyperparameters: Hyperparameters, *, max_steps: int, max_epochs: float, param: str) -> None:
-    """The deployment's policy on how long one job may train: a job past it is refused, not queued."""
+def check_budget(
+    hyperparameters: Hyperparameters,
+    resources: Resources,
+    *,
+    max_steps: int,
+    max_epochs: float,
+    max_ranks: int,
+    param: str,
+) -> None:
+    """The deployment's policy on how long and how wide one job may train: a job past it is refused, not queued."""
+    if resources.ranks > max_ranks:
+        raise TrainingBudgetTooLarge(
+            f"{resources.workers} workers × {resources.devices_per_worker} devices is over this platform's limit of"
+            f" {max_ranks} training processes",
+            param="resources",
+        )
     if hyperparameters.max_steps is not None and hyperparameters.max_steps > max_steps:
         raise TrainingBudgetTooLarge(
             f"{hyperparameters.max_steps} steps is over this platform's limit of {max_steps}", param=param

@@ -103,12 +103,13 @@ async def insert_job(
     dataset: str,
     dataset_id: str,
     deploy_when_completed: bool = False,
+    estimated_cost: float | None = None,
 ) -> Job:
     """A queued job for `command`, with its first event (seq 1), in the caller's transaction: one statement."""
     row = await conn.fetchrow(
         "WITH job AS (INSERT INTO jobs (id, kind, status, submitted_by, base_model, base_model_id, base_model_name,"
-        " dataset, dataset_version, dataset_id, spec, deploy_when_completed, last_seq)"
-        f" VALUES ($1, $2, $13, $3, $4, $5, $6, $7, $8, $9, $10, $12, 1) RETURNING {_JOB_COLUMNS}),"
+        " dataset, dataset_version, dataset_id, spec, deploy_when_completed, last_seq, estimated_cost)"
+        f" VALUES ($1, $2, $13, $3, $4, $5, $6, $7, $8, $9, $10, $12, 1, $15) RETURNING {_JOB_COLUMNS}),"
         f" queued AS (INSERT INTO job_events ({_EVENT_COLUMNS})"
         " SELECT id, 1, $14, $11::jsonb, created_at FROM job)"
         f" SELECT {_JOB_COLUMNS}, pg_notify({CHANNEL_SQL}, id) FROM job",
@@ -126,6 +127,7 @@ async def insert_job(
         deploy_when_completed,
         JobStatus.QUEUED.value,
         TrainingEventType.QUEUED.value,
+        estimated_cost,
     )
     return Job(**{name: row[name] for name in _JOB_FIELDS})
 

@@ -11,7 +11,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import asyncpg
-from modelops_contracts import AdapterSpec, CancelTraining, Hyperparameters, PluginSpec, RouterSpec, StartTraining
+from modelops_contracts import (
+    AdapterSpec,
+    CancelTraining,
+    Hyperparameters,
+    PluginSpec,
+    Resources,
+    RouterSpec,
+    StartTraining,
+)
 from modelops_contracts.artifacts import TEXT_PATTERN
 from modelops_shared.bus import Bus, enqueue
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +27,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from ..access.domain import Role, check_owner
 from ..datasets.store import latest_announced
 from ..registry_lookups import RegistryLookups
+from ..settings import GatewaySettings
+from ..usage import store as usage_store
+from ..usage.domain import check_budget_left, training_tokens
 from .domain import CANCEL_REQUESTED, JobFinished, JobNotFound, check_budget
 from .references import Fields, resolve
 from .store import Job, insert_job, lock_job, new_job_id, record_event
@@ -64,6 +75,9 @@ class TrainingJobRequest(BaseModel):
     plugins: PluginSpec | None = None
     suffix: str | None = Field(None, pattern=SUFFIX_PATTERN, description="Goes into the fine-tuned model's name")
     router: RouterSpec | None = Field(None, description="snn_router: the network (defaults when absent)")
+    resources: Resources = Field(
+        Resources(), description="Processes that train the job together (data parallel); default one"
+    )
 
 
 @dataclass(frozen=True)
@@ -73,6 +87,7 @@ class Submission:
     command: StartTraining
     base_model_name: str
     dataset_id: str
+    estimated_cost: float
 
 
 async def check_submission(
@@ -82,14 +97,19 @@ async def check_submission(
     *,
     submitted_by: str,
     fields: Fields = NATIVE_FIELDS,
-    wait_s: float,
-    max_steps: int,
-    max_epochs: float,
+    settings: GatewaySettings,
 ) -> Submission:
-    """Check the request's budget against the policy (`max_steps`, `max_epochs`) and what it names, through the
-    registry, with no transaction open; the command names the exact base model artifact and dataset version,
-    whatever the request named."""
-    check_budget(request.hyperparameters, max_steps=max_steps, max_epochs=max_epochs, param=fields.hyperparameters)
+    """Check the request's size against the platform's policy and what it names, through the registry, with no
+    transaction open, and estimate its cost (record_submission holds it against the submitter's budget); the
+    command names the exact base model artifact and dataset version, whatever the request named."""
+    check_budget(
+        request.hyperparameters,
+        request.resources,
+        max_steps=settings.gateway_max_training_steps,
+        max_epochs=settings.gateway_max_training_epochs,
+        max_ranks=settings.gateway_max_training_ranks,
+        param=fields.hyperparameters,
+    )
     found = await resolve(
         lookups,
         lambda name: latest_announced(pool, name),
@@ -98,7 +118,7 @@ async def check_submission(
         dataset_version=request.dataset_version,
         method=request.method,
         fields=fields,
-        wait_s=wait_s,
+        wait_s=settings.gateway_registry_wait_s,
     )
     base, dataset = found.base_model, found.dataset
     command = StartTraining(
@@ -115,8 +135,15 @@ async def check_submission(
         suffix=request.suffix,
         plugins=request.plugins,
         router=request.router,
+        resources=request.resources,
     )
-    return Submission(command, base_model_name=base["name"], dataset_id=dataset["id"])
+    rows = int((dataset.get("metadata") or {}).get("num_rows", 0))
+    tokens = training_tokens(request.hyperparameters, request.resources, rows)
+    measured = await usage_store.training_token_cost(pool)
+    token_cost = settings.gateway_default_cost_per_million_training_tokens / 1e6 if measured is None else measured
+    return Submission(
+        command, base_model_name=base["name"], dataset_id=dataset["id"], estimated_cost=tokens * token_cost
+    )
 
 
 async def record_submission(
@@ -125,10 +152,17 @@ async def record_submission(
     request: TrainingJobRequest,
     submission: Submission,
     *,
+    currency: str,
     deploy_when_completed: bool = False,
 ) -> Job:
-    """Record the job and stage its StartTraining in `conn`'s transaction. `deploy_when_completed`: the jobs handler
-    deploys the job's adapter once the job succeeds (handlers.py)."""
+    """Record the job and stage its StartTraining in `conn`'s transaction, once its estimate fits in the submitter's
+    budget left (BudgetExceeded otherwise). `deploy_when_completed`: the jobs handler deploys the job's adapter once
+    the job succeeds (handlers.py)."""
+    owner = submission.command.submitted_by
+    budget = await usage_store.lock_budget(conn, owner)
+    if budget is not None:
+        committed = await usage_store.committed(conn, owner)
+        check_budget_left(owner, budget, committed, submission.estimated_cost, currency)
     job = await insert_job(
         conn,
         submission.command,
@@ -138,6 +172,7 @@ async def record_submission(
         dataset=request.dataset,
         dataset_id=submission.dataset_id,
         deploy_when_completed=deploy_when_completed,
+        estimated_cost=submission.estimated_cost,
     )
     await enqueue(conn, bus, submission.command, correlation_id=submission.command.job_id)
     return job

@@ -48,7 +48,7 @@ async def _job_or_404(gateway: GatewayDep, job_id: str) -> Job:
     return job
 
 
-@router.post("", response_model=FineTuningJob, max_body_size=64 * 1024, responses=problems(404, 413, 502, 503))
+@router.post("", response_model=FineTuningJob, max_body_size=64 * 1024, responses=problems(402, 404, 413, 502, 503))
 async def create_fine_tuning_job(
     body: FineTuningJobRequest, caller: Developer, gateway: GatewayDep, idempotency: Idempotent
 ) -> Response:
@@ -64,9 +64,7 @@ async def create_fine_tuning_job(
             request,
             submitted_by=caller.name,
             fields=FIELDS,
-            wait_s=gateway.settings.gateway_registry_wait_s,
-            max_steps=gateway.settings.gateway_max_training_steps,
-            max_epochs=gateway.settings.gateway_max_training_epochs,
+            settings=gateway.settings,
         )
         policy = await gateway.lookups.policy()
         return submission, gateway.settings.gateway_deploy_fine_tuned and policy["deploy"]["fine_tuning_jobs"]
@@ -74,7 +72,12 @@ async def create_fine_tuning_job(
     async def record(conn: asyncpg.Connection, checked: tuple[Submission, bool]) -> Response:
         submission, deploy_when_completed = checked
         job = await record_submission(
-            conn, gateway.runtime.bus, request, submission, deploy_when_completed=deploy_when_completed
+            conn,
+            gateway.runtime.bus,
+            request,
+            submission,
+            currency=gateway.settings.gateway_prices.currency,
+            deploy_when_completed=deploy_when_completed,
         )
         return JSONResponse(FineTuningJob.of(job).model_dump(mode="json"))
 

@@ -32,7 +32,7 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], responses=problems(401, 403
     status_code=202,
     response_model=JobAccepted,
     max_body_size=JSON_BODY_LIMIT,
-    responses=problems(404, 413, 422, 502, 503),
+    responses=problems(402, 404, 413, 422, 502, 503),
 )
 async def submit_training_job(
     body: TrainingJobRequest, caller: Developer, gateway: GatewayDep, idempotency: Idempotent
@@ -46,13 +46,12 @@ async def submit_training_job(
             gateway.lookups,
             body,
             submitted_by=caller.name,
-            wait_s=gateway.settings.gateway_registry_wait_s,
-            max_steps=gateway.settings.gateway_max_training_steps,
-            max_epochs=gateway.settings.gateway_max_training_epochs,
+            settings=gateway.settings,
         )
 
     async def record(conn: asyncpg.Connection, submission: Submission) -> Response:
-        job = await record_submission(conn, gateway.runtime.bus, body, submission)
+        currency = gateway.settings.gateway_prices.currency
+        job = await record_submission(conn, gateway.runtime.bus, body, submission, currency=currency)
         accepted = JobAccepted(id=job.id, status=JobStatus.QUEUED)
         return JSONResponse(accepted.model_dump(), 202, headers={"Location": f"/v1/jobs/{job.id}"})
 

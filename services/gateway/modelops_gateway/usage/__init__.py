@@ -1,0 +1,1 @@
+"""Usage and budgets: what jobs and deployments used, priced; per key, job and deployment; spending limits."""
