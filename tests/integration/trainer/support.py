@@ -1,16 +1,19 @@
-"""Helpers for the trainer tests: rows to learn from, and jobs published as the gateway does."""
+"""Helpers for the trainer tests: rows to learn from, jobs published as the gateway does, hooks that keep what a run
+reports, and a callback that fails one rank of a distributed run."""
 
 from __future__ import annotations
 
 import os
 import uuid
+from pathlib import Path
 from typing import Any
 
 from helpers import create_dataset
 from modelops_contracts import Hyperparameters, StartTraining
+from modelops_trainer.callbacks import Progress
 from transformers import TrainerCallback
 
-__all__ = ["RaiseOnRank", "arithmetic_rows", "create_dataset", "job"]
+__all__ = ["RaiseOnRank", "Recorder", "arithmetic_rows", "create_dataset", "job"]
 
 
 def arithmetic_rows(count: int, seed: int = 0) -> list[dict[str, str]]:
@@ -38,6 +41,29 @@ def job(base_model: str, dataset: tuple[str, int], *, steps: int = 12, **fields:
         eval_split=0.2,
         **fields,
     )
+
+
+class Recorder:
+    """Training hooks that keep what a run reports (engine.run and distributed.launch called directly)."""
+
+    def __init__(self) -> None:
+        self.losses: dict[int, float] = {}
+        self.rates: list[float] = []
+        self.starts: list[tuple[int, int]] = []
+        self.checkpoints: dict[int, set[str]] = {}
+
+    def started(self, total_steps: int, resumed_from_step: int) -> None:
+        self.starts.append((total_steps, resumed_from_step))
+
+    def progressed(self, progress: Progress) -> None:
+        self.losses[progress.step] = progress.loss
+        self.rates.append(progress.tokens_per_second)
+
+    def checkpointed(self, step: int, directory: Path) -> None:
+        self.checkpoints[step] = {path.name for path in directory.iterdir()}
+
+    def stop_reason(self) -> str | None:
+        return None
 
 
 class RaiseOnRank(TrainerCallback):

@@ -29,38 +29,16 @@ from modelops_contracts import (
 from modelops_contracts.catalog import USAGE_EVENTS
 from modelops_trainer import distributed, engine
 from modelops_trainer.app import create_app
-from modelops_trainer.callbacks import Progress
 from modelops_trainer.domain import JobSpecError
 from modelops_trainer.plugins import Plugins
 from modelops_trainer.settings import TrainerSettings
 
-from .support import RaiseOnRank, arithmetic_rows, create_dataset, job
+from .support import RaiseOnRank, Recorder, arithmetic_rows, create_dataset, job
 
 STEPS = 12
 # Rows enough that every step of the comparison stays inside the first epoch: an epoch's last, partial batch is
 # split differently (DDP repeats rows to give every rank as many).
 ROWS = arithmetic_rows(1200, seed=3)
-
-
-class Recorder:
-    """Hooks that keep what a run reports."""
-
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-        self.starts: list[tuple[int, int]] = []
-        self.checkpoints: dict[int, set[str]] = {}
-
-    def started(self, total_steps: int, resumed_from_step: int) -> None:
-        self.starts.append((total_steps, resumed_from_step))
-
-    def progressed(self, progress: Progress) -> None:
-        self.losses[progress.step] = progress.loss
-
-    def checkpointed(self, step: int, directory: Path) -> None:
-        self.checkpoints[step] = {path.name for path in directory.iterdir()}
-
-    def stop_reason(self) -> str | None:
-        return None
 
 
 def plan(base: Path, out: Path, *, batch_size: int, ranks: int, **fields: Any) -> engine.Plan:

@@ -12,35 +12,15 @@ import pytest
 import torch
 from modelops_contracts import AdapterSpec, Hyperparameters
 from modelops_trainer import distributed, engine
-from modelops_trainer.callbacks import Progress
 from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from .support import arithmetic_rows
+from .support import Recorder, arithmetic_rows
 
 pytestmark = pytest.mark.skipif(
     not (torch.cuda.is_available() and importlib.util.find_spec("deepspeed")), reason="needs CUDA and deepspeed"
 )
 STEPS = 20
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.losses: dict[int, float] = {}
-        self.rates: list[float] = []
-
-    def started(self, total_steps: int, resumed_from_step: int) -> None:
-        pass
-
-    def progressed(self, progress: Progress) -> None:
-        self.losses[progress.step] = progress.loss
-        self.rates.append(progress.tokens_per_second)
-
-    def checkpointed(self, step: int, directory: Path) -> None:
-        pass
-
-    def stop_reason(self) -> str | None:
-        return None
 
 
 def train(base: Path, out: Path, zero_stage: int) -> tuple[engine.Result, Recorder]:
@@ -79,7 +59,8 @@ def test_zero_2_and_3_follow_plain_ddp(smollm2_dir, tmp_path):
     assert plain.adapter_dir is not None
     reference = logits(base, plain.adapter_dir)
     for stage, (result, recorder) in runs.items():
-        print(f"ZeRO-{stage}: {sorted(recorder.rates)[len(recorder.rates) // 2]:.0f} tokens/s (median over steps)")
+        rates = sorted(recorder.rates)
+        print(f"ZeRO-{stage}: {rates[len(rates) // 2]:.0f} tokens/s (median over steps)")
         assert sorted(recorder.losses) == list(range(1, STEPS + 1))
         for step, loss in plain_recorder.losses.items():
             assert recorder.losses[step] == pytest.approx(loss, rel=5e-2), (stage, step)
