@@ -7,12 +7,11 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
 
-from ..access.domain import NotTheOwner, Role
 from ..deps import GatewayDep
 from ..web.auth import Admin, Viewer
 from ..web.openapi import problems
 from . import store
-from .domain import NoBudget
+from .domain import NoBudget, whose_usage
 from .schemas import BudgetRequest, BudgetView, UsageReport, UsageRow
 
 JSON_BODY_LIMIT = 4 * 1024
@@ -32,10 +31,7 @@ async def usage(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> UsageReport:
     """Usage summed per key, job or deployment, the costliest first, priced when it was recorded."""
-    if caller.role != Role.ADMIN:
-        if key not in (None, caller.name):
-            raise NotTheOwner(f"only an admin may read the usage of another key than yours ({key})")
-        key = caller.name
+    key = whose_usage(caller.name, caller.role, key)
     rows = [UsageRow(**row) for row in await store.totals(gateway.runtime.pool, by, key, limit)]
     if by == "key":
         budgets = {row["owner"]: row["amount"] for row in await store.budgets(gateway.runtime.pool)}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from modelops_contracts import Hyperparameters, Resources, ResourceUsage
 from modelops_shared.errors import DomainError, NotFound
 
+from ..access.domain import NotTheOwner, Role
 from ..settings import Prices
 
 GIB = 1024**3
@@ -18,6 +19,15 @@ class BudgetExceeded(DomainError):
 
 class NoBudget(NotFound):
     slug = "budget-not-found"
+
+
+def whose_usage(name: str, role: Role, asked: str | None) -> str | None:
+    """Whose usage a caller reads: their own, whatever they ask; an admin, the key asked for, or everyone's (None)."""
+    if role is Role.ADMIN:
+        return asked
+    if asked not in (None, name):
+        raise NotTheOwner(f"only an admin may read the usage of another key than yours ({asked})")
+    return name
 
 
 def price(usage: ResourceUsage, prices: Prices) -> float:
