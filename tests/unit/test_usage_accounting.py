@@ -50,6 +50,8 @@ def test_a_training_job_s_tokens_come_from_its_budget_and_resources():
 def test_a_job_past_the_budget_left_is_refused_and_says_by_how_much():
     check_budget_left("ann", None, 1e9, 1e9, "USD")
     check_budget_left("ann", 1.0, 0.5, 0.5, "USD")
+    with pytest.raises(BudgetExceeded):
+        check_budget_left("ann", 0.0, 0.0, 0.0, "USD")  # a budget of 0 refuses every job
     with pytest.raises(
         BudgetExceeded, match=r"estimated at 0.6000 USD; ann has 0.5000 USD left of a 1.0000 USD"
     ) as refused:
@@ -71,3 +73,5 @@ def test_a_replica_s_period_is_shared_among_deployments_by_tokens():
     assert reports["a"].usage.cpu_seconds == pytest.approx(whole.cpu_seconds * 60 / 120)
     assert reports["b"].usage.gpu_seconds == pytest.approx(whole.gpu_seconds * 60 / 120)
     assert reports["b"].usage.tokens == 60
+    # The replica's memory is charged once, shared like its time.
+    assert sum(r.usage.peak_memory_bytes for r in reports.values()) == pytest.approx(whole.peak_memory_bytes, abs=2)

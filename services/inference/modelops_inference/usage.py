@@ -1,11 +1,13 @@
 """Each deployment's use, reported every MODELOPS_INFERENCE_USAGE_EVERY_S as DeploymentUsageRecorded (through the
-outbox): requests and tokens from the serving counters (metrics.py) since the last report; this replica's CPU time
-and GPU time over the period, shared among its deployments by tokens processed (by requests when no token was);
-the replica's peak memory over the period, which its deployments share (one base model serves many)."""
+outbox): requests and tokens from the serving counters (metrics.py) since the last report; this replica's CPU time,
+GPU time and peak memory over the period, shared among its deployments by tokens processed (by requests when no
+token was), so that the replica is charged once whatever it serves. When a period cannot be reported (the database
+down), its requests and tokens go with the next report."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from datetime import UTC, datetime
 
@@ -16,6 +18,8 @@ from modelops_shared.bus import Bus, enqueue
 from modelops_shared.jobs.usage import Meter
 
 from . import metrics
+
+log = logging.getLogger(__name__)
 
 # deployment → (requests, prompt tokens, completion tokens)
 Counts = dict[str, tuple[int, int, int]]
@@ -51,7 +55,7 @@ def shares(
             wall_seconds=whole.wall_seconds,
             cpu_seconds=whole.cpu_seconds * share,
             gpu_seconds=whole.gpu_seconds * share,
-            peak_memory_bytes=whole.peak_memory_bytes,
+            peak_memory_bytes=int(whole.peak_memory_bytes * share),
             tokens=prompt + completion,
         )
         reports.append(
@@ -72,14 +76,16 @@ def shares(
 async def reporting(pool: asyncpg.Pool, bus: Bus, replica: str, every_s: float) -> None:
     """Report every `every_s` until cancelled (the period a shutdown cuts short is not reported)."""
     gpus = 1 if torch.cuda.is_available() else 0
-    before = counted()
+    before, began = counted(), datetime.now(UTC)
     while True:
-        began = datetime.now(UTC)
         with Meter() as meter:
             await asyncio.sleep(every_s)
-        now = counted()
-        reports = shares(replica, began, datetime.now(UTC), before, now, meter, gpus)
-        async with pool.acquire() as conn, conn.transaction():
-            for report in reports:
-                await enqueue(conn, bus, report)
-        before = now
+        now, ended = counted(), datetime.now(UTC)
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                for report in shares(replica, began, ended, before, now, meter, gpus):
+                    await enqueue(conn, bus, report)
+        except Exception:
+            log.exception("could not report usage for %s .. %s; its tokens go with the next report", began, ended)
+            continue
+        before, began = now, ended

@@ -11,6 +11,8 @@ import contextlib
 import json
 import os
 import pickle
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -29,6 +31,18 @@ RANK_MODULE = "modelops_trainer.rank"
 LAUNCHER_PID = "MODELOPS_TRAINER_LAUNCHER_PID"
 POLL_S = 0.05
 STOP_GRACE_S = 30.0
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity), not the machine's."""
+    return len(os.sched_getaffinity(0))
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Readers see the whole text or no file: ranks and launcher poll each other's files."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 class RankFailed(JobFailure):
@@ -79,7 +93,8 @@ class Channel:
 def launch(plan: engine.Plan, hooks: Hooks) -> engine.Result:
     """Train `plan` with `plan.ranks` processes on this machine; returns rank 0's result."""
     channel = Channel(plan.output_dir / "ranks")
-    channel.root.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(channel.root, ignore_errors=True)  # a crashed attempt's news, stop and reports are not this one's
+    channel.root.mkdir(parents=True)
     try:
         channel.plan.write_bytes(pickle.dumps(plan))
     except (pickle.PicklingError, AttributeError, TypeError) as error:
@@ -99,7 +114,7 @@ def launch(plan: engine.Plan, hooks: Hooks) -> engine.Result:
         **os.environ,
         # The ranks import what this process imported: plugins included, wherever they were found.
         "PYTHONPATH": os.pathsep.join(path for path in sys.path if path),
-        "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 1) // plan.ranks)),
+        "OMP_NUM_THREADS": str(max(1, usable_cores() // plan.ranks)),
         LAUNCHER_PID: str(os.getpid()),
     }
     with channel.log.open("wb") as output:
@@ -110,7 +125,7 @@ def launch(plan: engine.Plan, hooks: Hooks) -> engine.Result:
             relay.pump()
             reason = hooks.stop_reason()
             if reason and not channel.stop.exists():
-                channel.stop.write_text(reason)
+                write_atomically(channel.stop, reason)
             time.sleep(POLL_S)
         relay.pump()
     finally:
@@ -152,8 +167,11 @@ class _Relay:
 
 
 def _end(process: subprocess.Popen[bytes]) -> None:
-    """torchrun and every rank gone: asked first (torchrun passes SIGTERM on to its ranks), then killed."""
+    """torchrun and every rank gone: asked first (torchrun passes SIGTERM on to its ranks), then killed; whatever is
+    left of the session torchrun started in (ranks it could not stop) is killed too."""
     if process.poll() is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
         return
     try:
         family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
@@ -167,11 +185,13 @@ def _end(process: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(psutil.NoSuchProcess):
             member.kill()
     process.wait()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def _failure(channel: Channel, ranks: int, returncode: int) -> Exception:
     """Why the run ended badly: the first rank that raised (not for want of a peer), or else a lost rank."""
-    reports = [json.loads(channel.error(rank).read_text()) for rank in range(ranks) if channel.error(rank).exists()]
+    reports = [report for rank in range(ranks) if (report := _report(channel.error(rank))) is not None]
     raised = sorted((report for report in reports if not report["lost_peer"]), key=lambda report: report["at"])
     if raised:
         first = raised[0]
@@ -185,3 +205,12 @@ def _failure(channel: Channel, ranks: int, returncode: int) -> Exception:
     return Transient(
         f"a training process was lost (torchrun exit {returncode}); the job resumes from its checkpoint\n{tail}"
     )
+
+
+def _report(path: Path) -> dict[str, Any] | None:
+    """A rank's error report, if it wrote one whole."""
+    try:
+        report: dict[str, Any] = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return report

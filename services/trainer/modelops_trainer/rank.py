@@ -10,6 +10,7 @@ import pickle
 import sys
 import time
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,11 @@ import torch.distributed as dist
 
 from . import engine
 from .callbacks import Progress
-from .distributed import LAUNCHER_PID, POLL_S, Channel
+from .distributed import LAUNCHER_PID, POLL_S, Channel, write_atomically
 from .domain import JobSpecError
 
 LAUNCHER_GONE = "the trainer that launched this run is gone"
+COLLECTIVE_TIMEOUT = timedelta(hours=2)
 
 
 class RankHooks:
@@ -74,7 +76,8 @@ def main(channel: Channel) -> None:
         torch.cuda.set_device(device)
     else:
         device = torch.device("cpu")
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    # Long enough for rank 0 to hand a checkpoint to the object store while the others wait in the next collective.
+    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=COLLECTIVE_TIMEOUT)
     try:
         plan: engine.Plan = pickle.loads(channel.plan.read_bytes())
         result = engine.run(plan, RankHooks(channel, rank, world_size, device))
@@ -98,7 +101,7 @@ def _report(channel: Channel, rank: int, error: Exception) -> None:
         "message": f"{type(error).__name__}: {error}"[:2000],
         "lost_peer": isinstance(error, dist.DistError) or _lost_peer(str(error)),
     }
-    channel.error(rank).write_text(json.dumps(report))
+    write_atomically(channel.error(rank), json.dumps(report))
 
 
 def _out_of_memory(error: Exception) -> bool:
@@ -108,7 +111,8 @@ def _out_of_memory(error: Exception) -> bool:
 def _lost_peer(message: str) -> bool:
     """gloo's words for a peer that went away mid-collective (NCCL raises DistError)."""
     lowered = message.lower()
-    return any(words in lowered for words in ("connection closed by peer", "connection reset", LAUNCHER_GONE))
+    gone = ("connection closed by peer", "connection reset", "broken pipe", LAUNCHER_GONE)
+    return any(words in lowered for words in gone)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ class TrainerSettings(Settings):
         3, ge=1, description="Starts of one job (its worker died each time) before it is failed instead of retried"
     )
     trainer_max_cpu_ranks: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
+        default_factory=lambda: len(os.sched_getaffinity(0)),
         ge=1,
-        description="Most processes a job may train with on a worker without GPUs (default: its cores)",
+        description="Most processes a job may train with on a worker without GPUs (default: the cores it may use)",
     )
     trainer_exact_match_max_tokens: int = Field(
         16, ge=1, description="Held-out answers up to this many tokens are scored by exact match"

@@ -50,7 +50,10 @@ class Meter:
         )
 
     def _cpu(self) -> float:
-        times = self.process.cpu_times()
+        try:
+            times = self.process.cpu_times()
+        except psutil.Error:  # measuring must never cost the job: a reading it cannot take is 0
+            return self._cpu_began
         return float(times.user + times.system + times.children_user + times.children_system)
 
     def _sample_until_done(self) -> None:
@@ -58,10 +61,14 @@ class Meter:
             self._sample()
 
     def _sample(self) -> None:
-        resident = self.process.memory_info().rss
-        for child in self.process.children(recursive=True):
+        try:
+            resident = self.process.memory_info().rss
+            children = self.process.children(recursive=True)
+        except psutil.Error:
+            return
+        for child in children:
             try:
                 resident += child.memory_info().rss
-            except psutil.NoSuchProcess:
+            except psutil.Error:  # gone meanwhile, or not ours to read
                 continue
         self.peak = max(self.peak, resident)

@@ -49,8 +49,9 @@ def training_tokens(hyperparameters: Hyperparameters, resources: Resources, data
 
 
 def check_budget_left(owner: str, budget: float | None, committed: float, estimate: float, currency: str) -> None:
-    """`committed`: what the owner's usage cost so far, plus the estimates of their jobs not measured yet."""
-    if budget is None or committed + estimate <= budget:
+    """`committed`: what the owner's usage cost so far, plus the estimates of their jobs not measured yet. A budget of
+    0 refuses every job, even one estimated at nothing."""
+    if budget is None or (budget > 0 and committed + estimate <= budget):
         return
     raise BudgetExceeded(
         f"this job is estimated at {estimate:.4f} {currency}; {owner} has {max(budget - committed, 0.0):.4f}"
