@@ -14,25 +14,10 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+
+from train import LastProgress
 
 ROWS = 1200
-
-
-class Hooks:
-    last: Any = None
-
-    def started(self, total_steps: int, resumed_from_step: int) -> None:
-        pass
-
-    def progressed(self, progress: Any) -> None:
-        self.last = progress
-
-    def checkpointed(self, step: int, directory: Path) -> None:
-        pass
-
-    def stop_reason(self) -> str | None:
-        return None
 
 
 def one_run(base: Path, out: Path, args: argparse.Namespace, ranks: int) -> tuple[float, float]:
@@ -58,7 +43,7 @@ def one_run(base: Path, out: Path, args: argparse.Namespace, ranks: int) -> tupl
         progress_every_s=1e9,
         ranks=ranks,
     )
-    hooks = Hooks()
+    hooks = LastProgress()
     began = time.perf_counter()
     (distributed.launch if ranks > 1 else engine.run)(plan, hooks)
     return hooks.last.tokens_per_second, time.perf_counter() - began

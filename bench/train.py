@@ -51,26 +51,29 @@ def rows(seed: int = 0) -> list[dict[str, str]]:
     ]
 
 
+class LastProgress:
+    """Training hooks that keep the latest progress report (its tokens/s is over the whole training loop)."""
+
+    last: Any = None
+
+    def started(self, total_steps: int, resumed_from_step: int) -> None:
+        pass
+
+    def progressed(self, progress: Any) -> None:
+        self.last = progress
+
+    def checkpointed(self, step: int, directory: Path) -> None:
+        pass
+
+    def stop_reason(self) -> str | None:
+        return None
+
+
 def ours(base: Path, args: argparse.Namespace, out: Path) -> dict[str, float]:
     from modelops_contracts import AdapterSpec, Hyperparameters
     from modelops_trainer import engine
 
-    class Hooks:
-        last: Any = None
-
-        def started(self, total_steps: int, resumed_from_step: int) -> None:
-            pass
-
-        def progressed(self, progress: Any) -> None:
-            self.last = progress
-
-        def checkpointed(self, step: int, directory: Path) -> None:
-            pass
-
-        def stop_reason(self) -> str | None:
-            return None
-
-    hooks = Hooks()
+    hooks = LastProgress()
     plan = engine.Plan(
         method="sft",
         schema="sft",
