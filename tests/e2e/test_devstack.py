@@ -18,19 +18,13 @@ import pytest
 import redis
 from aiokafka.admin import AIOKafkaAdminClient
 from modelops_contracts import all_topic_names
+from modelops_shared.devstack import free_port
 
 CLI = Path(sys.executable).with_name("modelops-stack")
 INFRA = ("kafka", "postgres", "redis")
 CLI_TIMEOUT_S = 180
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _port_open(port: int) -> bool:
@@ -65,11 +59,11 @@ def env(tmp_path: Path) -> dict[str, str]:
     return {
         **{name: value for name, value in os.environ.items() if not name.startswith("MODELOPS_")},
         "MODELOPS_STATE_DIR": str(tmp_path / "state"),
-        "MODELOPS_KAFKA_BOOTSTRAP": f"127.0.0.1:{_free_port()}",
-        "MODELOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{_free_port()}/postgres",
-        "MODELOPS_REDIS_URL": f"redis://127.0.0.1:{_free_port()}/0",
-        "MODELOPS_GATEWAY_PORT": str(_free_port()),
-        "MODELOPS_REGISTRY_PORT": str(_free_port()),
+        "MODELOPS_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
+        "MODELOPS_DATABASE_URL": f"postgresql://postgres@127.0.0.1:{free_port()}/postgres",
+        "MODELOPS_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "MODELOPS_GATEWAY_PORT": str(free_port()),
+        "MODELOPS_REGISTRY_PORT": str(free_port()),
     }
 
 
