@@ -31,8 +31,22 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_ca_file: Path | None = Field(None, description="CA bundle for the brokers' certificates; default: system")
+    kafka_fetch_max_wait_ms: int = Field(
+        50,
+        ge=1,
+        le=500,
+        description="How long the broker may hold a consumer's fetch that found nothing. Tansu holds it that long"
+        " even when a record arrives meanwhile (Apache Kafka answers at once): on the embedded stack, up to this much"
+        " latency per hop",
+    )
     kafka_session_timeout_ms: int = Field(6000, description="Short sessions make group joins fast on tansu")
     consumer_max_retries: int = Field(3, ge=0, description="Attempts after the first before a message is dead-lettered")
+    consumer_batch_max: int = Field(
+        200, ge=1, le=10_000, description="Most records of one poll handled in one transaction and one offset commit"
+    )
+    consumer_idle_poll_ms: int = Field(
+        25, ge=1, le=1000, description="How long a consumer whose poll found nothing waits before polling again"
+    )
     consumer_retry_backoff_s: float = Field(0.2, gt=0, description="First retry delay; doubles each attempt")
     consumer_outage_max_s: float = Field(
         900.0, gt=0, description="How long a message is delivered again through an outage before it is dead-lettered"

@@ -78,6 +78,8 @@ async def main(schema: str, group: str, mode: str) -> None:
 
         bus.broker.subscriber(
             DIAGNOSTICS_PINGS.name,
+            batch=True,
+            max_records=1,
             group_id=group,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,

@@ -146,7 +146,53 @@ async def test_duplicate_deliveries_take_effect_once(embedded_stack, bus, schema
     assert len(effects) == 1
 
 
-async def _dead_letters(settings, group: str, expected: int) -> list:
+async def test_a_backlog_is_applied_a_poll_per_transaction(embedded_stack, bus, schema, start_worker):
+    """Messages waiting when the consumer starts come in polls of many, each poll in one transaction (every row
+    it writes has that transaction's start as `processed_at`) and each message applied once."""
+    backlog = [_ping() for _ in range(40)]
+    for message in backlog:
+        await bus.publish(message)
+    start_worker(schema, f"g-{schema}")
+
+    dsn = _dsn(embedded_stack)
+    ids = [message.ping_id for message in backlog]
+    effects = await _wait_for_rows(
+        dsn, f"SELECT message_id FROM {schema}.effects WHERE ping_id = any($1::text[])", ids, count=40
+    )
+    conn = await asyncpg.connect(dsn)
+    try:
+        transactions = await conn.fetchval(
+            f"SELECT count(DISTINCT processed_at) FROM {schema}.processed_messages WHERE message_id = any($1)",
+            [row["message_id"] for row in effects],
+        )
+    finally:
+        await conn.close()
+    assert len(effects) == 40
+    assert transactions <= 5  # 40 messages; the first poll may hold only earlier tests' pings and a few of ours
+
+
+async def test_a_failing_message_costs_its_poll_nothing(embedded_stack, bus, schema, start_worker):
+    """A poll whose transaction fails is handled again message by message: the bad one is retried and
+    dead-lettered with its own attempts, its neighbours in the poll take effect once."""
+    before = [_ping() for _ in range(10)]
+    failing = _ping("always-fails")
+    after = [_ping() for _ in range(10)]
+    for message in [*before, failing, *after]:
+        await bus.publish(message)
+    group = f"g-{schema}"
+    start_worker(schema, group)
+
+    ids = [message.ping_id for message in [*before, *after]]
+    effects = await _wait_for_rows(
+        _dsn(embedded_stack), f"SELECT ping_id FROM {schema}.effects WHERE ping_id = any($1::text[])", ids, count=20
+    )
+    assert sorted(row["ping_id"] for row in effects) == sorted(ids)
+    key = failing.ping_id.encode()
+    dead = {record.key: headers for record, headers in await _dead_letters(embedded_stack, group, key=key)}
+    assert dead[key]["dlq_attempts"] == "4"  # the poll's failed transaction is not counted against it
+
+
+async def _dead_letters(settings, group: str, expected: int = 1, key: bytes | None = None) -> list:
     consumer = AIOKafkaConsumer(
         DIAGNOSTICS_PINGS.dlq, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest"
     )
@@ -154,7 +200,7 @@ async def _dead_letters(settings, group: str, expected: int) -> list:
     found = []
     try:
         async with asyncio.timeout(WAIT_S):
-            while len(found) < expected:
+            while len(found) < expected or (key is not None and key not in [record.key for record, _ in found]):
                 batch = await consumer.getmany(timeout_ms=500)
                 for records in batch.values():
                     for record in records:

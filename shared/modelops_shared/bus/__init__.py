@@ -1,11 +1,11 @@
 """The Kafka bus: broker factory, publishing, idempotent and tracked consumers with retry and DLQ, outbox."""
 
 from .broker import make_broker
-from .consumer import Handler, IdempotentConsumer, MessageContext, PermanentError
+from .consumer import Delivery, Handler, IdempotentConsumer, MessageContext, PermanentError
 from .outbox import OutboxRelay, enqueue, enqueue_many
 from .publisher import Bus
 from .topics import ensure_topics
-from .tracked import BatchHandler, Delivery, TrackedConsumer
+from .tracked import BatchHandler, TrackedConsumer
 
 __all__ = [
     "BatchHandler",

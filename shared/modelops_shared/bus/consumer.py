@@ -1,5 +1,7 @@
 """Idempotent consumers: decode the envelope, run the handler in a Postgres transaction that also records
-the message id, retry with backoff, and park what still fails on `<topic>.dlq` so the consumer moves on. An outage
+the message id, retry with backoff, and park what still fails on `<topic>.dlq` so the consumer moves on. The records
+of one poll share one transaction and one offset commit; if any of them fails there, each is handled again on its
+own, so a bad message costs its neighbours nothing but a second try. An outage
 of what the handler needs (the database, the broker, a service) is not the message's fault: it is never
 dead-lettered, but handed back to the broker (nack) to be delivered again until the outage is over."""
 
@@ -11,6 +13,7 @@ import socket
 import time
 import traceback
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +25,7 @@ from aiokafka.errors import KafkaConnectionError
 from faststream import AckPolicy
 from faststream.kafka import KafkaMessage
 from modelops_contracts import Envelope, EnvelopeError, Message, Topic, decode
+from opentelemetry import propagate, trace
 from tenacity import AsyncRetrying, retry_if_not_exception_type, stop_after_attempt, wait_exponential
 
 from ..settings import Settings
@@ -31,6 +35,7 @@ from .outbox import enqueue
 from .publisher import Bus
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer(__name__)
 
 DLQ_HEADER_PREFIX = "dlq_"
 
@@ -85,6 +90,49 @@ class MessageContext:
 Handler = Callable[[Message, MessageContext], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """A decoded record: what a handler is given, and where it came from."""
+
+    envelope: Envelope
+    body: Message
+    record: ConsumerRecord[bytes, bytes]
+    headers: dict[str, str]
+
+
+def headers_of(record: ConsumerRecord[bytes, bytes]) -> dict[str, str]:
+    return {name: value.decode() for name, value in record.headers}
+
+
+async def dead_letter(
+    bus: Bus,
+    record: ConsumerRecord[bytes, bytes],
+    headers: dict[str, str],
+    *,
+    dlq: str,
+    consumer: str,
+    error: BaseException,
+    attempts: int,
+) -> None:
+    """Park a record on `dlq` with why it failed. If this publish fails, the error propagates, the offset is not
+    committed, and the record comes again."""
+    log.error(
+        "dead-lettering message",
+        extra={"topic": record.topic, "offset": record.offset, "error": repr(error), "attempts": attempts},
+    )
+    await bus.broker.publish(
+        record.value, topic=dlq, key=record.key, headers=dead_letter_headers(headers, record, consumer, error, attempts)
+    )
+    MESSAGES_DEAD_LETTERED.labels(record.topic, consumer).inc()
+
+
+def processing_span(delivery: Delivery) -> AbstractContextManager[trace.Span]:
+    """The handler's span, a child of the span that published the message (not of the poll that fetched it)."""
+    context = propagate.extract(delivery.headers)
+    name = f"{delivery.record.topic} process"
+    return tracer.start_as_current_span(name, context=context, kind=trace.SpanKind.CONSUMER)
+
+
 class IdempotentConsumer:
     """At-least-once in, exactly-once effect: a message's id is recorded in the handler's own transaction."""
 
@@ -105,46 +153,92 @@ class IdempotentConsumer:
 
     def subscribe(self) -> None:
         """Register on the bus's broker; it consumes once the bus starts. Offsets are committed only after
-        `process` returns, and a crash before that redelivers the message. A recreated topic is read from its
+        `process` returns, and a crash before that redelivers the poll. A recreated topic is read from its
         beginning (see `incarnations`)."""
         settings = self.bus.settings
         session_ms = settings.kafka_session_timeout_ms
         incarnations = Incarnations(self.pool, self.bus.kafka, self.group)
         subscriber = self.bus.broker.subscriber(
             self.topic.name,
+            batch=True,
+            max_records=settings.consumer_batch_max,
+            # FastStream sleeps this long after a poll that found nothing: it bounds the latency an idle consumer adds.
+            batch_timeout_ms=settings.consumer_idle_poll_ms,
             group_id=self.group,
             auto_offset_reset="earliest",
             ack_policy=AckPolicy.NACK_ON_ERROR,
             session_timeout_ms=session_ms,
             heartbeat_interval_ms=max(session_ms // 3, 100),
-            fetch_max_wait_ms=50,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
             listener=ReadRecreatedFromStart(incarnations, lambda: subscriber.consumer),
         )
         subscriber(self.process)
 
     async def process(self, msg: KafkaMessage) -> None:
-        """Handle one record: apply once, retry transient failures, dead-letter what cannot be handled."""
-        record = _record_of(msg)
-        self._record_lag(msg)
-        try:
-            envelope, body = decode(record.key, msg.body, msg.headers)
-        except EnvelopeError as error:
-            await self._dead_letter(msg, error, attempts=1)
+        """Handle one poll's records: all in one transaction when they all succeed, else each on its own."""
+        records = _records_of(msg)
+        self._record_lag(msg, records)
+        deliveries = [delivery for record in records if (delivery := await self._decoded(record)) is not None]
+        if len(deliveries) > 1 and await self._applied_together(deliveries):
             return
+        for delivery in deliveries:
+            await self._process_one(delivery)
+
+    async def _decoded(self, record: ConsumerRecord[bytes, bytes]) -> Delivery | None:
+        headers = headers_of(record)
+        try:
+            envelope, body = decode(record.key, record.value, headers)
+        except EnvelopeError as error:
+            await self._dead_letter(record, headers, error, attempts=1)
+            return None
+        return Delivery(envelope, body, record, headers)
+
+    async def _applied_together(self, deliveries: list[Delivery]) -> bool:
+        """One transaction for the whole poll: the message ids in one statement, then every new message's handler.
+        False (and nothing applied) when any of them failed; the caller then handles each on its own."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                rows = await conn.fetch(
+                    'INSERT INTO processed_messages (consumer, message_id, topic, partition, "offset")'
+                    " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[])"
+                    " ON CONFLICT DO NOTHING RETURNING message_id",
+                    self.group,
+                    [d.envelope.id for d in deliveries],
+                    [d.record.topic for d in deliveries],
+                    [d.record.partition for d in deliveries],
+                    [d.record.offset for d in deliveries],
+                )
+                first_time = {row["message_id"] for row in rows}
+                for delivery in deliveries:
+                    if delivery.envelope.id not in first_time:
+                        self._skip_duplicate(delivery)
+                        continue
+                    first_time.discard(delivery.envelope.id)  # the same message twice in one poll applies once
+                    with processing_span(delivery):
+                        await self.handler(delivery.body, MessageContext(delivery.envelope, conn, self.bus))
+        except Exception:
+            log.warning("a poll's transaction failed; handling its messages one by one", exc_info=True)
+            return False
+        return True
+
+    async def _process_one(self, delivery: Delivery) -> None:
+        """Apply once, retry transient failures, dead-letter what cannot be handled, hand outages back."""
+        record = delivery.record
         attempts = 0
         try:
-            async for attempt in handler_retries(self.bus.settings):
-                with attempt:
-                    attempts += 1
-                    await self._apply_once(msg, envelope, body)
+            with processing_span(delivery):
+                async for attempt in handler_retries(self.bus.settings):
+                    with attempt:
+                        attempts += 1
+                        await self._apply_once(delivery)
         except Exception as error:
             if is_outage(error) and not self._outage_outlasted(record):
                 log.warning(
                     "outage while handling a message; it will be delivered again",
                     extra={"topic": record.topic, "offset": record.offset, "error": repr(error)},
                 )
-                raise  # NACK_ON_ERROR: the consumer seeks back to this message, which comes again
-            await self._dead_letter(msg, error, attempts=attempts)
+                raise  # NACK_ON_ERROR: the consumer seeks back to the poll's first record; what committed is skipped
+            await self._dead_letter(record, delivery.headers, error, attempts=attempts)
         self._outages.pop(_position(record), None)
 
     def _outage_outlasted(self, record: ConsumerRecord[Any, Any]) -> bool:
@@ -153,55 +247,54 @@ class IdempotentConsumer:
         first = self._outages.setdefault(_position(record), time.monotonic())
         return time.monotonic() - first > self.bus.settings.consumer_outage_max_s
 
-    async def _apply_once(self, msg: KafkaMessage, envelope: Envelope, body: Message) -> None:
-        record = _record_of(msg)
+    async def _apply_once(self, delivery: Delivery) -> None:
+        record = delivery.record
         async with self.pool.acquire() as conn, conn.transaction():
             first_time = await conn.fetchval(
                 'INSERT INTO processed_messages (consumer, message_id, topic, partition, "offset")'
                 " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
                 self.group,
-                envelope.id,
+                delivery.envelope.id,
                 record.topic,
                 record.partition,
                 record.offset,
             )
             if not first_time:
-                MESSAGES_DUPLICATE.labels(record.topic, self.group).inc()
-                log.info("skipping duplicate %s", envelope.id, extra={"topic": record.topic, "offset": record.offset})
+                self._skip_duplicate(delivery)
                 return
-            await self.handler(body, MessageContext(envelope=envelope, conn=conn, bus=self.bus))
+            await self.handler(delivery.body, MessageContext(delivery.envelope, conn, self.bus))
 
-    async def _dead_letter(self, msg: KafkaMessage, error: BaseException, *, attempts: int) -> None:
-        record = _record_of(msg)
-        log.error(
-            "dead-lettering message",
-            extra={"topic": record.topic, "offset": record.offset, "error": repr(error), "attempts": attempts},
-        )
-        headers = dead_letter_headers(msg.headers, record, self.group, error, attempts)
-        # If this publish fails the exception propagates, the offset is not committed, and the message returns.
-        await self.bus.broker.publish(msg.body, topic=self.topic.dlq, key=record.key, headers=headers)
-        MESSAGES_DEAD_LETTERED.labels(record.topic, self.group).inc()
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str], error: BaseException, *, attempts: int
+    ) -> None:
+        dlq = self.topic.dlq
+        await dead_letter(self.bus, record, headers, dlq=dlq, consumer=self.group, error=error, attempts=attempts)
 
-    def _record_lag(self, msg: KafkaMessage) -> None:
-        record = _record_of(msg)
+    def _skip_duplicate(self, delivery: Delivery) -> None:
+        record = delivery.record
+        MESSAGES_DUPLICATE.labels(record.topic, self.group).inc()
+        log.info("skipping duplicate %s", delivery.envelope.id, extra={"topic": record.topic, "offset": record.offset})
+
+    def _record_lag(self, msg: KafkaMessage, records: tuple[ConsumerRecord[bytes, bytes], ...]) -> None:
         consumer = msg.consumer
-        if not isinstance(consumer, AIOKafkaConsumer):
+        if not isinstance(consumer, AIOKafkaConsumer) or not records:
             return  # FastStream's test client has no broker positions to compare with
-        highwater = consumer.highwater(TopicPartition(record.topic, record.partition))
-        if highwater is not None:
-            lag = max(highwater - record.offset - 1, 0)
-            CONSUMER_LAG.labels(record.topic, str(record.partition), self.group).set(lag)
+        last = {(record.topic, record.partition): record.offset for record in records}
+        for (topic, partition), offset in last.items():
+            highwater = consumer.highwater(TopicPartition(topic, partition))
+            if highwater is not None:
+                CONSUMER_LAG.labels(topic, str(partition), self.group).set(max(highwater - offset - 1, 0))
 
 
 def _position(record: ConsumerRecord[Any, Any]) -> tuple[str, int, int]:
     return record.topic, record.partition, record.offset
 
 
-def _record_of(msg: KafkaMessage) -> ConsumerRecord[Any, Any]:
-    record = msg.raw_message
-    if isinstance(record, tuple):
-        raise TypeError("IdempotentConsumer handles one record at a time, not batches")
-    return record
+def _records_of(msg: KafkaMessage) -> tuple[ConsumerRecord[bytes, bytes], ...]:
+    records = msg.raw_message
+    if not isinstance(records, tuple):
+        raise TypeError("IdempotentConsumer handles a poll's batch of records (subscribe with batch=True)")
+    return records
 
 
 def dead_letter_headers(

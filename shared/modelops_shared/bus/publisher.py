@@ -10,7 +10,7 @@ from modelops_contracts import Envelope, KafkaRecord, Message, encode, new_envel
 
 from ..settings import Settings
 from .access import KafkaAccess
-from .broker import make_broker
+from .broker import PRODUCER_BATCH_BYTES, make_broker
 from .topics import ensure_topics
 
 
@@ -22,7 +22,10 @@ class Bus:
         # For records already enveloped and traced (the outbox's): pipelined sends, without per-message middleware.
         self.kafka = KafkaAccess.of(settings)
         self._producer = AIOKafkaProducer(
-            **self.kafka.aiokafka(), client_id=f"{settings.service_name}-relay", acks="all"
+            **self.kafka.aiokafka(),
+            client_id=f"{settings.service_name}-relay",
+            acks="all",
+            max_batch_size=PRODUCER_BATCH_BYTES,
         )
 
     async def start(self) -> None:

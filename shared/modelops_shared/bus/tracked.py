@@ -13,16 +13,15 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
-from modelops_contracts import Envelope, EnvelopeError, Message, Topic, decode
+from modelops_contracts import EnvelopeError, Topic, decode
 from opentelemetry import propagate, trace
 from tenacity import AsyncRetrying, wait_exponential
 
-from ..telemetry import CONSUMER_LAG, MESSAGES_DEAD_LETTERED
-from .consumer import dead_letter_headers, handler_retries
+from ..telemetry import CONSUMER_LAG
+from .consumer import Delivery, dead_letter, handler_retries, headers_of, processing_span
 from .incarnations import Incarnations, while_paused
 from .publisher import Bus
 
@@ -30,14 +29,6 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer(__name__)
 
 RecordBatch = dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
-
-
-@dataclass(frozen=True)
-class Delivery:
-    envelope: Envelope
-    body: Message
-    record: ConsumerRecord[bytes, bytes]
-    headers: dict[str, str]
 
 
 BatchHandler = Callable[[asyncpg.Connection, Sequence[Delivery]], Awaitable[None]]
@@ -83,7 +74,7 @@ class TrackedConsumer:
             auto_offset_reset="earliest",
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 3, 100),
-            fetch_max_wait_ms=50,
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         )
         self.incarnations = Incarnations(pool, bus.kafka, name)
         self.topic_ids: dict[str, str] = {}
@@ -174,7 +165,7 @@ class TrackedConsumer:
             )
 
     async def _decoded(self, record: ConsumerRecord[bytes, bytes]) -> Delivery | None:
-        headers = {name: value.decode() for name, value in record.headers}
+        headers = headers_of(record)
         try:
             envelope, body = decode(record.key, record.value, headers)
         except EnvelopeError as error:
@@ -195,9 +186,7 @@ class TrackedConsumer:
             await self._apply_one(conn, delivery)
 
     async def _apply_one(self, conn: asyncpg.Connection, delivery: Delivery) -> None:
-        context = propagate.extract(delivery.headers)
-        topic = delivery.record.topic
-        with tracer.start_as_current_span(f"{topic} process", context=context, kind=trace.SpanKind.CONSUMER):
+        with processing_span(delivery):
             attempts = 0
             try:
                 async for attempt in handler_retries(self.bus.settings):
@@ -213,14 +202,8 @@ class TrackedConsumer:
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str], error: BaseException, *, attempts: int
     ) -> None:
-        log.error(
-            "dead-lettering message", extra={"topic": record.topic, "offset": record.offset, "error": repr(error)}
-        )
-        dlq_headers = dead_letter_headers(headers, record, self.name, error, attempts)
-        await self.bus.broker.publish(
-            record.value, topic=self.topics[record.topic].dlq, key=record.key, headers=dlq_headers
-        )
-        MESSAGES_DEAD_LETTERED.labels(record.topic, self.name).inc()
+        dlq = self.topics[record.topic].dlq
+        await dead_letter(self.bus, record, headers, dlq=dlq, consumer=self.name, error=error, attempts=attempts)
 
     def _after_commit(self, batch: RecordBatch) -> None:
         """Mirror progress into Kafka and the lag gauge, for operators; correctness never reads it back."""
