@@ -105,9 +105,6 @@ class TransformersBackend:
         adapters: list[str | None],
     ) -> tuple[torch.Tensor, DynamicCache]:
         """Last-position logits (rows, vocab) and the grown cache; call on the model thread."""
-        extra: dict[str, Any] = {}
-        if isinstance(self._model, PeftModel):
-            extra["adapter_names"] = [adapter or BASE_ROW for adapter in adapters]
         out = self._model(
             input_ids=input_ids.to(self.device),
             attention_mask=attention_mask.to(self.device),
@@ -115,7 +112,7 @@ class TransformersBackend:
             cache=cache if cache is not None else DynamicCache(),
             use_cache=True,
             logits_to_keep=1,
-            **extra,
+            **self._adapter_rows(adapters),
         )
         return out.logits[:, -1, :].float(), out.cache
 
@@ -123,11 +120,23 @@ class TransformersBackend:
     def logits(self, input_ids: torch.Tensor, adapter: str | None) -> torch.Tensor:
         """Every position's logits (rows, positions, vocab) in one pass without a cache, to score a prompt; call on
         the model thread."""
-        extra: dict[str, Any] = {}
-        if isinstance(self._model, PeftModel):
-            extra["adapter_names"] = [adapter or BASE_ROW] * input_ids.shape[0]
-        logits: torch.Tensor = self._model(input_ids=input_ids.to(self.device), **extra).logits
+        rows = self._adapter_rows([adapter] * input_ids.shape[0])
+        logits: torch.Tensor = self._model(input_ids=input_ids.to(self.device), **rows).logits
         return logits.float()
+
+    def _adapter_rows(self, adapters: list[str | None]) -> dict[str, Any]:
+        """The forward pass's adapter arguments. Rows of one adapter run it as the active adapter; PEFT's mixed batch
+        (`adapter_names`: rows grouped per adapter in every LoRA layer) is for several: on the tiny model it costs a
+        fifth of the tokens/s even when every row shares one adapter (bench/inference.py)."""
+        if not isinstance(self._model, PeftModel):
+            return {}
+        names = {adapter or BASE_ROW for adapter in adapters}
+        if len(names) > 1 or BASE_ROW in names:
+            return {"adapter_names": [adapter or BASE_ROW for adapter in adapters]}
+        (name,) = names
+        if self._model.active_adapter != name:
+            self._model.set_adapter(name)
+        return {}
 
     async def acquire_adapter(self, name: str, path: Path) -> None:
         """Load `name` unless loaded (evicting the least recently used idle adapter beyond the budget) and hold it
