@@ -153,7 +153,10 @@ class Scheduler:
         metrics.BATCH_SIZE.labels(self.backend.name).observe(len(rows))
         produced: list[tuple[Sequence, int | Finish]] = []
         done: list[Sequence] = []
-        tokens = [next_token(row_logits, seq.params) for row_logits, seq in zip(logits, rows, strict=True)]
+        tokens = logits.argmax(-1).tolist()  # greedy rows in one call; sampled rows draw from their own generator
+        for i, seq in enumerate(rows):
+            if seq.params.temperature > 0:
+                tokens[i] = next_token(logits[i], seq.params)
         for seq, token in zip(rows, tokens, strict=True):
             if token == self._eos:
                 produced.append((seq, Finish("stop")))
