@@ -50,6 +50,8 @@ async def project(message: Message, context: MessageContext) -> None:
     job_id = getattr(message, "job_id", None)
     if not changes or not job_id:
         return
+    if isinstance(message, IndexingCompleted):
+        await store.lock_index(context.conn, message.index_id)
     if await store.update_job(context.conn, job_id, changes) is None:
         log.debug("ignoring %s of job %s: unknown, or already ended", message.type, job_id)
     elif isinstance(message, IndexingCompleted):
@@ -59,5 +61,6 @@ async def project(message: Message, context: MessageContext) -> None:
 async def registered(message: Message, context: MessageContext) -> None:
     """A rag_index the registry signed and registered may now be served (if its job completed)."""
     if isinstance(message, ArtifactRegistered) and message.kind == ArtifactKind.RAG_INDEX:
+        await store.lock_index(context.conn, message.artifact_id)
         await store.record_registered(context.conn, message.artifact_id)
         await store.make_current(context.conn, message.artifact_id)

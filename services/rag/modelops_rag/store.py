@@ -163,6 +163,13 @@ async def index_of(conn: Conn, collection_id: str) -> str | None:
     return index_id
 
 
+async def lock_index(conn: asyncpg.Connection, index_id: str) -> None:
+    """Serialise the two halves of making an index current — its job completed, the registry registered it — until
+    this transaction ends. They commit in two consumers' transactions; without the lock each could run `make_current`
+    before the other committed, miss the other half, and the index would never be served."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", index_id)
+
+
 async def record_registered(conn: asyncpg.Connection, index_id: str) -> None:
     await conn.execute("INSERT INTO registered_indexes (index_id) VALUES ($1) ON CONFLICT DO NOTHING", index_id)
 
