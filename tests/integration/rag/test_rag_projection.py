@@ -9,18 +9,17 @@ from typing import Any
 
 from modelops_contracts import ArtifactKind, ArtifactRegistered, IndexingCompleted
 from modelops_rag import handlers, store
+from modelops_rag.app import MIGRATIONS
 from modelops_rag.settings import RagSettings
 from modelops_shared.bus import MessageContext
-from modelops_shared.db import create_pool
-
-from .conftest import Acting
+from modelops_shared.db import apply_migrations, create_pool
 
 
 def _context(conn: Any) -> MessageContext:
     return MessageContext(envelope=None, conn=conn, bus=None)  # type: ignore[arg-type]  # the handlers use conn only
 
 
-async def test_an_index_completed_and_registered_concurrently_is_served(rag: Acting, rag_settings: RagSettings) -> None:
+async def test_an_index_completed_and_registered_concurrently_is_served(rag_settings: RagSettings) -> None:
     """Whichever half commits last must see the other: the registration waits for the completion's transaction (the
     index lock), so its `make_current` finds the job completed. Without the lock neither sees the other."""
     name, job_id, index_id = f"race-{uuid.uuid4().hex[:8]}", f"idx-job-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
@@ -28,8 +27,10 @@ async def test_an_index_completed_and_registered_concurrently_is_served(rag: Act
         job_id=job_id, index_id=index_id, chunks=3, embedded_chunks=3, skipped={}, duration_seconds=1.0
     )
     registration = ArtifactRegistered.model_construct(artifact_id=index_id, kind=ArtifactKind.RAG_INDEX)
-    pool = await create_pool(rag_settings, rag_settings.rag_schema)  # the rag fixture applied the migrations
+    schema = rag_settings.rag_schema
+    pool = await create_pool(rag_settings, schema)
     try:
+        await apply_migrations(pool, schema, (schema, MIGRATIONS))  # the tables only: no rag service runs here
         async with pool.acquire() as conn:
             await store.insert_collection(
                 conn, name=name, owner="alice", description="", embedding_model="minilm", request_id=None
