@@ -196,22 +196,13 @@ class IdempotentConsumer:
     async def _applied_together(self, deliveries: list[Delivery]) -> bool:
         """One transaction for the whole poll: the message ids in one statement, then every new message's handler.
         False (and nothing applied) when any of them failed; the caller then handles each on its own."""
+        duplicates: list[Delivery] = []
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                rows = await conn.fetch(
-                    'INSERT INTO processed_messages (consumer, message_id, topic, partition, "offset")'
-                    " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[])"
-                    " ON CONFLICT DO NOTHING RETURNING message_id",
-                    self.group,
-                    [d.envelope.id for d in deliveries],
-                    [d.record.topic for d in deliveries],
-                    [d.record.partition for d in deliveries],
-                    [d.record.offset for d in deliveries],
-                )
-                first_time = {row["message_id"] for row in rows}
+                first_time = await self._record_first_time(conn, deliveries)
                 for delivery in deliveries:
                     if delivery.envelope.id not in first_time:
-                        self._skip_duplicate(delivery)
+                        duplicates.append(delivery)
                         continue
                     first_time.discard(delivery.envelope.id)  # the same message twice in one poll applies once
                     with processing_span(delivery):
@@ -219,6 +210,8 @@ class IdempotentConsumer:
         except Exception:
             log.warning("a poll's transaction failed; handling its messages one by one", exc_info=True)
             return False
+        for delivery in duplicates:  # counted once the poll committed: a failed poll's are counted one by one
+            self._skip_duplicate(delivery)
         return True
 
     async def _process_one(self, delivery: Delivery) -> None:
@@ -248,21 +241,25 @@ class IdempotentConsumer:
         return time.monotonic() - first > self.bus.settings.consumer_outage_max_s
 
     async def _apply_once(self, delivery: Delivery) -> None:
-        record = delivery.record
         async with self.pool.acquire() as conn, conn.transaction():
-            first_time = await conn.fetchval(
-                'INSERT INTO processed_messages (consumer, message_id, topic, partition, "offset")'
-                " VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true",
-                self.group,
-                delivery.envelope.id,
-                record.topic,
-                record.partition,
-                record.offset,
-            )
-            if not first_time:
+            if not await self._record_first_time(conn, [delivery]):
                 self._skip_duplicate(delivery)
                 return
             await self.handler(delivery.body, MessageContext(delivery.envelope, conn, self.bus))
+
+    async def _record_first_time(self, conn: asyncpg.Connection, deliveries: list[Delivery]) -> set[str]:
+        """Record the deliveries' message ids as processed by this group; the ids that were not already."""
+        rows = await conn.fetch(
+            'INSERT INTO processed_messages (consumer, message_id, topic, partition, "offset")'
+            " SELECT $1, * FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[])"
+            " ON CONFLICT DO NOTHING RETURNING message_id",
+            self.group,
+            [d.envelope.id for d in deliveries],
+            [d.record.topic for d in deliveries],
+            [d.record.partition for d in deliveries],
+            [d.record.offset for d in deliveries],
+        )
+        return {row["message_id"] for row in rows}
 
     async def _dead_letter(
         self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str], error: BaseException, *, attempts: int
