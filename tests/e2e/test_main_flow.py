@@ -424,7 +424,8 @@ def test_a_router_in_front_of_two_smollm2_adapters_and_a_collection_sends_held_o
         assert (router.kind.value, router.name, router.metrics["eval_accuracy"] >= 0.8) == ("router", "four-ways", True)
         client.artifacts.promote(router_id, "staging", "held-out routing accuracy")
         sql_deployment = f"ft-{sql_job.id}"
-        client.deployments.wait(sql_deployment)
+        served = client.deployments.wait(sql_deployment)
+        assert served.status.value == "ready", served.reason
     platform.run(
         *_modelops(platform, "router", "deploy", "smart", router_id),
         *("--route", "chat=demo-base", "--route", "docs=demo-base:router-docs"),
