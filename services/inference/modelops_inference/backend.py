@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -19,6 +20,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedTokenizerBase
 
 from .adapter_slots import AdapterSlots
+from .lora_batch import BatchedLora
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +86,7 @@ class TransformersBackend:
             loaded: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         self._base = loaded.to(device).eval()
         self._model: Any = self._base
+        self._batched: BatchedLora | None = None  # with the first adapter, the model becomes a PeftModel
         self.max_context = int(getattr(self._base.config, "max_position_embeddings", 2048))
         self._slots = AdapterSlots(name, max_adapters)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
@@ -105,38 +108,47 @@ class TransformersBackend:
         adapters: list[str | None],
     ) -> tuple[torch.Tensor, DynamicCache]:
         """Last-position logits (rows, vocab) and the grown cache; call on the model thread."""
-        out = self._model(
-            input_ids=input_ids.to(self.device),
-            attention_mask=attention_mask.to(self.device),
-            position_ids=position_ids.to(self.device),
-            cache=cache if cache is not None else DynamicCache(),
-            use_cache=True,
-            logits_to_keep=1,
-            **self._adapter_rows(adapters),
-        )
+        with self._adapter_rows(adapters) as rows:
+            out = self._model(
+                input_ids=input_ids.to(self.device),
+                attention_mask=attention_mask.to(self.device),
+                position_ids=position_ids.to(self.device),
+                cache=cache if cache is not None else DynamicCache(),
+                use_cache=True,
+                logits_to_keep=1,
+                **rows,
+            )
         return out.logits[:, -1, :].float(), out.cache
 
     @torch.inference_mode()
     def logits(self, input_ids: torch.Tensor, adapter: str | None) -> torch.Tensor:
         """Every position's logits (rows, positions, vocab) in one pass without a cache, to score a prompt; call on
         the model thread."""
-        rows = self._adapter_rows([adapter] * input_ids.shape[0])
-        logits: torch.Tensor = self._model(input_ids=input_ids.to(self.device), **rows).logits
+        with self._adapter_rows([adapter] * input_ids.shape[0]) as rows:
+            logits: torch.Tensor = self._model(input_ids=input_ids.to(self.device), **rows).logits
         return logits.float()
 
-    def _adapter_rows(self, adapters: list[str | None]) -> dict[str, Any]:
-        """The forward pass's adapter arguments. Rows of one adapter run it as the active adapter; PEFT's mixed batch
-        (`adapter_names`: rows grouped per adapter in every LoRA layer) is for several: on the tiny model it costs a
-        fifth of the tokens/s even when every row shares one adapter (bench/inference.py)."""
-        if not isinstance(self._model, PeftModel):
-            return {}
+    @contextmanager
+    def _adapter_rows(self, adapters: list[str | None]) -> Iterator[dict[str, Any]]:
+        """The forward pass's adapter set-up, and its extra arguments. Rows of one adapter run it as PEFT's active
+        adapter (fastest); rows of several (or base rows among them) run as stacked batched matmuls (lora_batch.py),
+        or through PEFT's mixed batch (`adapter_names`) when an adapter is not plain LoRA."""
+        if self._batched is None:
+            yield {}
+            return
         names = {adapter or BASE_ROW for adapter in adapters}
-        if len(names) > 1 or BASE_ROW in names:
-            return {"adapter_names": [adapter or BASE_ROW for adapter in adapters]}
-        (name,) = names
-        if self._model.active_adapter != name:
-            self._model.set_adapter(name)
-        return {}
+        if len(names) == 1 and BASE_ROW not in names:
+            self._batched.single()
+            (name,) = names
+            if self._model.active_adapter != name:
+                self._model.set_adapter(name)
+            yield {}
+        elif self._batched.usable:
+            with self._batched.rows(adapters):
+                yield {}
+        else:
+            self._batched.single()
+            yield {"adapter_names": [adapter or BASE_ROW for adapter in adapters]}
 
     async def acquire_adapter(self, name: str, path: Path) -> None:
         """Load `name` unless loaded (evicting the least recently used idle adapter beyond the budget) and hold it
@@ -168,20 +180,25 @@ class TransformersBackend:
             log.info("evicting adapter %s from %s (least recently used)", idle, self.name)
             self._unload(idle)
         with _LOADING:
-            if isinstance(self._model, PeftModel):
-                self._model.load_adapter(str(path), adapter_name=name)
-            else:
+            if self._batched is None:
                 self._model = PeftModel.from_pretrained(self._base, str(path), adapter_name=name)
+                self._batched = BatchedLora(self._model)
+            else:
+                self._model.load_adapter(str(path), adapter_name=name)
         self._model.eval()
+        self._batched.add(name)
         self._slots.add(name, path)
         log.info("loaded adapter %s onto %s", name, self.name)
 
     def _unload(self, name: str) -> None:
-        if not self._slots.discard(name):
+        if not self._slots.discard(name) or self._batched is None:
             return
         if self._slots:
             self._model.delete_adapter(name)
+            self._batched.remove(name)
         else:
             # PEFT cannot delete its last adapter and still run; unloading strips the LoRA layers off the base.
+            self._batched.close()
+            self._batched = None
             self._base = self._model.unload()
             self._model = self._base
