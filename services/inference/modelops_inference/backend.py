@@ -74,7 +74,7 @@ def pick_device(setting: str) -> torch.device:
 
 class TransformersBackend:
     """A transformers causal LM with PEFT LoRA adapters; requests for different adapters share one forward pass
-    through PEFT's mixed-adapter inference (`adapter_names` per row)."""
+    with each row's adapter applied by `BatchedLora` (lora_batch.py)."""
 
     def __init__(self, name: str, path: Path, device: torch.device, max_adapters: int) -> None:
         self.name = name

@@ -55,7 +55,7 @@ class Scheduler:
     admitted sequences (left-padded among themselves, then padded to the batch's length and concatenated onto it) or a
     decode step of all rows. Finished or aborted rows are dropped from the cache, and columns that have become padding
     in every row are trimmed, so the cache is as long as the longest live sequence. Rows of different adapters share
-    every forward pass (PEFT mixed-adapter batches).
+    every forward pass (the backend applies each row's adapter).
     """
 
     def __init__(self, backend: Backend, *, max_batch: int, max_queue: int) -> None:
