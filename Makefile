@@ -8,7 +8,7 @@ SERVICES := $(wildcard services/*/pyproject.toml)
 PLUGINS := $(wildcard plugins/*/pyproject.toml)
 EDITABLES := -e contracts -e 'shared[embedded]' $(foreach p,$(SERVICES),-e $(dir $(p))) $(foreach p,$(PLUGINS),-e $(dir $(p))) -e sdk
 
-.PHONY: install up down status demo smoke test test-unit test-integration test-e2e lint contracts sdk-models bench clean
+.PHONY: install up down status demo smoke test test-unit test-integration test-e2e lint contracts sdk-models bench bench-full clean
 
 # llama-cpp-python builds from source (~7 min on 2 cores) the first time; pip caches the wheel, later installs reuse it.
 # GGML_NATIVE=OFF: a portable build, not one tuned to (and only runnable on) the CPU that built it.
@@ -63,8 +63,11 @@ contracts:  ## regenerate contracts/asyncapi.yaml from the catalog
 sdk-models:  ## regenerate sdk/openapi.json, the SDK's models (modelops_sdk/models.py) from the gateway, and its blocking client (modelops_sdk/_sync/) from the asyncio one (_async/)
 	$(BIN)/python sdk/codegen.py
 
-bench:  ## run every benchmark (each starts what it needs, each prints its ratio to a same-run baseline); writes bench/RESULTS.md
+bench:  ## the headline benchmarks, ~20 min (each starts what it needs, each prints its ratio to a same-run baseline); writes bench/LATEST.md
 	$(BIN)/python bench/run_all.py
+
+bench-full:  ## every benchmark at its full size (about an hour on 2 cores); writes bench/LATEST.md
+	$(BIN)/python bench/run_all.py --full
 
 clean: down
 	rm -rf .modelops

@@ -11,11 +11,12 @@ with mixed output lengths its short requests wait; only the tokens each request 
     adapters  the uniform workload over 2, 8 and 32 adapters (round robin); ours holds 16 at once (the LRU budget),
               so at 32 it loads and evicts as it goes; the baseline holds them all
 
-Tiny Llama (7.5M) with random-weight LoRA r=8 adapters, greedy. Each figure is the median (min-max) of --repeats
+SmolLM2-135M-Instruct (the bundled GGUF, converted; `--model tiny`: the 7.5M test Llama, where per-step Python costs
+weigh far more) with random-weight LoRA r=8 adapters, greedy. Each figure is the median (min-max) of --repeats
 runs, the sides interleaved. Also: how many uniform completions differ from the baseline's, and the cold-load time
 of an adapter (median of 8).
 
-    python bench/inference.py [--requests 48] [--repeats 3] [--device auto]
+    python bench/inference.py [--model smollm2|tiny] [--requests 48] [--repeats 3] [--device auto]
 
 Targets (issue 23): ≥ 1.0× the baseline on uniform lengths, ≥ 1.5× on mixed; 32 adapters keep ≥ 80% of one
 adapter's tokens/s.
@@ -38,6 +39,7 @@ LRU_BUDGET = 16  # at least the requests in flight: each holds its adapter until
 ADAPTER_COUNTS = (2, 8, 32)  # beside uniform's one
 
 Job = tuple[str, str, int]  # prompt, adapter, max_tokens
+MODELS = {"smollm2": "SmolLM2-135M-Instruct", "tiny": "tiny Llama (7.5M)"}
 
 
 def make_adapter(
@@ -224,7 +226,7 @@ async def bench(root: Path, args: argparse.Namespace) -> None:
         return median(ours, name) / median(theirs, name)
 
     print(
-        f"inference: tiny Llama (7.5M), LoRA r=8, {args.requests} requests, {BATCH} in flight / batches of {BATCH},"
+        f"inference: {MODELS[args.model]}, LoRA r=8, {args.requests} requests, {BATCH} in flight / batches of {BATCH},"
         f" greedy, {device.type}; medians of {args.repeats} runs (min-max), tokens/s"
     )
     print(f"  {'workload':12} {'ours':>18} {'batched generate':>20} {'ratio':>7}")
@@ -245,14 +247,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=48, help="prompts per workload")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    parser.add_argument("--model", choices=tuple(MODELS), default="smollm2")
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
 
     from modelops_trainer.base_model import build_base_model
+    from modelops_trainer.gguf_import import convert, smollm2
 
     with tempfile.TemporaryDirectory() as scratch:
         root = Path(scratch)
-        build_base_model(root / "base", 0)
+        if args.model == "smollm2":
+            convert(smollm2().path, root / "base")
+        else:
+            build_base_model(root / "base", 0)
         for i in range(ADAPTER_COUNTS[-1] + 8):  # 8 never served: their loads are timed cold
             make_adapter(root / "base", root / adapter_name(i), seed=i + 1)
         asyncio.run(bench(root, args))
