@@ -52,6 +52,7 @@ from .settings import GatewaySettings
 from .upstream import Upstream
 from .usage import api as usage_api
 from .usage import handlers as usage_handlers
+from .usage.store import RATE_KEPT_S, TrainingTokenCost
 from .web.idempotency import purge_expired
 from .web.ratelimit import RateLimiter, RateLimitHeaders
 
@@ -159,9 +160,10 @@ def create_app(settings: GatewaySettings | None = None, *, overrides: Dependency
                 )
             )
             lookups = RegistryLookups(registry, settings.gateway_registry_cache_s)
+            costs = TrainingTokenCost(runtime.pool, RATE_KEPT_S)
             slots = asyncio.Semaphore(settings.gateway_query_concurrency)
             app.state.gateway = Gateway(
-                settings, runtime, keys, limiter, registry, inference, rag, marketplace, feed, lookups, slots
+                settings, runtime, keys, limiter, registry, inference, rag, marketplace, feed, lookups, costs, slots
             )
             app.state.readiness_checks = {**runtime.readiness_checks(), "redis": limiter.ready}
             await stack.enter_async_context(reconciling(runtime.pool, runtime.bus, settings))

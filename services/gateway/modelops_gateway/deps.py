@@ -15,6 +15,7 @@ from .jobs.feed import JobFeed
 from .registry_lookups import RegistryLookups
 from .settings import GatewaySettings
 from .upstream import Upstream
+from .usage.store import TrainingTokenCost
 from .web.ratelimit import RateLimiter
 
 
@@ -30,6 +31,7 @@ class Gateway:
     marketplace: Upstream
     feed: JobFeed
     lookups: RegistryLookups
+    token_cost: TrainingTokenCost
     query_slots: asyncio.Semaphore  # dataset queries running at once; the others wait their turn
 
 

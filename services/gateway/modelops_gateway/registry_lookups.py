@@ -4,6 +4,7 @@ id is always asked afresh, for the checks whose answer turns on its current stag
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 from datetime import datetime
@@ -34,30 +35,49 @@ class WrongArtifactKind(Invalid):
 
 class RegistryLookups:
     """The registry's listings of artifacts by kind and name, kept for `ttl_s` while not empty: a burst of jobs naming
-    the same base model and dataset asks the registry once per interval. An empty listing is never kept, and a kept
-    one that lacks the version asked for is read again, so what was just registered is found at once; what was
-    revoked meanwhile may be accepted for up to `ttl_s`, and the trainer, which refuses revoked artifacts, then fails
-    the job."""
+    the same base model and dataset asks the registry once per interval (the jobs that find no listing kept share the
+    read under way). An empty listing is never kept, and a kept one that lacks the version asked for is read again, so
+    what was just registered is found at once; what was revoked meanwhile may be accepted for up to `ttl_s`, and the
+    trainer, which refuses revoked artifacts, then fails the job."""
 
     MAX_KEPT = 1024
+    # Listings read at once; the others wait their turn. The registry answers on one event loop, where more would
+    # only queue, while every connection more costs httpx's pool on every request (it scans them all, squared).
+    READS_AT_ONCE = 8
 
     def __init__(self, registry: Upstream, ttl_s: float) -> None:
         self.registry = registry
         self.ttl_s = ttl_s
         self._kept: dict[tuple[ArtifactKind, str], tuple[float, list[dict[str, Any]]]] = {}
+        self._reading: dict[tuple[ArtifactKind, str], asyncio.Task[list[dict[str, Any]]]] = {}
+        self._reads = asyncio.Semaphore(self.READS_AT_ONCE)
         self._policy: tuple[float, dict[str, Any]] | None = None
 
     async def registered(self, kind: ArtifactKind, name: str, *, fresh: bool = False) -> list[dict[str, Any]]:
-        """Every registered artifact of `kind` named `name`, across the registry's pages."""
-        now = time.monotonic()
-        kept = self._kept.get((kind, name))
-        if kept and kept[0] > now and not fresh:
+        """Every registered artifact of `kind` named `name`, across the registry's pages; `fresh`: read anew, by this
+        call alone."""
+        key = (kind, name)
+        kept = self._kept.get(key)
+        if kept and kept[0] > time.monotonic() and not fresh:
             return kept[1]
-        records = await _registered(self.registry, kind, name)
+        if fresh or self.ttl_s <= 0:
+            return await self._read(key)
+        reading = self._reading.get(key)
+        if reading is None:
+            reading = self._reading[key] = asyncio.create_task(self._read(key))
+            reading.add_done_callback(lambda _: self._reading.pop(key, None))
+        # Shielded: a caller that gives up leaves the read to the others. Like an empty listing kept, an empty one
+        # shared is read again: it may predate what the caller has just registered.
+        return await asyncio.shield(reading) or await self._read(key)
+
+    async def _read(self, key: tuple[ArtifactKind, str]) -> list[dict[str, Any]]:
+        async with self._reads:
+            now = time.monotonic()
+            records = await _registered(self.registry, *key)
         if records and self.ttl_s > 0:
             if len(self._kept) >= self.MAX_KEPT:
-                self._kept = {key: entry for key, entry in self._kept.items() if entry[0] > now}
-            self._kept[(kind, name)] = (now + self.ttl_s, records)
+                self._kept = {kept: entry for kept, entry in self._kept.items() if entry[0] > now}
+            self._kept[key] = (now + self.ttl_s, records)
         return records
 
     async def artifact(self, artifact_id: str) -> dict[str, Any] | None:

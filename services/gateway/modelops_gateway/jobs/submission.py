@@ -95,6 +95,7 @@ async def check_submission(
     lookups: RegistryLookups,
     request: TrainingJobRequest,
     *,
+    token_cost: usage_store.TrainingTokenCost,
     submitted_by: str,
     fields: Fields = NATIVE_FIELDS,
     settings: GatewaySettings,
@@ -139,10 +140,10 @@ async def check_submission(
     )
     rows = int((dataset.get("metadata") or {}).get("num_rows", 0))
     tokens = training_tokens(request.hyperparameters, request.resources, rows)
-    measured = await usage_store.training_token_cost(pool)
-    token_cost = settings.gateway_default_cost_per_million_training_tokens / 1e6 if measured is None else measured
+    measured = await token_cost()
+    per_token = settings.gateway_default_cost_per_million_training_tokens / 1e6 if measured is None else measured
     return Submission(
-        command, base_model_name=base["name"], dataset_id=dataset["id"], estimated_cost=tokens * token_cost
+        command, base_model_name=base["name"], dataset_id=dataset["id"], estimated_cost=tokens * per_token
     )
 
 

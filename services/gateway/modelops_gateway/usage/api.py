@@ -53,7 +53,7 @@ async def set_budget(
     name: Annotated[str, Path(pattern=KEY_NAME)], body: BudgetRequest, caller: Admin, gateway: GatewayDep
 ) -> BudgetView:
     """Set the budget of the key holder `name` (admin): jobs whose estimate would take them past it are refused."""
-    async with gateway.runtime.pool.acquire() as conn:
+    async with gateway.runtime.pool.acquire() as conn, conn.transaction():
         row = await store.set_budget(conn, name, body.amount, caller.name)
     return _budget(row, gateway.settings.gateway_prices.currency)
 
@@ -61,7 +61,7 @@ async def set_budget(
 @router.delete("/budgets/{name}", status_code=204, responses=problems(404))
 async def remove_budget(name: Annotated[str, Path(pattern=KEY_NAME)], _: Admin, gateway: GatewayDep) -> Response:
     """Lift the budget of the key holder `name` (admin)."""
-    async with gateway.runtime.pool.acquire() as conn:
+    async with gateway.runtime.pool.acquire() as conn, conn.transaction():
         if not await store.remove_budget(conn, name):
             raise NoBudget(f"{name} has no budget")
     return Response(status_code=204)

@@ -3,6 +3,7 @@ deployment; what a key has committed against its budget; the measured cost of a 
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -13,6 +14,10 @@ from modelops_contracts import ResourceUsage
 Grouping = Literal["key", "job", "deployment"]
 # A training token's cost is the median over this many of the latest measured training jobs.
 RATE_SAMPLE = 50
+RATE_KEPT_S = 5.0  # how long a submission's estimate may use a cost measured before
+# Advisory locks per owner (transaction scoped): on the budget itself, and on spending it.
+_BUDGET_LOCK = "hashtext('gateway_budget:' || $1)"
+_SPEND_LOCK = "hashtext('gateway_budget_spend:' || $1)"
 
 
 @dataclass(frozen=True)
@@ -113,10 +118,14 @@ async def committed(conn: asyncpg.Connection, owner: str) -> float:
 
 
 async def lock_budget(conn: asyncpg.Connection, owner: str) -> float | None:
-    """The owner's budget, with a lock that orders their submissions until the transaction ends (two jobs at once
-    cannot both spend the last of it)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtext('gateway_budget:' || $1))", owner)
+    """The owner's budget, locked until the transaction ends. Submissions under a budget take turns (two jobs at once
+    cannot both spend the last of it); those of an owner without one, most of them, only share the lock that keeps a
+    budget from being set or lifted under them (`set_budget`, `remove_budget`), so they run side by side."""
+    await conn.execute(f"SELECT pg_advisory_xact_lock_shared({_BUDGET_LOCK})", owner)
+    # A statement of its own, after the lock: one statement's snapshot would predate a budget set while it waited.
     amount: float | None = await conn.fetchval("SELECT amount FROM budgets WHERE owner = $1", owner)
+    if amount is not None:
+        await conn.execute(f"SELECT pg_advisory_xact_lock({_SPEND_LOCK})", owner)
     return amount
 
 
@@ -131,11 +140,29 @@ async def training_token_cost(pool: asyncpg.Pool) -> float | None:
     return rate
 
 
+class TrainingTokenCost:
+    """`training_token_cost`, kept for `ttl_s`: every submission's estimate reads it, and it moves only as measured
+    training jobs end."""
+
+    def __init__(self, pool: asyncpg.Pool, ttl_s: float) -> None:
+        self.pool = pool
+        self.ttl_s = ttl_s
+        self._kept: tuple[float, float | None] | None = None
+
+    async def __call__(self) -> float | None:
+        now = time.monotonic()
+        if self._kept is None or self._kept[0] <= now:
+            self._kept = (now + self.ttl_s, await training_token_cost(self.pool))
+        return self._kept[1]
+
+
 async def budgets(pool: asyncpg.Pool) -> list[dict[str, Any]]:
     return [dict(row) for row in await pool.fetch("SELECT owner, amount, set_by, set_at FROM budgets ORDER BY owner")]
 
 
 async def set_budget(conn: asyncpg.Connection, owner: str, amount: float, set_by: str) -> dict[str, Any]:
+    """Set in `conn`'s transaction, once the owner's submissions in flight have committed (lock_budget)."""
+    await conn.execute(f"SELECT pg_advisory_xact_lock({_BUDGET_LOCK})", owner)
     row = await conn.fetchrow(
         "INSERT INTO budgets (owner, amount, set_by) VALUES ($1, $2, $3) ON CONFLICT (owner) DO UPDATE"
         " SET amount = $2, set_by = $3, set_at = now() RETURNING owner, amount, set_by, set_at",
@@ -147,4 +174,6 @@ async def set_budget(conn: asyncpg.Connection, owner: str, amount: float, set_by
 
 
 async def remove_budget(conn: asyncpg.Connection, owner: str) -> bool:
+    """Lifted in `conn`'s transaction, as `set_budget` sets it."""
+    await conn.execute(f"SELECT pg_advisory_xact_lock({_BUDGET_LOCK})", owner)
     return await conn.fetchval("DELETE FROM budgets WHERE owner = $1 RETURNING true", owner) is not None

@@ -62,6 +62,7 @@ async def create_fine_tuning_job(
             gateway.runtime.pool,
             gateway.lookups,
             request,
+            token_cost=gateway.token_cost,
             submitted_by=caller.name,
             fields=FIELDS,
             settings=gateway.settings,

@@ -45,6 +45,7 @@ async def submit_training_job(
             gateway.runtime.pool,
             gateway.lookups,
             body,
+            token_cost=gateway.token_cost,
             submitted_by=caller.name,
             settings=gateway.settings,
         )
