@@ -32,7 +32,7 @@ BENCHMARKS: dict[str, list[str] | None] = {
     "gateway": ["--duration", "5"],
     "transfer": ["--dataset-mb", "20", "--artifact-mb", "50"],
     "train": ["--steps", "10", "--seq-len", "128"],
-    "inference": ["--requests", "32"],
+    "inference": ["--model", "tiny"],  # on SmolLM2 (its default) it takes 20 minutes alone
     "latency": ["--requests", "12"],
     "end_to_end": ["--steps", "4"],
     "registry": None,
