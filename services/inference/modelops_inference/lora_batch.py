@@ -47,10 +47,11 @@ class BatchedLora:
             self._grow(2 * self._capacity)
             free = [self._capacity // 2]
         self.slots[name] = free[0]
-        for layer in self._lora_layers():
+        layers = self._lora_layers()
+        for layer in layers:
             if name in layer.lora_A:
                 self._write(layer, name)
-        self._refresh()
+        self._refresh(layers)
 
     def remove(self, name: str) -> None:
         """Unstack `name` (PEFT has deleted it)."""
@@ -60,7 +61,7 @@ class BatchedLora:
         for a, b in self._stacks.values():
             a[slot].zero_()
             b[slot].zero_()
-        self._refresh()
+        self._refresh(self._lora_layers())
 
     def close(self) -> None:
         for hook in self._hooks:
@@ -89,9 +90,9 @@ class BatchedLora:
     def _lora_layers(self) -> list[Any]:
         return [module for module in self.model.modules() if isinstance(module, LoraLayer)]
 
-    def _refresh(self) -> None:
+    def _refresh(self, layers: list[Any]) -> None:
         """Whether every LoRA layer can run here; PEFT's own layers enabled again (a new layer comes enabled)."""
-        self.usable = all(_plain(layer) for layer in self._lora_layers())
+        self.usable = all(_plain(layer) for layer in layers)
         self._layers_off = False
         self._tuner.enable_adapter_layers()
 
