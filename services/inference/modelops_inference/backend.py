@@ -185,7 +185,6 @@ class TransformersBackend:
                 self._batched = BatchedLora(self._model)
             else:
                 self._model.load_adapter(str(path), adapter_name=name)
-        self._model.eval()
         self._batched.add(name)
         self._slots.add(name, path)
         log.info("loaded adapter %s onto %s", name, self.name)
