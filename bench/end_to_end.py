@@ -11,7 +11,8 @@ registered and ready moments are polled every 50 ms.
 
 Baseline: what a user without the platform runs, in this process, on the same base model files, rows and
 hyperparameters: `from_pretrained`, PEFT LoRA, transformers' `Trainer` with `DataCollatorWithFlattening` (our
-trainer packs; this is the padding-free recipe bench/train.py compares it with) and an evaluation on the same
+trainer packs; this is the padding-free recipe bench/train.py compares it with) for as many steps of batch-size
+examples as train on the tokens our packed steps do, and an evaluation on the same
 held-out share, `save_pretrained`, a fresh
 `PeftModel.from_pretrained`, and `generate` with a streamer until its first token. No verification, signing,
 registry or serving: the ratio is what those cost.
@@ -168,9 +169,14 @@ def baseline(base: Path, examples: list[dict[str, Any]], args: argparse.Namespac
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base, attn_implementation="sdpa")
     lora = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    rows = [_masked(tokenizer, example, args.seq_len) for example in examples]
+    # Our steps pack batch × seq_len tokens each; steps of batch examples (the fastest recipe in bench/train.py) run
+    # until they have trained on as many tokens.
+    steps = max(1, round(args.steps * args.seq_len / statistics.mean(len(row["input_ids"]) for row in rows)))
+    print(f"own script: {steps} steps of {args.batch_size} examples", flush=True)
     arguments = TrainingArguments(
         output_dir=str(scratch / "out"),
-        max_steps=args.steps,
+        max_steps=steps,
         per_device_train_batch_size=args.batch_size,
         learning_rate=5e-4,
         save_strategy="no",
@@ -181,7 +187,6 @@ def baseline(base: Path, examples: list[dict[str, Any]], args: argparse.Namespac
         remove_unused_columns=False,
     )
     collate = DataCollatorWithFlattening(return_position_ids=True)
-    rows = [_masked(tokenizer, example, args.seq_len) for example in examples]
     held_out = max(1, round(len(rows) * EVAL_SPLIT))
     tuned = get_peft_model(model, lora)
     trainer = Trainer(
