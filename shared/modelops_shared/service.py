@@ -25,7 +25,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_fastapi_instrumentator import Instrumentator, metrics
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import HTTPConnection
+from starlette.status import WS_1008_POLICY_VIOLATION
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocketClose
 
 from .bus import Bus, Handler, IdempotentConsumer, OutboxRelay
 from .db import apply_migrations, create_pool
@@ -237,8 +239,8 @@ class _RequestIds:
 
 
 class _ServiceTokens:
-    """Default deny: every HTTP request but to `open_paths` needs a token from a trusted service; its caller lands in
-    `request.state.service_caller` (routes read it as `ServiceCallerDep`)."""
+    """Default deny: every HTTP request and WebSocket handshake but to `open_paths` needs a token from a trusted
+    service; its caller lands in `request.state.service_caller` (routes read it as `ServiceCallerDep`)."""
 
     def __init__(self, app: ASGIApp, trusted: TrustedServices, open_paths: tuple[str, ...]) -> None:
         self.app = app
@@ -246,16 +248,22 @@ class _ServiceTokens:
         self.open_paths = open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = HTTPConnection(scope) if scope["type"] == "http" else None  # lifespan and WebSocket pass
-        if request is not None and request.url.path not in self.open_paths:
+        connection = HTTPConnection(scope) if scope["type"] in ("http", "websocket") else None  # lifespan passes
+        if connection is not None and connection.url.path not in self.open_paths:
             try:
-                request.state.service_caller = self.trusted.verify(request.headers.get("Authorization"))
+                connection.state.service_caller = self.trusted.verify(connection.headers.get("Authorization"))
             except ServiceTokenError as error:
-                response = problem_response(request, 401, "service-token-required", str(error))
-                response.headers["WWW-Authenticate"] = 'Bearer realm="modelops-internal"'
-                await response(scope, receive, send)
+                await self._refuse(connection, error)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+    @staticmethod
+    def _refuse(connection: HTTPConnection, error: ServiceTokenError) -> ASGIApp:
+        if connection.scope["type"] == "websocket":
+            return WebSocketClose(WS_1008_POLICY_VIOLATION, "service-token-required")  # the handshake gets a 403
+        response = problem_response(connection, 401, "service-token-required", str(error))
+        response.headers["WWW-Authenticate"] = 'Bearer realm="modelops-internal"'
+        return response
 
 
 def _service_caller(request: Request) -> ServiceCaller:

@@ -11,7 +11,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
-from fastapi import FastAPI
+from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi.testclient import TestClient
 from modelops_shared.service import ServiceCallerDep, create_service_app
 from modelops_shared.service_tokens import (
     BEARER,
@@ -22,6 +23,7 @@ from modelops_shared.service_tokens import (
     keygen,
 )
 from modelops_shared.settings import Settings
+from starlette.status import WS_1008_POLICY_VIOLATION
 
 
 @pytest.fixture
@@ -68,6 +70,24 @@ async def test_an_internal_route_answers_401_without_a_token_and_probes_stay_ope
     assert response.headers["www-authenticate"].startswith("Bearer")
     for path in ("/healthz", "/metrics", "/v1/state-digest"):
         assert (await _get(keys, path)).status_code == 200, path
+
+
+def test_an_internal_websocket_handshake_without_a_token_is_refused(keys: Path) -> None:
+    app = _registry_app(keys)
+
+    @app.websocket("/v1/stream")
+    async def stream(websocket: WebSocket) -> None:
+        await websocket.accept()
+        await websocket.send_text("open")
+        await websocket.close()
+
+    with TestClient(app) as client:
+        with pytest.raises(WebSocketDisconnect) as refused, client.websocket_connect("/v1/stream"):
+            pass
+        assert refused.value.code == WS_1008_POLICY_VIOLATION
+        token = _identity(keys, "gateway").token("registry")
+        with client.websocket_connect("/v1/stream", headers=_bearer(token)) as websocket:
+            assert websocket.receive_text() == "open"
 
 
 async def test_a_trusted_service_token_names_the_service_and_the_acting_user(keys: Path) -> None:
