@@ -36,6 +36,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from figures import spread
 from isolated_stack import isolated_stack
 from modelops_contracts import Ping, decode, encode
 from modelops_contracts.catalog import DIAGNOSTICS_PINGS
@@ -233,10 +234,6 @@ async def _run_rung(rung: Rung, settings: Settings, pings: int, burst: int) -> d
         return await _measure(send, arrivals, pings, burst)
 
 
-def _summary(values: list[float], digits: int) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pings", type=int, default=300)
@@ -260,8 +257,8 @@ async def main() -> None:
     print(f"commit; medians of {args.rounds} rounds (min-max)")
     print(f"  {'':15} {'p50 ms':>17} {'p99 ms':>17} {'msgs/s':>19}")
     for name in RUNGS:
-        p50, p99 = _summary(figures(name, "p50_ms"), 2), _summary(figures(name, "p99_ms"), 2)
-        print(f"  {name:15} {p50:>17} {p99:>17} {_summary(figures(name, 'msgs_per_s'), 0):>19}")
+        p50, p99 = spread(figures(name, "p50_ms"), 2), spread(figures(name, "p99_ms"), 2)
+        print(f"  {name:15} {p50:>17} {p99:>17} {spread(figures(name, 'msgs_per_s'), 0):>19}")
     ours, bare = "+ idempotency", "aiokafka"
     p50_ratio = statistics.median(figures(ours, "p50_ms")) / statistics.median(figures(bare, "p50_ms"))
     throughput = statistics.median(figures(ours, "msgs_per_s"))

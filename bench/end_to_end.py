@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import openai
+from figures import spread
 from modelops_sdk import Client
 from modelops_shared.devstack import free_port
 
@@ -235,10 +236,6 @@ def _epoch(moment: datetime | None) -> float:
     return moment.timestamp()
 
 
-def _cell(values: list[float]) -> str:
-    return f"{statistics.median(values):6.2f} ({min(values):.2f}-{max(values):.2f})"
-
-
 def report(args: argparse.Namespace, runs: dict[str, list[dict[str, float]]]) -> None:
     print(
         f"end to end: SmolLM2-135M-Instruct, LoRA r16 all-linear, {args.steps} steps of {args.batch_size} × "
@@ -247,8 +244,8 @@ def report(args: argparse.Namespace, runs: dict[str, list[dict[str, float]]]) ->
     print(f"  {'hop':<14}{'ours':>26}{'own script':>26}")
     totals = {side: [sum(run.values()) for run in done] for side, done in runs.items()}
     for hop in HOPS:
-        print(f"  {hop:<14}" + "".join(f"{_cell([run[hop] for run in runs[side]]):>26}" for side in runs))
-    print(f"  {'total':<14}" + "".join(f"{_cell(totals[side]):>26}" for side in runs))
+        print(f"  {hop:<14}" + "".join(f"{spread([run[hop] for run in runs[side]], 2, 6):>26}" for side in runs))
+    print(f"  {'total':<14}" + "".join(f"{spread(totals[side], 2, 6):>26}" for side in runs))
     ratio = statistics.median(totals["ours"]) / statistics.median(totals["own script"])
     print(f"  ratio total ours / own script: {ratio:.2f}")
 

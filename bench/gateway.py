@@ -46,6 +46,7 @@ import asyncpg
 import httpx
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from figures import spread
 from isolated_stack import START_TIMEOUT_S, isolated_stack, process
 from modelops_contracts import DatasetSchema, DatasetVersionCreated
 from modelops_gateway.settings import GatewaySettings
@@ -400,12 +401,6 @@ async def register_inputs(settings: Settings, gateway_url: str, key: str) -> Non
                 await asyncio.sleep(0.2)
 
 
-def _summary(values: list[float], digits: int) -> str:
-    if not values:
-        return "-"
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
 def _ratio(ours: Side, key: str, baseline: Side) -> float:
     return statistics.median(ours.figures(key)) / statistics.median(baseline.figures("requests_per_s"))
 
@@ -488,8 +483,8 @@ async def main() -> None:
     print("(OTLP/HTTP to a sink, every request sampled, INFO logs); medians of the rounds (min-max)")
     print(f"  {'':16} {'p50 ms':>23} {'p99 ms':>23} {'requests/s':>18} {'until published/s':>18}")
     for side in sides:
-        p50, p99 = _summary(side.figures("p50_ms"), 2), _summary(side.figures("p99_ms"), 2)
-        rates = _summary(side.figures("requests_per_s"), 0), _summary(side.figures("published_per_s"), 0)
+        p50, p99 = spread(side.figures("p50_ms"), 2), spread(side.figures("p99_ms"), 2)
+        rates = spread(side.figures("requests_per_s"), 0), spread(side.figures("published_per_s"), 0)
         print(f"  {side.name:16} {p50:>23} {p99:>23} {rates[0]:>18} {rates[1]:>18}")
     print("  (the baseline publishes nothing: its outbox rows stay; ours counts until its relay emptied the outbox)")
     for side, target in ((ours, "   (target ≥ 0.3)"), (nocache, "")):

@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from figures import spread
+
 BATCH = 16
 LRU_BUDGET = 16  # at least the requests in flight: each holds its adapter until it ends
 ADAPTER_COUNTS = (2, 8, 32)  # beside uniform's one
@@ -185,10 +187,6 @@ def _until_eos(ids: list[int], eos: int | None) -> list[int]:
     return ids[: ids.index(eos)] if eos in ids else ids
 
 
-def _summary(values: list[float]) -> str:
-    return f"{statistics.median(values):6.0f} ({min(values):.0f}-{max(values):.0f})"
-
-
 async def bench(root: Path, args: argparse.Namespace) -> None:
     from modelops_inference.backend import TransformersBackend, pick_device
 
@@ -231,7 +229,7 @@ async def bench(root: Path, args: argparse.Namespace) -> None:
     )
     print(f"  {'workload':12} {'ours':>18} {'batched generate':>20} {'ratio':>7}")
     for name in workloads:
-        print(f"  {name:12} {_summary(ours[name]):>18} {_summary(theirs[name]):>20} {versus(name):6.2f}×")
+        print(f"  {name:12} {spread(ours[name], 0, 6):>18} {spread(theirs[name], 0, 6):>20} {versus(name):6.2f}×")
     print(f"  ratio ours / batched generate, uniform lengths: {versus('uniform'):.2f}× (target ≥ 1.0×)")
     print(f"  ratio ours / batched generate, mixed lengths:   {versus('mixed'):.2f}× (target ≥ 1.5×)")
     for n in ADAPTER_COUNTS:

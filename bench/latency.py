@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from figures import spread
 from inference import mixed_jobs
 
 BATCH = 16
@@ -244,10 +245,6 @@ def prepare_model(choice: str, scratch: Path) -> tuple[Path, str]:
     return Path(choice), Path(choice).name
 
 
-def _summary(values: list[float], digits: int = 0) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
 def _row(rate: str, side: str, cells: list[str]) -> None:
     print(f"  {rate:>6} {side:9} " + " ".join(f"{cell:>{width}}" for cell, width in zip(cells, WIDTHS, strict=True)))
 
@@ -305,7 +302,7 @@ async def bench(model_dir: Path, label: str, args: argparse.Namespace) -> None:
     for rate in rates:
         sides = [("ours", ours[rate])] + ([("generate", theirs[rate])] if rate in theirs else [])
         for i, (side, runs) in enumerate(sides):
-            cells = [_summary([run[name] for run in runs]) for name in FIGURES]
+            cells = [spread([run[name] for run in runs]) for name in FIGURES]
             shown = f"{rate:6.2f}" if i == 0 else ""
             _row(shown, side, cells)
     service_s = baseline.busy_s[1:]  # not the warm-up

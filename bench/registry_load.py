@@ -48,6 +48,7 @@ import httpx
 import numpy as np
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from figures import spread
 from isolated_stack import isolated_stack, process
 from modelops_contracts import ArtifactKind, ArtifactRegistered, ArtifactRejected, ArtifactSubmitted, FileDigest, decode
 from modelops_contracts.catalog import REGISTRY_ARTIFACTS
@@ -232,10 +233,6 @@ async def digests(settings: RegistrySettings, registry_url: str) -> tuple[str, s
     return before["state_digest"], replayed.removeprefix("state digest: "), before == after
 
 
-def _summary(values: list[float], digits: int) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--submissions", type=int, default=12, help="adapters, and submissions per round")
@@ -285,15 +282,15 @@ async def main() -> None:
         f" (mean {statistics.mean(sizes_mb):.0f} MB, {total_mb:.0f} MB in all); latency from publishing a submission"
     )
     print(f"to its ArtifactRegistered event arriving; {args.repeats} repeats, medians (min-max)")
-    print(f"  baseline sha256 + ed25519 per file, a thread per core: {_summary(base, 0)} MB/s")
+    print(f"  baseline sha256 + ed25519 per file, a thread per core: {spread(base, 0)} MB/s")
     print(f"  → capacity {capacity:.2f} submissions/s at the mean size; rates below are fractions of it")
     print(f"  {'':18} {'p50 ms':>17} {'p99 ms':>17} {'registered MB/s':>19}")
     for fraction, rate in zip([*fractions, None], rates, strict=True):
         name = "backlog" if rate is None else f"{rate:.2f}/s ({fraction:g}×)"
         figures = results[rate]
-        p50 = _summary([r["p50_ms"] for r in figures], 0)
-        p99 = _summary([r["p99_ms"] for r in figures], 0)
-        print(f"  {name:18} {p50:>17} {p99:>17} {_summary([r['mb_per_s'] for r in figures], 0):>19}")
+        p50 = spread([r["p50_ms"] for r in figures], 0)
+        p99 = spread([r["p99_ms"] for r in figures], 0)
+        print(f"  {name:18} {p50:>17} {p99:>17} {spread([r['mb_per_s'] for r in figures], 0):>19}")
     backlog = statistics.median(r["mb_per_s"] for r in results[None])
     print(f"  ratio registered MB/s (backlog) / baseline MB/s: {backlog / statistics.median(base):.2f}")
     print(f"  state digest live     {live}")

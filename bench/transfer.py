@@ -40,6 +40,7 @@ from typing import Any
 
 import httpx
 import numpy as np
+from figures import spread
 from isolated_stack import START_TIMEOUT_S, isolated_stack, process
 from modelops_shared.devstack import free_port
 from modelops_shared.storage import ObjectStore, open_store
@@ -206,10 +207,6 @@ class Transfers:
         await timed_post(self.bare, "/upload", {}, parts, 201)
 
 
-def _summary(values: list[float], digits: int) -> str:
-    return f"{statistics.median(values):.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f})"
-
-
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset-mb", type=float, default=50)
@@ -284,13 +281,13 @@ async def main() -> None:
         ratio_bare = statistics.median(ours) / statistics.median(bare_mbs)
         ratio_put = statistics.median(ours) / statistics.median(put)
         print(
-            f"  {label:28} {_summary(ours, 0):>17} {_summary(bare_mbs, 0):>17} {_summary(put, 0):>17}"
+            f"  {label:28} {spread(ours, 0):>17} {spread(bare_mbs, 0):>17} {spread(put, 0):>17}"
             f" {ratio_bare:7.2f} {ratio_put:7.2f}"
         )
     registered = results[("import", "registered")]
     ratio_bare = statistics.median(registered) / statistics.median(results[("import", "bare")])
     ratio_put = statistics.median(registered) / statistics.median(results[("import", "put")])
-    print(f"  {'  → registered':28} {_summary(registered, 0):>17} {'':>17} {'':>17} {ratio_bare:7.2f} {ratio_put:7.2f}")
+    print(f"  {'  → registered':28} {spread(registered, 0):>17} {'':>17} {'':>17} {ratio_bare:7.2f} {ratio_put:7.2f}")
 
 
 if __name__ == "__main__":
