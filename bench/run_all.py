@@ -1,6 +1,6 @@
 """Run the benchmarks one after another and write what they printed, with the machine, the date and each command.
 
-    python bench/run_all.py                   # `make bench`: the headline figures at sizes that fit ~20 minutes
+    python bench/run_all.py                   # `make bench`: the headline figures, about 16 minutes on 2 cores
     python bench/run_all.py --full            # `make bench-full`: every benchmark at its own (larger) defaults
     python bench/run_all.py --only bus,train  # a subset, at make bench's sizes (with --full: at the defaults)
 
