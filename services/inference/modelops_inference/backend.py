@@ -20,6 +20,7 @@ from peft import PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreTrainedTokenizerBase
 
 from .adapter_slots import AdapterSlots
+from .kv_cache import growing_cache
 from .lora_batch import BatchedLora
 
 log = logging.getLogger(__name__)
@@ -113,7 +114,7 @@ class TransformersBackend:
                 input_ids=input_ids.to(self.device),
                 attention_mask=attention_mask.to(self.device),
                 position_ids=position_ids.to(self.device),
-                cache=cache if cache is not None else DynamicCache(),
+                cache=cache if cache is not None else growing_cache(),
                 use_cache=True,
                 logits_to_keep=1,
                 **rows,
