@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreT
 
 from .adapter_slots import AdapterSlots
 from .kv_cache import growing_cache
-from .lora_batch import BatchedLora
+from .lora_batch import LoraStacks, read_plain
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +74,8 @@ def pick_device(setting: str) -> torch.device:
 
 
 class TransformersBackend:
-    """A transformers causal LM with PEFT LoRA adapters; requests for different adapters share one forward pass
-    with each row's adapter applied by `BatchedLora` (lora_batch.py)."""
+    """A transformers causal LM with LoRA adapters; requests for different adapters share one forward pass, each
+    row's adapter applied from the stacks of lora_batch.py (or by PEFT, for an adapter that is not plain LoRA)."""
 
     def __init__(self, name: str, path: Path, device: torch.device, max_adapters: int) -> None:
         self.name = name
@@ -86,8 +86,10 @@ class TransformersBackend:
         with _LOADING:
             loaded: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         self._base = loaded.to(device).eval()
-        self._model: Any = self._base
-        self._batched: BatchedLora | None = None  # with the first adapter, the model becomes a PeftModel
+        self._stacks = LoraStacks(self._base)  # plain LoRA adapters
+        self._peft: set[str] = set()  # adapters PEFT runs, the others
+        self._model: Any = self._base  # a PeftModel while PEFT holds an adapter
+        self._peft_layers_on = True
         self.max_context = int(getattr(self._base.config, "max_position_embeddings", 2048))
         self._slots = AdapterSlots(name, max_adapters)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"model-{name}")
@@ -131,25 +133,27 @@ class TransformersBackend:
 
     @contextmanager
     def _adapter_rows(self, adapters: list[str | None]) -> Iterator[dict[str, Any]]:
-        """The forward pass's adapter set-up, and its extra arguments. Rows of one adapter run it as PEFT's active
-        adapter (fastest); rows of several (or base rows among them) run as stacked batched matmuls (lora_batch.py),
-        or through PEFT's mixed batch (`adapter_names`) when an adapter is not plain LoRA."""
-        if self._batched is None:
-            yield {}
-            return
-        names = {adapter or BASE_ROW for adapter in adapters}
-        if len(names) == 1 and BASE_ROW not in names:
-            self._batched.single()
+        """The forward pass's adapter set-up, and its extra arguments: stacked adapters' rows through the stacks,
+        the rows of adapters PEFT holds through PEFT (its active adapter when it is every row's, else its mixed batch,
+        `adapter_names`), and PEFT's layers switched off while no row needs them."""
+        peft_rows = [name if name in self._peft else None for name in adapters]
+        with self._stacks.rows([name if name in self._stacks else None for name in adapters]):
+            yield self._peft_arguments(peft_rows)
+
+    def _peft_arguments(self, rows: list[str | None]) -> dict[str, Any]:
+        names = set(rows)
+        if self._peft and self._peft_layers_on != (names != {None}):  # PEFT's switch walks the model: on a change only
+            self._peft_layers_on = not self._peft_layers_on
+            tuner = self._model.base_model
+            tuner.enable_adapter_layers() if self._peft_layers_on else tuner.disable_adapter_layers()
+        if names == {None}:
+            return {}
+        if len(names) == 1:
             (name,) = names
             if self._model.active_adapter != name:
                 self._model.set_adapter(name)
-            yield {}
-        elif self._batched.usable:
-            with self._batched.rows(adapters):
-                yield {}
-        else:
-            self._batched.single()
-            yield {"adapter_names": [adapter or BASE_ROW for adapter in adapters]}
+            return {}
+        return {"adapter_names": [name or BASE_ROW for name in rows]}
 
     async def acquire_adapter(self, name: str, path: Path) -> None:
         """Load `name` unless loaded (evicting the least recently used idle adapter beyond the budget) and hold it
@@ -180,25 +184,31 @@ class TransformersBackend:
         for idle in self._slots.to_evict():
             log.info("evicting adapter %s from %s (least recently used)", idle, self.name)
             self._unload(idle)
-        with _LOADING:
-            if self._batched is None:
-                self._model = PeftModel.from_pretrained(self._base, str(path), adapter_name=name)
-                self._batched = BatchedLora(self._model)
-            else:
-                self._model.load_adapter(str(path), adapter_name=name)
-        self._batched.add(name)
+        pairs = read_plain(path, self._stacks.linears)
+        if pairs is not None:
+            self._stacks.add(name, pairs)
+        else:
+            with _LOADING:
+                if self._peft:
+                    self._model.load_adapter(str(path), adapter_name=name)
+                else:
+                    self._model = PeftModel.from_pretrained(self._base, str(path), adapter_name=name)
+            self._peft.add(name)
+            self._peft_layers_on = True  # a new adapter's layers come switched on
         self._slots.add(name, path)
-        log.info("loaded adapter %s onto %s", name, self.name)
+        log.info("loaded adapter %s onto %s%s", name, self.name, "" if pairs is not None else " (through PEFT)")
 
     def _unload(self, name: str) -> None:
-        if not self._slots.discard(name) or self._batched is None:
+        if not self._slots.discard(name):
             return
-        if self._slots:
+        if name in self._stacks:
+            self._stacks.remove(name)
+            return
+        self._peft.discard(name)
+        if self._peft:
             self._model.delete_adapter(name)
-            self._batched.remove(name)
         else:
-            # PEFT cannot delete its last adapter and still run; unloading strips the LoRA layers off the base.
-            self._batched.close()
-            self._batched = None
+            # PEFT cannot delete its last adapter and still run; unloading strips its layers off the base (the
+            # stacks' hooks stay on the base's own linear layers).
             self._base = self._model.unload()
             self._model = self._base

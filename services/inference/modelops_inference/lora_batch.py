@@ -1,125 +1,176 @@
-"""Rows of many LoRA adapters in one forward pass, as two batched matmuls per LoRA layer.
+"""Plain LoRA adapters served from per-layer stacks: loaded by reading their tensors into a free slot, and rows of
+many adapters applied in one forward pass with two batched matmuls per LoRA layer.
 
-PEFT's mixed-adapter batch (`adapter_names`) runs every LoRA layer once per distinct adapter in the batch, on that
-adapter's rows: an index, two small matmuls and a scatter each. With 16 adapters among 16 rows a decode step is
-thousands of tiny operations, and the batch keeps a fraction of one adapter's tokens/s (bench/inference.py). Here
-each LoRA layer keeps the loaded adapters' A and B stacked, one slot each (B scaled; slot 0 stays zero, for base
-rows and for adapters that do not target the layer); a pass gathers each row's pair and applies it with `bmm`, the
-same few operations however many adapters share the batch. The base model runs as PEFT runs it with its adapter
-layers disabled (switched when the kind of batch changes, not per pass: PEFT's `disable_adapter` context inspects
-the whole model each time), and a forward hook on each LoRA layer adds the rows' deltas.
+Why not PEFT's own path: PEFT's mixed-adapter batch (`adapter_names`) runs every LoRA layer once per distinct adapter
+in the batch, so 16 adapters among 16 rows make a decode step thousands of tiny operations; and PEFT's load injects
+an adapter by walking the whole model for every target module (on SmolLM2 half of a 150-250 ms load, bench/RESULTS.md).
+Here each targeted base `nn.Linear` keeps the loaded adapters' A and B stacked, one slot each (B scaled; slot 0 stays
+zero, for base rows and for adapters that do not target the layer), and a forward hook adds the rows' deltas: one
+adapter's rows take its pair as two plain matmuls, rows of several gather theirs and use `bmm`. The gathered pairs are
+kept while the batch's rows stay the same (decode steps between joins and drops): gathering them was a fifth of a mixed
+decode step on SmolLM2.
 
-Plain LoRA on linear layers only: while any loaded adapter is something else (DoRA or another variant, LoRA on
-embeddings or convolutions, fan-in-fan-out weights, LoRA biases), `usable` is False and PEFT's own path runs.
+Only plain LoRA on linear layers is stacked; `read_plain` says None for anything else (DoRA and the other variants,
+LoRA biases, `modules_to_save`, embeddings, fan-in-fan-out weights, a config field it does not know), and the backend
+loads that through PEFT, whose layers wrap the same linear layers, so the hooks keep adding their rows' deltas.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+import json
+import math
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
-from peft import PeftModel
-from peft.tuners.lora import Linear as LoraLinear
-from peft.tuners.lora import LoraLayer
+from peft import LoraConfig
+from peft.utils.other import get_pattern_key
+from safetensors.torch import load_file
+from torch import nn
 from torch.utils.hooks import RemovableHandle
 
+# adapter_config.json fields that do not change what a trained adapter computes at inference: bookkeeping, training
+# and initialisation settings, and what the saved tensors themselves say (which modules, which ranks). Every other
+# field must hold its default for the adapter to be plain LoRA, so a variant PEFT adds later is not stacked by mistake.
+_INERT_FIELDS = frozenset({
+    "task_type", "peft_type", "auto_mapping", "peft_version", "base_model_name_or_path", "revision",
+    "inference_mode", "r", "target_modules", "exclude_modules", "lora_alpha", "lora_dropout", "use_rslora",
+    "init_lora_weights", "layers_to_transform", "layers_pattern", "rank_pattern", "alpha_pattern",
+    "megatron_config", "megatron_core", "loftq_config", "eva_config", "corda_config", "lora_ga_config",
+    "runtime_config", "qalora_group_size", "ensure_weight_tying",
+})  # fmt: skip
+_DEFAULTS = {field.name: field.default for field in dataclasses.fields(LoraConfig)}
+_PREFIX = "base_model.model."  # how PEFT names the base model's modules in a saved adapter
+_HALVES = {".lora_A.weight": 0, ".lora_B.weight": 1}
+# The most memory the rows' gathered A and B may keep between passes (on SmolLM2, 16 rows of r=8 on four projections
+# take 80 MB); a batch whose pairs would take more gathers them afresh in every pass.
+GATHERED_BYTES = 256 * 2**20
 
-class BatchedLora:
-    """The stacked adapters of one PeftModel; `add` and `remove` follow its loads and deletions."""
+Pairs = dict[str, tuple[torch.Tensor, torch.Tensor]]  # base module name → A (r, in), scaled B (out, r)
 
-    def __init__(self, model: PeftModel) -> None:
-        self.model = model
-        self._tuner: Any = model.base_model  # PEFT's LoraModel: switches its adapter layers on and off
+
+def read_plain(path: Path, linears: Mapping[str, nn.Linear]) -> Pairs | None:
+    """The PEFT adapter folder at `path` as A and scaled B per module of `linears`, or None if it is not plain LoRA
+    on those linear layers (or not saved as safetensors)."""
+    weights = path / "adapter_model.safetensors"
+    if not weights.is_file():
+        return None
+    config = json.loads((path / "adapter_config.json").read_text())
+    if not _plain(config):
+        return None
+    halves: dict[str, list[torch.Tensor | None]] = {}
+    for key, tensor in load_file(weights).items():
+        suffix = next((suffix for suffix in _HALVES if key.startswith(_PREFIX) and key.endswith(suffix)), None)
+        if suffix is None:
+            return None
+        halves.setdefault(key[len(_PREFIX) : -len(suffix)], [None, None])[_HALVES[suffix]] = tensor
+    alphas: dict[str, float] = config.get("alpha_pattern") or {}
+    pairs: Pairs = {}
+    for module, (a, b) in halves.items():
+        linear = linears.get(module)
+        if linear is None or a is None or b is None:
+            return None
+        rank = a.shape[0]
+        if a.shape != (rank, linear.in_features) or b.shape != (linear.out_features, rank):
+            return None
+        alpha = alphas.get(get_pattern_key(list(alphas), module), config.get("lora_alpha", _DEFAULTS["lora_alpha"]))
+        scale = alpha / math.sqrt(rank) if config.get("use_rslora") else alpha / rank
+        pairs[module] = (a, b * scale)
+    return pairs
+
+
+def _plain(config: dict[str, Any]) -> bool:
+    if config.get("peft_type") != "LORA":
+        return False
+    return all(
+        key in _INERT_FIELDS or (key in _DEFAULTS and (value == _DEFAULTS[key] or not (value or _DEFAULTS[key])))
+        for key, value in config.items()
+    )
+
+
+class LoraStacks:
+    """The plain LoRA adapters loaded on one base model; within `rows`, a forward pass applies them row by row."""
+
+    def __init__(self, base: nn.Module) -> None:
+        # Named once, before PEFT (for an adapter that is not plain) wraps some of these layers under new names.
+        self.linears = {name: module for name, module in base.named_modules() if type(module) is nn.Linear}
         self.slots: dict[str, int] = {}  # adapter name → its slot in every stack
-        self.usable = True
-        self._stacks: dict[Any, tuple[torch.Tensor, torch.Tensor]] = {}  # layer → A, B
+        self._stacks: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}  # layer → A (in, r), B (r, out) per slot
         self._hooks: list[RemovableHandle] = []
         self._capacity = 1  # slots in every stack, slot 0 included
-        self._rows: torch.Tensor | None = None
-        self._layers_off = False  # PEFT's own adapter layers disabled, for this class's passes
+        self._device = next(base.parameters()).device
+        self._slot = 0  # the slot every row takes (0: no adapter), or -1: each row its own, in `_rows`
+        self._rows: list[int] = []
+        self._row_index = torch.zeros(0, dtype=torch.long)
+        self._gathered: dict[nn.Module, tuple[torch.Tensor, torch.Tensor]] = {}  # layer → the rows' A and B
+        self._keep = False  # whether `_gathered` is kept between passes
 
-    def add(self, name: str) -> None:
-        """Stack the adapter PEFT just loaded as `name`."""
+    def __contains__(self, name: object) -> bool:
+        return name in self.slots
+
+    @torch.no_grad()
+    def add(self, name: str, pairs: Pairs) -> None:
+        """Stack adapter `name` (from `read_plain`)."""
         free = sorted(set(range(1, self._capacity)) - set(self.slots.values()))
         if not free:
             self._grow(2 * self._capacity)
             free = [self._capacity // 2]
-        self.slots[name] = free[0]
-        layers = self._lora_layers()
-        for layer in layers:
-            if name in layer.lora_A:
-                self._write(layer, name)
-        self._refresh(layers)
+        slot = free[0]
+        for module, (a, b) in pairs.items():
+            layer = self.linears[module]
+            rank = a.shape[0]
+            if layer not in self._stacks or self._stacks[layer][0].shape[2] < rank:
+                self._allocate(layer, rank)
+            stack_a, stack_b = self._stacks[layer]
+            stack_a[slot, :, :rank] = a.T
+            stack_b[slot, :rank] = b.T
+        self.slots[name] = slot
+        self._gathered.clear()
 
+    @torch.no_grad()
     def remove(self, name: str) -> None:
-        """Unstack `name` (PEFT has deleted it)."""
-        slot = self.slots.pop(name, None)
-        if slot is None:
-            return
+        slot = self.slots.pop(name)
         for a, b in self._stacks.values():
             a[slot].zero_()
             b[slot].zero_()
-        self._refresh(self._lora_layers())
-
-    def close(self) -> None:
-        for hook in self._hooks:
-            hook.remove()
-        self._hooks, self._stacks = [], {}
-
-    def single(self) -> None:
-        """PEFT's own adapter layers run the next passes (one active adapter, or `adapter_names`)."""
-        if self._layers_off:
-            self._tuner.enable_adapter_layers()
-            self._layers_off = False
+        self._gathered.clear()
 
     @contextmanager
     def rows(self, adapters: list[str | None]) -> Iterator[None]:
-        """Within the block, a forward pass applies adapter `adapters[i]` (None: none) to row i."""
-        if not self._layers_off:
-            self._tuner.disable_adapter_layers()
-            self._layers_off = True
+        """Within the block, a forward pass applies stacked adapter `adapters[i]` (None: none) to row i."""
         slots = [self.slots[name] if name is not None else 0 for name in adapters]
-        self._rows = torch.tensor(slots, dtype=torch.long, device=self.model.device)
+        if len(set(slots)) == 1:
+            self._slot = slots[0]
+        else:
+            self._slot = -1
+            if slots != self._rows or not self._keep:  # the rows' gathered pairs hold while its rows do
+                self._rows = slots
+                self._row_index = torch.tensor(slots, dtype=torch.long, device=self._device)
+                self._gathered.clear()
+                self._keep = len(slots) * self._row_bytes() <= GATHERED_BYTES
         try:
             yield
         finally:
-            self._rows = None
+            self._slot = 0
 
-    def _lora_layers(self) -> list[Any]:
-        return [module for module in self.model.modules() if isinstance(module, LoraLayer)]
+    def _row_bytes(self) -> int:
+        """What one row's A and B take, gathered from every stack."""
+        return sum((a[0].numel() + b[0].numel()) * a.element_size() for a, b in self._stacks.values())
 
-    def _refresh(self, layers: list[Any]) -> None:
-        """Whether every LoRA layer can run here; PEFT's own layers enabled again (a new layer comes enabled)."""
-        self.usable = all(_plain(layer) for layer in layers)
-        self._layers_off = False
-        self._tuner.enable_adapter_layers()
-
-    @torch.no_grad()
-    def _write(self, layer: Any, name: str) -> None:
-        rank = layer.r[name]
-        if layer not in self._stacks or self._stacks[layer][0].shape[1] < rank:
-            self._allocate(layer, rank)
-        a, b = self._stacks[layer]
-        slot = self.slots[name]
-        a[slot].zero_()
-        b[slot].zero_()
-        a[slot, :rank] = layer.lora_A[name].weight
-        b[slot, :, :rank] = layer.lora_B[name].weight * layer.scaling[name]
-
-    def _allocate(self, layer: Any, rank: int) -> None:
+    def _allocate(self, layer: nn.Linear, rank: int) -> None:
         """The layer's stacks at `rank` (its adapters' lower ranks zero-padded), hooked on first use."""
-        base = layer.get_base_layer()
-        like = layer.lora_A[next(iter(layer.lora_A))].weight
-        a = like.new_zeros(self._capacity, rank, base.in_features)
-        b = like.new_zeros(self._capacity, base.out_features, rank)
+        like = layer.weight
+        a = like.new_zeros(self._capacity, layer.in_features, rank)
+        b = like.new_zeros(self._capacity, rank, layer.out_features)
         if layer in self._stacks:
             old_a, old_b = self._stacks[layer]
-            a[:, : old_a.shape[1]] = old_a
-            b[:, :, : old_b.shape[2]] = old_b
+            a[:, :, : old_a.shape[2]] = old_a
+            b[:, : old_b.shape[1]] = old_b
         else:
-            self._hooks.append(layer.register_forward_hook(self._add_rows_deltas))
+            self._hooks.append(layer.register_forward_hook(self._add_deltas))
         self._stacks[layer] = (a, b)
 
     def _grow(self, capacity: int) -> None:
@@ -131,21 +182,18 @@ class BatchedLora:
             )
         self._capacity = capacity
 
-    def _add_rows_deltas(self, layer: Any, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> Any:
-        if self._rows is None:
+    def _add_deltas(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> Any:
+        if self._slot == 0:
             return None
-        a, b = self._stacks[layer]
         x = inputs[0]
-        flat = x.reshape(x.shape[0], -1, x.shape[-1]).to(a.dtype)  # (rows, positions, in)
-        delta = torch.bmm(torch.bmm(flat, a[self._rows].transpose(1, 2)), b[self._rows].transpose(1, 2))
-        return output + delta.reshape(output.shape).to(output.dtype)
-
-
-def _plain(layer: Any) -> bool:
-    """Vanilla LoRA on a linear layer: A and B and a scale, nothing else."""
-    return (
-        isinstance(layer, LoraLinear)
-        and not layer.fan_in_fan_out
-        and not layer.lora_variant
-        and not any(layer.lora_bias.values())
-    )
+        if self._slot > 0:
+            a, b = self._stacks[layer]
+            return output + x @ a[self._slot] @ b[self._slot]
+        pair = self._gathered.get(layer)
+        if pair is None:
+            a, b = self._stacks[layer]
+            pair = (a[self._row_index], b[self._row_index])
+            if self._keep:
+                self._gathered[layer] = pair
+        flat = x.reshape(x.shape[0], -1, x.shape[-1])  # (rows, positions, in)
+        return output + torch.bmm(torch.bmm(flat, pair[0]), pair[1]).reshape(output.shape)
