@@ -1,6 +1,6 @@
-"""Stacked LoRA (inference's lora_batch) against PEFT loading the same saved adapters: the same logits for rows of
-adapters of different ranks, scales and target modules, base rows among them, after a removal; adapters that are not
-plain LoRA left to PEFT, in the backend's batches beside stacked ones."""
+"""Stacked LoRA and DoRA (inference's lora_batch) against PEFT running the same saved adapters one at a time: the same
+logits for rows of adapters of different ranks, scales, variants and target modules, base rows among them, after a
+removal; adapters that cannot be stacked left to PEFT, in the backend's batches beside stacked ones."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import torch
 from modelops_inference import lora_batch
 from modelops_inference.backend import TransformersBackend
-from modelops_inference.lora_batch import LoraStacks, read_plain
+from modelops_inference.lora_batch import LoraStacks, read_stackable
 from modelops_trainer.base_model import build_base_model
 from peft import LoraConfig, PeftModel, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -27,21 +27,33 @@ ADAPTERS = {
     ),
     "c": LoraConfig(r=8, lora_alpha=32, target_modules="all-linear", use_rslora=True, init_lora_weights=False),
     "d": LoraConfig(r=32, target_modules=["k_proj"], init_lora_weights=False),
+    "e": LoraConfig(r=4, target_modules=["q_proj", "down_proj"], use_dora=True, init_lora_weights=False),
 }  # fmt: skip
-ROWS: list[str | None] = ["a", None, "c", "b", "a", "c"]
+ROWS: list[str | None] = ["a", None, "c", "b", "e", "a", "c", "e"]
 
 
 def _base() -> LlamaForCausalLM:
     torch.manual_seed(0)
     config = LlamaConfig(
-        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, vocab_size=97
-    )
-    return LlamaForCausalLM(config).eval()
+        hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, vocab_size=97,
+        attention_bias=True,  # DoRA scales a layer's output without its bias
+    )  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if name.endswith(".bias"):  # initialised to zero, where a wrong handling of them would not show
+                parameter.normal_()
+    return model
 
 
 def _save(base: torch.nn.Module, config: LoraConfig, directory: Path, seed: int = 1) -> Path:
     torch.manual_seed(seed)
-    get_peft_model(copy.deepcopy(base), config).save_pretrained(directory)
+    model = get_peft_model(copy.deepcopy(base), config)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_magnitude_vector" in name:  # DoRA starts at the adapted weight's norms: move off them, as training
+                parameter.mul_(torch.rand_like(parameter) + 0.5)
+    model.save_pretrained(directory)
     return directory
 
 
@@ -53,22 +65,32 @@ def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[LlamaForCausalLM, d
 
 
 def _peft_logits(base: torch.nn.Module, paths: dict[str, Path], ids: torch.Tensor, rows: list[str | None]) -> Any:
+    """Each row's logits from PEFT with that row's adapter active (or with adapters disabled, for None)."""
     names = iter(paths)
     first = next(names)
     model = PeftModel.from_pretrained(copy.deepcopy(base), paths[first], adapter_name=first)
     for name in names:
         model.load_adapter(paths[name], adapter_name=name)
+    logits = torch.zeros(*ids.shape, base.config.vocab_size)
     with torch.inference_mode():
-        return model(input_ids=ids, adapter_names=[name or "__base__" for name in rows]).logits
+        for name in set(rows):
+            index = [i for i, row in enumerate(rows) if row == name]
+            if name is None:
+                with model.disable_adapter():
+                    logits[index] = model(input_ids=ids[index]).logits
+            else:
+                model.set_adapter(name)
+                logits[index] = model(input_ids=ids[index]).logits
+    return logits
 
 
 def _stacked(base: torch.nn.Module, paths: dict[str, Path]) -> tuple[torch.nn.Module, LoraStacks]:
     model = copy.deepcopy(base)
     stacks = LoraStacks(model)
     for name, path in paths.items():
-        pairs = read_plain(path, stacks.linears)
-        assert pairs is not None
-        stacks.add(name, pairs)
+        layers = read_stackable(path, stacks.linears)
+        assert layers is not None
+        stacks.add(name, layers)
     return model, stacks
 
 
@@ -84,7 +106,7 @@ def test_stacked_rows_give_the_logits_peft_gives(
     if not kept:
         monkeypatch.setattr(lora_batch, "GATHERED_BYTES", 0)
     base, paths = saved
-    paths = {name: paths[name] for name in "abc"}
+    paths = {name: paths[name] for name in "abce"}
     model, stacks = _stacked(base, paths)
     ids = torch.randint(0, 97, (len(ROWS), 7))
     expected = _peft_logits(base, paths, ids, ROWS)
@@ -95,9 +117,9 @@ def test_stacked_rows_give_the_logits_peft_gives(
     assert all(not torch.allclose(expected[i], plain[i]) for i, name in enumerate(ROWS) if name)
     with torch.inference_mode():
         assert torch.equal(model(input_ids=ids).logits, plain)
-    # Every row of one adapter: the same as PEFT's active adapter.
-    one = ["b"] * len(ROWS)
-    assert torch.allclose(_stacked_logits(model, stacks, ids, one), _peft_logits(base, paths, ids, one), atol=1e-5)
+    for name in "be":  # every row of one adapter
+        one: list[str | None] = [name] * len(ROWS)
+        assert torch.allclose(_stacked_logits(model, stacks, ids, one), _peft_logits(base, paths, ids, one), atol=1e-5)
 
 
 def test_a_removed_adapter_frees_its_slot_for_the_next(saved: tuple[LlamaForCausalLM, dict[str, Path]]) -> None:
@@ -107,9 +129,9 @@ def test_a_removed_adapter_frees_its_slot_for_the_next(saved: tuple[LlamaForCaus
     ids = torch.randint(0, 97, (len(rows), 5))
     _stacked_logits(model, stacks, ids, rows)
     stacks.remove("b")
-    pairs = read_plain(paths["d"], stacks.linears)
-    assert pairs is not None
-    stacks.add("d", pairs)  # a higher rank than any before: the k_proj stacks are allocated at 32
+    layers = read_stackable(paths["d"], stacks.linears)
+    assert layers is not None
+    stacks.add("d", layers)  # a higher rank than any before: the k_proj stacks are allocated at 32
     assert stacks.slots["d"] == 2  # b's: the same slots row by row as the pass before, with d's pairs in b's place
     rows = ["d", "a", None, "c"]
     expected = _peft_logits(base, {name: paths[name] for name in "acd"}, ids, rows)
@@ -119,18 +141,17 @@ def test_a_removed_adapter_frees_its_slot_for_the_next(saved: tuple[LlamaForCaus
 @pytest.mark.parametrize(
     "variant",
     [
-        {"use_dora": True},
         {"lora_bias": True},
         {"modules_to_save": ["lm_head"]},
         {"target_modules": ["embed_tokens", "q_proj"]},
     ],
 )
-def test_an_adapter_that_is_not_plain_lora_is_not_stacked(
+def test_an_adapter_of_another_kind_is_not_stacked(
     variant: dict[str, Any], saved: tuple[LlamaForCausalLM, dict[str, Path]], tmp_path: Path
 ) -> None:
     base, _ = saved
     path = _save(base, LoraConfig(**{"r": 4, "target_modules": ["q_proj"], **variant}), tmp_path)
-    assert read_plain(path, LoraStacks(copy.deepcopy(base)).linears) is None
+    assert read_stackable(path, LoraStacks(copy.deepcopy(base)).linears) is None
 
 
 def test_an_unknown_config_field_or_pickled_weights_are_not_stacked(
@@ -138,27 +159,27 @@ def test_an_unknown_config_field_or_pickled_weights_are_not_stacked(
 ) -> None:
     base, paths = saved
     linears = LoraStacks(copy.deepcopy(base)).linears
-    assert read_plain(paths["a"], linears) is not None
+    assert read_stackable(paths["a"], linears) is not None
     config = json.loads((paths["a"] / "adapter_config.json").read_text())
     (tmp_path / "adapter_config.json").write_text(json.dumps({**config, "use_some_new_variant": True}))
     (tmp_path / "adapter_model.safetensors").write_bytes((paths["a"] / "adapter_model.safetensors").read_bytes())
-    assert read_plain(tmp_path, linears) is None
+    assert read_stackable(tmp_path, linears) is None
     (tmp_path / "adapter_config.json").write_text(json.dumps(config))
-    assert read_plain(tmp_path, linears) is not None
+    assert read_stackable(tmp_path, linears) is not None
     (tmp_path / "adapter_model.safetensors").rename(tmp_path / "adapter_model.bin")
-    assert read_plain(tmp_path, linears) is None
+    assert read_stackable(tmp_path, linears) is None
 
 
 def test_the_backend_batches_a_peft_adapter_with_stacked_ones(tmp_path: Path) -> None:
-    """An adapter with LoRA biases (PEFT's) in one batch with plain ones (stacked), equal to PEFT running them all;
-    after PEFT's last adapter is unloaded, the stacked ones still apply."""
+    """An adapter with LoRA biases (PEFT's) in one batch with a LoRA and a DoRA one (stacked), equal to PEFT running
+    each; after PEFT's last adapter is unloaded, the stacked ones still apply."""
     build_base_model(tmp_path / "base", 0)
     backend = TransformersBackend("base", tmp_path / "base", torch.device("cpu"), max_adapters=4)
     base = copy.deepcopy(backend._base)
     configs = {
-        "plain-1": ADAPTERS["a"],
+        "lora": ADAPTERS["a"],
         "biased": LoraConfig(r=4, target_modules=["q_proj", "o_proj"], lora_bias=True, init_lora_weights=False),
-        "plain-2": ADAPTERS["c"],
+        "dora": ADAPTERS["e"],
     }
     paths = {name: _save(base, config, tmp_path / name, seed) for seed, (name, config) in enumerate(configs.items())}
 
@@ -169,15 +190,15 @@ def test_the_backend_batches_a_peft_adapter_with_stacked_ones(tmp_path: Path) ->
 
     asyncio.run(load())
     assert backend._peft == {"biased"}
-    assert set(backend._stacks.slots) == {"plain-1", "plain-2"}
-    rows: list[str | None] = ["plain-1", "biased", None, "plain-2", "biased"]
+    assert set(backend._stacks.slots) == {"lora", "dora"}
+    rows: list[str | None] = ["lora", "biased", None, "dora", "biased"]
     ids = torch.randint(0, base.config.vocab_size, (len(rows), 6))
     expected = _peft_logits(base, paths, ids, rows)
     for batch in ([0, 1, 2, 3, 4], [1, 4], [3, 2]):  # mixed; PEFT's alone; stacked alone (PEFT's layers off)
         assert torch.allclose(_rows(backend, ids[batch], [rows[i] for i in batch]), expected[batch], atol=1e-5)
     asyncio.run(backend.remove_adapter("biased"))
     assert backend._model is backend._base
-    assert torch.allclose(_rows(backend, ids[:1], ["plain-1"]), expected[:1], atol=1e-5)
+    assert torch.allclose(_rows(backend, ids[:1], ["lora"]), expected[:1], atol=1e-5)
     asyncio.run(backend.close())
 
 

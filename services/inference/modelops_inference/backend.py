@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreT
 
 from .adapter_slots import AdapterSlots
 from .kv_cache import growing_cache
-from .lora_batch import LoraStacks, read_plain
+from .lora_batch import LoraStacks, read_stackable
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def pick_device(setting: str) -> torch.device:
 
 class TransformersBackend:
     """A transformers causal LM with LoRA adapters; requests for different adapters share one forward pass, each
-    row's adapter applied from the stacks of lora_batch.py (or by PEFT, for an adapter that is not plain LoRA)."""
+    row's adapter applied from the stacks of lora_batch.py (or by PEFT, for an adapter that cannot be stacked)."""
 
     def __init__(self, name: str, path: Path, device: torch.device, max_adapters: int) -> None:
         self.name = name
@@ -86,7 +86,7 @@ class TransformersBackend:
         with _LOADING:
             loaded: Any = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
         self._base = loaded.to(device).eval()
-        self._stacks = LoraStacks(self._base)  # plain LoRA adapters
+        self._stacks = LoraStacks(self._base)  # LoRA and DoRA adapters
         self._peft: set[str] = set()  # adapters PEFT runs, the others
         self._model: Any = self._base  # a PeftModel while PEFT holds an adapter
         self._peft_layers_on = True
@@ -184,9 +184,9 @@ class TransformersBackend:
         for idle in self._slots.to_evict():
             log.info("evicting adapter %s from %s (least recently used)", idle, self.name)
             self._unload(idle)
-        pairs = read_plain(path, self._stacks.linears)
-        if pairs is not None:
-            self._stacks.add(name, pairs)
+        layers = read_stackable(path, self._stacks.linears)
+        if layers is not None:
+            self._stacks.add(name, layers)
         else:
             with _LOADING:
                 if self._peft:
@@ -196,7 +196,7 @@ class TransformersBackend:
             self._peft.add(name)
             self._peft_layers_on = True  # a new adapter's layers come switched on
         self._slots.add(name, path)
-        log.info("loaded adapter %s onto %s%s", name, self.name, "" if pairs is not None else " (through PEFT)")
+        log.info("loaded adapter %s onto %s%s", name, self.name, "" if layers is not None else " (through PEFT)")
 
     def _unload(self, name: str) -> None:
         if not self._slots.discard(name):
