@@ -19,6 +19,10 @@ from . import metrics
 from .backend import Backend
 from .sampling import SamplingParams, next_token
 
+# How many positions a prefill pass may compute per real prompt token: admitted prompts of lengths further apart are
+# prefilled in separate passes.
+PADDING_SLACK = 1.25
+
 
 class QueueFull(Exception):
     """The backend's waiting room is full; the client should retry later."""
@@ -52,10 +56,10 @@ class Scheduler:
 
     The batch keeps one KV cache, left-padded: row i's real tokens are the right-hand end of its mask, and every row's
     position ids count only its real tokens, so padding changes no result. A step is either a prefill of the newly
-    admitted sequences (left-padded among themselves, then padded to the batch's length and concatenated onto it) or a
-    decode step of all rows. Finished or aborted rows are dropped from the cache, and columns that have become padding
-    in every row are trimmed, so the cache is as long as the longest live sequence. Rows of different adapters share
-    every forward pass (the backend applies each row's adapter).
+    admitted sequences (in groups of similar prompt lengths, each left-padded among itself, then padded to the
+    batch's length and concatenated onto it) or a decode step of all rows. Finished or aborted rows are dropped from
+    the cache, and columns that have become padding in every row are trimmed, so the cache is as long as the longest
+    live sequence. Rows of different adapters share every forward pass (the backend applies each row's adapter).
     """
 
     def __init__(self, backend: Backend, *, max_batch: int, max_queue: int) -> None:
@@ -145,6 +149,7 @@ class Scheduler:
         """One forward pass on the model thread: prefill the admitted sequences if any, else decode every row."""
         self._drop([i for i, seq in enumerate(self._rows) if seq.aborted is not None])
         if admitted:
+            admitted.sort(key=lambda seq: len(seq.prompt))
             logits, rows = self._prefill(admitted), admitted
         elif self._rows:
             logits, rows = self._decode(), self._rows
@@ -173,6 +178,19 @@ class Scheduler:
         return produced
 
     def _prefill(self, admitted: list[Sequence]) -> torch.Tensor:
+        """The admitted sequences (sorted by prompt length) prefilled in groups of similar lengths, so that a short
+        prompt is not padded to a long one: a forward pass costs about in proportion to the positions it computes."""
+        groups: list[list[Sequence]] = []
+        for seq in admitted:
+            group = groups[-1] if groups else []
+            padded = (len(group) + 1) * len(seq.prompt)
+            if group and padded <= PADDING_SLACK * sum(len(other.prompt) for other in [*group, seq]):
+                group.append(seq)
+            else:
+                groups.append([seq])
+        return torch.cat([self._prefill_group(group) for group in groups])
+
+    def _prefill_group(self, admitted: list[Sequence]) -> torch.Tensor:
         width = max(len(seq.prompt) for seq in admitted)
         ids = torch.full((len(admitted), width), self._pad, dtype=torch.long)
         mask = torch.zeros((len(admitted), width), dtype=torch.long)
