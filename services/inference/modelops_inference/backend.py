@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, PreT
 
 from .adapter_slots import AdapterSlots
 from .kv_cache import growing_cache
-from .lora_batch import LoraStacks, read_stackable
+from .lora_batch import LayerAdapter, LoraStacks, read_stackable
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,11 @@ class TransformersBackend:
         until `release_adapter`, so it cannot be evicted while a request uses it."""
         self._slots.hold(name)
         try:
-            await self.run(lambda: self._ensure_loaded(name, path))
+            layers = None
+            if name not in self._slots.names():
+                # Reading the files needs no model state: off the model thread, which goes on decoding meanwhile.
+                layers = await asyncio.to_thread(read_stackable, path, self._stacks.linears)
+            await self.run(lambda: self._ensure_loaded(name, path, layers))
         except BaseException:
             self._slots.release(name)
             raise
@@ -178,13 +182,14 @@ class TransformersBackend:
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
 
-    def _ensure_loaded(self, name: str, path: Path) -> None:
+    def _ensure_loaded(self, name: str, path: Path, layers: dict[str, LayerAdapter] | None) -> None:
+        """Load `name` from `path` unless loaded: into the stacks (`layers`, if read beforehand), else through PEFT."""
         if self._slots.touch(name):
             return
         for idle in self._slots.to_evict():
             log.info("evicting adapter %s from %s (least recently used)", idle, self.name)
             self._unload(idle)
-        layers = read_stackable(path, self._stacks.linears)
+        layers = layers or read_stackable(path, self._stacks.linears)
         if layers is not None:
             self._stacks.add(name, layers)
         else:
