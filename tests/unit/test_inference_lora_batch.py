@@ -138,6 +138,27 @@ def test_a_removed_adapter_frees_its_slot_for_the_next(saved: tuple[LlamaForCaus
     assert torch.allclose(_stacked_logits(model, stacks, ids, rows), expected, atol=1e-5)
 
 
+def test_a_load_beside_a_batch_keeps_its_gathered_pairs(saved: tuple[LlamaForCausalLM, dict[str, Path]]) -> None:
+    base, paths = saved
+    model, stacks = _stacked(base, {name: paths[name] for name in "abc"})
+    rows: list[str | None] = ["a", "c", None]
+    ids = torch.randint(0, 97, (len(rows), 5))
+    _stacked_logits(model, stacks, ids, rows)
+    kept = dict(stacks._gathered)
+    layers = read_stackable(paths["d"], stacks.linears)
+    assert layers is not None
+    stacks.add("d", layers)  # a slot no row of the batch takes, and stacks of a new layer (k_proj)
+    stacks.remove("b")
+    assert kept
+    assert stacks._gathered.keys() == kept.keys()
+    assert all(stacks._gathered[layer] is pair for layer, pair in kept.items())
+    expected = _peft_logits(base, {name: paths[name] for name in "acd"}, ids, rows)
+    assert torch.allclose(_stacked_logits(model, stacks, ids, rows), expected, atol=1e-5)
+    rows = ["d", "c", "a"]
+    expected = _peft_logits(base, {name: paths[name] for name in "acd"}, ids, rows)
+    assert torch.allclose(_stacked_logits(model, stacks, ids, rows), expected, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     "variant",
     [

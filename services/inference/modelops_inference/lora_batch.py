@@ -159,7 +159,7 @@ class LoraStacks:
                     self._scales[layer] = layer.weight.new_ones(self._capacity, layer.out_features)
                 self._scales[layer][slot] = scale
         self.slots[name] = slot
-        self._gathered.clear()
+        self._changed(slot)
 
     @torch.no_grad()
     def remove(self, name: str) -> None:
@@ -169,7 +169,7 @@ class LoraStacks:
             b[slot].zero_()
         for scales in self._scales.values():
             scales[slot] = 1
-        self._gathered.clear()
+        self._changed(slot)
 
     @contextmanager
     def rows(self, adapters: list[str | None]) -> Iterator[None]:
@@ -188,6 +188,11 @@ class LoraStacks:
             yield
         finally:
             self._slot = 0
+
+    def _changed(self, slot: int) -> None:
+        """Forget the gathered pairs if they hold `slot` (a batch of other adapters keeps them across a load)."""
+        if slot in self._rows:
+            self._gathered.clear()
 
     def _row_bytes(self) -> int:
         """What one row's A, B and scales take, gathered from every stack."""
