@@ -160,11 +160,10 @@ class TransformersBackend:
         until `release_adapter`, so it cannot be evicted while a request uses it."""
         self._slots.hold(name)
         try:
-            layers = None
-            if name not in self._slots.names():
-                # Reading the files needs no model state: off the model thread, which goes on decoding meanwhile.
-                layers = await asyncio.to_thread(read_stackable, path, self._stacks.linears)
-            await self.run(lambda: self._ensure_loaded(name, path, layers))
+            # Reading the files needs no model state: off the model thread, which goes on decoding meanwhile.
+            read = name not in self._slots.names()
+            layers = await asyncio.to_thread(read_stackable, path, self._stacks.linears) if read else None
+            await self.run(lambda: self._ensure_loaded(name, path, layers, read=read))
         except BaseException:
             self._slots.release(name)
             raise
@@ -182,14 +181,16 @@ class TransformersBackend:
     async def close(self) -> None:
         self._executor.shutdown(wait=True)
 
-    def _ensure_loaded(self, name: str, path: Path, layers: dict[str, LayerAdapter] | None) -> None:
-        """Load `name` from `path` unless loaded: into the stacks (`layers`, if read beforehand), else through PEFT."""
+    def _ensure_loaded(self, name: str, path: Path, layers: dict[str, LayerAdapter] | None, *, read: bool) -> None:
+        """Load `name` from `path` unless loaded: into the stacks (`layers`, when `read` beforehand; None: it cannot be
+        stacked), else through PEFT."""
         if self._slots.touch(name):
             return
         for idle in self._slots.to_evict():
             log.info("evicting adapter %s from %s (least recently used)", idle, self.name)
             self._unload(idle)
-        layers = layers or read_stackable(path, self._stacks.linears)
+        if not read:  # it was loaded when asked for, and has been removed since
+            layers = read_stackable(path, self._stacks.linears)
         if layers is not None:
             self._stacks.add(name, layers)
         else:
