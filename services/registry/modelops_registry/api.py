@@ -63,6 +63,11 @@ async def _artifact_or_404(registry: Registry, artifact_id: str) -> dict[str, An
     artifact = await queries.get_artifact(registry.runtime.pool, artifact_id)
     if artifact is None:
         pending = await queries.submission(registry.runtime.pool, artifact_id)
+        if pending is not None and pending["status"] == "registered":
+            # Registered between the two reads: the artifact is there now.
+            artifact = await queries.get_artifact(registry.runtime.pool, artifact_id)
+        if artifact is not None:
+            return artifact
         if pending is not None:
             raise Problem(
                 404,
